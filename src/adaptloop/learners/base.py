@@ -1,0 +1,198 @@
+"""The ``Learner`` protocol and the small base class the built-in learners share.
+
+Two calls make a learner: ``predict(X)`` and ``learn(X, y)``, both on batches. Classifiers add
+``predict_proba``. Every learner can ``clone()`` itself (same parameters, unfitted) and save and
+restore its state with ``state_dict()`` / ``load_state_dict()``.
+
+>>> import numpy as np
+>>> class MeanRegressor(BaseLearner):
+...     def __init__(self):
+...         super().__init__(task="regression")
+...         self.total, self.count = 0.0, 0
+...     def _learn(self, X, y):
+...         self.total += float(y.sum()); self.count += len(y)
+...     def _predict(self, X):
+...         return np.full(len(X), self.total / max(self.count, 1), dtype=np.float32)
+...     def _get_state(self):
+...         return {"total": self.total, "count": self.count}
+...     def _set_state(self, state):
+...         self.total, self.count = state["total"], state["count"]
+>>> m = MeanRegressor()
+>>> m.learn(np.ones((2, 1)), np.array([1.0, 3.0]))
+>>> m.predict(np.zeros((1, 1)))
+array([2.], dtype=float32)
+>>> m.clone().predict(np.zeros((1, 1)))
+array([0.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from adaptloop.registry import Registry
+from adaptloop.validation import Task, check_features, check_targets
+
+registry = Registry("learner")
+"""Learners and wrappers by name; implementing modules register with ``@registry.register``."""
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What adapts: batch in, batch out (see DESIGN.md, "The two calls")."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def learn(self, X: np.ndarray, y: np.ndarray) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def clone(self) -> Learner: ...
+
+
+@runtime_checkable
+class Classifier(Learner, Protocol):
+    """A learner that also gives class probabilities, shape ``(n, n_classes)``."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def is_classifier(learner: object) -> bool:
+    return callable(getattr(learner, "predict_proba", None))
+
+
+class BaseLearner:
+    """Shared plumbing: parameters from ``__init__``, ``clone``, input checks, state framing.
+
+    Subclasses store each ``__init__`` argument under the same attribute name (as in
+    scikit-learn), call ``super().__init__(task=..., n_classes=...)``, and implement
+    ``_learn``, ``_predict`` (and ``_predict_proba`` for classifiers), ``_get_state`` and
+    ``_set_state``. The public methods validate input before any state changes, so a refused
+    batch leaves the learner exactly as it was.
+    """
+
+    def __init__(self, task: Task, n_classes: int | None = None) -> None:
+        if task not in ("binary", "multiclass", "regression"):
+            raise ValueError(f"task must be binary, multiclass or regression, got {task!r}")
+        if task != "regression":
+            n_classes = 2 if n_classes is None and task == "binary" else n_classes
+            if not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+                raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        self._task: Task = task
+        self._n_classes = None if task == "regression" else int(n_classes)
+        self.n_features_in_: int | None = None
+
+    # -- parameters -------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same name."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def clone(self) -> BaseLearner:
+        """A new, unfitted learner with the same parameters (learner parameters are cloned)."""
+        params = {
+            name: value.clone() if isinstance(value, Learner) else copy.deepcopy(value)
+            for name, value in self.get_params().items()
+        }
+        return type(self)(**params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- task ---------------------------------------------------------------------------------
+    @property
+    def task(self) -> Task:
+        return self._task
+
+    @property
+    def n_classes(self) -> int | None:
+        return self._n_classes
+
+    # -- checked public calls ----------------------------------------------------------------------
+    def check_X(self, X: object) -> np.ndarray:
+        return check_features(X, self.n_features_in_)
+
+    def check_Xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+        X = self.check_X(X)
+        return X, check_targets(y, X.shape[0], self._task, self._n_classes)
+
+    def learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Update on a batch; a refused batch raises ``ValueError`` and changes nothing."""
+        X, y = self.check_Xy(X, y)
+        if self.n_features_in_ is None:
+            self.n_features_in_ = X.shape[1]
+        self._learn(X, y)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class codes (int64) for classifiers, values (float32) for regression."""
+        return self._predict(self.check_X(X))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything learned, as plain Python and numpy values (picklable)."""
+        return {"n_features_in_": self.n_features_in_, "learned": self._get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by ``state_dict`` of a learner with the same parameters."""
+        if not isinstance(state, dict) or not {"n_features_in_", "learned"} <= set(state):
+            raise ValueError("state must be a dict from state_dict() with keys n_features_in_, learned")
+        self._set_state(copy.deepcopy(state["learned"]))
+        self.n_features_in_ = state["n_features_in_"]
+
+    # -- to implement ------------------------------------------------------------------------------
+    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _get_state(self) -> Any:
+        raise NotImplementedError
+
+    def _set_state(self, state: Any) -> None:
+        raise NotImplementedError
+
+
+class BaseClassifier(BaseLearner):
+    """A ``BaseLearner`` whose ``predict`` is the arg-max of ``predict_proba``."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities, shape ``(n, n_classes)``, rows summing to one."""
+        return self._predict_proba(self.check_X(X))
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._predict_proba(X).argmax(axis=1).astype(np.int64)
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def states_equal(a: Any, b: Any) -> bool:
+    """Deep equality for state dicts (numpy arrays and torch tensors compared by value).
+
+    >>> states_equal({"w": np.ones(2)}, {"w": np.ones(2)})
+    True
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b))
+    if hasattr(a, "detach") and hasattr(b, "detach"):  # torch tensors
+        a, b = a.detach().cpu().numpy(), b.detach().cpu().numpy()
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=True))
+    return bool(a == b)

@@ -1,0 +1,91 @@
+"""Checks for arrays crossing the edge of a learner or a stream.
+
+Every check raises ``ValueError`` with a message naming the argument, the expected shape or
+type and what was found, before any state is touched.
+
+>>> import numpy as np
+>>> check_features(np.ones((2, 3))).dtype
+dtype('float32')
+>>> check_features(np.ones((2, 3)), n_features=4)
+Traceback (most recent call last):
+...
+ValueError: X has 3 features, expected 4
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
+
+
+def check_features(X: object, n_features: int | None = None, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a C-contiguous float32 ``(n, d)`` array, or raise ``ValueError``.
+
+    Accepts real numeric arrays (bool, integer, float); refuses other dtypes, other ranks,
+    empty batches, NaN/inf and a feature count different from ``n_features``.
+    """
+    if not isinstance(X, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array of shape (n, d), got {type(X).__name__}")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must have a real numeric dtype (float32 expected), got {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-dimensional (n, d), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {X.shape})")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features, expected {n_features}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+    return X
+
+
+def check_targets(
+    y: object, n_samples: int, task: Task, n_classes: int | None = None, name: str = "y"
+) -> np.ndarray:
+    """Return ``y`` as int64 class codes (classification) or float32 values (regression).
+
+    Class codes must be integers in ``[0, n_classes)``; a label outside it is an unknown label.
+
+    >>> check_targets(np.array([0, 1]), 2, "binary", 2)
+    array([0, 1])
+    >>> check_targets(np.array([0, 2]), 2, "binary", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: y contains unknown label(s) [2]; known labels are 0..1
+    """
+    if not isinstance(y, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array of shape (n,), got {type(y).__name__}")
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional (n,), got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} labels for {n_samples} samples")
+    if task == "regression":
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric for regression, got dtype {y.dtype}")
+        y = y.astype(np.float32, copy=False)
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} contains NaN or infinite value(s)")
+        return y
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            raise ValueError(f"{name} must hold integer class codes, got non-integer floats")
+    elif y.dtype.kind not in "biu":
+        raise ValueError(f"{name} must hold integer class codes (int64), got dtype {y.dtype}")
+    y = y.astype(np.int64, copy=False)
+    limit = n_classes if n_classes is not None else (2 if task == "binary" else None)
+    if limit is not None:
+        unknown = np.unique(y[(y < 0) | (y >= limit)])
+    else:
+        unknown = np.unique(y[y < 0])
+    if unknown.size:
+        shown = unknown[:10].tolist()
+        raise ValueError(
+            f"{name} contains unknown label(s) {shown}; known labels are 0..{(limit or 1) - 1}"
+        )
+    return y
