@@ -1,0 +1,263 @@
+"""Test-then-train evaluation: every batch is first predicted by every learner, then learned.
+
+All learners see the same batches in one pass over the stream. Records are kept per batch (or
+every ``record_every`` samples) and per learner; see :data:`RECORD_COLUMNS`.
+
+>>> import numpy as np
+>>> from adaptloop.streams import ArrayStream
+>>> from adaptloop.learners.base import BaseClassifier
+>>> class Majority(BaseClassifier):
+...     def __init__(self):
+...         super().__init__(task="binary")
+...         self.counts = np.ones(2)
+...     def _learn(self, X, y):
+...         self.counts += np.bincount(y, minlength=2)
+...     def _predict_proba(self, X):
+...         return np.tile(self.counts / self.counts.sum(), (len(X), 1))
+...     def _get_state(self):
+...         return self.counts.copy()
+...     def _set_state(self, state):
+...         self.counts = state
+>>> rng = np.random.default_rng(0)
+>>> stream = ArrayStream(rng.normal(size=(500, 2)), (rng.random(500) < 0.8).astype(np.int64))
+>>> result = prequential(stream, {"majority": Majority()}, batch_size=50, window=100)
+>>> result.summary["majority"]["n_samples"], round(result.summary["majority"]["accuracy"], 2)
+(500, 0.74)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from adaptloop.evaluation.drift import drift_segments
+from adaptloop.evaluation.metrics import (
+    PER_SAMPLE_METRICS,
+    MetricTracker,
+    check_metrics,
+    default_metrics,
+)
+from adaptloop.learners.base import Learner, is_classifier
+from adaptloop.streams.base import Stream, StreamInfo, check_batch_size
+
+RECORD_COLUMNS = {
+    "learner": "name of the learner",
+    "record": "index of the record (0, 1, ...) for this learner",
+    "position": "samples seen so far, including this record's batch(es)",
+    "n": "samples added since the previous record",
+    "{metric}": "metric over all samples so far (cumulative)",
+    "{metric}_window": "metric over the last `window` samples",
+    "{metric}_batch": "metric over the `n` samples of this record (per-sample metrics only)",
+    "predict_seconds": "time spent in predict / predict_proba for this record's samples",
+    "learn_seconds": "time spent in learn for this record's samples",
+    "alarms": "stream positions of drift alarms raised during this record (list)",
+}
+"""Columns of ``records.parquet``: one row per record and learner."""
+
+
+@dataclass
+class PrequentialResult:
+    """What a prequential run measured.
+
+    ``records`` is a pyarrow Table (columns in :data:`RECORD_COLUMNS`), ``summary`` maps each
+    learner to its final metrics and throughput, ``drifts`` lists drift-segmented metrics
+    (one dict per learner and known drift, see :mod:`adaptloop.evaluation.drift`).
+    """
+
+    info: StreamInfo
+    metrics: list[str]
+    window: int
+    records: pa.Table
+    summary: dict[str, dict]
+    drifts: list[dict] = field(default_factory=list)
+
+    def to_pandas(self):
+        """The records as a pandas DataFrame."""
+        return self.records.to_pandas()
+
+
+class _LearnerRun:
+    """Per-learner state of one prequential pass: metrics, timings, alarms, record columns."""
+
+    def __init__(self, name: str, learner: Learner, tracker: MetricTracker) -> None:
+        self.name = name
+        self.learner = learner
+        self.tracker = tracker
+        self.use_proba = tracker.needs_proba
+        self.classifier = is_classifier(learner)
+        self.predict_seconds = 0.0
+        self.learn_seconds = 0.0
+        self._record_predict = 0.0
+        self._record_learn = 0.0
+        self._alarms_seen = len(getattr(learner, "alarms", ()) or ())
+        self.alarms: list[int] = []
+        self.columns: dict[str, list] = {}
+
+    def step(self, X: np.ndarray, y: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        if self.use_proba:
+            proba = self.learner.predict_proba(X)
+            pred = proba.argmax(axis=1)
+        else:
+            proba = None
+            pred = self.learner.predict(X)
+        t1 = time.perf_counter()
+        self.learner.learn(X, y)
+        t2 = time.perf_counter()
+        self._record_predict += t1 - t0
+        self._record_learn += t2 - t1
+        self.tracker.update(y, pred, proba)
+
+    def record(self, position: int, n: int) -> None:
+        alarms = list(getattr(self.learner, "alarms", ()) or ())
+        new_alarms = [int(a) for a in alarms[self._alarms_seen :]]
+        self._alarms_seen = len(alarms)
+        self.alarms.extend(new_alarms)
+        row = {
+            "record": len(self.columns.get("position", ())),
+            "position": position,
+            "n": n,
+            **self.tracker.report(),
+            "predict_seconds": self._record_predict,
+            "learn_seconds": self._record_learn,
+            "alarms": new_alarms,
+        }
+        self.predict_seconds += self._record_predict
+        self.learn_seconds += self._record_learn
+        self._record_predict = self._record_learn = 0.0
+        for key, value in row.items():
+            self.columns.setdefault(key, []).append(value)
+
+    def summary(self) -> dict:
+        last = {
+            k: v[-1]
+            for k, v in self.columns.items()
+            if k.endswith("_window") or k in self.tracker.metrics
+        }
+        busy = self.predict_seconds + self.learn_seconds
+        n = self.tracker.count
+        return {
+            "n_samples": n,
+            **last,
+            "predict_seconds": self.predict_seconds,
+            "learn_seconds": self.learn_seconds,
+            "samples_per_second": n / busy if busy > 0 else float("inf"),
+            "alarms": self.alarms,
+        }
+
+
+def _check_learner_fits(name: str, learner: object, info: StreamInfo) -> None:
+    if not isinstance(learner, Learner):
+        raise ValueError(
+            f"learner {name!r} is not a Learner (needs predict, learn, state_dict, ...)"
+        )
+    task = getattr(learner, "task", None)
+    if info.task == "regression" and is_classifier(learner):
+        raise ValueError(f"learner {name!r} is a classifier but stream {info.name!r} is regression")
+    if info.task != "regression" and task == "regression":
+        raise ValueError(f"learner {name!r} is a regressor but stream {info.name!r} is {info.task}")
+    n_classes = getattr(learner, "n_classes", None)
+    if info.n_classes is not None and n_classes is not None and n_classes != info.n_classes:
+        raise ValueError(
+            f"learner {name!r} has n_classes={n_classes} but stream {info.name!r} has "
+            f"{info.n_classes} classes {list(info.classes)}"
+        )
+
+
+def prequential(
+    stream: Stream,
+    learners: Mapping[str, Learner],
+    *,
+    batch_size: int = 256,
+    metrics: list[str] | None = None,
+    window: int = 1000,
+    record_every: int | None = None,
+    max_samples: int | None = None,
+    after: int = 1000,
+    tolerance: float = 0.02,
+    on_batch: Callable[[int], None] | None = None,
+) -> PrequentialResult:
+    """Predict, score, then learn each batch with every learner; return records and summaries.
+
+    Args:
+        stream: the data; its ``info`` gives the task, classes and known drifts.
+        learners: name -> learner; each sees every batch in the same order.
+        batch_size: samples per batch (1 = one sample at a time).
+        metrics: metric names (default: all metrics of the task, see ``default_metrics``).
+        window: size of the sliding window of the ``*_window`` metrics (samples).
+        record_every: write a record every this many samples (default: every batch).
+        max_samples: stop after this many samples.
+        after, tolerance: drift-segmented metric parameters (``evaluation.drift``).
+        on_batch: called with the number of samples seen after each batch (progress bars).
+    """
+    batch_size = check_batch_size(batch_size)
+    info = stream.info
+    if not learners:
+        raise ValueError("no learners to evaluate")
+    for name, learner in learners.items():
+        _check_learner_fits(name, learner, info)
+    metrics = check_metrics(metrics, info.task) if metrics else default_metrics(info.task)
+    if record_every is not None and record_every < 1:
+        raise ValueError(f"record_every must be >= 1 sample, got {record_every}")
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    runs = [
+        _LearnerRun(name, learner, MetricTracker(metrics, info.task, info.n_classes, window))
+        for name, learner in learners.items()
+    ]
+    position = 0
+    last_record = 0
+    for X, y in stream.iter_batches(batch_size):
+        if max_samples is not None and position + X.shape[0] > max_samples:
+            X, y = X[: max_samples - position], y[: max_samples - position]
+            if X.shape[0] == 0:
+                break
+        for run in runs:
+            run.step(X, y)
+        position += X.shape[0]
+        if record_every is None or position - last_record >= record_every:
+            for run in runs:
+                run.record(position, position - last_record)
+            last_record = position
+        if on_batch is not None:
+            on_batch(position)
+        if max_samples is not None and position >= max_samples:
+            break
+    if position > last_record:
+        for run in runs:
+            run.record(position, position - last_record)
+    return _result(info, metrics, window, runs, after, tolerance)
+
+
+def _result(info, metrics, window, runs, after, tolerance) -> PrequentialResult:
+    tables = []
+    for run in runs:
+        columns = {"learner": [run.name] * len(run.columns["position"]), **run.columns}
+        columns["alarms"] = pa.array(columns["alarms"], type=pa.list_(pa.int64()))
+        tables.append(pa.table(columns))
+    records = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    segment_metric = next((m for m in metrics if m in PER_SAMPLE_METRICS), None)
+    drifts = []
+    if info.drifts and segment_metric is not None:
+        for run in runs:
+            for seg in drift_segments(
+                {k: np.asarray(v) for k, v in run.columns.items() if k != "alarms"},
+                info.drifts,
+                segment_metric,
+                window,
+                after,
+                tolerance,
+            ):
+                drifts.append({"learner": run.name, **seg})
+    return PrequentialResult(
+        info=info,
+        metrics=metrics,
+        window=window,
+        records=records,
+        summary={run.name: run.summary() for run in runs},
+        drifts=drifts,
+    )
