@@ -79,11 +79,9 @@ def check_targets(
         raise ValueError(f"{name} must hold integer class codes (int64), got dtype {y.dtype}")
     y = y.astype(np.int64, copy=False)
     limit = n_classes if n_classes is not None else (2 if task == "binary" else None)
-    if limit is not None:
-        unknown = np.unique(y[(y < 0) | (y >= limit)])
-    else:
-        unknown = np.unique(y[y < 0])
-    if unknown.size:
+    bad = (y < 0) | (y >= limit) if limit is not None else y < 0
+    unknown = np.unique(y[bad]) if bad.any() else ()
+    if len(unknown):
         shown = unknown[:10].tolist()
         raise ValueError(
             f"{name} contains unknown label(s) {shown}; known labels are 0..{(limit or 1) - 1}"

@@ -148,7 +148,9 @@ class BaseLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state produced by ``state_dict`` of a learner with the same parameters."""
         if not isinstance(state, dict) or not {"n_features_in_", "learned"} <= set(state):
-            raise ValueError("state must be a dict from state_dict() with keys n_features_in_, learned")
+            raise ValueError(
+                "state must be a dict from state_dict() with keys n_features_in_, learned"
+            )
         self._set_state(copy.deepcopy(state["learned"]))
         self.n_features_in_ = state["n_features_in_"]
 
@@ -189,10 +191,11 @@ def states_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b, strict=True))
     if hasattr(a, "detach") and hasattr(b, "detach"):  # torch tensors
         a, b = a.detach().cpu().numpy(), b.detach().cpu().numpy()
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a, b = np.asarray(a), np.asarray(b)
-        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=True))
+        same_kind = a.shape == b.shape and a.dtype == b.dtype
+        return same_kind and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
     return bool(a == b)
