@@ -1,0 +1,169 @@
+"""The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages).
+
+adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N]
+adaptloop list
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adaptloop.experiment import ExperimentError, load_experiment, run_experiment, with_seed
+
+app = typer.Typer(
+    help="Keep models accurate while their data keeps changing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    experiment: Annotated[
+        Path | None,
+        typer.Argument(help="Experiment TOML file; without one, the built-in default runs."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Results folder (default: results/<name>-<timestamp>)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Override the experiment's seed.")
+    ] = None,
+) -> None:
+    """Run an experiment prequentially and write its results folder."""
+    try:
+        spec = load_experiment(experiment)
+        if seed is not None:
+            spec = with_seed(spec, seed)
+    except ExperimentError as error:
+        raise _fail(str(error)) from None
+    out = out or Path("results") / f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    console.print(f"[bold]{spec.name}[/]: {len(spec.learners)} learners, seed {spec.seed}")
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task_id = None
+
+    def on_start(info, total):
+        nonlocal task_id
+        task_id = progress.add_task(f"{info.name}", total=total)
+
+    started = time.perf_counter()
+    try:
+        with progress:
+            result = run_experiment(
+                spec,
+                on_start=on_start,
+                on_batch=lambda position: progress.update(task_id, completed=position),
+            )
+    except (ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    elapsed = time.perf_counter() - started
+    from adaptloop.evaluation.results import write_results
+
+    folder = write_results(
+        result, out, spec.source, experiment_name=spec.name, seed=spec.seed, wall_seconds=elapsed
+    )
+    console.print(summary_table(result))
+    if result.drifts:
+        console.print(drift_table(result))
+    console.print(f"results: [bold]{folder}[/] ({elapsed:.1f} s)")
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def summary_table(result) -> Table:
+    """Final metrics per learner: cumulative, windowed, throughput and alarms."""
+    table = Table(title=f"{result.info.name}: prequential summary", title_justify="left")
+    table.add_column("learner", style="bold")
+    for metric in result.metrics:
+        table.add_column(metric, justify="right")
+        table.add_column(f"{metric} (last {result.window})", justify="right")
+    table.add_column("samples/s", justify="right")
+    table.add_column("alarms", justify="right")
+    for name, summary in result.summary.items():
+        cells = []
+        for metric in result.metrics:
+            cells += [_fmt(summary.get(metric)), _fmt(summary.get(f"{metric}_window"))]
+        table.add_row(
+            name, *cells, f"{summary['samples_per_second']:,.0f}", str(len(summary["alarms"]))
+        )
+    return table
+
+
+def drift_table(result) -> Table:
+    """Before / after / recovery per known drift and learner."""
+    metric = result.drifts[0]["metric"]
+    table = Table(title=f"around each known drift ({metric})", title_justify="left")
+    for column in ("learner", "drift at", "before", "first samples after", "drop", "recovery"):
+        table.add_column(column, justify="left" if column == "learner" else "right")
+    for seg in result.drifts:
+        recovery = "never" if seg["recovery"] is None else f"{seg['recovery']:,} samples"
+        table.add_row(
+            seg["learner"],
+            f"{seg['position']:,}",
+            _fmt(seg["before"]),
+            _fmt(seg["after"]),
+            _fmt(seg["drop"]),
+            recovery,
+        )
+    return table
+
+
+@app.command("list")
+def list_components() -> None:
+    """Show the available streams, learners and drift detectors with their parameters."""
+    from adaptloop.learners import registry as learner_registry
+    from adaptloop.learners.detectors import detectors
+    from adaptloop.streams import registry as stream_registry
+
+    for registry in (stream_registry, learner_registry, detectors):
+        table = Table(title=f"{registry.kind}s", title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("parameters (default)")
+        table.add_column("description")
+        for name in registry.names():
+            params = ", ".join(
+                p.name if p.required else f"{p.name}={p.default!r}"
+                for p in registry.parameters(name)
+            )
+            table.add_row(name, params, registry.describe(name))
+        console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
