@@ -1,0 +1,121 @@
+"""Drift detectors by name: River's detectors, registered so experiments can name them.
+
+The detectors are River's own (``river.drift`` and ``river.drift.binary``); this module only
+names them and builds them from a name, a ``{"kind": name, ...params}`` dict or an instance.
+Detectors in ``binary_detectors()`` expect 0/1 inputs (a classifier's mistakes); the others
+take any real value (an error, a loss).
+
+>>> from adaptloop.learners.detectors import detectors, make_detector
+>>> "adwin" in detectors
+True
+>>> det = make_detector({"kind": "page_hinkley", "threshold": 20.0})
+>>> type(det).__name__, det.threshold
+('PageHinkley', 20.0)
+>>> for x in [0.0] * 100 + [5.0] * 20:
+...     det.update(x)
+...     if det.drift_detected:
+...         break
+>>> det.drift_detected
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from river import drift
+from river.base import BinaryDriftDetector
+from river.base.drift_detector import _BaseDriftDetector
+
+from adaptloop.registry import Registry
+
+__all__ = ["detectors", "make_detector", "is_binary_detector", "DetectorSpec"]
+
+detectors = Registry("detector")
+"""Drift detectors by name (River classes); build one with :func:`make_detector`."""
+
+detectors.register("adwin")(drift.ADWIN)
+detectors.register("page_hinkley")(drift.PageHinkley)
+detectors.register("kswin")(drift.KSWIN)
+detectors.register("ddm")(drift.binary.DDM)
+detectors.register("eddm")(drift.binary.EDDM)
+detectors.register("hddm_a")(drift.binary.HDDMA)
+detectors.register("hddm_w")(drift.binary.HDDMW)
+detectors.register("fhddm")(drift.binary.FHDDM)
+
+DetectorSpec = str | dict[str, Any] | _BaseDriftDetector
+"""What :func:`make_detector` accepts: a name, a ``{"kind": name, ...}`` dict or an instance."""
+
+
+def make_detector(
+    spec: DetectorSpec, seed: int | None = None, params: dict[str, Any] | None = None
+) -> _BaseDriftDetector:
+    """Build a fresh (state-free) River drift detector from ``spec``.
+
+    ``spec`` is a registered name (``"adwin"``), a dict ``{"kind": name, **params}`` or a
+    River detector instance, which is cloned (same parameters, fresh state) so that two users
+    never share state. ``params`` are extra constructor arguments (they override those of the
+    dict or instance). ``seed`` is passed to detectors that take one (KSWIN) unless the spec
+    sets it. Unknown names and parameters raise ``ValueError`` naming the known ones.
+
+    >>> make_detector("adwin", params={"delta": 0.01}).delta
+    0.01
+    >>> make_detector("kswin", seed=3).seed
+    3
+    >>> make_detector("nope")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown detector 'nope'; known: adwin, ddm, eddm, ..., kswin, page_hinkley
+    """
+    extra = dict(params or {})
+    if isinstance(spec, _BaseDriftDetector):
+        takes_seed = "seed" in _init_params(type(spec)) and "seed" not in extra
+        if seed is not None and takes_seed and getattr(spec, "seed", None) is None:
+            extra["seed"] = seed
+        return spec.clone(extra) if extra else spec.clone()
+    if isinstance(spec, type) and issubclass(spec, _BaseDriftDetector):
+        return _build(spec, extra, seed)
+    if isinstance(spec, str):
+        return _build_named(spec, extra, seed)
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        if not isinstance(kind, str):
+            known = ", ".join(detectors.names())
+            raise ValueError(
+                f"detector dict needs a 'kind' naming a detector ({known}), got {kind!r}"
+            )
+        return _build_named(kind, {**spec, **extra}, seed)
+    raise ValueError(
+        "detector must be a name, a {'kind': name, ...} dict or a River drift detector, "
+        f"got {type(spec).__name__}"
+    )
+
+
+def is_binary_detector(detector: object) -> bool:
+    """Whether ``detector`` expects 0/1 inputs (River's ``BinaryDriftDetector``).
+
+    >>> is_binary_detector(make_detector("ddm")), is_binary_detector(make_detector("adwin"))
+    (True, False)
+    """
+    return isinstance(detector, BinaryDriftDetector)
+
+
+def _init_params(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls).parameters if p != "self"]
+
+
+def _build_named(name: str, params: dict[str, Any], seed: int | None) -> _BaseDriftDetector:
+    if seed is not None and "seed" in detectors.parameter_names(name):
+        params.setdefault("seed", seed)
+    return detectors.create(name, **params)
+
+
+def _build(cls: type, params: dict[str, Any], seed: int | None) -> _BaseDriftDetector:
+    if seed is not None and "seed" in _init_params(cls):
+        params.setdefault("seed", seed)
+    try:
+        return cls(**params)
+    except TypeError as error:
+        raise ValueError(f"cannot build {cls.__name__} with {params}: {error}") from None

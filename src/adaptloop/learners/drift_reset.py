@@ -1,0 +1,172 @@
+"""``DriftReset``: watch the model's errors with a River drift detector; on an alarm, start over.
+
+>>> import numpy as np
+>>> from adaptloop.learners.drift_reset import DriftReset
+>>> from adaptloop.learners.wrapping import MajorityClass
+>>> model = DriftReset(MajorityClass(), detector="adwin", window=100)
+>>> X = np.zeros((100, 1), dtype=np.float32)
+>>> for y in [np.zeros(100, dtype=np.int64)] * 5 + [np.ones(100, dtype=np.int64)] * 3:
+...     model.learn(X, y)
+>>> len(model.alarms) >= 1 and 500 <= model.alarms[0] < 600
+True
+>>> model.predict(X[:1])
+array([1])
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+
+from adaptloop.learners.base import Learner, registry
+from adaptloop.learners.detectors import DetectorSpec, is_binary_detector, make_detector
+from adaptloop.learners.wrapping import RingBuffer, Wrapper, check_positive_int
+
+__all__ = ["DriftReset"]
+
+
+@registry.register("drift_reset")
+class DriftReset(Wrapper):
+    """Feed each sample's error to a drift detector; on an alarm, replace the model.
+
+    For every batch, the served model first predicts it (test-then-train): the per-sample
+    errors (0/1 mistakes for classifiers, absolute errors for regression) go one by one, in
+    order, to the detector (``detector.update(e)`` then ``detector.drift_detected``). On an
+    alarm at the sample of stream position ``p`` (the number of samples learned before it, so
+    the alarming sample's absolute index), ``p`` is appended to ``alarms``, the served model
+    is replaced by a fresh clone of ``base`` trained (one pass, in order, mini-batches of
+    ``fit_batch_size``) on the last ``window`` samples up to and including that sample, and
+    the detector is reset. The rest of the batch is then predicted by the new model (its
+    errors feed the fresh detector) and learned by it. Without an alarm, the served model
+    learns the batch incrementally. The very first batch is only learned (there is no model
+    to judge yet).
+
+    ``detector`` is a name of :data:`adaptloop.learners.detectors.detectors` (``"adwin"``,
+    ``"page_hinkley"``, ``"kswin"``, ``"ddm"``, ``"eddm"``, ``"hddm_a"``, ``"hddm_w"``,
+    ``"fhddm"``), a dict ``{"kind": name, **params}`` or a River detector instance (cloned,
+    so its state is never shared); ``detector_params`` adds constructor arguments and ``seed``
+    goes to detectors that take one. Binary detectors (DDM, EDDM, HDDM, FHDDM) need a
+    classifier base.
+
+    >>> import numpy as np
+    >>> from river.drift import ADWIN
+    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> DriftReset(MajorityClass(), detector=ADWIN(delta=0.01)).detector_.delta
+    0.01
+    >>> DriftReset(MajorityClass(), detector={"kind": "ddm", "warm_start": 50}).detector_
+    DDM (
+      warm_start=50
+      warning_threshold=2.
+      drift_threshold=3.
+    )
+    """
+
+    alarms: list[int] = []  # noqa: RUF012 - per-instance list set in __init__; shadows Wrapper.alarms
+
+    def __init__(
+        self,
+        base: Learner,
+        detector: DetectorSpec = "adwin",
+        window: int = 2000,
+        detector_params: dict[str, Any] | None = None,
+        fit_batch_size: int | None = 256,
+        seed: int | None = None,
+    ) -> None:
+        self.detector = detector
+        self.window = check_positive_int(window, "window")
+        if detector_params is not None and not isinstance(detector_params, dict):
+            raise ValueError(
+                f"detector_params must be a dict, got {type(detector_params).__name__}"
+            )
+        self.detector_params = detector_params
+        if fit_batch_size is not None:
+            fit_batch_size = check_positive_int(fit_batch_size, "fit_batch_size")
+        self.fit_batch_size = fit_batch_size
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        self.seed = seed
+        super().__init__(base)
+        self._prototype = make_detector(detector, seed=seed, params=detector_params)
+        if is_binary_detector(self._prototype) and self.task == "regression":
+            raise ValueError(
+                f"detector {type(self._prototype).__name__} takes 0/1 errors and needs a "
+                "classifier base; use adwin, page_hinkley or kswin for regression"
+            )
+        self.detector_ = self._prototype.clone()
+        self.buffer_ = RingBuffer(self.window)
+        self.n_seen_ = 0
+        self.alarms = []  # this wrapper's own alarms (stream positions)
+
+    def check_Xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+        X, y = super().check_Xy(X, y)
+        if is_binary_detector(self._prototype) and not self._is_classifier():
+            raise ValueError(
+                f"detector {type(self._prototype).__name__} takes 0/1 errors and needs a "
+                "classifier base"
+            )
+        return X, y
+
+    def _errors(self, X: np.ndarray, y: np.ndarray) -> list[Any]:
+        pred = np.asarray(self.model_.predict(X))
+        if self._is_classifier():
+            wrong = pred.reshape(len(y)) != y
+            return (
+                wrong.tolist()
+                if is_binary_detector(self.detector_)
+                else wrong.astype(float).tolist()
+            )
+        return np.abs(pred.reshape(len(y)).astype(np.float64) - y).tolist()
+
+    def _first_alarm(self, errors: list[Any]) -> int | None:
+        detector = self.detector_
+        for i, error in enumerate(errors):
+            detector.update(error)
+            if detector.drift_detected:
+                return i
+        return None
+
+    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        n, start = len(X), 0
+        if self.n_seen_ > 0:
+            while start < n:
+                alarm = self._first_alarm(self._errors(X[start:], y[start:]))
+                if alarm is None:
+                    break
+                i = start + alarm
+                self.alarms.append(self.n_seen_ + i)
+                self.buffer_.extend(X[start : i + 1], y[start : i + 1])
+                Xw, yw = self.buffer_.get()
+                self.model_ = self._fit_fresh(Xw, yw, 1, self.fit_batch_size)
+                self.detector_ = self._prototype.clone()
+                start = i + 1
+        if start < n:
+            self.buffer_.extend(X[start:], y[start:])
+            self.model_.learn(X[start:], y[start:])
+        self.n_seen_ += n
+
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model_.state_dict(),
+            "buffer": self.buffer_.state(),
+            "n_seen": self.n_seen_,
+            "alarms": list(self.alarms),
+            "detector": pickle.dumps(self.detector_),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        keys = {"buffer", "n_seen", "alarms", "detector"}
+        if not isinstance(state, dict) or not keys <= set(state):
+            raise ValueError("DriftReset state needs keys model, buffer, n_seen, alarms, detector")
+        buffer = RingBuffer.from_state(self.window, state["buffer"])
+        detector = pickle.loads(state["detector"])
+        if type(detector) is not type(self._prototype):
+            raise ValueError(
+                f"state holds a {type(detector).__name__} detector, "
+                f"this DriftReset uses {type(self._prototype).__name__}"
+            )
+        model = self._new_model(state)
+        self.model_, self.buffer_, self.detector_ = model, buffer, detector
+        self.n_seen_ = int(state["n_seen"])
+        self.alarms = [int(a) for a in state["alarms"]]

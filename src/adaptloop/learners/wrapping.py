@@ -1,0 +1,304 @@
+"""Plumbing the wrapper learners share: the ``Wrapper`` base class and a numpy ring buffer.
+
+A wrapper takes a learner (``base``) and is a learner. ``base`` stays an unfitted template;
+the wrapper serves ``model_``, a clone of it that it trains and may replace by a fresh clone.
+The base may be any ``Learner`` (a River adapter too): only the protocol is relied upon, plus
+``task``, ``n_classes``, ``check_Xy`` and ``predict_proba`` where the base has them.
+
+>>> import numpy as np
+>>> buf = RingBuffer(3)
+>>> buf.extend(np.arange(8, dtype=np.float32).reshape(4, 2), np.array([0, 1, 0, 1]))
+>>> X, y = buf.get()
+>>> X[:, 0], y
+(array([2., 4., 6.], dtype=float32), array([1, 0, 1]))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from adaptloop.learners.base import BaseLearner, Learner, is_classifier, registry
+from adaptloop.validation import Task, check_features, check_targets
+
+__all__ = ["MajorityClass", "RingBuffer", "Wrapper", "check_positive_int", "resolve_learner"]
+
+
+class RingBuffer:
+    """The last ``capacity`` samples ``(X, y)`` of a stream, in preallocated numpy arrays.
+
+    Writes are vectorised (at most two slice copies per batch, whatever the batch size);
+    ``get`` returns copies, oldest sample first.
+
+    >>> buf = RingBuffer(4)
+    >>> buf.extend(np.ones((2, 1)), np.array([1.0, 2.0]))
+    >>> len(buf), buf.get()[1]
+    (2, array([1., 2.]))
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if not isinstance(capacity, (int, np.integer)) or isinstance(capacity, bool):
+            raise ValueError(f"window must be an integer >= 1, got {capacity!r}")
+        if capacity < 1:
+            raise ValueError(f"window must be an integer >= 1, got {capacity!r}")
+        self.capacity = int(capacity)
+        self._X: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._pos = 0  # next slot to write
+        self._size = 0  # filled slots
+
+    def __len__(self) -> int:
+        return self._size
+
+    def extend(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Append a batch; only its last ``capacity`` samples can stay."""
+        cap = self.capacity
+        if self._X is None:
+            self._X = np.empty((cap, X.shape[1]), dtype=X.dtype)
+            self._y = np.empty(cap, dtype=y.dtype)
+        assert self._y is not None
+        if len(X) >= cap:
+            self._X[:] = X[-cap:]
+            self._y[:] = y[-cap:]
+            self._pos, self._size = 0, cap
+            return
+        n = len(X)
+        first = min(n, cap - self._pos)
+        self._X[self._pos : self._pos + first] = X[:first]
+        self._y[self._pos : self._pos + first] = y[:first]
+        rest = n - first
+        if rest:
+            self._X[:rest] = X[first:]
+            self._y[:rest] = y[first:]
+        self._pos = (self._pos + n) % cap
+        self._size = min(cap, self._size + n)
+
+    def get(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored samples, oldest first (copies); empty arrays before any ``extend``."""
+        if self._X is None or self._y is None:
+            return np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32)
+        if self._size < self.capacity:
+            return self._X[: self._size].copy(), self._y[: self._size].copy()
+        order = np.r_[self._pos : self.capacity, 0 : self._pos]
+        return self._X[order], self._y[order]
+
+    def state(self) -> dict[str, Any] | None:
+        """The contents, oldest first, as plain arrays (``None`` when never written)."""
+        if self._X is None:
+            return None
+        X, y = self.get()
+        return {"X": X, "y": y}
+
+    @classmethod
+    def from_state(cls, capacity: int, state: dict[str, Any] | None) -> RingBuffer:
+        """A buffer holding what ``state()`` returned."""
+        buf = cls(capacity)
+        if state is None:
+            return buf
+        if not isinstance(state, dict) or not {"X", "y"} <= set(state):
+            raise ValueError("buffer state must be None or a dict with keys X, y")
+        X, y = np.asarray(state["X"]), np.asarray(state["y"])
+        if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) > capacity:
+            raise ValueError(
+                f"buffer state holds X {X.shape} and y {y.shape}; expected (n, d) and (n,) "
+                f"with n <= window={capacity}"
+            )
+        buf._X = np.empty((capacity, X.shape[1]), dtype=X.dtype)
+        buf._y = np.empty(capacity, dtype=y.dtype)
+        if len(X):
+            buf.extend(X, y)
+        return buf
+
+
+def resolve_learner(base: object, name: str = "base") -> Learner:
+    """``base`` as a learner: a learner as is, a registered name or ``{"kind": name, ...}``.
+
+    >>> resolve_learner(3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: base must be a learner (predict, learn, ...), a learner name or ... dict, got int
+    """
+    if isinstance(base, Learner):
+        return base
+    if isinstance(base, str):
+        return registry.create(base)
+    if isinstance(base, dict) and isinstance(base.get("kind"), str):
+        params = {k: v for k, v in base.items() if k != "kind"}
+        return registry.create(base["kind"], **params)
+    raise ValueError(
+        f"{name} must be a learner (predict, learn, state_dict, load_state_dict, clone), "
+        f"a learner name or a {{'kind': name, ...}} dict, got {type(base).__name__}"
+    )
+
+
+def _check_any_targets(y: object, n_samples: int) -> np.ndarray:
+    """Target checks when the base tells no task: a finite numeric ``(n,)`` array."""
+    if not isinstance(y, np.ndarray):
+        raise ValueError(f"y must be a numpy array of shape (n,), got {type(y).__name__}")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-dimensional (n,), got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y has {y.shape[0]} labels for {n_samples} samples")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"y must be numeric, got dtype {y.dtype}")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinite value(s)")
+    return y
+
+
+class Wrapper(BaseLearner):
+    """Base of the wrappers: a learner around a learner (``base``), as River's meta-estimators.
+
+    Subclasses implement ``_learn`` (given validated ``X``, ``y``), and extend ``_get_state`` /
+    ``_set_state`` (which hold the served model's state under ``"model"``). ``predict`` and
+    ``predict_proba`` go to the served model ``model_``; ``predict_proba`` exists only when
+    that model has one (so ``is_classifier(wrapper)`` tells the truth). ``alarms`` is the served
+    model's ``alarms`` (drift positions) or an empty list.
+
+    >>> from adaptloop.learners.static import Static
+    >>> Static(base=3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: base must be a learner (predict, learn, ...), a learner name or ... dict, got int
+    """
+
+    def __init__(self, base: Learner) -> None:  # noqa: D107 - no BaseLearner task check
+        self.base = resolve_learner(base)
+        self.model_: Learner = self.base.clone()
+        self.n_features_in_: int | None = None
+
+    # -- task, read from the base --------------------------------------------------------------
+    @property
+    def task(self) -> Task | None:  # type: ignore[override]
+        """The base's task (``binary``, ``multiclass``, ``regression``), ``None`` if it has none."""
+        return getattr(self.model_, "task", None) or getattr(self.base, "task", None)
+
+    @property
+    def n_classes(self) -> int | None:
+        """The base's number of classes, ``None`` for regression or when it does not say."""
+        value = getattr(self.model_, "n_classes", None)
+        return value if value is not None else getattr(self.base, "n_classes", None)
+
+    @property
+    def alarms(self) -> list[int]:
+        """Drift alarm positions of the served model (nested wrappers), else ``[]``."""
+        return list(getattr(self.model_, "alarms", None) or [])
+
+    def _is_classifier(self) -> bool:
+        task = self.task
+        if task is not None:
+            return task != "regression"
+        return is_classifier(self.model_)
+
+    # -- checks --------------------------------------------------------------------------------
+    def check_X(self, X: object) -> np.ndarray:
+        return check_features(X, self.n_features_in_)
+
+    def check_Xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+        """Validate a batch against the wrapper and its base, changing nothing."""
+        X = self.check_X(X)
+        task = self.task
+        if task is not None:
+            y = check_targets(y, X.shape[0], task, self.n_classes)
+        else:
+            y = _check_any_targets(y, X.shape[0])
+        model_check = getattr(self.model_, "check_Xy", None)
+        if callable(model_check):
+            X, y = model_check(X, y)
+        return X, y
+
+    # -- serving -------------------------------------------------------------------------------
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict(X)
+
+    @property
+    def predict_proba(self) -> Any:
+        """Class probabilities of the served model; missing (``AttributeError``) for regressors."""
+        if not callable(getattr(self.model_, "predict_proba", None)):
+            raise AttributeError(
+                f"{type(self).__name__} has no predict_proba: its base "
+                f"{type(self.base).__name__} is not a classifier"
+            )
+        return self._predict_proba
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict_proba(self.check_X(X))  # type: ignore[attr-defined]
+
+    # -- state ---------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return {"model": self.model_.state_dict()}
+
+    def _new_model(self, state: dict[str, Any]) -> Learner:
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError(f"{type(self).__name__} state must be a dict with key 'model'")
+        model = self.base.clone()
+        model.load_state_dict(state["model"])
+        return model
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.model_ = self._new_model(state)
+
+    def _fit_fresh(
+        self, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int | None
+    ) -> Learner:
+        """A fresh clone of ``base`` trained ``epochs`` passes over ``(X, y)`` in order."""
+        model = self.base.clone()
+        if len(X) == 0:
+            return model
+        step = len(X) if batch_size is None else batch_size
+        for _ in range(epochs):
+            for start in range(0, len(X), step):
+                model.learn(X[start : start + step], y[start : start + step])
+        return model
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum``, or ``ValueError`` naming ``name``.
+
+    >>> check_positive_int(3, "every")
+    3
+    >>> check_positive_int(0, "every")
+    Traceback (most recent call last):
+    ...
+    ValueError: every must be an integer >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class MajorityClass(BaseLearner):
+    """A tiny classifier predicting the most frequent label learned so far (ties: lowest code).
+
+    Not registered; the wrappers' examples use it because its behaviour is obvious.
+    Unfitted, it predicts class 0 with uniform probabilities.
+
+    >>> m = MajorityClass(n_classes=3)
+    >>> m.learn(np.zeros((3, 1)), np.array([2, 2, 1]))
+    >>> m.predict(np.zeros((2, 1))), m.predict_proba(np.zeros((1, 1))).round(2)
+    (array([2, 2]), array([[0.  , 0.33, 0.67]]))
+    """
+
+    def __init__(self, n_classes: int = 2) -> None:
+        super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
+        self.counts = np.zeros(self._n_classes or 2, dtype=np.int64)
+
+    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.counts += np.bincount(y, minlength=len(self.counts))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class frequencies, the same row for every sample."""
+        X = self.check_X(X)
+        total = self.counts.sum()
+        p = self.counts / total if total else np.full(len(self.counts), 1 / len(self.counts))
+        return np.tile(p, (len(X), 1))
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), int(self.counts.argmax()), dtype=np.int64)
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"counts": self.counts.copy()}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.counts = np.asarray(state["counts"], dtype=np.int64).copy()
