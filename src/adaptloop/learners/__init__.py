@@ -14,6 +14,11 @@ from adaptloop.learners.base import (
     registry,
     states_equal,
 )
+from adaptloop.learners.detectors import detectors, make_detector
+from adaptloop.learners.drift_reset import DriftReset
+from adaptloop.learners.static import Static
+from adaptloop.learners.window import WindowRetrain
+from adaptloop.learners.wrapping import Wrapper
 
 __all__ = [
     "BaseClassifier",
@@ -23,4 +28,10 @@ __all__ = [
     "is_classifier",
     "registry",
     "states_equal",
+    "DriftReset",
+    "Static",
+    "WindowRetrain",
+    "Wrapper",
+    "detectors",
+    "make_detector",
 ]
