@@ -89,7 +89,7 @@ def test_records_one_row_per_batch_and_learner():
     )
     table = result.to_pandas()
     assert len(table) == 2 * 16
-    for name, rows in table.groupby("learner"):
+    for _, rows in table.groupby("learner"):
         assert rows["n"].sum() == 1000
         assert rows["position"].tolist() == [min(64 * (i + 1), 1000) for i in range(16)]
         assert rows["record"].tolist() == list(range(16))
