@@ -1,0 +1,5 @@
+"""``python -m adaptloop`` is the ``adaptloop`` command."""
+
+from adaptloop.cli import main
+
+main()
