@@ -1,0 +1,115 @@
+"""Prequential throughput and accuracy: adaptloop's logistic regression vs River's, same data.
+
+River: ``preprocessing.StandardScaler() | linear_model.LogisticRegression()`` through
+``evaluate.progressive_val_score`` (one sample at a time). adaptloop: ``LogisticRegression``
+with online standardisation through ``prequential`` at batch sizes 1, 32 and 256. Streams: SEA,
+100,000 samples with a sudden drift at 50,000, and Elec2 when ``../shared/data/elec2.csv.gz``
+exists. Both sides read the same pre-materialised samples, so only learning and scoring are
+timed. The table goes to stdout; the LAST line is one JSON object with the ratios.
+
+    python benchmarks/prequential_vs_river.py [--elec2 PATH] [--n 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from river import evaluate, linear_model, metrics, preprocessing
+
+from adaptloop.evaluation import prequential
+from adaptloop.learners.linear import LogisticRegression
+from adaptloop.streams import ArrayStream, registry
+
+BATCH_SIZES = (1, 32, 256)
+DEFAULT_ELEC2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "elec2.csv.gz"
+
+
+def materialise(stream) -> tuple[np.ndarray, np.ndarray]:
+    batches = list(stream.iter_batches(4096))
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def time_river(X: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[float, float]:
+    dataset = [
+        (dict(zip(names, map(float, row), strict=True)), int(label))
+        for row, label in zip(X, y, strict=True)
+    ]
+    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    metric = metrics.Accuracy()
+    start = time.perf_counter()
+    evaluate.progressive_val_score(dataset, model, metric)
+    return time.perf_counter() - start, metric.get()
+
+
+def time_adaptloop(X: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+    stream = ArrayStream(X, y)
+    learner = LogisticRegression(standardize=True)
+    start = time.perf_counter()
+    result = prequential(
+        stream, {"lr": learner}, batch_size=batch_size, metrics=["accuracy"], record_every=1000
+    )
+    return time.perf_counter() - start, result.summary["lr"]["accuracy"]
+
+
+def bench(label: str, X: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
+    n = X.shape[0]
+    river_seconds, river_acc = time_river(X, y, names)
+    river_rate = n / river_seconds
+    print(f"\n{label}: {n:,} samples, {X.shape[1]} features")
+    print(f"{'method':<28}{'samples/s':>14}{'accuracy':>10}{'ratio':>9}{'acc diff':>10}")
+    print(
+        f"{'river (one at a time)':<28}{river_rate:>14,.0f}{river_acc:>10.4f}{1.0:>9.2f}{0:>10.2f}"
+    )
+    out = {}
+    for batch_size in BATCH_SIZES:
+        seconds, acc = time_adaptloop(X, y, batch_size)
+        ratio = (n / seconds) / river_rate
+        diff = 100 * (acc - river_acc)
+        name = f"adaptloop batch {batch_size}"
+        print(f"{name:<28}{n / seconds:>14,.0f}{acc:>10.4f}{ratio:>9.2f}{diff:>10.2f}")
+        out[f"ratio_b{batch_size}"] = ratio
+        out[f"acc_diff_b{batch_size}"] = diff
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--elec2", type=Path, default=DEFAULT_ELEC2)
+    parser.add_argument("--n", type=int, default=100_000, help="SEA stream length")
+    args = parser.parse_args()
+    summary: dict[str, float | None] = {}
+    sea = registry.create(
+        "sea", n=args.n, drifts=[{"at": args.n // 2, "width": 1}], noise=0.1, seed=1
+    )
+    X, y = materialise(sea)
+    for key, value in bench(
+        "SEA, sudden drift at the middle", X, y, list(sea.info.feature_names)
+    ).items():
+        summary[f"sea_{key}"] = value
+    if args.elec2.is_file():
+        elec2 = registry.create("elec2", path=str(args.elec2))
+        X, y = materialise(elec2)
+        for key, value in bench("Elec2", X, y, list(elec2.info.feature_names)).items():
+            summary[f"elec2_{key}"] = value
+    else:
+        print(f"\nElec2 skipped: {args.elec2} not found")
+    keys = [
+        "sea_ratio_b256",
+        "sea_acc_diff_b256",
+        "elec2_ratio_b256",
+        "elec2_acc_diff_b256",
+        "sea_ratio_b1",
+        "sea_acc_diff_b1",
+        "sea_ratio_b32",
+        "elec2_ratio_b1",
+        "elec2_acc_diff_b1",
+    ]
+    print(json.dumps({k: (round(summary[k], 3) if k in summary else None) for k in keys}))
+
+
+if __name__ == "__main__":
+    main()
