@@ -1,10 +1,64 @@
 """Where data comes from: drifting generators, file readers, real benchmark loaders.
 
+Every stream yields ``(X float32 (n, d), y)`` batches (``y`` int64 class codes, or float32
+for regression) and restarts from its first sample on each :meth:`Stream.iter_batches` call.
+Streams are registered by name in :data:`registry`: ``sea``, ``hyperplane``, ``rbf``,
+``csv``, ``parquet``, ``elec2``, ``rialto``.
+
 >>> from adaptloop.streams import registry
 >>> "sea" in registry
 True
+>>> stream = registry.create("sea", n=1_000, drifts=[{"at": 500, "width": 1}])
+>>> sum(len(y) for _, y in stream.iter_batches(256))
+1000
 """
 
 from adaptloop.streams.base import ArrayStream, Batch, Drift, Stream, StreamInfo, registry
+from adaptloop.streams.batching import rebatch
+from adaptloop.streams.drift import (
+    CHUNK,
+    Concept,
+    DriftStream,
+    parse_drifts,
+    sigmoid,
+    switch_probability,
+)
+from adaptloop.streams.files import CSVStream, ParquetStream, TableStream
+from adaptloop.streams.real import elec2, rialto
+from adaptloop.streams.synthetic import (
+    SEA_THRESHOLDS,
+    HyperplaneConcept,
+    RBFConcept,
+    SEAConcept,
+    hyperplane,
+    rbf,
+    sea,
+)
 
-__all__ = ["ArrayStream", "Batch", "Drift", "Stream", "StreamInfo", "registry"]
+__all__ = [
+    "CHUNK",
+    "SEA_THRESHOLDS",
+    "ArrayStream",
+    "Batch",
+    "CSVStream",
+    "Concept",
+    "Drift",
+    "DriftStream",
+    "HyperplaneConcept",
+    "ParquetStream",
+    "RBFConcept",
+    "SEAConcept",
+    "Stream",
+    "StreamInfo",
+    "TableStream",
+    "elec2",
+    "hyperplane",
+    "parse_drifts",
+    "rbf",
+    "rebatch",
+    "registry",
+    "rialto",
+    "sea",
+    "sigmoid",
+    "switch_probability",
+]
