@@ -41,7 +41,9 @@ class WindowRetrain(Wrapper):
     (default) the served model learns incrementally from those first batches so that it is not
     empty; with ``warmup=False`` it stays unfitted until the first re-fit (the strict reference).
 
-    ``alarms`` is the served model's (for a drift-detecting base), else ``[]``.
+    ``alarms`` is the served model's (for a drift-detecting base such as ``DriftReset``),
+    else ``[]``. Each re-fit starts a fresh base, so a nested base's alarms are those since the
+    last re-fit, counted in the samples that base has learned (the window replay included).
 
     >>> import numpy as np
     >>> from adaptloop.learners.wrapping import MajorityClass

@@ -163,7 +163,7 @@ class Wrapper(BaseLearner):
     ValueError: base must be a learner (predict, learn, ...), a learner name or ... dict, got int
     """
 
-    def __init__(self, base: Learner) -> None:  # noqa: D107 - no BaseLearner task check
+    def __init__(self, base: Learner) -> None:  # the task comes from the base: no super()
         self.base = resolve_learner(base)
         self.model_: Learner = self.base.clone()
         self.n_features_in_: int | None = None
