@@ -122,7 +122,11 @@ class TableStream(Stream):
                 raise ValueError(f"categories[{column!r}] has duplicate values")
             self._vocab[column] = pa.array(values, type=pa.string())
         if learn:
-            first = next(self._read({c: pa.string() for c in learn}), None)
+            reader = self._read({c: pa.string() for c in learn})
+            try:
+                first = next(reader, None)
+            finally:
+                reader.close()
             for column in learn:
                 values = [] if first is None else pc.unique(first.column(column)).drop_null()
                 self._vocab[column] = pa.array(sorted(v.as_py() for v in values), pa.string())
