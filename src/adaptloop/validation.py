@@ -14,12 +14,26 @@ ValueError: X has 3 features, expected 4
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
+
+_SMALL = 64  # up to this many values, plain Python beats the fixed cost of numpy calls
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """True if no value of the float array ``a`` is NaN or infinite.
+
+    Small arrays are summed as Python floats (float64): the sum of float32 or float64 values
+    is NaN or infinite exactly when one of them is (``inf - inf`` is NaN).
+    """
+    if a.size <= _SMALL and a.dtype.itemsize <= 4:
+        return math.isfinite(sum(a.ravel().tolist()))
+    return bool(np.isfinite(a).all())
 
 
 def check_features(X: object, n_features: int | None = None, name: str = "X") -> np.ndarray:
@@ -39,7 +53,7 @@ def check_features(X: object, n_features: int | None = None, name: str = "X") ->
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features, expected {n_features}")
     X = np.ascontiguousarray(X, dtype=np.float32)
-    if not np.isfinite(X).all():
+    if not _all_finite(X):
         bad = int(np.count_nonzero(~np.isfinite(X)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return X
@@ -69,7 +83,7 @@ def check_targets(
         if y.dtype.kind not in "biuf":
             raise ValueError(f"{name} must be numeric for regression, got dtype {y.dtype}")
         y = y.astype(np.float32, copy=False)
-        if not np.isfinite(y).all():
+        if not _all_finite(y):
             raise ValueError(f"{name} contains NaN or infinite value(s)")
         return y
     if y.dtype.kind == "f":
@@ -79,6 +93,10 @@ def check_targets(
         raise ValueError(f"{name} must hold integer class codes (int64), got dtype {y.dtype}")
     y = y.astype(np.int64, copy=False)
     limit = n_classes if n_classes is not None else (2 if task == "binary" else None)
+    if y.size <= _SMALL:  # batches of a few: Python's min/max beat three numpy calls
+        values = y.tolist()
+        if min(values) >= 0 and (limit is None or max(values) < limit):
+            return y
     bad = (y < 0) | (y >= limit) if limit is not None else y < 0
     unknown = np.unique(y[bad]) if bad.any() else ()
     if len(unknown):
