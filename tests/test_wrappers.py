@@ -506,3 +506,15 @@ def test_ring_buffer_wraps_in_order():
     assert restored.get()[1].tolist() == [6, 7, 8, 9, 10]
     with pytest.raises(ValueError, match="window"):
         RingBuffer.from_state(3, buf.state())
+
+
+def test_ring_buffer_matches_a_reference_on_random_batches():
+    rng = np.random.default_rng(0)
+    for capacity in (1, 3, 16):
+        buf, start = RingBuffer(capacity), 0
+        for n in rng.integers(1, 2 * capacity + 3, size=30).tolist():
+            buf.extend(*id_batch(start, n, np.arange(start, start + n)))
+            start += n
+            expected = list(range(max(0, start - capacity), start))
+            X, y = buf.get()
+            assert X[:, 0].tolist() == expected and y.tolist() == expected
