@@ -19,6 +19,7 @@ from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.static import Static
 from adaptloop.learners.window import WindowRetrain
 from adaptloop.learners.wrapping import Wrapper
+from adaptloop.learners.linear import LinearRegression, LogisticRegression
 
 __all__ = [
     "BaseClassifier",
@@ -34,4 +35,6 @@ __all__ = [
     "Wrapper",
     "detectors",
     "make_detector",
+    "LinearRegression",
+    "LogisticRegression",
 ]
