@@ -16,10 +16,10 @@ from adaptloop.learners.base import (
 )
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.drift_reset import DriftReset
+from adaptloop.learners.linear import LinearRegression, LogisticRegression
 from adaptloop.learners.static import Static
 from adaptloop.learners.window import WindowRetrain
 from adaptloop.learners.wrapping import Wrapper
-from adaptloop.learners.linear import LinearRegression, LogisticRegression
 
 __all__ = [
     "BaseClassifier",
