@@ -17,6 +17,7 @@ from adaptloop.learners.base import (
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.linear import LinearRegression, LogisticRegression
+from adaptloop.learners.mlp import MLPClassifier, MLPRegressor
 from adaptloop.learners.static import Static
 from adaptloop.learners.window import WindowRetrain
 from adaptloop.learners.wrapping import Wrapper
@@ -37,4 +38,6 @@ __all__ = [
     "make_detector",
     "LinearRegression",
     "LogisticRegression",
+    "MLPClassifier",
+    "MLPRegressor",
 ]
