@@ -38,6 +38,7 @@ HIGHER_IS_BETTER = {
 NEEDS_PROBA = {"log_loss", "roc_auc"}
 _EPS = 1e-15
 _AUC_BINS = 4096
+_MAX_PENDING = 4096  # queued batches before they are scored (bounds memory)
 
 
 def default_metrics(task: Task) -> list[str]:
@@ -197,13 +198,36 @@ class MetricTracker:
         self._rings = {m: RingBuffer(window) for m in self._sums}
         self._auc = BinnedAUC() if "roc_auc" in self.metrics else None
         self._auc_window = (RingBuffer(window), RingBuffer(window)) if self._auc else None
+        self._keep_proba = self.needs_proba
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
 
     @property
     def needs_proba(self) -> bool:
         return any(m in NEEDS_PROBA for m in self.metrics)
 
     def update(self, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None = None) -> None:
-        """Add a batch of true labels, predictions and (for probability metrics) probabilities."""
+        """Add a batch of true labels, predictions and (for probability metrics) probabilities.
+
+        Batches are only queued here and scored together at the next :meth:`report`, so
+        one-sample batches cost a list append, not a round of numpy calls.
+        """
+        # y is copied: a stream may reuse its batch buffers
+        self._pending.append((y.copy(), pred, proba if self._keep_proba else None))
+        self.count += y.shape[0]
+        self._since_report += y.shape[0]
+        if len(self._pending) >= _MAX_PENDING:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            y, pred, proba = self._pending[0]
+        else:
+            y = np.concatenate([p[0] for p in self._pending])
+            pred = np.concatenate([p[1] for p in self._pending])
+            proba = np.concatenate([p[2] for p in self._pending]) if self._keep_proba else None
+        self._pending.clear()
         for name in self._sums:
             values = per_sample(name, y, pred, proba)
             total = float(values.sum())
@@ -215,14 +239,13 @@ class MetricTracker:
             self._auc.update(y, score)
             self._auc_window[0].extend(y.astype(np.float64))
             self._auc_window[1].extend(score)
-        self.count += y.shape[0]
-        self._since_report += y.shape[0]
 
     def report(self) -> dict[str, float]:
         """``{metric: cumulative, metric_window: windowed, metric_batch: since last report}``.
 
         ``metric_batch`` exists for per-sample metrics only (ROC AUC is not additive).
         """
+        self._flush()
         out: dict[str, float] = {}
         for name, total in self._sums.items():
             out[name] = finish(name, total, self.count)
