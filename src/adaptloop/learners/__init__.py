@@ -18,6 +18,13 @@ from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.linear import LinearRegression, LogisticRegression
 from adaptloop.learners.mlp import MLPClassifier, MLPRegressor
+from adaptloop.learners.river_adapter import (
+    RiverClassifier,
+    RiverLearner,
+    RiverRegressor,
+    ToRiver,
+    hoeffding_adaptive_tree,
+)
 from adaptloop.learners.static import Static
 from adaptloop.learners.window import WindowRetrain
 from adaptloop.learners.wrapping import Wrapper
@@ -40,4 +47,9 @@ __all__ = [
     "LogisticRegression",
     "MLPClassifier",
     "MLPRegressor",
+    "RiverClassifier",
+    "RiverLearner",
+    "RiverRegressor",
+    "ToRiver",
+    "hoeffding_adaptive_tree",
 ]
