@@ -105,6 +105,23 @@ def _transformer_many(step: object) -> bool:
     return _has(step, "transform_many", "learn_many")
 
 
+def _build_caches(model: object) -> None:
+    """Build a River pipeline's lazily cached execution plan now (nested pipelines too).
+
+    River builds it on the first ``learn_one`` or ``predict_one``; building it up front keeps
+    the pickled state a function of what was learned, not of whether a prediction came first.
+    """
+    if isinstance(model, compose.Pipeline):
+        for step in model.steps.values():
+            _build_caches(step)
+        build = getattr(model, "_build_plan", None)
+        if callable(build) and getattr(model, "_plan", None) is None:
+            build()
+    elif isinstance(model, compose.TransformerUnion):
+        for step in model.transformers.values():
+            _build_caches(step)
+
+
 def _label_code(label: object) -> int | None:
     """The class code River reports a label under (we feed int codes; some models say bool)."""
     if isinstance(label, (bool, int, np.integer)):
@@ -214,6 +231,7 @@ class RiverLearner(BaseLearner):
         self.feature_names = feature_names
         self.use_many = use_many
         self.seed = seed
+        _build_caches(estimator)
         self._model = estimator
         final = ("predict_proba_many",) if classifier else ("predict_many",)
         many = _supports_many(estimator, final)
@@ -302,6 +320,7 @@ class RiverLearner(BaseLearner):
                 f"state holds a {type(model).__name__}, this learner wraps a "
                 f"{type(self._model).__name__}"
             )
+        _build_caches(model)
         self._model = model
 
 

@@ -1,0 +1,143 @@
+"""One small, fast, configured instance of every registered learner, for the shared suite.
+
+``tests/test_learner_suite.py`` runs the same checks (in the spirit of scikit-learn's
+estimator checks) over every entry of ``CASES``, for every task the entry lists, and fails
+while some name in ``adaptloop.learners.registry`` has no entry.
+
+HOW TO ADD A LEARNER (or a wrapper): register it, then add ``CASES["<registry name>"] =
+Case(make=..., tasks=...)`` below. ``make(task)`` returns a fresh instance configured for
+``task`` -- ``"binary"`` (2 classes), ``"multiclass"`` (3 classes) or ``"regression"`` -- and
+must give equal learners on equal calls (fixed seeds). Keep it small: the suite feeds a few
+hundred samples of 3 features. A wrapper case wraps a small base learner, e.g.
+``lambda task: MyWrapper(base=linear_base(task), window=200)``. Set ``min_score`` lower (or
+``learns=False``) only if the learner cannot learn ``easy_data`` from ``N_LEARN`` samples by
+design, and say why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adaptloop.learners import (
+    DriftReset,
+    LinearRegression,
+    LogisticRegression,
+    RiverLearner,
+    Static,
+    WindowRetrain,
+    hoeffding_adaptive_tree,
+)
+
+N_FEATURES = 3
+N_LEARN = 480  # samples a learner gets in the "learning improves the score" check
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+CLASSES = {"binary": 2, "multiclass": 3}
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to build one registered learner for the suite.
+
+    ``make(task)`` -> a fresh learner for that task; ``tasks`` -> the tasks it supports;
+    ``needs_torch`` -> skipped without PyTorch; ``learns`` -> whether it must improve on
+    ``easy_data`` after ``N_LEARN`` samples, to at least ``min_score`` (accuracy for
+    classifiers, R^2 for regressors); ``exact_states`` -> whether ``state_dict``s compare
+    equal whenever nothing was learned differently (two learners built and fed alike; before
+    and after a prediction). Refused batches must leave even inexact states equal.
+    """
+
+    make: Callable[[str], Any]
+    tasks: tuple[str, ...]
+    needs_torch: bool = False
+    learns: bool = True
+    min_score: float = 0.8
+    exact_states: bool = True
+
+
+def easy_data(task: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An easy problem: the target depends on the first feature only (trees and linear models
+    both learn it from a few hundred samples); features are float32 on different scales."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, N_FEATURES)) * np.array([1.0, 5.0, 0.2]) + np.array([0.0, 3.0, -1.0])
+    X = X.astype(np.float32)
+    if task == "binary":
+        y = (X[:, 0] > 0).astype(np.int64)
+    elif task == "multiclass":
+        y = np.digitize(X[:, 0], [-0.45, 0.45]).astype(np.int64)
+    else:
+        y = (2.0 * X[:, 0] + 0.5 * X[:, 2] + 1.0).astype(np.float32)
+    return X, y
+
+
+def linear_base(task: str) -> Any:
+    """The small base learner the wrapper cases wrap."""
+    if task == "regression":
+        return LinearRegression(lr=0.05)
+    return LogisticRegression(n_classes=CLASSES[task], lr=0.05)
+
+
+def _logistic(task: str) -> Any:
+    return LogisticRegression(n_classes=CLASSES[task], lr=0.05)
+
+
+def _mlp(task: str) -> Any:
+    from adaptloop.learners import MLPClassifier, MLPRegressor
+
+    if task == "regression":
+        return MLPRegressor(hidden=(16,), lr=0.01, epochs=3, batch_size=32, seed=0)
+    return MLPClassifier(
+        n_classes=CLASSES[task], hidden=(16,), lr=0.01, epochs=3, batch_size=32, seed=0
+    )
+
+
+def _river(task: str) -> Any:
+    from river import linear_model, preprocessing
+
+    if task == "binary":  # a pipeline with learn_many / predict_proba_many: the DataFrame path
+        return RiverLearner(
+            preprocessing.StandardScaler() | linear_model.LogisticRegression(), n_classes=2
+        )
+    if task == "multiclass":  # no learn_many: the learn_one loop
+        return RiverLearner(
+            "tree.HoeffdingTreeClassifier", n_classes=3, params={"grace_period": 50}
+        )
+    # learn_one loop forced: River's LinearRegression.learn_many takes one step per batch
+    return RiverLearner(
+        preprocessing.StandardScaler() | linear_model.LinearRegression(), use_many=False
+    )
+
+
+CASES: dict[str, Case] = {
+    "logistic": Case(_logistic, ("binary", "multiclass")),
+    "softmax": Case(_logistic, ("binary", "multiclass")),
+    "linear": Case(lambda task: LinearRegression(lr=0.05), ("regression",), min_score=0.95),
+    "mlp": Case(_mlp, ("binary", "multiclass"), needs_torch=True),
+    "mlp_regressor": Case(_mlp, ("regression",), needs_torch=True),
+    # River models' pickled states are not exact: Hoeffding trees give each leaf Gaussian
+    # estimators holding an unseeded random.Random (used only to sample, never to learn or
+    # predict), and predict_one fills defaultdicts (StandardScaler.vars) with zeros.
+    "river": Case(_river, ("binary", "multiclass", "regression"), exact_states=False),
+    "hoeffding_adaptive_tree": Case(
+        lambda task: hoeffding_adaptive_tree(n_classes=CLASSES[task], seed=1, grace_period=50),
+        ("binary", "multiclass"),
+        exact_states=False,
+    ),
+    # Wrappers, around the small linear base.
+    "window_retrain": Case(
+        lambda task: WindowRetrain(base=linear_base(task), window=200, every=100),
+        ("binary", "multiclass", "regression"),
+    ),
+    "drift_reset": Case(
+        lambda task: DriftReset(base=linear_base(task), window=200),
+        ("binary", "multiclass", "regression"),
+    ),
+    "static": Case(
+        lambda task: Static(base=linear_base(task), n_train=300),
+        ("binary", "multiclass", "regression"),
+    ),
+}
