@@ -324,25 +324,24 @@ class _LinearCore:
             steps, step = 1, self.lr  # the usual case, spelled out for speed
         else:
             steps, step = self._plan(1, sq)
+        n_weights = len(theta) - k  # the intercept row (last) takes no penalty
         for i in range(steps):
-            if l2:
-                decay = 1.0 - step * l2
-                n_weights = len(theta) - k
-                theta[:n_weights] = [t * decay for t in theta[:n_weights]]
             if k == 1:
-                if i or l2:
+                if i:
                     z = _dot(xa, theta)
                 g = 0.5 * _tanh(0.5 * z) + 0.5 - y if kind == "binary" else z - y
-                a = step * g
-                self._theta = theta = [t - a * xi for t, xi in zip(theta, xa)]  # noqa: B905
-                continue
-            zs = [_dot(xa, theta[j::k]) for j in range(k)]
-            top = max(zs)
-            e = [math.exp(zj - top) for zj in zs]
-            total = sum(e)
-            a = [step * ej / total for ej in e]
-            a[int(y)] -= step
-            change = [aj * xi for xi in xa for aj in a]  # row-major, like theta
+                change = [step * g * xi for xi in xa]
+            else:
+                zs = [_dot(xa, theta[j::k]) for j in range(k)]
+                top = max(zs)
+                e = [math.exp(zj - top) for zj in zs]
+                total = sum(e)
+                a = [step * ej / total for ej in e]
+                a[int(y)] -= step
+                change = [aj * xi for xi in xa for aj in a]  # row-major, like theta
+            if l2:  # decay after the gradient is taken, as in the numpy path
+                decay = 1.0 - step * l2
+                theta[:n_weights] = [t * decay for t in theta[:n_weights]]
             self._theta = theta = [t - c for t, c in zip(theta, change)]  # noqa: B905
         self._steps += steps
 
