@@ -112,10 +112,11 @@ class _MLPCore:
         generator = torch.Generator().manual_seed(int(self.seed))
         layers: list[Any] = []
         width = d
+        # skip_init: nn.Linear's own init would draw from (and advance) the global generator
         for h in self.hidden:
-            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+            layers += [torch.nn.utils.skip_init(torch.nn.Linear, width, h), torch.nn.ReLU()]
             width = h
-        layers.append(torch.nn.Linear(width, self._n_outputs))
+        layers.append(torch.nn.utils.skip_init(torch.nn.Linear, width, self._n_outputs))
         net = torch.nn.Sequential(*layers)
         with torch.no_grad():  # PyTorch's default init, drawn from our generator
             for layer in net:
