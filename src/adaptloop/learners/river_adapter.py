@@ -324,6 +324,13 @@ class RiverLearner(BaseLearner):
         self._model = model
 
 
+# ``__new__`` takes ``*args, **kwargs``: tell ``inspect`` (and so the registry and
+# ``adaptloop list``) the real parameters, those of ``__init__``.
+RiverLearner.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    list(inspect.signature(RiverLearner.__init__).parameters.values())[1:]
+)
+
+
 class RiverClassifier(RiverLearner, BaseClassifier):
     """A :class:`RiverLearner` around a River classifier (what ``RiverLearner`` builds for one).
 
