@@ -304,7 +304,7 @@ class _LinearCore:
                 m += delta / count
                 e = xi - m
                 s += delta * e
-                r = 1.0 / _sqrt(s / count) if s > 0 else 0.0
+                r = _sqrt(count / s) if s > 0 else 0.0  # 1 / std
                 e *= r
                 sq += e * e
                 z += e * t
@@ -330,7 +330,11 @@ class _LinearCore:
                 if i:
                     z = _dot(xa, theta)
                 g = 0.5 * _tanh(0.5 * z) + 0.5 - y if kind == "binary" else z - y
-                change = [step * g * xi for xi in xa]
+                a = step * g
+                if not l2:  # the usual case, in one pass
+                    self._theta = theta = [t - a * xi for t, xi in zip(theta, xa)]  # noqa: B905
+                    continue
+                change = [a * xi for xi in xa]
             else:
                 zs = [_dot(xa, theta[j::k]) for j in range(k)]
                 top = max(zs)
