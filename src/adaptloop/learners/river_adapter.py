@@ -477,7 +477,9 @@ class ToRiver:
         """The predicted class code (classifiers) or value (regressors)."""
         return self.learner.predict(self._array(x))[0].item()
 
-    def clone(self, new_params: dict[str, Any] | None = None, include_attributes: bool = False):
+    def clone(
+        self, new_params: dict[str, Any] | None = None, include_attributes: bool = False
+    ) -> ToRiver:
         """A fresh ``ToRiver`` around ``learner.clone()`` (River's ``clone`` contract)."""
         if include_attributes:
             return copy.deepcopy(self)
