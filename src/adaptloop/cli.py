@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -103,20 +104,25 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 
 def summary_table(result) -> Table:
-    """Final metrics per learner: cumulative, windowed, throughput and alarms."""
-    table = Table(title=f"{result.info.name}: prequential summary", title_justify="left")
-    table.add_column("learner", style="bold")
+    """Final metrics per learner: each metric over the whole stream, the first one also over
+    the last window, then throughput and drift alarms."""
+    primary = result.metrics[0]
+    table = Table(
+        title=f"{result.info.name}: prequential summary", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("learner", style="bold", no_wrap=True)
     for metric in result.metrics:
         table.add_column(metric, justify="right")
-        table.add_column(f"{metric} (last {result.window})", justify="right")
+    table.add_column(f"{primary}\nlast {result.window:,}", justify="right")
     table.add_column("samples/s", justify="right")
     table.add_column("alarms", justify="right")
     for name, summary in result.summary.items():
-        cells = []
-        for metric in result.metrics:
-            cells += [_fmt(summary.get(metric)), _fmt(summary.get(f"{metric}_window"))]
         table.add_row(
-            name, *cells, f"{summary['samples_per_second']:,.0f}", str(len(summary["alarms"]))
+            name,
+            *(_fmt(summary.get(metric)) for metric in result.metrics),
+            _fmt(summary.get(f"{primary}_window")),
+            f"{summary['samples_per_second']:,.0f}",
+            str(len(summary["alarms"])),
         )
     return table
 
@@ -124,11 +130,15 @@ def summary_table(result) -> Table:
 def drift_table(result) -> Table:
     """Before / after / recovery per known drift and learner."""
     metric = result.drifts[0]["metric"]
-    table = Table(title=f"around each known drift ({metric})", title_justify="left")
-    for column in ("learner", "drift at", "before", "first samples after", "drop", "recovery"):
-        table.add_column(column, justify="left" if column == "learner" else "right")
+    table = Table(
+        title=f"around each known drift ({metric})", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    after = f"first {result.drifts[0]['after_samples']:,} after"
+    for column in ("learner", "drift at", "before", after, "drop", "recovery\n(samples)"):
+        left = column == "learner"
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
     for seg in result.drifts:
-        recovery = "never" if seg["recovery"] is None else f"{seg['recovery']:,} samples"
+        recovery = "never" if seg["recovery"] is None else f"{seg['recovery']:,}"
         table.add_row(
             seg["learner"],
             f"{seg['position']:,}",

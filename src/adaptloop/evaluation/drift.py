@@ -83,6 +83,7 @@ def segment(
         "metric": metric,
         "before": before,
         "after": after_value,
+        "after_samples": after,
         "drop": drop,
         "recovery": recovery,
     }
