@@ -103,12 +103,24 @@ def _fmt(value: object, digits: int = 4) -> str:
     return str(value)
 
 
+def _rate(per_second: float) -> str:
+    """Samples per second, short: 950k, 1.99M."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if per_second >= scale:
+            return f"{per_second / scale:.3g}{suffix}"
+    return f"{per_second:.3g}"
+
+
 def summary_table(result) -> Table:
     """Final metrics per learner: each metric over the whole stream, the first one also over
     the last window, then throughput and drift alarms."""
     primary = result.metrics[0]
     table = Table(
-        title=f"{result.info.name}: prequential summary", title_justify="left", box=box.SIMPLE_HEAD
+        title=f"{result.info.name}: prequential summary",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     table.add_column("learner", style="bold", no_wrap=True)
     for metric in result.metrics:
@@ -121,7 +133,7 @@ def summary_table(result) -> Table:
             name,
             *(_fmt(summary.get(metric)) for metric in result.metrics),
             _fmt(summary.get(f"{primary}_window")),
-            f"{summary['samples_per_second']:,.0f}",
+            _rate(summary["samples_per_second"]),
             str(len(summary["alarms"])),
         )
     return table
@@ -131,7 +143,11 @@ def drift_table(result) -> Table:
     """Before / after / recovery per known drift and learner."""
     metric = result.drifts[0]["metric"]
     table = Table(
-        title=f"around each known drift ({metric})", title_justify="left", box=box.SIMPLE_HEAD
+        title=f"around each known drift ({metric})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     after = f"first {result.drifts[0]['after_samples']:,} after"
     for column in ("learner", "drift at", "before", after, "drop", "recovery\n(samples)"):
