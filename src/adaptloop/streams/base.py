@@ -127,8 +127,10 @@ class ArrayStream(Stream):
     ) -> None:
         X = check_features(X)
         if task is None:
-            task = "regression" if np.asarray(y).dtype.kind == "f" else (
-                "binary" if classes is None or len(classes) <= 2 else "multiclass"
+            task = (
+                "regression"
+                if np.asarray(y).dtype.kind == "f"
+                else ("binary" if classes is None or len(classes) <= 2 else "multiclass")
             )
             if task != "regression" and classes is None and np.asarray(y).max() > 1:
                 task = "multiclass"
