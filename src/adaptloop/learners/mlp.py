@@ -280,7 +280,7 @@ class MLPClassifier(_MLPCore, BaseClassifier):
         self,
         n_classes: int = 2,
         hidden: tuple[int, ...] = (64,),
-        lr: float = 1e-3,
+        lr: float = 0.01,
         epochs: int = 1,
         batch_size: int | None = None,
         weight_decay: float = 0.0,
@@ -334,7 +334,7 @@ class MLPRegressor(_MLPCore, BaseLearner):
     def __init__(
         self,
         hidden: tuple[int, ...] = (64,),
-        lr: float = 1e-3,
+        lr: float = 0.01,
         epochs: int = 1,
         batch_size: int | None = None,
         weight_decay: float = 0.0,
