@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -135,3 +137,19 @@ def test_list_shows_streams_learners_and_detectors():
     assert result.exit_code == 0
     for name in ("sea", "hyperplane", "rbf", "elec2", "logistic", "window_retrain", "adwin"):
         assert name in result.output
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_validate(path, monkeypatch):
+    monkeypatch.chdir(path.parents[1])  # data paths in examples are relative to the repo root
+    text = path.read_text()
+    missing = re.findall(r'path = "([^"]+)"', text)
+    missing = [p for p in missing if not (path.parents[1] / p).exists()]
+    if missing:
+        with pytest.raises(ExperimentError, match=re.escape(missing[0])):
+            load_experiment(path)
+    else:
+        assert load_experiment(path).name == path.stem
