@@ -86,9 +86,16 @@ def test_regression_metrics():
 
 def test_metric_names_are_checked_against_the_task():
     assert default_metrics("multiclass") == ["accuracy", "log_loss"]
+    assert default_metrics("regression") == ["mae", "rmse", "mape"]
     with pytest.raises(ValueError, match="roc_auc"):
         check_metrics(["roc_auc"], "multiclass")
     with pytest.raises(ValueError, match="nonsense"):
         check_metrics(["nonsense"], "binary")
     with pytest.raises(ValueError, match="window"):
         MetricTracker(["accuracy"], "binary", 2, window=0)
+
+
+def test_mape_is_in_percent():
+    tracker = MetricTracker(["mape"], "regression", None, window=10)
+    tracker.update(np.array([2.0, 4.0], dtype=np.float32), np.array([1.0, 5.0], dtype=np.float32))
+    assert tracker.report()["mape"] == pytest.approx(37.5)

@@ -20,13 +20,13 @@ import numpy as np
 
 from adaptloop.validation import Task
 
-PER_SAMPLE_METRICS = ("accuracy", "log_loss", "mae", "rmse")
+PER_SAMPLE_METRICS = ("accuracy", "log_loss", "mae", "rmse", "mape")
 """Metrics that are a mean (or root mean) of a per-sample quantity: additive over samples."""
 RANKING_METRICS = ("roc_auc",)
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "binary": ("accuracy", "log_loss", "roc_auc"),
     "multiclass": ("accuracy", "log_loss"),
-    "regression": ("mae", "rmse"),
+    "regression": ("mae", "rmse", "mape"),
 }
 HIGHER_IS_BETTER = {
     "accuracy": True,
@@ -37,6 +37,7 @@ HIGHER_IS_BETTER = {
 }
 NEEDS_PROBA = {"log_loss", "roc_auc"}
 _EPS = 1e-15
+_MAPE_FLOOR = 1e-8
 _AUC_BINS = 4096
 _MAX_PENDING = 4096  # queued batches before they are scored (bounds memory)
 
@@ -45,7 +46,7 @@ def default_metrics(task: Task) -> list[str]:
     """The metrics reported when an experiment names none.
 
     >>> default_metrics("regression")
-    ['mae', 'rmse']
+    ['mae', 'rmse', 'mape']
     """
     return list(METRICS_BY_TASK[task])
 
@@ -124,6 +125,9 @@ def per_sample(name: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | N
         return np.abs(pred.astype(np.float64) - y)
     if name == "rmse":
         return (pred.astype(np.float64) - y) ** 2
+    if name == "mape":  # percent; targets near zero are floored at 1e-8 in magnitude
+        y64 = y.astype(np.float64)
+        return 100.0 * np.abs(pred.astype(np.float64) - y64) / np.maximum(np.abs(y64), _MAPE_FLOOR)
     raise ValueError(f"unknown per-sample metric {name!r}")
 
 

@@ -56,6 +56,7 @@ def summary_dict(result: PrequentialResult, **extra) -> dict:
     """The JSON-ready summary of a run (``extra`` keys are added at the top level)."""
     return _json_safe(
         {
+            "kind": "prequential",
             "adaptloop_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {
