@@ -52,18 +52,25 @@ def _json_safe(value):
     return value
 
 
+def run_metadata() -> dict:
+    """What every summary records about the run: adaptloop version, creation time, machine."""
+    return {
+        "adaptloop_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+        },
+    }
+
+
 def summary_dict(result: PrequentialResult, **extra) -> dict:
     """The JSON-ready summary of a run (``extra`` keys are added at the top level)."""
     return _json_safe(
         {
             "kind": "prequential",
-            "adaptloop_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": {
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "processor": platform.machine(),
-            },
+            **run_metadata(),
             "stream": result.info.to_dict(),
             "metrics": result.metrics,
             "window": result.window,

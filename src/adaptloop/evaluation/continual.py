@@ -1,0 +1,469 @@
+"""Continual evaluation (De Lange, van de Ven & Tuytelaars, ICLR 2023): train on a task
+sequence and evaluate on the test sets of all tasks seen so far every ``eval_every`` iterations.
+
+One *iteration* is one ``learn`` call on a mini-batch of ``batch_size`` training samples of the
+current task (``epochs`` shuffled passes per task). An evaluation point is taken every
+``eval_every`` iterations and always at the last iteration of each task. Evaluation is
+vectorised: the test sets of the seen tasks (optionally a fixed seeded subsample of each) are
+concatenated once, so a point costs ONE ``predict`` (``predict_proba`` for task-incremental
+sequences, whose prediction is restricted to the task's classes) on the prefix of the seen
+tasks, and per-task accuracies come from one ``np.add.reduceat``.
+
+Learners with task hooks get them: ``begin_task(task, classes)`` before a task's first
+iteration (``classes`` is the task's label codes in a task-incremental sequence, else
+``None``) and ``end_task(X_train, y_train)`` after its last one (see
+:mod:`adaptloop.learners.continual`). Learners without them are trained as plain streams.
+
+Metrics (paper section 3; ``A(E_i, f_n)`` is the accuracy on task ``i``'s test set at
+evaluation point ``n``; ``end_k`` the last iteration of task ``k``; ``T`` tasks):
+
+- ``avg_acc``: ``1/T sum_i A(E_i, f_{end_T})`` -- the usual final average accuracy;
+  ``avg_acc_task_ends``: the same over the tasks seen, at the end of each task.
+- ``min_acc`` (eq. 3): ``1/(T-1) sum_{i<T} min_n A(E_i, f_n)`` over points with
+  ``end_i < n <= end_T``: the average worst accuracy of each previous task after it was learned.
+- ``wc_acc`` (eq. 4): ``1/T A(E_T, f_{end_T}) + (1 - 1/T) min_acc``.
+- ``wf`` (windowed forgetting, eq. 5): for each window ``w`` (in iterations),
+  ``1/(T-1) sum_{i<T} max_n max_{m<n, it_n - it_m < w} A(E_i, f_m) - A(E_i, f_n)``: the
+  largest drop of a previous task's accuracy within ``w`` iterations, over all points where the
+  task is evaluated (as the authors' code tracks it), averaged over the previous tasks.
+- ``wp`` (windowed plasticity): the largest *increase* within ``w`` iterations, for each task
+  over the points of its own training, averaged over all tasks (our reading of the paper's
+  WP, which it defines as the mirror of WF for learning the current task).
+- ``gaps`` (stability gap of ``eval_task`` 0 at each later task switch, see :func:`stability_gaps`).
+
+Results schema (``write_continual_results``), which reports rely on:
+
+- ``records.parquet``: one row per (learner, evaluation point, evaluated task), columns
+  ``learner`` (str), ``iteration`` (int, training iterations done so far), ``task`` (int, the
+  task being trained at that point), ``eval_task`` (int, the task whose test set was
+  evaluated), ``accuracy`` (float).
+- ``summary.json``: ``"kind": "continual"``, ``"tasks"`` (task names), ``"task_boundaries"``
+  (the iteration at which each task's training starts), ``"eval_every"``, ``"sequence"``
+  (scenario, classes and sizes per task), ``"windows"``, and ``"learners": {name: {"avg_acc",
+  "avg_acc_task_ends", "min_acc", "wc_acc", "wf": {"<w>": ...}, "wp": {"<w>": ...},
+  "final_task_acc", "gaps", "train_seconds", "eval_seconds"}}``, plus ``adaptloop_version``,
+  ``created``, ``machine`` and any extra keys (``seed``...).
+- ``experiment.toml``: the experiment as run.
+
+>>> import numpy as np
+>>> from adaptloop.learners.wrapping import MajorityClass
+>>> from adaptloop.streams.tasks import split
+>>> X = np.repeat(np.eye(4, dtype=np.float32), 8, axis=0)
+>>> y = np.repeat(np.arange(4), 8)
+>>> seq = split(X, y, X, y, [[0, 1], [2, 3]])
+>>> result = continual_evaluation(seq, {"majority": MajorityClass(n_classes=4)}, batch_size=4)
+>>> result.task_boundaries, result.records.num_rows  # 4 + 4 iterations; 4 x 1 + 4 x 2 rows
+([0, 4], 12)
+>>> result.summary["majority"]["final_task_acc"]  # all labels tie: it predicts 0
+[0.5, 0.0]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from adaptloop.learners.base import Learner
+from adaptloop.streams.base import check_batch_size
+from adaptloop.streams.tasks import TaskSequence
+
+RECORD_COLUMNS = {
+    "learner": "name of the learner",
+    "iteration": "training iterations (learn calls) done so far",
+    "task": "index of the task being trained at this point",
+    "eval_task": "index of the task whose test set was evaluated",
+    "accuracy": "accuracy on eval_task's test set (or its fixed subsample)",
+}
+"""Columns of a continual run's ``records.parquet``."""
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "ContinualResult",
+    "continual_evaluation",
+    "continual_metrics",
+    "min_acc",
+    "stability_gaps",
+    "wc_acc",
+    "windowed_forgetting",
+    "windowed_plasticity",
+    "write_continual_results",
+]
+
+
+# -- metrics on accuracy curves -----------------------------------------------------------------
+def _windowed_extreme(iterations: np.ndarray, values: np.ndarray, window: int, sign: int) -> float:
+    """max over n, and m < n with it_n - it_m < window, of sign * (values[m] - values[n])."""
+    best = 0.0
+    starts = np.searchsorted(iterations, iterations - window + 1)
+    for n in range(1, len(values)):
+        past = values[starts[n] : n]
+        if len(past):
+            best = max(best, float(sign * ((past.max() if sign > 0 else past.min()) - values[n])))
+    return best
+
+
+def windowed_forgetting(iterations: np.ndarray, accuracy: np.ndarray, window: int) -> float:
+    """Largest accuracy drop between two points less than ``window`` iterations apart.
+
+    >>> windowed_forgetting(np.arange(5), np.array([0.9, 0.5, 0.8, 0.9, 0.2]), window=2)
+    0.7
+    >>> windowed_forgetting(np.arange(5), np.array([0.9, 0.5, 0.8, 0.9, 0.2]), window=5)
+    0.7
+    >>> windowed_forgetting(np.arange(3), np.array([0.1, 0.5, 0.8]), window=3)
+    0.0
+    """
+    return round(_windowed_extreme(np.asarray(iterations), np.asarray(accuracy), window, 1), 12)
+
+
+def windowed_plasticity(iterations: np.ndarray, accuracy: np.ndarray, window: int) -> float:
+    """Largest accuracy gain between two points less than ``window`` iterations apart.
+
+    >>> windowed_plasticity(np.arange(4), np.array([0.1, 0.5, 0.3, 0.9]), window=2)
+    0.6
+    """
+    return round(_windowed_extreme(np.asarray(iterations), np.asarray(accuracy), window, -1), 12)
+
+
+def _task_ends(boundaries: Sequence[int], total: int) -> np.ndarray:
+    return np.asarray(list(boundaries[1:]) + [total])
+
+
+def min_acc(iterations: np.ndarray, accuracy: np.ndarray, boundaries: Sequence[int]) -> float:
+    """Average over the previous tasks of their minimum accuracy after they were learned.
+
+    ``accuracy`` is ``(points, tasks)`` (NaN where a task was not evaluated); ``boundaries``
+    the iteration at which each task starts; the last point is the end of the last task.
+    NaN with a single task.
+
+    >>> its = np.array([1, 2, 3, 4])
+    >>> acc = np.array([[0.6, np.nan], [0.9, np.nan], [0.4, 0.5], [0.7, 0.9]])
+    >>> float(min_acc(its, acc, [0, 2]))
+    0.4
+    """
+    iterations, accuracy = np.asarray(iterations), np.asarray(accuracy, dtype=float)
+    ends = _task_ends(boundaries, int(iterations[-1]))
+    n_tasks = accuracy.shape[1]
+    if n_tasks < 2:
+        return float("nan")
+    minima = [np.nanmin(accuracy[iterations > ends[i], i]) for i in range(n_tasks - 1)]
+    return float(np.mean(minima))
+
+
+def wc_acc(current: float, min_accuracy: float, n_tasks: int) -> float:
+    """Worst-case accuracy: ``1/T * current + (1 - 1/T) * min_acc`` (``current`` alone if T=1).
+
+    >>> wc_acc(0.9, 0.4, 2)
+    0.65
+    """
+    if n_tasks == 1:
+        return float(current)
+    return float(current / n_tasks + (1 - 1 / n_tasks) * min_accuracy)
+
+
+def stability_gaps(
+    iterations: np.ndarray,
+    accuracy: np.ndarray,
+    boundaries: Sequence[int],
+    eval_task: int = 0,
+    within: int = 50,
+    recover: float = 0.95,
+) -> list[dict]:
+    """The stability gap of ``eval_task`` at each later task switch.
+
+    For every task ``k > eval_task``: ``before`` is the accuracy at the last point before the
+    switch, ``minimum`` the lowest accuracy within the first ``within`` iterations after it,
+    ``drop = before - minimum`` and ``recovery`` the iterations from the switch to the first
+    point at or after that minimum where the accuracy is back to ``recover * before``
+    (``None`` if not before the next switch).
+
+    >>> its = np.arange(1, 9)
+    >>> acc = np.array([0.5, 1.0, 0.2, 0.4, 0.96, 0.9, 0.5, 0.6])[:, None]
+    >>> stability_gaps(its, acc, [0, 2, 6], within=2)  # doctest: +NORMALIZE_WHITESPACE
+    [{'switch': 2, 'task': 1, 'before': 1.0, 'minimum': 0.2, 'drop': 0.8, 'recovery': 3},
+     {'switch': 6, 'task': 2, 'before': 0.9, 'minimum': 0.5, 'drop': 0.4, 'recovery': None}]
+    """
+    iterations, accuracy = np.asarray(iterations), np.asarray(accuracy, dtype=float)
+    ends = _task_ends(boundaries, int(iterations[-1]))
+    out = []
+    for k in range(eval_task + 1, len(boundaries)):
+        switch, stop = int(boundaries[k]), int(ends[k])
+        before = float(accuracy[iterations <= switch, eval_task][-1])
+        after = (iterations > switch) & (iterations <= min(switch + within, stop))
+        if not after.any():
+            continue
+        low = int(np.argmin(np.where(after, accuracy[:, eval_task], np.inf)))
+        minimum = float(accuracy[low, eval_task])
+        later = (np.arange(len(iterations)) >= low) & (iterations <= stop)
+        back = later & (accuracy[:, eval_task] >= recover * before - 1e-12)
+        recovery = int(iterations[np.argmax(back)]) - switch if back.any() else None
+        out.append(
+            {
+                "switch": switch,
+                "task": k,
+                "before": before,
+                "minimum": minimum,
+                "drop": round(before - minimum, 12),
+                "recovery": recovery,
+            }
+        )
+    return out
+
+
+def continual_metrics(
+    iterations: np.ndarray,
+    accuracy: np.ndarray,
+    boundaries: Sequence[int],
+    windows: Sequence[int] = (10, 100),
+) -> dict:
+    """All metrics of one learner's curves (see the module docstring).
+
+    >>> its = np.array([1, 2, 3, 4])
+    >>> acc = np.array([[0.6, np.nan], [0.9, np.nan], [0.4, 0.5], [0.7, 0.9]])
+    >>> m = continual_metrics(its, acc, [0, 2], windows=(2,))
+    >>> m["avg_acc"], m["min_acc"], m["wc_acc"], m["wf"], m["wp"]
+    (0.8, 0.4, 0.65, {'2': 0.5}, {'2': 0.35})
+    """
+    iterations, accuracy = np.asarray(iterations), np.asarray(accuracy, dtype=float)
+    n_tasks = accuracy.shape[1]
+    ends = _task_ends(boundaries, int(iterations[-1]))
+    end_rows = [int(np.flatnonzero(iterations <= e)[-1]) for e in ends]
+    final = accuracy[-1]
+    minimum = min_acc(iterations, accuracy, boundaries)
+    wf, wp = {}, {}
+    for w in windows:
+        drops = []
+        for i in range(n_tasks - 1):
+            seen = ~np.isnan(accuracy[:, i])
+            drops.append(windowed_forgetting(iterations[seen], accuracy[seen, i], w))
+        wf[str(w)] = float(np.mean(drops)) if drops else float("nan")
+        gains = []
+        for i in range(n_tasks):
+            own = (iterations > boundaries[i]) & (iterations <= ends[i])
+            gains.append(windowed_plasticity(iterations[own], accuracy[own, i], w))
+        wp[str(w)] = float(np.mean(gains))
+    return {
+        "avg_acc": float(np.mean(final)),
+        "avg_acc_task_ends": [
+            float(np.nanmean(accuracy[r, : k + 1])) for k, r in enumerate(end_rows)
+        ],
+        "min_acc": minimum,
+        "wc_acc": wc_acc(float(final[-1]), minimum, n_tasks),
+        "wf": wf,
+        "wp": wp,
+        "final_task_acc": [float(a) for a in final],
+    }
+
+
+# -- the evaluation loop ----------------------------------------------------------------------
+@dataclass
+class ContinualResult:
+    """Per-iteration accuracy records and per-learner metrics of a continual run."""
+
+    sequence: TaskSequence
+    task_boundaries: list[int]
+    eval_every: int
+    windows: list[int]
+    records: pa.Table
+    summary: dict[str, dict]
+
+    @property
+    def task_names(self) -> list[str]:
+        return self.sequence.task_names
+
+    def curves(self, learner: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(iterations, accuracy (points, tasks))`` of one learner; NaN where not evaluated."""
+        table = self.records.filter(pa.compute.equal(self.records["learner"], learner))
+        its = table["iteration"].to_numpy()
+        tasks = table["eval_task"].to_numpy()
+        points, row = np.unique(its, return_inverse=True)
+        acc = np.full((len(points), len(self.sequence)), np.nan)
+        acc[row, tasks] = table["accuracy"].to_numpy()
+        return points, acc
+
+
+class _Evaluator:
+    """The seen tasks' test sets, concatenated once; one prediction per evaluation point."""
+
+    def __init__(self, sequence: TaskSequence, subsample: int | None, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        Xs, ys, masks = [], [], []
+        for task in sequence:
+            idx = np.arange(len(task.y_test))
+            if subsample is not None and subsample < len(idx):
+                idx = np.sort(rng.choice(len(idx), size=subsample, replace=False))
+            Xs.append(task.X_test[idx])
+            ys.append(task.y_test[idx])
+            if sequence.scenario == "task":
+                allowed = np.zeros((len(idx), sequence.n_classes), dtype=bool)
+                allowed[:, list(task.classes)] = True
+                masks.append(allowed)
+        self.X = np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32)
+        self.y = np.concatenate(ys)
+        self.offsets = np.cumsum([0] + [len(y) for y in ys])
+        self.sizes = np.diff(self.offsets)
+        self.allowed = np.concatenate(masks) if masks else None
+
+    def __call__(self, learner: Learner, seen: int) -> np.ndarray:
+        n = self.offsets[seen]
+        if self.allowed is None:
+            pred = learner.predict(self.X[:n])
+        else:  # task-incremental: the arg-max over the task's own classes
+            proba = learner.predict_proba(self.X[:n])  # type: ignore[attr-defined]
+            pred = np.where(self.allowed[:n], proba, -np.inf).argmax(axis=1)
+        correct = (pred == self.y[:n]).astype(np.float64)
+        return np.add.reduceat(correct, self.offsets[:seen]) / self.sizes[:seen]
+
+
+def _check_int(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def continual_evaluation(
+    sequence: TaskSequence,
+    learners: Mapping[str, Learner],
+    batch_size: int = 16,
+    epochs: int = 1,
+    eval_every: int = 1,
+    eval_subsample: int | None = None,
+    windows: Sequence[int] = (10, 100),
+    gap_within: int = 50,
+    gap_recover: float = 0.95,
+    seed: int = 0,
+    on_iteration: Callable[[str, int], None] | None = None,
+) -> ContinualResult:
+    """Train each learner on the tasks in order, evaluating on all seen tasks as it goes.
+
+    Every learner sees the same mini-batches (shuffled per task and epoch with ``seed``).
+    ``eval_subsample``: evaluate on a fixed seeded subsample of that many test samples per
+    task (``None``: the whole test sets). ``on_iteration(learner, iteration)`` is called after
+    every iteration (progress bars). Timings (``train_seconds``: learn calls and task hooks;
+    ``eval_seconds``: evaluation points) go into the summary.
+    """
+    batch_size = check_batch_size(batch_size)
+    epochs = _check_int(epochs, "epochs")
+    eval_every = _check_int(eval_every, "eval_every")
+    if eval_subsample is not None:
+        eval_subsample = _check_int(eval_subsample, "eval_subsample")
+    windows = [_check_int(w, "windows") for w in windows]
+    if not learners:
+        raise ValueError("learners must name at least one learner")
+    rng = np.random.default_rng(seed)
+    orders = [[rng.permutation(len(t.y_train)) for _ in range(epochs)] for t in sequence]
+    evaluate = _Evaluator(sequence, eval_subsample, seed)
+    boundaries, start = [], 0
+    for task in sequence:
+        boundaries.append(start)
+        start += epochs * -(-len(task.y_train) // batch_size)
+
+    columns: dict[str, list] = {name: [] for name in RECORD_COLUMNS}
+    summary = {}
+    for name, learner in learners.items():
+        iterations, rows = [], []
+        train_seconds = eval_seconds = 0.0
+        iteration = 0
+        for t, task in enumerate(sequence):
+            t0 = time.perf_counter()
+            begin = getattr(learner, "begin_task", None)
+            if callable(begin):
+                begin(t, task.classes if sequence.scenario == "task" else None)
+            train_seconds += time.perf_counter() - t0
+            n = len(task.y_train)
+            for epoch, order in enumerate(orders[t]):
+                X, y = task.X_train[order], task.y_train[order]
+                for lo in range(0, n, batch_size):
+                    t0 = time.perf_counter()
+                    learner.learn(X[lo : lo + batch_size], y[lo : lo + batch_size])
+                    t1 = time.perf_counter()
+                    train_seconds += t1 - t0
+                    iteration += 1
+                    last = epoch == epochs - 1 and lo + batch_size >= n
+                    if iteration % eval_every == 0 or last:
+                        accuracy = evaluate(learner, t + 1)
+                        eval_seconds += time.perf_counter() - t1
+                        iterations.append(iteration)
+                        rows.append(
+                            np.pad(accuracy, (0, len(sequence) - t - 1), constant_values=np.nan)
+                        )
+                        columns["learner"] += [name] * (t + 1)
+                        columns["iteration"] += [iteration] * (t + 1)
+                        columns["task"] += [t] * (t + 1)
+                        columns["eval_task"] += list(range(t + 1))
+                        columns["accuracy"] += accuracy.tolist()
+                    if on_iteration is not None:
+                        on_iteration(name, iteration)
+            t0 = time.perf_counter()
+            end = getattr(learner, "end_task", None)
+            if callable(end):
+                end(task.X_train, task.y_train)
+            train_seconds += time.perf_counter() - t0
+        its, acc = np.asarray(iterations), np.vstack(rows)
+        summary[name] = {
+            **continual_metrics(its, acc, boundaries, windows),
+            "gaps": stability_gaps(its, acc, boundaries, 0, gap_within, gap_recover),
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+        }
+    records = pa.table(
+        {
+            "learner": pa.array(columns["learner"], pa.string()),
+            "iteration": pa.array(columns["iteration"], pa.int64()),
+            "task": pa.array(columns["task"], pa.int64()),
+            "eval_task": pa.array(columns["eval_task"], pa.int64()),
+            "accuracy": pa.array(columns["accuracy"], pa.float64()),
+        }
+    )
+    return ContinualResult(sequence, boundaries, eval_every, windows, records, summary)
+
+
+# -- results folder -----------------------------------------------------------------------------
+def summary_dict(result: ContinualResult, **extra) -> dict:
+    """The JSON-ready ``summary.json`` of a continual run (``extra`` keys at the top level)."""
+    from adaptloop.evaluation.results import _json_safe, run_metadata
+
+    return _json_safe(
+        {
+            "kind": "continual",
+            **run_metadata(),
+            "tasks": result.task_names,
+            "task_boundaries": result.task_boundaries,
+            "eval_every": result.eval_every,
+            "windows": result.windows,
+            "sequence": result.sequence.to_dict(),
+            "learners": result.summary,
+            "record_columns": RECORD_COLUMNS,
+            **extra,
+        }
+    )
+
+
+def write_continual_results(
+    result: ContinualResult, out_dir: str | Path, experiment_text: str, **extra
+) -> Path:
+    """Write ``records.parquet``, ``summary.json`` and ``experiment.toml``; return the folder.
+
+    >>> import tempfile
+    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> from adaptloop.streams.tasks import split
+    >>> X, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> result = continual_evaluation(split(X, y, X, y, [[0, 1], [2, 3]]), {"m": MajorityClass(4)})
+    >>> folder = write_continual_results(result, tempfile.mkdtemp(), "")
+    >>> json.loads((folder / "summary.json").read_text())["kind"]
+    'continual'
+    """
+    import pyarrow.parquet as pq
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(result.records, folder / "records.parquet")
+    summary = summary_dict(result, **extra)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (folder / "experiment.toml").write_text(experiment_text, encoding="utf-8")
+    return folder
