@@ -1,0 +1,396 @@
+"""The FastAPI application: predict, feedback, model versions, metrics, health.
+
+``create_app(service)`` builds the app; its lifespan recovers the service (newest verified
+checkpoint + replay) and starts the worker, and stops both on shutdown. Nothing runs at
+import time.
+
+Endpoints: ``POST /v1/predict``, ``POST /v1/feedback`` (token), ``GET /v1/model``,
+``POST /v1/model/snapshot`` (token), ``POST /v1/model/rollback/{version}`` (token),
+``GET /metrics`` (Prometheus text format), ``GET /healthz``, and FastAPI's ``/docs`` and
+``/openapi.json``. A refused request (4xx) changes nothing and its ``detail`` names the field.
+
+>>> import tempfile, os
+>>> from fastapi.testclient import TestClient
+>>> service = Service.open(os.path.join(tempfile.mkdtemp(), "a.db"), learner="adwin_reset")
+>>> with TestClient(create_app(service)) as client:
+...     answer = client.post("/v1/predict", json={"records": [{"x0": 1, "x1": 2, "x2": 3}]})
+...     pid = answer.json()["predictions"][0]["id"]
+...     labels = {"feedback": [{"prediction_id": pid, "label": "1"}]}
+...     client.post("/v1/feedback", json=labels).json()
+{'accepted': 1, 'seq': [1]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from adaptloop.serve.auth import TokenCheck
+from adaptloop.serve.schemas import (
+    CheckpointInfo,
+    FeedbackRequest,
+    FeedbackResponse,
+    Health,
+    InputError,
+    ModelStatus,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    label_code,
+    records_to_array,
+)
+from adaptloop.serve.worker import Service
+
+MAX_BODY_BYTES = 1_000_000
+"""Largest request body accepted (413 above it)."""
+ROUTES = (
+    "/v1/predict",
+    "/v1/feedback",
+    "/v1/model",
+    "/v1/model/snapshot",
+    "/metrics",
+    "/healthz",
+    "/docs",
+    "/openapi.json",
+)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _route(path: str) -> str:
+    """Bounded label values for the request metrics.
+
+    >>> _route("/v1/model/rollback/3"), _route("/nope")
+    ('/v1/model/rollback/{version}', 'other')
+    """
+    if path in ROUTES:
+        return path
+    if path.startswith("/v1/model/rollback/"):
+        return "/v1/model/rollback/{version}"
+    return "other"
+
+
+class Telemetry:
+    """Prometheus metrics of one app (its own registry, so apps never share counters)."""
+
+    def __init__(self, service: Service) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "adaptloop_requests", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "adaptloop_request_seconds",
+            "HTTP request latency (seconds)",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter("adaptloop_predictions", "records predicted", registry=r)
+        self.feedback = Counter("adaptloop_feedback", "feedback records stored", registry=r)
+        Gauge("adaptloop_model_version", "served model version", registry=r).set_function(
+            lambda: service.version
+        )
+        Gauge("adaptloop_feedback_learned", "feedback records learned", registry=r).set_function(
+            lambda: service.samples_learned
+        )
+        Gauge("adaptloop_drift_alarms", "drift alarms so far", registry=r).set_function(
+            lambda: len(service.alarms())
+        )
+        metrics = Gauge(
+            "adaptloop_feedback_metric",
+            "prequential metric over feedback (scope: cumulative or window)",
+            ["metric", "scope"],
+            registry=r,
+        )
+        for name in service.tracker.metrics:
+            for scope, key in (("cumulative", name), ("window", f"{name}_window")):
+                metrics.labels(name, scope).set_function(
+                    lambda key=key: _or_nan(service.report.get(key))
+                )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+class EdgeMiddleware:
+    """Pure ASGI middleware: refuses bodies over ``max_body_bytes`` (413) and times requests."""
+
+    def __init__(self, app: Any, max_body_bytes: int, telemetry: Telemetry) -> None:
+        self.app, self.max_body_bytes, self.telemetry = app, max_body_bytes, telemetry
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            body = await self._read_body(scope, receive)
+            if body is None:
+                await self._too_large(send_status)
+                return
+            sent = False
+
+            async def replay() -> dict:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send_status)
+        finally:
+            self.telemetry.observe(
+                _route(scope["path"]), scope["method"], status[0], time.perf_counter() - started
+            )
+
+    async def _read_body(self, scope: dict, receive: Any) -> bytes | None:
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    if int(value) > self.max_body_bytes:
+                        return None
+                except ValueError:
+                    pass
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def _too_large(self, send: Any) -> None:
+        response = JSONResponse(
+            {"detail": f"body: larger than {self.max_body_bytes} bytes", "field": "body"},
+            status_code=413,
+        )
+        await response({"type": "http"}, None, send)
+
+
+def _field(loc: tuple | list) -> str:
+    """``("body", "records", 0, "x0")`` -> ``records[0].x0``."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def create_app(
+    service: Service, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    """The app serving ``service``; write endpoints need ``Bearer <token>`` when one is set."""
+    check = TokenCheck(token)
+    telemetry_box: list[Telemetry] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(service.start)
+        telemetry_box.append(Telemetry(service))
+        app.state.telemetry = telemetry_box[0]
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(service.stop)
+
+    app = FastAPI(
+        title="adaptloop",
+        summary="Predictions, delayed feedback and online adaptation with an update gate.",
+        lifespan=lifespan,
+    )
+
+    class _LazyTelemetry:  # the middleware is built before the lifespan runs
+        def observe(self, *args: Any) -> None:
+            if telemetry_box:
+                telemetry_box[0].observe(*args)
+
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, telemetry=_LazyTelemetry())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = error.errors()
+        first = errors[0]
+        field = _field(first.get("loc", ()))
+        if first.get("type") == "json_invalid":
+            message = first.get("ctx", {}).get("error", "malformed JSON")
+            return JSONResponse(
+                {"detail": f"body: malformed JSON ({message})", "field": "body"}, status_code=400
+            )
+        summary = "; ".join(f"{_field(e.get('loc', ()))}: {e['msg']}" for e in errors[:5])
+        return JSONResponse({"detail": summary, "field": field}, status_code=422)
+
+    @app.exception_handler(InputError)
+    async def _refused(request: Request, error: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(error), "field": error.field}, status_code=error.status)
+
+    def writer(authorization: str | None = Header(None)) -> None:
+        if not check.allows(authorization):
+            raise HTTPException(
+                401,
+                "authorization: a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    spec = service.spec
+    names = spec.feature_names
+    classes = spec.classes
+
+    @app.post("/v1/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest) -> PredictResponse:
+        """Predict a batch of records; each prediction gets an id for its later feedback."""
+        X = records_to_array(body.records, names)
+        version, pred, proba = service.predict(X)
+        now = time.time()
+        ids = [uuid.uuid4().hex for _ in range(len(X))]
+        rows = [
+            (
+                ids[i],
+                now,
+                version,
+                X[i].tobytes(),
+                float(pred[i]),
+                None if proba is None else proba[i].astype("float32").tobytes(),
+            )
+            for i in range(len(X))
+        ]
+        await asyncio.wrap_future(
+            service.store.submit(
+                lambda c: c.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows)
+            )
+        )
+        if telemetry_box:
+            telemetry_box[0].predictions.inc(len(X))
+        if classes is None:
+            out = [Prediction(id=ids[i], prediction=float(pred[i])) for i in range(len(X))]
+        else:
+            probs = proba.tolist()
+            out = [
+                Prediction(
+                    id=ids[i],
+                    prediction=classes[int(pred[i])],
+                    probabilities=dict(zip(classes, probs[i], strict=True)),
+                )
+                for i in range(len(X))
+            ]
+        return PredictResponse(model_version=version, predictions=out)
+
+    @app.post("/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(writer)])
+    async def feedback(body: FeedbackRequest) -> FeedbackResponse:
+        """Labels for earlier predictions (or records with labels); answered once stored."""
+        items: list[tuple[int, str | None, bytes | None, float]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(body.feedback):
+            field = f"feedback[{i}]"
+            label = label_code(item.label, classes, f"{field}.label")
+            if item.prediction_id is not None:
+                if item.prediction_id in seen:
+                    raise InputError(
+                        409, f"{field}.prediction_id", "the same prediction id appears twice"
+                    )
+                seen.add(item.prediction_id)
+                items.append((i, item.prediction_id, None, label))
+            else:
+                X = records_to_array([item.record], names, f"{field}.record")
+                items.append((i, None, X[0].tobytes(), label))
+        now = time.time()
+
+        def store_feedback(conn) -> list[int]:
+            seqs = []
+            for i, pid, features, label in items:
+                if pid is not None:
+                    row = conn.execute(
+                        "SELECT features FROM predictions WHERE id = ?", (pid,)
+                    ).fetchone()
+                    if row is None:
+                        raise InputError(
+                            404, f"feedback[{i}].prediction_id", f"unknown prediction id {pid!r}"
+                        )
+                    if conn.execute(
+                        "SELECT 1 FROM feedback WHERE prediction_id = ?", (pid,)
+                    ).fetchone():
+                        raise InputError(
+                            409,
+                            f"feedback[{i}].prediction_id",
+                            f"feedback for prediction id {pid!r} was already received",
+                        )
+                    features = row[0]
+                cursor = conn.execute(
+                    "INSERT INTO feedback (prediction_id, created, features, label) "
+                    "VALUES (?, ?, ?, ?)",
+                    (pid, now, features, label),
+                )
+                seqs.append(cursor.lastrowid)
+            return seqs
+
+        seqs = await asyncio.wrap_future(service.store.submit(store_feedback))
+        service.notify()
+        if telemetry_box:
+            telemetry_box[0].feedback.inc(len(seqs))
+        return FeedbackResponse(accepted=len(seqs), seq=seqs)
+
+    @app.get("/v1/model", response_model=ModelStatus)
+    def model() -> dict[str, Any]:
+        """Served version, prequential metrics over feedback, drift alarms, gate decisions."""
+        return service.status()
+
+    @app.post("/v1/model/snapshot", response_model=CheckpointInfo, dependencies=[Depends(writer)])
+    def snapshot() -> dict[str, Any]:
+        """Checkpoint the whole state now (answered once stored)."""
+        return service.snapshot()
+
+    @app.post(
+        "/v1/model/rollback/{version}",
+        response_model=CheckpointInfo,
+        dependencies=[Depends(writer)],
+    )
+    def rollback(version: int) -> dict[str, Any]:
+        """Serve an earlier version's model again (as a new version)."""
+        try:
+            return service.rollback(version)
+        except LookupError as error:
+            raise InputError(404, "version", str(error).split(": ", 1)[1]) from None
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(telemetry_box[0].registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", response_model=Health)
+    def healthz() -> Health:
+        """Liveness: the service answers and serves a model."""
+        return Health(status="ok", version=service.version)
+
+    return app

@@ -1,0 +1,177 @@
+"""Request and response models of the service (pydantic), and turning records into arrays.
+
+Feature values must be finite JSON numbers (booleans, strings, NaN and infinities are refused);
+records are objects keyed by the stream's feature names; every refusal names the field.
+
+>>> PredictRequest.model_validate({"records": [{"x0": 1, "x1": 2.5}]}).records
+[{'x0': 1.0, 'x1': 2.5}]
+>>> records_to_array([{"x0": 1.0, "x1": 2.0}], ("x0", "x1")).tolist()
+[[1.0, 2.0]]
+>>> records_to_array([{"x0": 1.0}], ("x0", "x1"))
+Traceback (most recent call last):
+...
+adaptloop.serve.schemas.InputError: records[0]: missing feature(s) 'x1'; expected x0, x1
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A finite JSON number (an integer is accepted as a float)."""
+Record = dict[str, Finite]
+MAX_BATCH = 1000
+"""Most records in one predict or feedback request."""
+
+
+class InputError(ValueError):
+    """A request refused after parsing: HTTP ``status``, the ``field`` at fault, a message.
+
+    >>> str(InputError(404, "feedback[0].prediction_id", "unknown prediction id 'x'"))
+    "feedback[0].prediction_id: unknown prediction id 'x'"
+    """
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.status, self.field, self.message = status, field, message
+
+
+class PredictRequest(BaseModel):
+    """``{"records": [{feature: value, ...}, ...]}`` (1 to 1,000 records)."""
+
+    model_config = ConfigDict(extra="forbid")
+    records: list[Record] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Prediction(BaseModel):
+    """One prediction: its id (for feedback), the prediction, class probabilities."""
+
+    id: str
+    prediction: str | float
+    probabilities: dict[str, float] | None = None
+
+
+class PredictResponse(BaseModel):
+    """The served model's version and one prediction per record, in order."""
+
+    model_version: int
+    predictions: list[Prediction]
+
+
+class FeedbackItem(BaseModel):
+    """The true label of an earlier prediction (``prediction_id``) or of a new ``record``.
+
+    >>> try:
+    ...     FeedbackItem.model_validate({"label": "1"})
+    ... except ValueError as error:
+    ...     print(error.errors()[0]["msg"])
+    Value error, give exactly one of prediction_id or record
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    prediction_id: StrictStr | None = Field(None, min_length=1, max_length=64)
+    record: Record | None = None
+    label: StrictInt | StrictStr | Finite
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeedbackItem:
+        if (self.prediction_id is None) == (self.record is None):
+            raise ValueError("give exactly one of prediction_id or record")
+        return self
+
+
+class FeedbackRequest(BaseModel):
+    """``{"feedback": [{"prediction_id": ..., "label": ...}, ...]}`` (1 to 1,000 items)."""
+
+    model_config = ConfigDict(extra="forbid")
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class FeedbackResponse(BaseModel):
+    """How many records were stored (durably, before this answer) and their sequence numbers."""
+
+    accepted: int
+    seq: list[int]
+
+
+class CheckpointInfo(BaseModel):
+    """A checkpoint written by a snapshot, a rollback, a promotion or a periodic save."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    version: int
+    kind: str
+    learned_seq: int
+
+
+class ModelStatus(BaseModel):
+    """``GET /v1/model``: version, prequential metrics over feedback, alarms, gate decisions."""
+
+    version: int
+    experiment: str
+    learner: str
+    task: str
+    feature_names: list[str]
+    classes: list[str] | None
+    feedback: dict[str, int]
+    metrics: dict[str, float | None]
+    metrics_window: int
+    drift_alarms: list[int]
+    gate: dict[str, float]
+    decisions: list[dict[str, Any]]
+    last_checkpoint: dict[str, Any]
+    skipped_checkpoints: list[str]
+    replayed_on_start: int
+    worker_error: str | None
+
+
+class Health(BaseModel):
+    """``GET /healthz``."""
+
+    status: str
+    version: int
+
+
+def records_to_array(
+    records: list[dict[str, float]], feature_names: tuple[str, ...], field: str = "records"
+) -> np.ndarray:
+    """Records as a float32 ``(n, d)`` array in ``feature_names`` order; ``InputError`` (422)
+    naming the record when its feature names differ."""
+    expected = set(feature_names)
+    for i, record in enumerate(records):
+        if record.keys() != expected:
+            missing = [name for name in feature_names if name not in record]
+            unknown = sorted(set(record) - expected)
+            parts = []
+            if missing:
+                parts.append("missing feature(s) " + ", ".join(map(repr, missing)))
+            if unknown:
+                parts.append("unknown feature(s) " + ", ".join(map(repr, unknown)))
+            parts.append("expected " + ", ".join(feature_names))
+            raise InputError(422, f"{field}[{i}]", "; ".join(parts))
+    return np.array([[r[name] for name in feature_names] for r in records], dtype=np.float32)
+
+
+def label_code(label: int | str | float, classes: tuple[str, ...] | None, field: str) -> float:
+    """A label as stored: the class code (classification) or the value (regression).
+
+    >>> label_code("1", ("0", "1"), "label"), label_code(0, ("0", "1"), "label")
+    (1.0, 0.0)
+    >>> label_code("yes", ("0", "1"), "feedback[0].label")
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.schemas.InputError: feedback[0].label: unknown label 'yes'; classes are '0', '1'
+    """
+    if classes is None:
+        if isinstance(label, str):
+            raise InputError(422, field, f"a regression label must be a number, got {label!r}")
+        return float(label)
+    name = str(label) if isinstance(label, (int, str)) else None
+    if name not in classes:
+        raise InputError(
+            422, field, f"unknown label {label!r}; classes are {', '.join(map(repr, classes))}"
+        )
+    return float(classes.index(name))

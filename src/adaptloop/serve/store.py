@@ -1,0 +1,314 @@
+"""Durable store of the service: SQLite in WAL mode, one writer thread with group commit.
+
+Tables: ``meta`` (what the database serves), ``predictions`` (features, prediction and
+probabilities per prediction id), ``feedback`` (labels in arrival order: ``seq``),
+``checkpoints`` (pickled service states with a SHA-256 checksum) and ``decisions`` (every
+update-gate decision with its numbers).
+
+Durability: every write goes through one writer thread that runs the queued jobs of all
+waiting requests in one transaction (a savepoint per job, so a refused job changes nothing)
+and commits before it resolves their futures; a request is acknowledged only after that.
+The journal is WAL with ``synchronous=FULL``: the WAL is fsynced at every commit, so an
+acknowledged record survives a killed process *and* a power loss. (``NORMAL`` would survive
+a killed process only; group commit makes the fsync cheap, one per batch of requests.)
+
+Checkpoints are pickles: load them only from databases you trust (pickle runs code).
+
+>>> import tempfile, os
+>>> store = Store(os.path.join(tempfile.mkdtemp(), "demo.db")).start()
+>>> store.call(lambda conn: conn.execute("SELECT 1 + 1").fetchone()[0])
+2
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    model_version INTEGER NOT NULL,
+    features BLOB NOT NULL,
+    prediction REAL NOT NULL,
+    proba BLOB
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    prediction_id TEXT UNIQUE,
+    created REAL NOT NULL,
+    features BLOB NOT NULL,
+    label REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    learned_seq INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    state BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    at_seq INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    record TEXT NOT NULL
+);
+"""
+
+_STOP = object()
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (closed, or the database is unreadable)."""
+
+
+def checksum(blob: bytes) -> str:
+    """SHA-256 of a checkpoint blob, hex.
+
+    >>> checksum(b"")[:12]
+    'e3b0c44298fc'
+    """
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One row of ``checkpoints`` with its state still pickled (see :meth:`Store.checkpoints`).
+
+    >>> Checkpoint(1, 3, "snapshot", 10, "ab", {}, b"").version
+    3
+    """
+
+    id: int
+    version: int
+    kind: str
+    learned_seq: int
+    sha256: str
+    meta: dict[str, Any]
+    blob: bytes
+
+    def verified_state(self) -> Any:
+        """The unpickled state, or ``ValueError`` when the checksum or the pickle is bad.
+
+        >>> blob = pickle.dumps({"a": 1})
+        >>> Checkpoint(1, 1, "initial", 0, checksum(blob), {}, blob).verified_state()
+        {'a': 1}
+        >>> Checkpoint(1, 1, "initial", 0, "0" * 64, {}, blob).verified_state()
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint 1 (version 1): checksum mismatch
+        """
+        if checksum(self.blob) != self.sha256:
+            raise ValueError(f"checkpoint {self.id} (version {self.version}): checksum mismatch")
+        try:
+            return pickle.loads(self.blob)
+        except Exception as error:  # a verified blob that does not unpickle: report, skip
+            raise ValueError(
+                f"checkpoint {self.id} (version {self.version}): cannot unpickle: {error}"
+            ) from None
+
+
+class Store:
+    """SQLite store with a single writer thread (group commit); see the module docstring.
+
+    ``call(fn)`` runs ``fn(connection)`` on the writer thread inside a transaction and returns
+    its result once committed; ``submit(fn)`` returns a ``Future`` for the same (await it from
+    asyncio with ``asyncio.wrap_future``). An exception in ``fn`` rolls back ``fn``'s changes
+    only and is raised to its caller.
+    """
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL", max_group: int = 256) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.max_group = max_group
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.commits = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Store:
+        """Open the database (creating the tables) and start the writer thread."""
+        if self._thread is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            raise StoreError(f"{self.path}: {error}") from None
+        self._thread = threading.Thread(
+            target=self._run, args=(conn,), name="adaptloop-store", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Finish the queued jobs, stop the writer thread and close the database."""
+        if self._thread is None or self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- jobs --------------------------------------------------------------------------------
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future:
+        """Queue ``fn(connection)``; the future resolves after the commit that includes it."""
+        if self._thread is None or self._closed:
+            raise StoreError("the store is not running")
+        future: Future = Future()
+        self._queue.put((fn, future))
+        return future
+
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in a committed transaction and return its result."""
+        return self.submit(fn).result()
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        stop = False
+        while not stop:
+            jobs = [self._queue.get()]
+            while len(jobs) < self.max_group:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in jobs:
+                stop = True
+                jobs = [job for job in jobs if job is not _STOP]
+            if jobs:
+                self._run_group(conn, jobs)
+        conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, jobs: list) -> None:
+        outcomes: list[tuple[Future, bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = fn(conn)
+                except BaseException as error:  # refused job: undo its changes only
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, False, error))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, True, result))
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as error:  # the commit failed: nothing is acknowledged
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = StoreError(f"{self.path}: write failed: {error}")
+            outcomes = [(future, False, failure) for _, future in jobs]
+        for future, ok, value in outcomes:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    # -- typed helpers (each runs on the writer thread) -------------------------------------------
+    def get_meta(self) -> dict[str, Any]:
+        """Everything in ``meta``, JSON-decoded."""
+        rows = self.call(lambda c: c.execute("SELECT key, value FROM meta").fetchall())
+        return {key: json.loads(value) for key, value in rows}
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Insert or replace ``meta`` keys (values are JSON-encoded)."""
+        rows = [(key, json.dumps(value)) for key, value in values.items()]
+        self.call(lambda c: c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows))
+
+    def add_checkpoint(
+        self, version: int, kind: str, learned_seq: int, state: Any, meta: dict[str, Any]
+    ) -> int:
+        """Pickle ``state``, store it with its checksum, return the checkpoint id."""
+        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        row = (time.time(), version, kind, learned_seq, checksum(blob), json.dumps(meta), blob)
+        return self.call(
+            lambda c: (
+                c.execute(
+                    "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, meta, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                ).lastrowid
+            )
+        )
+
+    def checkpoints(self, version: int | None = None) -> list[Checkpoint]:
+        """Checkpoints newest first (only those of ``version`` when given)."""
+        sql = "SELECT id, version, kind, learned_seq, sha256, meta, state FROM checkpoints"
+        args: tuple = ()
+        if version is not None:
+            sql, args = sql + " WHERE version = ?", (version,)
+        rows = self.call(lambda c: c.execute(sql + " ORDER BY id DESC", args).fetchall())
+        return [Checkpoint(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def checkpoint_list(self) -> list[dict[str, Any]]:
+        """Checkpoint rows without their states, oldest first."""
+        rows = self.call(
+            lambda c: c.execute(
+                "SELECT id, created, version, kind, learned_seq, sha256, length(state) "
+                "FROM checkpoints ORDER BY id"
+            ).fetchall()
+        )
+        keys = ("id", "created", "version", "kind", "learned_seq", "sha256", "bytes")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def feedback_after(self, seq: int, limit: int) -> list[tuple]:
+        """Up to ``limit`` feedback rows with ``seq`` greater than ``seq``, joined with the
+        stored prediction: ``(seq, features, label, prediction, proba)`` (the last two are
+        None for records sent with their label)."""
+        return self.call(
+            lambda c: c.execute(
+                "SELECT f.seq, f.features, f.label, p.prediction, p.proba FROM feedback f "
+                "LEFT JOIN predictions p ON p.id = f.prediction_id "
+                "WHERE f.seq > ? ORDER BY f.seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        )
+
+    def count(self, table: str) -> int:
+        """Rows in ``table`` (one of the store's tables)."""
+        if table not in ("predictions", "feedback", "checkpoints", "decisions"):
+            raise ValueError(f"unknown table {table!r}")
+        return self.call(lambda c: c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def add_decision(self, at_seq: int, record: dict[str, Any]) -> None:
+        """Record an update-gate decision (once per feedback position: replays do not repeat)."""
+        row = (at_seq, time.time(), json.dumps(record))
+        self.call(lambda c: c.execute("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?)", row))
+
+    def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The last ``limit`` gate decisions, oldest first."""
+        rows = self.call(
+            lambda c: c.execute(
+                "SELECT record FROM decisions ORDER BY at_seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [json.loads(row[0]) for row in reversed(rows)]
