@@ -2,6 +2,7 @@
 
 adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N]
 adaptloop list
+adaptloop serve [--experiment FILE.toml] [--db PATH] [--host] [--port] [--token-file]
 """
 
 from __future__ import annotations
@@ -185,6 +186,57 @@ def list_components() -> None:
             )
             table.add_row(name, params, registry.describe(name))
         console.print(table)
+
+
+@app.command()
+def serve(
+    experiment: Annotated[
+        Path | None,
+        typer.Option("--experiment", help="Experiment TOML (default: the built-in one)."),
+    ] = None,
+    learner: Annotated[
+        str | None, typer.Option("--learner", help="Learner of the experiment (default: first).")
+    ] = None,
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite database: predictions, feedback, checkpoints.")
+    ] = Path("adaptloop.db"),
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Bearer token for writes (else $ADAPTLOOP_TOKEN)."),
+    ] = None,
+    micro_batch: Annotated[
+        int, typer.Option("--micro-batch", help="Feedback records per adaptation step.")
+    ] = 16,
+    gate_window: Annotated[
+        int, typer.Option("--gate-window", help="Feedback samples per update-gate decision.")
+    ] = 64,
+    max_nfr: Annotated[
+        float, typer.Option("--max-nfr", help="Highest negative flip rate for a promotion.")
+    ] = 0.05,
+) -> None:
+    """Serve predictions, take delayed feedback and adapt online (needs the [serve] extra)."""
+    try:
+        import uvicorn
+
+        from adaptloop.serve.app import create_app
+        from adaptloop.serve.auth import check_bind, load_token
+        from adaptloop.serve.worker import Service, ServiceConfig, ServiceError
+    except ImportError as error:
+        raise _fail(f"adaptloop serve needs the [serve] extra: {error}") from None
+    try:
+        token = load_token(token_file)
+        check_bind(host, token)
+        config = ServiceConfig(micro_batch=micro_batch, gate_window=gate_window, max_nfr=max_nfr)
+        service = Service.open(db, experiment, learner, config)
+    except (ValueError, ServiceError) as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"serving [bold]{service.spec.learner}[/] of {service.spec.experiment.name} "
+        f"from {db} on http://{host}:{port} (writes {'need a token' if token else 'open'})"
+    )
+    uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
 
 
 def main() -> None:  # pragma: no cover - console entry point
