@@ -1,0 +1,711 @@
+"""Figures of a run as PNG files (matplotlib, Agg canvas, no pyplot state).
+
+Prequential runs get: the windowed metric over the stream with known drifts, detector alarms and
+recovery points marked (``stream``); before / just after / recovered per drift and the recovery
+time (``drifts``, when the stream has known drifts); throughput (``throughput``). Continual runs
+get: per-task accuracy over training iterations with task boundaries and the stability gap marked
+(``tasks``), the final accuracy on every task (``final``) and the time spent (``time``).
+
+Colours are Okabe-Ito (safe for colour-blind readers), lines also differ in style beyond seven
+learners, and legends sit outside the data.
+
+>>> import tempfile
+>>> from adaptloop.report.data import load_results
+>>> from adaptloop.report.synthetic import write_prequential_folder
+>>> folder = write_prequential_folder(tempfile.mkdtemp())
+>>> files = render_figures(load_results(folder), Path(folder) / "figures")
+>>> [f.name for f in files]
+['stream', 'drifts', 'throughput']
+>>> files[0].path.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n", files[0].width
+(True, 1200)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+from adaptloop.evaluation.metrics import HIGHER_IS_BETTER
+from adaptloop.report.data import ContinualResults, PrequentialResults
+
+DPI = 100
+WIDTH_INCHES = 12.0
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#D55E00",  # vermillion
+    "#000000",  # black
+    "#F0E442",  # yellow (last: weak on white)
+)
+"""The Okabe-Ito palette, ordered for white backgrounds."""
+LINESTYLES = ("-", "--", ":", "-.")
+PHASES = {
+    "before": ("#0072B2", "o", "before the drift"),
+    "after": ("#D55E00", "v", "just after"),
+    "recovered": ("#009E73", "D", "when recovered"),
+}
+MAX_DRIFT_PANELS = 6
+
+
+@dataclass
+class FigureFile:
+    """A figure written as PNG: its short name, path, size in pixels, title and caption."""
+
+    name: str
+    path: Path
+    width: int
+    height: int
+    title: str
+    caption: str
+
+
+def style(index: int) -> dict:
+    """Colour and line style of the ``index``-th learner (or task).
+
+    >>> style(0)["color"], style(8)["linestyle"]
+    ('#0072B2', '--')
+    """
+    return {
+        "color": OKABE_ITO[index % len(OKABE_ITO)],
+        "linestyle": LINESTYLES[(index // len(OKABE_ITO)) % len(LINESTYLES)],
+    }
+
+
+def short_number(value: float, _pos: object = None) -> str:
+    """Axis labels for counts: 950, 20k, 1.5M.
+
+    >>> short_number(20_000), short_number(1_500_000), short_number(950)
+    ('20k', '1.5M', '950')
+    """
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _figure(height: float) -> Figure:
+    fig = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI, layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.08, w_pad=0.08)
+    return fig
+
+
+def _direction(metric: str) -> str:
+    return "higher is better" if HIGHER_IS_BETTER.get(metric, False) else "lower is better"
+
+
+def _metric_label(metric: str) -> str:
+    units = {"accuracy": "fraction correct", "roc_auc": "area under ROC", "log_loss": "nats"}
+    unit = units.get(metric, "target units" if metric in ("mae", "rmse") else "")
+    if metric == "mape":
+        unit = "fraction of |y|"
+    return f"{metric} ({unit})" if unit else metric
+
+
+# -- prequential -----------------------------------------------------------------------------
+def _clip_warm_up(ax, curves, window: int) -> bool:
+    """Scale the y axis to the full windows; shade the first window if its values fall off."""
+    steady = [y[(x >= window) & np.isfinite(y)] for x, y in curves]
+    warm = [y[(x < window) & np.isfinite(y)] for x, y in curves]
+    steady = np.concatenate(steady) if steady else np.zeros(0)
+    warm = np.concatenate(warm) if warm else np.zeros(0)
+    if not len(steady):
+        return False
+    lo, hi = float(steady.min()), float(steady.max())
+    pad = max(hi - lo, 1e-6) * 0.08
+    if len(warm) and (warm.min() < lo - pad or warm.max() > hi + pad):
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.axvspan(0, window, color="#cccccc", alpha=0.6, lw=0, zorder=0)
+        return True
+    return False
+
+
+def stream_figure(results: PrequentialResults) -> Figure:
+    """The windowed primary metric over the stream per learner, drifts, alarms and recoveries."""
+    summary = results.summary
+    learners = results.learners
+    window = int(summary["window"])
+    metric = results.metric
+    n_samples = summary["stream"].get("n_samples") or max(
+        (float(x[-1]) for x, _ in results.curves.values() if len(x)), default=1.0
+    )
+    fig = _figure(5.2 + 0.22 * len(learners))
+    grid = fig.add_gridspec(2, 1, height_ratios=[4.0, 0.6 + 0.22 * len(learners)])
+    ax = fig.add_subplot(grid[0])
+    strip = fig.add_subplot(grid[1], sharex=ax)
+    handles = []
+    for i, learner in enumerate(learners):
+        x, y = results.curves[learner]
+        (line,) = ax.plot(x, y, lw=1.4, label=learner, **style(i))
+        handles.append(line)
+    drifts = summary["stream"].get("drifts") or []
+    for d, drift in enumerate(drifts):
+        position, width = float(drift["position"]), float(drift.get("width", 1) or 1)
+        for axis in (ax, strip):
+            axis.axvline(position, color="#444444", ls=(0, (4, 3)), lw=1.1, zorder=1)
+            if width > 1:
+                axis.axvspan(
+                    position - width / 2,
+                    position + width / 2,
+                    color="#999999",
+                    alpha=0.18,
+                    lw=0,
+                    zorder=0,
+                )
+        ax.text(
+            position,
+            1.01,
+            f"drift {d + 1}\nat {position:,.0f}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            transform=ax.get_xaxis_transform(),
+        )
+    recovered_any = False
+    for seg in summary["drifts"]:
+        value = results.recovered.get((seg.get("learner"), int(seg.get("drift", 0))))
+        if value is None or seg.get("learner") not in learners:
+            continue
+        i = learners.index(seg["learner"])
+        x = int(seg["position"]) + int(seg["recovery"]) + window
+        ax.plot(
+            [x],
+            [value],
+            marker="o",
+            ms=9,
+            mfc="white",
+            mew=2.2,
+            mec=style(i)["color"],
+            ls="none",
+            zorder=6,
+        )
+        recovered_any = True
+    if drifts:
+        handles.append(Line2D([], [], color="#444444", ls=(0, (4, 3)), label="known drift"))
+    if any(float(d.get("width", 1) or 1) > 1 for d in drifts):
+        handles.append(Patch(color="#999999", alpha=0.3, label="gradual drift (width)"))
+    if recovered_any:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ms=8,
+                mfc="white",
+                mec="#444444",
+                mew=2,
+                ls="none",
+                label="back to pre-drift level\n(end of first recovered\nwindow)",
+            )
+        )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="|",
+            ms=10,
+            mew=2,
+            color="#444444",
+            ls="none",
+            label="drift detector alarm",
+        )
+    )
+    if _clip_warm_up(ax, results.curves.values(), window):
+        handles.append(
+            Patch(color="#cccccc", alpha=0.6, label="first window\n(not yet full, off scale)")
+        )
+    ax.set_ylabel(f"{_metric_label(metric)}\nover the last {window:,} samples")
+    ax.set_title(
+        f"{metric} over the stream, sliding window of {window:,} samples ({_direction(metric)})",
+        loc="left",
+        pad=30 if drifts else 8,
+    )
+    ax.grid(True, color="#dddddd", lw=0.6)
+    ax.tick_params(labelbottom=False)
+    any_alarm = False
+    for i, learner in enumerate(learners):
+        alarms = np.asarray(summary["learners"][learner].get("alarms") or [], dtype=float)
+        if len(alarms):
+            any_alarm = True
+            strip.plot(
+                alarms,
+                np.full(len(alarms), i),
+                marker="|",
+                ms=11,
+                mew=2,
+                ls="none",
+                color=style(i)["color"],
+            )
+    if not any_alarm:
+        strip.text(
+            0.5,
+            0.5,
+            "no drift detector alarms in this run",
+            ha="center",
+            va="center",
+            transform=strip.transAxes,
+            color="#555555",
+            fontsize=9,
+        )
+    strip.set_yticks(range(len(learners)), learners, fontsize=8)
+    strip.set_ylim(len(learners) - 0.5, -0.5)
+    strip.set_title("drift detector alarms", loc="left", fontsize=9)
+    strip.set_xlabel("stream position (samples seen)")
+    strip.xaxis.set_major_formatter(FuncFormatter(short_number))
+    strip.set_xlim(0, n_samples)
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
+    return fig
+
+
+def drift_figure(results: PrequentialResults) -> Figure | None:
+    """Per known drift: the metric before, just after and when recovered; recovery times."""
+    summary = results.summary
+    drifts = (summary["stream"].get("drifts") or [])[:MAX_DRIFT_PANELS]
+    segments = {(s.get("learner"), int(s.get("drift", 0))): s for s in summary["drifts"]}
+    if not drifts or not segments:
+        return None
+    learners = results.learners
+    metric = next(iter(segments.values())).get("metric", results.metric)
+    after = next(iter(segments.values())).get("after_samples")
+    n = len(learners)
+    fig = _figure(max(3.4, 2.0 + 0.5 * n))
+    axes = fig.subplots(1, len(drifts) + 1, sharey=True, width_ratios=[1.0] * len(drifts) + [1.2])
+    rows = np.arange(n)
+    for d, (ax, drift) in enumerate(zip(axes, drifts, strict=False)):
+        for j, learner in enumerate(learners):
+            seg = segments.get((learner, d))
+            if seg is None:
+                continue
+            points = {
+                "before": seg.get("before"),
+                "after": seg.get("after"),
+                "recovered": results.recovered.get((learner, d)),
+            }
+            known = [v for v in (points["before"], points["after"]) if v is not None]
+            if len(known) == 2:
+                ax.plot(known, [j, j], color="#bbbbbb", lw=3, zorder=1, solid_capstyle="round")
+            for phase, value in points.items():
+                if value is not None:
+                    color, marker, _ = PHASES[phase]
+                    ax.plot(
+                        [value],
+                        [j],
+                        marker=marker,
+                        color=color,
+                        ms=9,
+                        ls="none",
+                        zorder=3,
+                        mec="white" if phase != "after" else color,
+                    )
+        ax.set_title(f"drift {d + 1} at {float(drift['position']):,.0f}", fontsize=10)
+        ax.set_xlabel(f"{metric}\n({_direction(metric)})")
+        ax.grid(True, axis="x", color="#dddddd", lw=0.6)
+        ax.margins(x=0.15)
+    axes[0].set_yticks(rows, learners)
+    axes[0].set_ylim(n - 0.5, -0.5)
+    rec = axes[-1]
+    height = 0.8 / len(drifts)
+    longest = max((s.get("recovery") or 0 for s in segments.values()), default=0) or 1
+    for d in range(len(drifts)):
+        offsets = rows - 0.4 + height * (d + 0.5)
+        shade = 1.0 - 0.55 * d / max(1, len(drifts) - 1)
+        for j, learner in enumerate(learners):
+            seg = segments.get((learner, d))
+            if seg is None:
+                continue
+            value = seg.get("recovery")
+            if value is None:
+                rec.text(
+                    0,
+                    offsets[j],
+                    " never",
+                    va="center",
+                    fontsize=8,
+                    color="#D55E00",
+                    fontweight="bold",
+                )
+                continue
+            rec.barh(
+                offsets[j],
+                value,
+                height=height * 0.9,
+                color="#0072B2",
+                alpha=shade,
+                hatch=("", "//", "..", "xx", "\\\\", "++")[d % 6],
+                edgecolor="white",
+            )
+            rec.text(value + longest * 0.02, offsets[j], f"{value:,}", va="center", fontsize=8)
+    rec.set_xlim(0, longest * 1.3)
+    rec.set_title("recovery time", fontsize=10)
+    rec.set_xlabel("samples from the drift until the\nwindowed metric is back")
+    rec.xaxis.set_major_formatter(FuncFormatter(short_number))
+    rec.grid(True, axis="x", color="#dddddd", lw=0.6)
+    handles = [
+        Line2D([], [], marker=m, color=c, ls="none", ms=8, label=label)
+        for c, m, label in PHASES.values()
+    ]
+    handles[1].set_label(f"just after (first {after:,} samples)" if after else "just after")
+    if len(drifts) > 1:
+        handles += [
+            Patch(
+                facecolor="#0072B2",
+                alpha=1.0 - 0.55 * d / (len(drifts) - 1),
+                hatch=("", "//", "..", "xx", "\\\\", "++")[d % 6],
+                edgecolor="white",
+                label=f"recovery, drift {d + 1}",
+            )
+            for d in range(len(drifts))
+        ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
+    total = len(summary["stream"].get("drifts") or [])
+    more = f" (first {MAX_DRIFT_PANELS} of {total} drifts)" if total > MAX_DRIFT_PANELS else ""
+    fig.suptitle(
+        f"around each known drift: {metric} before, just after and when recovered{more}",
+        x=0.01,
+        ha="left",
+        fontsize=11,
+    )
+    return fig
+
+
+def throughput_figure(results: PrequentialResults) -> Figure:
+    """Samples per second per learner and where the time went (predict / learn)."""
+    learners = results.learners
+    stats = results.summary["learners"]
+    n = len(learners)
+    fig = _figure(max(3.0, 1.5 + 0.45 * n))
+    speed, split = fig.subplots(1, 2, sharey=True)
+    rows = np.arange(n)
+    rates = np.array([float(stats[name]["samples_per_second"] or 0) for name in learners])
+    colors = [style(i)["color"] for i in range(n)]
+    speed.barh(rows, rates, color=colors, height=0.6)
+    positive = rates[rates > 0]
+    if len(positive) and positive.max() / positive.min() > 20:
+        speed.set_xscale("log")
+        speed.set_xlim(positive.min() / 2, positive.max() * 8)
+    else:
+        speed.set_xlim(0, max(rates.max(), 1) * 1.25)
+    for j, rate in enumerate(rates):
+        speed.text(
+            rate * (1.08 if speed.get_xscale() == "log" else 1.01) or 0,
+            j,
+            f" {short_number(rate)}/s",
+            va="center",
+            fontsize=9,
+        )
+    speed.set_yticks(rows, learners)
+    speed.set_ylim(n - 0.5, -0.5)
+    speed.set_xlabel("throughput (samples per second, predict + learn)")
+    speed.xaxis.set_major_formatter(FuncFormatter(short_number))
+    speed.grid(True, axis="x", color="#dddddd", lw=0.6)
+    predict = np.array([float(stats[name]["predict_seconds"] or 0) for name in learners])
+    learn = np.array([float(stats[name]["learn_seconds"] or 0) for name in learners])
+    split.barh(rows, predict, height=0.6, color="#56B4E9", label="predict")
+    split.barh(
+        rows,
+        learn,
+        left=predict,
+        height=0.6,
+        color="#E69F00",
+        label="learn",
+        hatch="//",
+        edgecolor="white",
+    )
+    split.set_xlabel("time spent (seconds)")
+    split.set_xlim(0, max((predict + learn).max(), 1e-9) * 1.1)
+    split.grid(True, axis="x", color="#dddddd", lw=0.6)
+    fig.legend(loc="outside right upper", frameon=False, fontsize=9)
+    fig.suptitle("throughput per learner", x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+# -- continual -------------------------------------------------------------------------------
+def _value_before(x: np.ndarray, y: np.ndarray, at: float) -> float | None:
+    i = int(np.searchsorted(x, at)) - 1
+    return float(y[i]) if i >= 0 and np.isfinite(y[i]) else None
+
+
+def stability_gaps(
+    results: ContinualResults, learner: str, least: float = 0.05, rebound: float = 0.25
+) -> list[dict]:
+    """Dips of earlier tasks' accuracy after a new task starts that recover (for marking only).
+
+    For each boundary and earlier task: ``before`` is the last accuracy before the boundary,
+    ``iteration`` / ``accuracy`` the lowest point until the next boundary, ``gap`` their
+    difference and ``after`` the accuracy at the segment's last point. A dip counts as a
+    stability gap when ``gap >= least`` and it climbs back at least ``rebound * gap`` by the
+    end of the segment (a drop that stays is forgetting, not a gap).
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> results = load_results(write_continual_folder(tempfile.mkdtemp()))
+    >>> gap = stability_gaps(results, "replay")[0]
+    >>> gap["task"], gap["boundary"], gap["gap"] > 0.3, gap["after"] > gap["accuracy"]
+    (0, 1, True, True)
+    """
+    gaps = []
+    edges = list(results.boundaries) + [np.inf]
+    for k in range(1, len(results.boundaries)):
+        start, stop = edges[k], edges[k + 1]
+        for t in range(k):
+            curve = results.curves.get((learner, t))
+            if curve is None:
+                continue
+            x, y = curve
+            before = _value_before(x, y, start)
+            mask = (x >= start) & (x < stop) & np.isfinite(y)
+            if before is None or not mask.any():
+                continue
+            i = int(np.argmin(np.where(mask, y, np.inf)))
+            low, after = float(y[i]), float(y[np.flatnonzero(mask)[-1]])
+            gap = before - low
+            if gap >= least and after - low >= rebound * gap:
+                gaps.append(
+                    {
+                        "task": t,
+                        "boundary": k,
+                        "before": before,
+                        "iteration": float(x[i]),
+                        "accuracy": low,
+                        "after": after,
+                        "gap": gap,
+                    }
+                )
+    return gaps
+
+
+def task_accuracy_figure(results: ContinualResults) -> Figure:
+    """Accuracy on every task over training iterations, one panel per learner."""
+    learners = results.learners
+    tasks = results.tasks
+    fig = _figure(1.4 + 2.5 * len(learners))
+    axes = np.atleast_1d(fig.subplots(len(learners), 1, sharex=True, squeeze=False)[:, 0])
+    last = max((float(x[-1]) for x, _ in results.curves.values() if len(x)), default=1.0)
+    edges = list(results.boundaries) + [last]
+    for row, (ax, learner) in enumerate(zip(axes, learners, strict=True)):
+        for k in range(len(tasks)):
+            if k % 2 == 1:
+                ax.axvspan(edges[k], edges[k + 1], color="#eeeeee", lw=0, zorder=0)
+            if k > 0:
+                ax.axvline(edges[k], color="#444444", ls=(0, (4, 3)), lw=1.1, zorder=1)
+            if row == 0:
+                ax.text(
+                    (edges[k] + edges[k + 1]) / 2,
+                    1.02,
+                    f"training {tasks[k]}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    transform=ax.get_xaxis_transform(),
+                )
+        for t in range(len(tasks)):
+            curve = results.curves.get((learner, t))
+            if curve is not None:
+                ax.plot(*curve, lw=1.5, label=f"accuracy on {tasks[t]}", **style(t))
+        gaps = stability_gaps(results, learner)
+        for gap in gaps:
+            ax.plot(
+                [gap["iteration"]],
+                [gap["accuracy"]],
+                marker="v",
+                ms=8,
+                ls="none",
+                color=style(gap["task"])["color"],
+                mec="black",
+                zorder=5,
+            )
+        if gaps:
+            worst = max(gaps, key=lambda g: g["gap"])
+            ax.annotate(
+                f"stability gap: {tasks[worst['task']]} falls {worst['gap']:.2f}\n"
+                f"when {tasks[worst['boundary']]} starts",
+                (worst["iteration"], worst["accuracy"]),
+                xytext=(12, -4),
+                textcoords="offset points",
+                fontsize=8,
+                va="top",
+                bbox={"boxstyle": "round", "fc": "white", "ec": "#999999"},
+            )
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel(f"{learner}\naccuracy (fraction)")
+        ax.grid(True, color="#dddddd", lw=0.6)
+    axes[-1].set_xlabel("training iteration")
+    axes[-1].set_xlim(edges[0], last)
+    handles = [
+        Line2D([], [], lw=1.5, label=f"accuracy on {t}", **style(i)) for i, t in enumerate(tasks)
+    ]
+    handles += [
+        Line2D([], [], color="#444444", ls=(0, (4, 3)), label="new task starts"),
+        Line2D(
+            [],
+            [],
+            marker="v",
+            color="#777777",
+            mec="black",
+            ls="none",
+            label="lowest point after a\nnew task starts\n(stability gap)",
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
+    fig.suptitle(
+        "accuracy on each task while training on the task sequence", x=0.01, ha="left", fontsize=11
+    )
+    return fig
+
+
+def final_accuracy_figure(results: ContinualResults) -> Figure:
+    """Final accuracy on every task per learner, with the learner's average marked."""
+    learners = results.learners
+    tasks = results.tasks
+    stats = results.summary["learners"]
+    fig = _figure(4.2)
+    ax = fig.subplots()
+    width = 0.8 / len(tasks)
+    for t, task in enumerate(tasks):
+        values = [
+            (stats[name].get("final_task_acc") or [np.nan] * len(tasks))[t]
+            if t < len(stats[name].get("final_task_acc") or [])
+            else np.nan
+            for name in learners
+        ]
+        values = [np.nan if v is None else float(v) for v in values]
+        ax.bar(
+            np.arange(len(learners)) - 0.4 + width * (t + 0.5),
+            values,
+            width * 0.92,
+            color=style(t)["color"],
+            label=task,
+        )
+    for j, name in enumerate(learners):
+        avg = stats[name].get("avg_acc")
+        if avg is not None:
+            ax.hlines(
+                avg,
+                j - 0.45,
+                j + 0.45,
+                color="black",
+                lw=2,
+                label="average over tasks" if j == 0 else None,
+            )
+    ax.set_xticks(range(len(learners)), learners)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("final accuracy (fraction)")
+    ax.grid(True, axis="y", color="#dddddd", lw=0.6)
+    fig.legend(loc="outside right upper", frameon=False, fontsize=9)
+    fig.suptitle("accuracy on each task after the whole sequence", x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+def continual_time_figure(results: ContinualResults) -> Figure:
+    """Training and evaluation time per learner."""
+    learners = results.learners
+    stats = results.summary["learners"]
+    n = len(learners)
+    fig = _figure(max(2.8, 1.5 + 0.45 * n))
+    ax = fig.subplots()
+    rows = np.arange(n)
+    train = np.array([float(stats[name].get("train_seconds") or 0) for name in learners])
+    evaluate = np.array([float(stats[name].get("eval_seconds") or 0) for name in learners])
+    ax.barh(rows, train, height=0.6, color="#E69F00", label="train")
+    ax.barh(
+        rows,
+        evaluate,
+        left=train,
+        height=0.6,
+        color="#56B4E9",
+        label="evaluate",
+        hatch="//",
+        edgecolor="white",
+    )
+    ax.set_yticks(rows, learners)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel("time spent (seconds)")
+    ax.set_xlim(0, max((train + evaluate).max(), 1e-9) * 1.1)
+    ax.grid(True, axis="x", color="#dddddd", lw=0.6)
+    fig.legend(loc="outside right upper", frameon=False, fontsize=9)
+    fig.suptitle("time per learner", x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+# -- writing ---------------------------------------------------------------------------------
+def _specs(results: PrequentialResults | ContinualResults) -> list[tuple]:
+    if isinstance(results, ContinualResults):
+        return [
+            (
+                "tasks",
+                task_accuracy_figure,
+                "Accuracy on each task during training",
+                "Each panel is one learner; each line is the accuracy on one task, measured every "
+                "few iterations. Dashed lines mark where training on a new task starts. A dip of an"
+                " earlier task right after a boundary (▼) is the stability gap; a line that stays "
+                "low is forgetting.",
+            ),
+            (
+                "final",
+                final_accuracy_figure,
+                "Final accuracy per task",
+                "Accuracy on every task after training on the whole sequence; the black bar is the"
+                " learner's average over tasks.",
+            ),
+            (
+                "time",
+                continual_time_figure,
+                "Time per learner",
+                "Seconds spent training and evaluating each learner.",
+            ),
+        ]
+    metric, window = results.metric, int(results.summary["window"])
+    return [
+        (
+            "stream",
+            stream_figure,
+            f"{metric} over the stream",
+            f"Each line is one learner's {metric} over the last {window:,} samples, as the stream "
+            "goes by. Dashed vertical lines are the known drifts; a drop after one shows the "
+            "drift hurting, the climb after it the learner adapting. Hollow circles mark where a "
+            "learner's windowed metric got back to its pre-drift level. The strip below shows "
+            "when each learner's drift detector raised an alarm.",
+        ),
+        (
+            "drifts",
+            drift_figure,
+            "Around each drift",
+            f"For every known drift and learner: {metric} over the window before the drift (●), "
+            "over the first samples after it (▼) and over the first window that is back within "
+            "tolerance of the pre-drift level (◆); right: how many samples that took.",
+        ),
+        (
+            "throughput",
+            throughput_figure,
+            "Throughput",
+            "Samples per second through predict and learn (the test-then-train loop), and how "
+            "the time splits between predicting and learning.",
+        ),
+    ]
+
+
+def render_figures(
+    results: PrequentialResults | ContinualResults, out_dir: str | Path
+) -> list[FigureFile]:
+    """Draw every figure of ``results``, write each as ``out_dir/<name>.png``, describe them."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, draw, title, caption in _specs(results):
+        fig = draw(results)
+        if fig is None:
+            continue
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=DPI, facecolor="white")
+        width, height = (round(v * DPI) for v in fig.get_size_inches())
+        files.append(FigureFile(name, path, width, height, title, caption))
+    return files

@@ -1,0 +1,444 @@
+"""One self-contained HTML page for a run: figures embedded as data URIs, inline CSS, no scripts.
+
+The page opens with what happened in a few sentences (:func:`highlights`), then the main figure,
+the tables (from ``summary.json``), the other figures, the experiment file, and the versions and
+machine. Nothing in it requests anything from the network.
+
+>>> import tempfile
+>>> from adaptloop.report.data import load_results
+>>> from adaptloop.report.synthetic import write_prequential_folder
+>>> results = load_results(write_prequential_folder(tempfile.mkdtemp()))
+>>> page = render_html(results, [])
+>>> page.startswith("<!DOCTYPE html>"), "http://" in page or "https://" in page
+(True, False)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from importlib.metadata import PackageNotFoundError, version
+
+from adaptloop import __version__
+from adaptloop.evaluation.metrics import HIGHER_IS_BETTER
+from adaptloop.report.data import ContinualResults, PrequentialResults
+from adaptloop.report.figures import FigureFile, short_number
+
+KEY_PACKAGES = ("numpy", "pyarrow", "pandas", "river", "torch", "matplotlib", "scikit-learn")
+"""Packages whose versions the report lists (as installed when the report was built)."""
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+ margin:0;color:#1a1a1a;background:#fafafa;line-height:1.45}
+main{max-width:1240px;margin:0 auto;padding:24px 28px 48px;background:#fff}
+h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:28px 0 8px;
+ border-bottom:2px solid #0072B2;padding-bottom:3px}
+.meta{color:#555;font-size:.92em;margin:0 0 12px}
+.glance{background:#eef5fb;border-left:5px solid #0072B2;padding:10px 18px;margin:12px 0}
+.glance li{margin:3px 0}
+figure{margin:10px 0 18px}figure img{max-width:100%;height:auto;border:1px solid #e3e3e3}
+figcaption{color:#444;font-size:.92em;margin-top:4px;max-width:1100px}
+table{border-collapse:collapse;font-size:.9em;margin:6px 0 10px}
+th,td{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+td.best{font-weight:700;color:#005a8c}td.never{color:#b34700;font-weight:600}
+pre{background:#f6f6f6;border:1px solid #e3e3e3;padding:10px;overflow-x:auto;font-size:.86em}
+.note{color:#555;font-size:.88em}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of adaptloop's key dependencies (``not installed`` when absent).
+
+    >>> "numpy" in package_versions()
+    True
+    """
+    out = {}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _table(header: list[str], rows: list[list[tuple[str, str]]]) -> str:
+    """``rows`` of (text, css class) cells."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{c}">{_e(t)}</td>' if c else f"<td>{_e(t)}</td>" for t, c in row)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _best(values: dict[str, float | None], higher: bool) -> str | None:
+    known = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+    if not known:
+        return None
+    return (max if higher else min)(known, key=known.get)
+
+
+# -- prequential -----------------------------------------------------------------------------
+def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
+    """What happened in a few plain sentences, from the summary alone.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_prequential_folder
+    >>> lines = highlights(load_results(write_prequential_folder(tempfile.mkdtemp())))
+    >>> print(lines[0])
+    60,000 samples from stream synthetic (binary), 3 learners, 2 known drifts at 20,000 and 40,000.
+    """
+    if isinstance(results, ContinualResults):
+        return _continual_highlights(results)
+    summary = results.summary
+    stats = summary["learners"]
+    stream = summary["stream"]
+    metric = results.metric
+    higher = HIGHER_IS_BETTER.get(metric, False)
+    drifts = stream.get("drifts") or []
+    n = stream.get("n_samples") or max(s.get("n_samples", 0) for s in stats.values())
+    where = ""
+    if drifts:
+        places = [f"{d['position']:,}" for d in drifts]
+        listed = places[0] if len(places) == 1 else ", ".join(places[:-1]) + " and " + places[-1]
+        where = f", {len(drifts)} known drift{'s' if len(drifts) > 1 else ''} at {listed}"
+    else:
+        where = ", no known drifts"
+    lines = [
+        f"{n:,} samples from stream {stream.get('name', '?')} ({stream.get('task', '?')}),"
+        f" {len(stats)} learner{'s' if len(stats) != 1 else ''}{where}."
+    ]
+    overall = {name: s.get(metric) for name, s in stats.items()}
+    best = _best(overall, higher)
+    worst = _best(overall, not higher)
+    if best is not None:
+        line = f"Best {metric} over the whole stream: {best} ({_fmt(overall[best])})"
+        if worst is not None and worst != best:
+            line += f"; lowest: {worst} ({_fmt(overall[worst])})"
+        lines.append(line + ".")
+    for d, drift in enumerate(drifts):
+        segs = [s for s in summary["drifts"] if int(s.get("drift", -1)) == d]
+        if not segs:
+            continue
+        drops = {s["learner"]: s.get("drop") for s in segs}
+        recoveries = {s["learner"]: s.get("recovery") for s in segs}
+        parts = []
+        least = _best(drops, higher=False)
+        if least is not None and drops[least] < 0:
+            parts.append(f"{least} even got better ({_fmt(-drops[least], 3)})")
+        elif least is not None:
+            parts.append(f"smallest drop {least} ({_fmt(drops[least], 3)})")
+        fastest = _best({k: v for k, v in recoveries.items() if v is not None}, higher=False)
+        if fastest is not None:
+            parts.append(
+                f"fastest back to its pre-drift level {fastest} ({recoveries[fastest]:,} samples)"
+            )
+        never = [k for k, v in recoveries.items() if v is None]
+        if never:
+            parts.append("never recovered: " + ", ".join(never))
+        lines.append(f"Drift {d + 1} at {drift['position']:,}: " + "; ".join(parts) + ".")
+    alarms = {name: s.get("alarms") or [] for name, s in stats.items()}
+    raised = {k: v for k, v in alarms.items() if v}
+    if raised:
+        lines.append(
+            "Drift detector alarms: "
+            + "; ".join(f"{k} {len(v)} (first at {v[0]:,})" for k, v in raised.items())
+            + "."
+        )
+    else:
+        lines.append("No drift detector raised an alarm.")
+    rates = {name: s.get("samples_per_second") for name, s in stats.items()}
+    fastest = _best(rates, higher=True)
+    if fastest is not None:
+        slowest = _best(rates, higher=False)
+        lines.append(
+            f"Fastest: {fastest} ({short_number(rates[fastest])} samples/s); "
+            f"slowest: {slowest} ({short_number(rates[slowest])} samples/s)."
+        )
+    return lines
+
+
+def _prequential_tables(results: PrequentialResults) -> str:
+    summary = results.summary
+    stats = summary["learners"]
+    metrics = list(summary["metrics"])
+    window = int(summary["window"])
+    header = [
+        "learner",
+        *metrics,
+        f"{results.metric} last {window:,}",
+        "samples/s",
+        "predict s",
+        "learn s",
+        "alarms",
+    ]
+    best = {
+        m: _best({k: s.get(m) for k, s in stats.items()}, HIGHER_IS_BETTER.get(m, False))
+        for m in metrics
+    }
+    rows = []
+    for name, s in stats.items():
+        rows.append(
+            [
+                (name, ""),
+                *((_fmt(s.get(m)), "best" if best[m] == name else "") for m in metrics),
+                (_fmt(s.get(f"{results.metric}_window")), ""),
+                (short_number(s["samples_per_second"] or 0), ""),
+                (_fmt(s.get("predict_seconds"), 3), ""),
+                (_fmt(s.get("learn_seconds"), 3), ""),
+                (f"{len(s.get('alarms') or []):,}", ""),
+            ]
+        )
+    out = (
+        "<h2>Summary</h2><p class='note'>Metrics over the whole stream (best in bold) and "
+        f"over the last {window:,} samples; throughput over predict and learn.</p>"
+        + _table(header, rows)
+    )
+    if summary["drifts"]:
+        first = summary["drifts"][0]
+        metric, after = first.get("metric", results.metric), first.get("after_samples")
+        header = [
+            "learner",
+            "drift",
+            "at",
+            f"{metric} before",
+            f"first {_fmt(after)} after",
+            "drop",
+            "when recovered",
+            "recovery (samples)",
+        ]
+        rows = []
+        for seg in summary["drifts"]:
+            recovered = results.recovered.get((seg["learner"], int(seg.get("drift", 0))))
+            recovery = seg.get("recovery")
+            rows.append(
+                [
+                    (seg["learner"], ""),
+                    (str(int(seg.get("drift", 0)) + 1), ""),
+                    (_fmt(seg.get("position")), ""),
+                    (_fmt(seg.get("before")), ""),
+                    (_fmt(seg.get("after")), ""),
+                    (_fmt(seg.get("drop")), ""),
+                    (_fmt(recovered), ""),
+                    ("never", "never") if recovery is None else (_fmt(recovery), ""),
+                ]
+            )
+        out += (
+            "<h2>Around each drift</h2><p class='note'>before: the window before the drift;"
+            f" after: the first {_fmt(after)} samples from the drift; drop: how much worse "
+            "(positive = worse); recovery: samples from the drift to the start of the first"
+            " full window back within tolerance of the pre-drift level.</p>" + _table(header, rows)
+        )
+    return out
+
+
+# -- continual -------------------------------------------------------------------------------
+def _continual_highlights(results: ContinualResults) -> list[str]:
+    stats = results.summary["learners"]
+    tasks = results.tasks
+    lines = [
+        f"{len(tasks)} tasks trained in sequence ({', '.join(tasks)}), "
+        f"{len(stats)} learner{'s' if len(stats) != 1 else ''}."
+    ]
+    for key, label, higher in (
+        ("avg_acc", "final average accuracy", True),
+        ("min_acc", "min-ACC (worst dip of earlier tasks)", True),
+        ("wc_acc", "worst-case accuracy (WC-ACC)", True),
+    ):
+        values = {name: s.get(key) for name, s in stats.items()}
+        best = _best(values, higher)
+        if best is not None:
+            lines.append(f"Best {label}: {best} ({_fmt(values[best])}).")
+    from adaptloop.report.figures import stability_gaps
+
+    for name, s in stats.items():
+        recorded = [g for g in s.get("gaps") or [] if g.get("drop") is not None]
+        if recorded:  # as the evaluation measured it (for the first task)
+            worst = max(recorded, key=lambda g: g["drop"])
+            new = int(worst.get("task", 0))
+            back = worst.get("recovery")
+            lines.append(
+                f"{name}: largest stability gap on {tasks[0]}: {_fmt(worst['before'], 2)} → "
+                f"{_fmt(worst['minimum'], 2)} when {tasks[new] if new < len(tasks) else new} "
+                "started, "
+                + (
+                    "never back to 95 % before the next task."
+                    if back is None
+                    else f"back to 95 % after {back:,} iterations."
+                )
+            )
+            continue
+        gaps = stability_gaps(results, name)
+        if gaps:
+            worst = max(gaps, key=lambda g: g["gap"])
+            lines.append(
+                f"{name}: largest stability gap {worst['gap']:.2f}: accuracy on "
+                f"{tasks[worst['task']]} fell from {worst['before']:.2f} to "
+                f"{worst['accuracy']:.2f} after {tasks[worst['boundary']]} started."
+            )
+    return lines
+
+
+def _numeric(key: str) -> tuple:
+    return (0, float(key), "") if str(key).replace(".", "", 1).isdigit() else (1, 0.0, str(key))
+
+
+def _continual_tables(results: ContinualResults) -> str:
+    stats = results.summary["learners"]
+    tasks = results.tasks
+    wf_keys = sorted({k for s in stats.values() for k in (s.get("wf") or {})}, key=_numeric)
+    wp_keys = sorted({k for s in stats.values() for k in (s.get("wp") or {})}, key=_numeric)
+    header = ["learner", "avg acc", "min-ACC", "WC-ACC"]
+    header += [f"WF {k}" for k in wf_keys] + [f"WP {k}" for k in wp_keys]
+    header += ["train s", "eval s"]
+    scores = ("avg_acc", "min_acc", "wc_acc")
+    best = {k: _best({n: s.get(k) for n, s in stats.items()}, True) for k in scores}
+    rows = []
+    for name, s in stats.items():
+        wf, wp = s.get("wf") or {}, s.get("wp") or {}
+        row = [(name, "")]
+        row += [(_fmt(s.get(k)), "best" if best[k] == name else "") for k in scores]
+        row += [(_fmt(wf.get(k)), "") for k in wf_keys] + [(_fmt(wp.get(k)), "") for k in wp_keys]
+        row += [(_fmt(s.get("train_seconds"), 2), ""), (_fmt(s.get("eval_seconds"), 2), "")]
+        rows.append(row)
+    out = (
+        "<h2>Summary</h2><p class='note'>avg acc: final accuracy averaged over tasks; min-ACC: "
+        "average over earlier tasks of their lowest accuracy after being learned; WC-ACC: "
+        "worst-case accuracy; WF / WP: windowed forgetting / plasticity over the given number "
+        "of iterations (best in bold).</p>" + _table(header, rows)
+    )
+    task_rows = []
+    for name, s in stats.items():
+        finals = list(s.get("final_task_acc") or [])[: len(tasks)]
+        finals += [None] * (len(tasks) - len(finals))
+        task_rows.append([(name, ""), *((_fmt(v), "") for v in finals)])
+    out += "<h2>Final accuracy per task</h2>" + _table(["learner", *tasks], task_rows)
+    gap_rows = []
+    for name, s in stats.items():
+        for gap in s.get("gaps") or []:
+            new = int(gap.get("task", 0))
+            back = gap.get("recovery")
+            gap_rows.append(
+                [
+                    (name, ""),
+                    (tasks[new] if 0 <= new < len(tasks) else str(new), ""),
+                    (_fmt(gap.get("switch")), ""),
+                    (_fmt(gap.get("before")), ""),
+                    (_fmt(gap.get("minimum")), ""),
+                    (_fmt(gap.get("drop")), ""),
+                    ("never", "never") if back is None else (_fmt(back), ""),
+                ]
+            )
+    if gap_rows:
+        header = ["learner", "new task", "at iteration", "before", "lowest", "gap", "recovery"]
+        out += (
+            f"<h2>Stability gap of {_e(tasks[0])}</h2><p class='note'>Accuracy on the first "
+            "task just before each new task starts, its lowest point shortly after, and the "
+            "iterations until it is back to 95 % of the level before.</p>"
+            + _table(header, gap_rows)
+        )
+    return out
+
+
+# -- page ------------------------------------------------------------------------------------
+def _figure_html(figure: FigureFile) -> str:
+    data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+    return (
+        f'<figure id="fig-{_e(figure.name)}"><img src="data:image/png;base64,{data}" '
+        f'width="{figure.width}" height="{figure.height}" alt="{_e(figure.title)}">'
+        f"<figcaption><b>{_e(figure.title)}.</b> {_e(figure.caption)}</figcaption></figure>"
+    )
+
+
+def _environment(results: PrequentialResults | ContinualResults) -> str:
+    summary = results.summary
+    machine = summary.get("machine") or {}
+    ran = summary.get("adaptloop_version") or summary.get("version") or "not recorded"
+    rows = [[("adaptloop (run)", ""), (ran, "")], [("adaptloop (report)", ""), (__version__, "")]]
+    rows += [[(f"{k} (report)", ""), (v, "")] for k, v in package_versions().items()]
+    machine_rows = [[(str(k), ""), (str(v), "")] for k, v in machine.items()]
+    for key in ("created", "wall_seconds", "seed"):
+        if key in summary:
+            value = summary[key]
+            machine_rows.append(
+                [(key, ""), (_fmt(value, 1) if key == "wall_seconds" else str(value), "")]
+            )
+    return (
+        "<h2>Versions and machine</h2><p class='note'>The run recorded adaptloop's version "
+        "and its machine; the other versions are those installed where this report was "
+        "built.</p><div style='display:flex;gap:40px;flex-wrap:wrap'>"
+        + _table(["package", "version"], rows)
+        + _table(["run", "value"], machine_rows or [[("machine", ""), ("not recorded", "")]])
+        + "</div>"
+    )
+
+
+def render_html(results: PrequentialResults | ContinualResults, figures: list[FigureFile]) -> str:
+    """The report page as one HTML string (figures read from their PNG files)."""
+    summary = results.summary
+    name = (
+        summary.get("experiment_name")
+        or (
+            summary.get("stream", {}).get("name")
+            if isinstance(summary.get("stream"), dict)
+            else None
+        )
+        or results.folder.name
+    )
+    kind = "continual learning" if isinstance(results, ContinualResults) else "prequential"
+    meta = [f"{kind} run", f"results folder {results.folder}"]
+    if summary.get("created"):
+        meta.append(f"created {summary['created']}")
+    if summary.get("seed") is not None:
+        meta.append(f"seed {summary['seed']}")
+    meta.append(f"{results.n_records:,} records")
+    glance = "".join(f"<li>{_e(line)}</li>" for line in highlights(results))
+    first, rest = figures[:1], figures[1:]
+    tables = (
+        _continual_tables(results)
+        if isinstance(results, ContinualResults)
+        else _prequential_tables(results)
+    )
+    experiment = (
+        f"<pre>{_e(results.experiment)}</pre>"
+        if results.experiment is not None
+        else "<p class='note'>No experiment.toml in the results folder.</p>"
+    )
+    body = (
+        f"<h1>{_e(name)}</h1><p class='meta'>{_e(' · '.join(meta))}</p>"
+        f"<div class='glance'><b>At a glance</b><ul>{glance}</ul></div>"
+        + "".join(_figure_html(f) for f in first)
+        + tables
+        + ("<h2>More figures</h2>" if rest else "")
+        + "".join(_figure_html(f) for f in rest)
+        + "<h2>Experiment</h2>"
+        + experiment
+        + _environment(results)
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(name)} — adaptloop report</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
