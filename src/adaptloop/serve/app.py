@@ -210,15 +210,21 @@ def _field(loc: tuple | list) -> str:
 
 
 def create_app(
-    service: Service, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES
+    service: Service,
+    token: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    background: bool = True,
 ) -> FastAPI:
-    """The app serving ``service``; write endpoints need ``Bearer <token>`` when one is set."""
+    """The app serving ``service``; write endpoints need ``Bearer <token>`` when one is set.
+
+    ``background=False`` starts no worker thread: feedback is then learned only when
+    ``service.step()`` is called (tests use it to be deterministic)."""
     check = TokenCheck(token)
     telemetry_box: list[Telemetry] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await asyncio.to_thread(service.start)
+        await asyncio.to_thread(service.start, background)
         telemetry_box.append(Telemetry(service))
         app.state.telemetry = telemetry_box[0]
         try:

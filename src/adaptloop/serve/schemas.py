@@ -15,10 +15,19 @@ adaptloop.serve.schemas.InputError: records[0]: missing feature(s) 'x1'; expecte
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A finite JSON number (an integer is accepted as a float)."""
@@ -76,6 +85,17 @@ class FeedbackItem(BaseModel):
     record: Record | None = None
     label: StrictInt | StrictStr | Finite
 
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_type(cls, value: Any) -> Any:
+        ok = isinstance(value, (int, str, float)) and not isinstance(value, bool)
+        if not ok or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError(
+                "must be a class name (string), a class code (integer) or a finite number, "
+                f"got {value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> FeedbackItem:
         if (self.prediction_id is None) == (self.record is None):
@@ -120,7 +140,7 @@ class ModelStatus(BaseModel):
     metrics: dict[str, float | None]
     metrics_window: int
     drift_alarms: list[int]
-    gate: dict[str, float]
+    gate: dict[str, int | float]
     decisions: list[dict[str, Any]]
     last_checkpoint: dict[str, Any]
     skipped_checkpoints: list[str]

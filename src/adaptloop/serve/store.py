@@ -253,8 +253,8 @@ class Store:
         return self.call(
             lambda c: (
                 c.execute(
-                    "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, meta, state)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, "
+                    "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     row,
                 ).lastrowid
             )

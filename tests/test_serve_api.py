@@ -1,0 +1,374 @@
+"""API tests of the service: every endpoint, every refused input (and nothing changes)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from adaptloop.cli import app as cli_app  # noqa: E402
+from adaptloop.learners.base import states_equal  # noqa: E402
+from adaptloop.serve.app import create_app  # noqa: E402
+from adaptloop.serve.worker import Service, ServiceConfig  # noqa: E402
+from adaptloop.streams import registry as streams  # noqa: E402
+
+TOKEN = "test-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+NAMES = ("x0", "x1", "x2")
+
+
+def sea_batches(n: int, batch: int, seed: int = 3):
+    stream = streams.create("sea", n=n, seed=seed)
+    return list(stream.iter_batches(batch))
+
+
+def records(X: np.ndarray) -> list[dict[str, float]]:
+    return [dict(zip(NAMES, map(float, row), strict=True)) for row in X]
+
+
+@pytest.fixture
+def service(tmp_path):
+    config = ServiceConfig(micro_batch=8, gate_window=16, max_nfr=0.1)
+    return Service.open(tmp_path / "api.db", learner="adwin_reset", config=config)
+
+
+@pytest.fixture
+def client(service):
+    with TestClient(create_app(service, token=TOKEN, background=False)) as client:
+        yield client
+
+
+def snapshot_state(service: Service) -> dict:
+    """Everything a refused request must leave as it was."""
+    version, served = service.current
+    db = sqlite3.connect(service.store.path)
+    try:
+        rows = {
+            table: db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("predictions", "feedback", "checkpoints", "decisions")
+        }
+    finally:
+        db.close()
+    return {
+        "version": version,
+        "served": served.state_dict(),
+        "candidate": service.candidate.state_dict(),
+        "rows": rows,
+    }
+
+
+def assert_unchanged(before: dict, service: Service) -> None:
+    after = snapshot_state(service)
+    assert after["version"] == before["version"]
+    assert after["rows"] == before["rows"]
+    assert states_equal(after["served"], before["served"])
+    assert states_equal(after["candidate"], before["candidate"])
+
+
+def predict(client, X) -> list[str]:
+    answer = client.post("/v1/predict", json={"records": records(X)})
+    assert answer.status_code == 200, answer.text
+    return [p["id"] for p in answer.json()["predictions"]]
+
+
+def test_predict_returns_ids_probabilities_and_stores_them(client, service):
+    (X, _), *_ = sea_batches(5, 5)
+    answer = client.post("/v1/predict", json={"records": records(X)})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["model_version"] == service.version
+    preds = body["predictions"]
+    assert len(preds) == 5 and len({p["id"] for p in preds}) == 5
+    _, expected, proba = service.predict(X)
+    for p, code, row in zip(preds, expected, proba, strict=True):
+        assert p["prediction"] == ("0", "1")[int(code)]
+        assert p["probabilities"]["0"] + p["probabilities"]["1"] == pytest.approx(1.0)
+        assert p["probabilities"]["1"] == pytest.approx(float(row[1]), abs=1e-6)
+    assert service.store.count("predictions") == 5
+
+
+def test_feedback_by_id_and_by_record_is_stored_and_learned(client, service):
+    batches = sea_batches(32, 16)
+    X, y = batches[0]
+    ids = predict(client, X)
+    fb = [{"prediction_id": i, "label": int(label)} for i, label in zip(ids, y, strict=True)]
+    answer = client.post("/v1/feedback", json={"feedback": fb}, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 16
+    X2, y2 = batches[1]
+    by_record = [
+        {"record": r, "label": str(label)} for r, label in zip(records(X2), y2, strict=True)
+    ]
+    answer = client.post("/v1/feedback", json={"feedback": by_record}, headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.json()["seq"] == list(range(17, 33))
+    assert service.store.count("feedback") == 32
+    before = service.candidate.state_dict()
+    while service.step():
+        pass
+    assert service.samples_learned == 32
+    assert not states_equal(before, service.candidate.state_dict())
+    status = client.get("/v1/model").json()
+    assert status["feedback"] == {"received": 32, "learned": 32, "pending": 0, "micro_batch": 8}
+
+
+def test_model_metrics_are_prequential_over_what_was_served(client, service):
+    served, labels = [], []
+    for X, y in sea_batches(96, 8):
+        answer = client.post("/v1/predict", json={"records": records(X)}).json()
+        served += [int(p["prediction"]) for p in answer["predictions"]]
+        labels += [int(v) for v in y]
+        fb = [
+            {"prediction_id": p["id"], "label": int(v)}
+            for p, v in zip(answer["predictions"], y, strict=True)
+        ]
+        assert client.post("/v1/feedback", json={"feedback": fb}, headers=AUTH).status_code == 200
+        while service.step():  # learn between requests: later predictions use newer versions
+            pass
+    status = client.get("/v1/model").json()
+    expected = float(np.mean(np.array(served) == np.array(labels)))
+    assert status["metrics"]["accuracy"] == pytest.approx(expected)
+    assert status["feedback"]["learned"] == 96
+    # 96 samples, gate window 16: six decisions, each with its numbers, in the store too
+    assert len(status["decisions"]) == 6
+    for decision in status["decisions"]:
+        assert decision["n"] == 16
+        assert decision["promote"] == (
+            decision["accuracy_new"] >= decision["accuracy_old"]
+            and decision["negative_flip_rate"] <= decision["max_nfr"]
+        )
+    assert service.store.decisions(50) == status["decisions"]
+    promotions = sum(d["promote"] for d in status["decisions"])
+    assert status["version"] == 1 + promotions
+
+
+def bad_predict_bodies():
+    good = {"x0": 1.0, "x1": 2.0, "x2": 3.0}
+    return [
+        ("missing feature", {"records": [{"x0": 1.0, "x1": 2.0}]}, 422, "records[0]"),
+        ("unknown feature", {"records": [good, {**good, "x9": 1.0}]}, 422, "records[1]"),
+        ("string value", {"records": [{**good, "x1": "2"}]}, 422, "records[0].x1"),
+        ("bool value", {"records": [{**good, "x2": True}]}, 422, "records[0].x2"),
+        ("null value", {"records": [{**good, "x0": None}]}, 422, "records[0].x0"),
+        ("empty batch", {"records": []}, 422, "records"),
+        ("not a list", {"records": good}, 422, "records"),
+        ("extra key", {"records": [good], "model": 3}, 422, "model"),
+        ("too many", {"records": [good] * 1001}, 422, "records"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "field"), bad_predict_bodies(), ids=lambda v: str(v)[:20]
+)
+def test_predict_refuses_bad_input_and_changes_nothing(client, service, case, body, status, field):
+    before = snapshot_state(service)
+    answer = client.post("/v1/predict", json=body)
+    assert answer.status_code == status, (case, answer.text)
+    assert answer.json()["field"] == field
+    assert field in answer.json()["detail"]
+    assert_unchanged(before, service)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "field"),
+    [
+        ('{"records": [{"x0": NaN, "x1": 1, "x2": 1}]}', 422, "records[0].x0"),
+        ('{"records": [{"x0": 1, "x1": Infinity, "x2": 1}]}', 422, "records[0].x1"),
+        ('{"records": [{"x0": 1, "x1": 1, "x2": -1e999}]}', 422, "records[0].x2"),
+        ('{"records": [{"x0": 1, "x1": 1, "x2"', 400, "body"),
+        ("not json at all", 400, "body"),
+    ],
+)
+def test_predict_refuses_non_finite_and_malformed_json(client, service, raw, status, field):
+    before = snapshot_state(service)
+    answer = client.post("/v1/predict", content=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == field
+    assert_unchanged(before, service)
+
+
+def test_oversized_body_is_refused(tmp_path):
+    service = Service.open(tmp_path / "big.db", learner="adwin_reset")
+    with TestClient(create_app(service, max_body_bytes=2_000, background=False)) as client:
+        before = snapshot_state(service)
+        body = {"records": [{"x0": 1.0, "x1": 2.0, "x2": 3.0}] * 200}
+        answer = client.post("/v1/predict", json=body)
+        assert answer.status_code == 413
+        assert answer.json()["field"] == "body"
+        chunks = (b'{"records": [' + b'{"x0": 1, "x1": 2, "x2": 3},' * 50 for _ in range(2))
+        answer = client.post(
+            "/v1/predict", content=chunks, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 413  # streamed (no Content-Length) and too large
+        assert_unchanged(before, service)
+        assert client.post("/v1/predict", json={"records": body["records"][:2]}).status_code == 200
+
+
+def test_feedback_refusals_change_nothing(client, service):
+    (X, y), *_ = sea_batches(4, 4)
+    ids = predict(client, X)
+    ok = client.post(
+        "/v1/feedback", json={"feedback": [{"prediction_id": ids[0], "label": 1}]}, headers=AUTH
+    )
+    assert ok.status_code == 200
+    good_record = records(X)[0]
+    cases = [
+        ({"feedback": [{"prediction_id": "nope", "label": 1}]}, 404, "feedback[0].prediction_id"),
+        ({"feedback": [{"prediction_id": ids[0], "label": 0}]}, 409, "feedback[0].prediction_id"),
+        (
+            {
+                "feedback": [
+                    {"prediction_id": ids[1], "label": 0},
+                    {"prediction_id": ids[1], "label": 1},
+                ]
+            },
+            409,
+            "feedback[1].prediction_id",
+        ),
+        (  # a good item then an unknown id: the whole request is refused
+            {
+                "feedback": [
+                    {"prediction_id": ids[2], "label": 0},
+                    {"prediction_id": "missing", "label": 1},
+                ]
+            },
+            404,
+            "feedback[1].prediction_id",
+        ),
+        ({"feedback": [{"prediction_id": ids[1], "label": "7"}]}, 422, "feedback[0].label"),
+        ({"feedback": [{"prediction_id": ids[1], "label": True}]}, 422, "feedback[0].label"),
+        ({"feedback": [{"prediction_id": ids[1], "label": 0.5}]}, 422, "feedback[0].label"),
+        ({"feedback": [{"label": 1}]}, 422, "feedback[0]"),
+        (
+            {"feedback": [{"prediction_id": ids[1], "record": good_record, "label": 1}]},
+            422,
+            "feedback[0]",
+        ),
+        ({"feedback": [{"record": {"x0": 1.0}, "label": 1}]}, 422, "feedback[0].record[0]"),
+        ({"feedback": [{"record": {**good_record, "x1": float("nan")}, "label": 1}]}, 422, None),
+        ({"feedback": []}, 422, "feedback"),
+        ({"labels": []}, 422, "feedback"),
+    ]
+    for body, status, field in cases:
+        before = snapshot_state(service)
+        if field is None:  # NaN is not JSON: send it raw
+            raw = json.dumps(body)
+            answer = client.post(
+                "/v1/feedback",
+                content=raw,
+                headers={**AUTH, "Content-Type": "application/json"},
+            )
+            field = "feedback[0].record.x1"
+        else:
+            answer = client.post("/v1/feedback", json=body, headers=AUTH)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.json()["field"] == field, answer.json()
+        assert field in answer.json()["detail"]
+        assert_unchanged(before, service)
+    assert service.store.count("feedback") == 1
+
+
+def test_write_endpoints_need_the_token(client, service):
+    (X, y), *_ = sea_batches(2, 2)
+    ids = predict(client, X)
+    body = {"feedback": [{"prediction_id": ids[0], "label": int(y[0])}]}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        before = snapshot_state(service)
+        for method, url, payload in (
+            ("post", "/v1/feedback", body),
+            ("post", "/v1/model/snapshot", None),
+            ("post", "/v1/model/rollback/1", None),
+        ):
+            answer = client.request(method, url, json=payload, headers=headers)
+            assert answer.status_code == 401, (url, headers)
+            assert "authorization" in answer.json()["detail"]
+        assert_unchanged(before, service)
+    assert client.post("/v1/feedback", json=body, headers=AUTH).status_code == 200
+
+
+def feed(client, service, n: int, seed: int = 3) -> None:
+    for X, y in sea_batches(n, 16, seed):
+        answer = client.post("/v1/predict", json={"records": records(X)}).json()
+        fb = [
+            {"prediction_id": p["id"], "label": int(v)}
+            for p, v in zip(answer["predictions"], y, strict=True)
+        ]
+        assert client.post("/v1/feedback", json={"feedback": fb}, headers=AUTH).status_code == 200
+    while service.step():
+        pass
+
+
+def test_snapshot_and_rollback(client, service):
+    initial = service.current[1].state_dict()
+    feed(client, service, 320)
+    version = service.version
+    assert version > 1, "no promotion in 320 samples: the gate never passed"
+    snap = client.post("/v1/model/snapshot", headers=AUTH)
+    assert snap.status_code == 200
+    assert snap.json()["version"] == version and snap.json()["kind"] == "snapshot"
+    assert snap.json()["learned_seq"] == 320
+
+    back = client.post("/v1/model/rollback/1", headers=AUTH)
+    assert back.status_code == 200, back.text
+    assert back.json()["version"] == version + 1
+    assert back.json()["rolled_back_to"] == 1
+    assert service.version == version + 1
+    assert states_equal(service.current[1].state_dict(), initial)
+    assert states_equal(service.candidate.state_dict(), initial)
+    status = client.get("/v1/model").json()
+    assert status["version"] == version + 1
+    assert status["last_checkpoint"]["kind"] == "rollback"
+
+    before = snapshot_state(service)
+    missing = client.post("/v1/model/rollback/999", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["field"] == "version"
+    not_int = client.post("/v1/model/rollback/abc", headers=AUTH)
+    assert not_int.status_code == 422 and not_int.json()["field"] == "path.version"
+    assert_unchanged(before, service)
+
+
+def test_metrics_health_and_openapi(client, service):
+    feed(client, service, 64)
+    text = client.get("/metrics")
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    body = text.text
+    assert 'adaptloop_requests_total{method="POST",route="/v1/predict",status="200"} 4.0' in body
+    assert 'adaptloop_request_seconds_bucket{le="+Inf",route="/v1/feedback"} 4.0' in body
+    assert f"adaptloop_model_version {float(service.version)}" in body
+    accuracy = service.report["accuracy_window"]
+    line = 'adaptloop_feedback_metric{metric="accuracy",scope="window"} '
+    assert any(
+        row.startswith(line) and float(row[len(line) :]) == pytest.approx(accuracy)
+        for row in body.splitlines()
+    )
+    assert "adaptloop_drift_alarms" in body
+    assert client.get("/healthz").json() == {"status": "ok", "version": service.version}
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/predict",
+        "/v1/feedback",
+        "/v1/model",
+        "/v1/model/snapshot",
+        "/v1/model/rollback/{version}",
+    ):
+        assert path in paths
+
+
+def test_serve_refuses_a_public_address_without_token(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADAPTLOOP_TOKEN", raising=False)
+    result = CliRunner().invoke(
+        cli_app, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")]
+    )
+    assert result.exit_code == 2
+    assert "--host" in result.output and "token" in result.output
+    assert not (tmp_path / "x.db").exists()
+    result = CliRunner().invoke(
+        cli_app, ["serve", "--token-file", str(tmp_path / "none"), "--db", str(tmp_path / "x.db")]
+    )
+    assert result.exit_code == 2 and "--token-file" in result.output
