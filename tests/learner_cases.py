@@ -141,3 +141,13 @@ CASES: dict[str, Case] = {
         ("binary", "multiclass", "regression"),
     ),
 }
+
+
+def _error_memory(task: str) -> Any:
+    """ReLoop2's error memory (sketch index) around the small linear base (keys: the inputs)."""
+    from adaptloop.learners import ErrorMemory
+
+    return ErrorMemory(base=linear_base(task), n_bits=4, k=4)
+
+
+CASES["error_memory"] = Case(_error_memory, ("binary", "multiclass", "regression"))

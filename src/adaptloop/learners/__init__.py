@@ -16,6 +16,7 @@ from adaptloop.learners.base import (
 )
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.drift_reset import DriftReset
+from adaptloop.learners.error_memory import ErrorMemory
 from adaptloop.learners.linear import LinearRegression, LogisticRegression
 from adaptloop.learners.mlp import MLPClassifier, MLPRegressor
 from adaptloop.learners.river_adapter import (
@@ -38,6 +39,7 @@ __all__ = [
     "registry",
     "states_equal",
     "DriftReset",
+    "ErrorMemory",
     "Static",
     "WindowRetrain",
     "Wrapper",

@@ -225,6 +225,17 @@ class Wrapper(BaseLearner):
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict_proba(self.check_X(X))  # type: ignore[attr-defined]
 
+    @property
+    def hidden_representation(self) -> Any:
+        """The served model's ``hidden_representation(X)``; missing when that model has none."""
+        inner = getattr(self.model_, "hidden_representation", None)
+        if not callable(inner):
+            raise AttributeError(
+                f"{type(self).__name__} has no hidden_representation: its base "
+                f"{type(self.base).__name__} has none"
+            )
+        return lambda X: inner(self.check_X(X))
+
     # -- state ---------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
         return {"model": self.model_.state_dict()}

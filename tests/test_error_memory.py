@@ -1,0 +1,228 @@
+"""ErrorMemory (ReLoop2): read/write equations, both indexes, resets, state, prequential, TOML."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptloop.evaluation import prequential
+from adaptloop.experiment import build_learner, parse_experiment
+from adaptloop.learners import (
+    ErrorMemory,
+    LinearRegression,
+    LogisticRegression,
+    MLPClassifier,
+    Static,
+    states_equal,
+)
+from adaptloop.learners.memory_index import ExactIndex, SketchIndex
+from adaptloop.learners.wrapping import MajorityClass
+from adaptloop.streams import ArrayStream, Drift
+
+
+def clusters(n: int, seed: int = 0, flip: bool = False):
+    """Four tight clusters of 2-D points; the label is the cluster's (flipped on request)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[4, 0], [0, 4], [-4, 0], [0, -4]], dtype=np.float32)
+    which = rng.integers(0, 4, n)
+    X = (centres[which] + rng.normal(scale=0.05, size=(n, 2))).astype(np.float32)
+    y = (which % 2).astype(np.int64)
+    return X, (1 - y if flip else y)
+
+
+def feed(model, X, y, batch=100):
+    for start in range(0, len(X), batch):
+        model.learn(X[start : start + batch], y[start : start + batch])
+
+
+def test_before_any_write_the_output_is_the_base_output():
+    X, y = clusters(200)
+    base = LogisticRegression()
+    base.learn(X, y)
+    model = ErrorMemory(Static(base.clone(), n_train=200))
+    model.model_.learn(X, y)  # the served model, trained; the memory still empty
+    assert np.array_equal(model.predict_proba(X), model.model_.predict_proba(X))
+
+
+def test_read_follows_the_papers_equations():
+    """Exact backend, gamma < 1 so both error terms count: compare with the formulas by hand."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6, 3)).astype(np.float32)
+    y = np.array([1, 0, 1, 1, 0, 0])
+    model = ErrorMemory(
+        MajorityClass(), backend="exact", k=3, capacity=10, tau=0.5, gamma=0.3, lam=0.7
+    )
+    model.learn(X, y)  # base before learning: uniform, so every stored yb_i is 0.5
+    q = rng.normal(size=(4, 3)).astype(np.float32)
+    scaler = model._scaler
+    std = np.sqrt(scaler["m2"] / scaler["count"])
+    keys, query = (X - scaler["mean"]) / std, (q - scaler["mean"]) / std
+    sims = (query @ keys.T) / np.outer(np.linalg.norm(query, axis=1), np.linalg.norm(keys, axis=1))
+    top = np.argsort(-sims, axis=1)[:, :3]
+    s = np.take_along_axis(sims, top, 1)
+    a = np.exp(s / 0.5) / np.exp(s / 0.5).sum(axis=1, keepdims=True)
+    y_bar = (a * y[top]).sum(axis=1)
+    yb_bar = 0.5
+    y_base = model.model_.predict_proba(q)[:, 1]  # 0.5 after learning three 1s and three 0s
+    err = 0.3 * (y_bar - y_base) + 0.7 * (y_bar - yb_bar)
+    np.testing.assert_allclose(model.predict_proba(q)[:, 1], y_base + 0.7 * err, atol=1e-5)
+
+
+def test_sketch_agrees_with_exact_top_k_on_clustered_keys():
+    X, y = clusters(2000, seed=2)
+    sketch = ErrorMemory(MajorityClass(), backend="sketch", k=4, n_bits=8, lam=1.0)
+    exact = ErrorMemory(MajorityClass(), backend="exact", k=4, capacity=2000, lam=1.0)
+    feed(sketch, X, y)
+    feed(exact, X, y)
+    Xq, yq = clusters(300, seed=3)
+    p_sketch, p_exact = sketch.predict_proba(Xq)[:, 1], exact.predict_proba(Xq)[:, 1]
+    assert np.abs(p_sketch - p_exact).max() < 0.05
+    assert (sketch.predict(Xq) == yq).mean() > 0.99  # the base alone predicts one class
+
+
+def test_memory_recovers_a_frozen_base_after_a_sudden_flip():
+    X1, y1 = clusters(3000, seed=4)
+    X2, y2 = clusters(3000, seed=5, flip=True)
+    stream = ArrayStream(np.vstack([X1, X2]), np.r_[y1, y2], drifts=[Drift(3000)])
+    frozen = Static(LogisticRegression(lr=0.1), n_train=1000)
+    learners = {
+        "frozen": frozen,
+        "memory": ErrorMemory(frozen.clone(), n_bits=8, lam=0.9, reset_every=3000),
+        "exact": ErrorMemory(frozen.clone(), backend="exact", capacity=200, lam=0.9),
+    }
+    result = prequential(stream, learners, batch_size=100, after=1000, window=1000)
+    after = {d["learner"]: d["after"] for d in result.drifts}
+    assert after["frozen"] < 0.6  # the base keeps half of the clusters wrong
+    assert after["memory"] > after["frozen"] + 0.3
+    assert after["exact"] > after["frozen"] + 0.3
+
+
+def test_keys_come_from_the_hidden_representation_through_wrappers():
+    X, y = clusters(300)
+    mlp = MLPClassifier(hidden=(5,), seed=0)
+    frozen = Static(mlp, n_train=200)
+    assert not hasattr(Static(LogisticRegression()), "hidden_representation")
+    feed(frozen, X, y)
+    np.testing.assert_array_equal(
+        frozen.hidden_representation(X[:4]), frozen.model_.hidden_representation(X[:4])
+    )
+    with pytest.raises(ValueError, match="features"):
+        frozen.hidden_representation(np.ones((2, 3), dtype=np.float32))
+    model = ErrorMemory(Static(mlp.clone(), n_train=200), backend="exact")
+    feed(model, X, y)
+    assert model.memory_.dim == 5  # the hidden width, not the 2 input features
+    plain = ErrorMemory(LogisticRegression())
+    feed(plain, X, y)
+    assert plain.memory_.dim == 2
+
+
+def test_reset_every_clears_the_memory_and_none_keeps_it():
+    X, y = clusters(1000)
+    kept = ErrorMemory(LogisticRegression(), backend="exact", capacity=5000)
+    reset = ErrorMemory(LogisticRegression(), backend="exact", capacity=5000, reset_every=300)
+    feed(kept, X, y)
+    feed(reset, X, y)
+    assert len(kept.memory_) == 1000
+    assert reset.n_resets_ == 3 and len(reset.memory_) == 100  # cleared after 300, 600, 900
+
+
+def test_multiclass_probabilities_and_regression_values_are_corrected():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(600, 2)).astype(np.float32)
+    y3 = np.digitize(X[:, 0], [-0.5, 0.5]).astype(np.int64)
+    model = ErrorMemory(MajorityClass(n_classes=3), n_bits=6)
+    feed(model, X, y3)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (model.predict(X) == y3).mean() > 0.6  # the base alone: the majority class only
+    yr = (3.0 * X[:, 0]).astype(np.float32)
+    frozen = Static(LinearRegression(), n_train=1)
+    reg = ErrorMemory(frozen, backend="exact", capacity=600, lam=1.0, tau=0.05)
+    feed(reg, X, yr)
+    pred = reg.predict(X)
+    assert pred.dtype == np.float32
+    base_mae = np.abs(reg.model_.predict(X) - yr).mean()
+    assert np.abs(pred - yr).mean() < 0.5 * base_mae
+
+
+@pytest.mark.parametrize("backend", ["sketch", "exact"])
+def test_state_round_trip_keeps_the_memory(backend):
+    X, y = clusters(500)
+    model = ErrorMemory(LogisticRegression(), backend=backend, n_bits=6, capacity=300)
+    feed(model, X, y)
+    state = model.state_dict()
+    assert state["learned"]["memory"] is not None
+    copy = model.clone()
+    copy.load_state_dict(state)
+    assert states_equal(copy.state_dict(), state)
+    np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
+    feed(copy, X[:100], y[:100])
+    feed(model, X[:100], y[:100])
+    assert states_equal(copy.state_dict(), model.state_dict())
+
+
+def test_bad_state_and_parameters_are_refused():
+    model = ErrorMemory(LogisticRegression())
+    feed(model, *clusters(200))
+    state = model.state_dict()
+    state["learned"]["memory"]["table"] = np.zeros((3, 3), dtype=np.float32)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="sketch state"):
+        model.load_state_dict(state)
+    assert states_equal(model.state_dict(), before)
+    for bad, match in [
+        ({"backend": "faiss"}, "backend"),
+        ({"k": 0}, "k must"),
+        ({"n_bits": 30}, "n_bits"),
+        ({"tau": 0.0}, "tau"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"lam": -1.0}, "lam"),
+        ({"reset_every": 0}, "reset_every"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ErrorMemory(LogisticRegression(), **bad)
+
+
+def test_indexes_write_and_read_batches_of_any_size():
+    rng = np.random.default_rng(7)
+    keys = rng.normal(size=(5, 3)).astype(np.float32)
+    values = rng.random((5, 2)).astype(np.float32)
+    sketch = SketchIndex(3, 2, k=2, n_bits=3)
+    sketch.write(keys, values)
+    sketch.write(keys[:1], values[:1])
+    assert len(sketch) == 6
+    exact = ExactIndex(3, 2, k=8, capacity=4)
+    _, _, present = exact.read(keys)
+    assert not present.any()
+    exact.write(keys[:3], values[:3])
+    exact.write(keys[3:], values[3:])
+    _, cand_values, present = exact.read(keys[:2])
+    assert present.sum(axis=1).tolist() == [4, 4]  # fewer stored entries than k
+    state = exact.state()  # FIFO: the 5th key overwrote the 1st, the next slot is 1
+    np.testing.assert_array_equal(state["keys"], keys[[4, 1, 2, 3]])
+    assert state["position"] == 1
+
+
+def test_experiment_files_build_an_error_memory():
+    text = """
+seed = 3
+[stream]
+kind = "sea"
+n = 2000
+[learners.reloop2]
+kind = "error_memory"
+base = { kind = "static", base = { kind = "mlp", hidden = [8] }, n_train = 500 }
+backend = "exact"
+capacity = 500
+reset_every = 1000
+"""
+    experiment = parse_experiment(text)
+    from adaptloop.experiment import build_stream
+
+    stream = build_stream(experiment)
+    model = build_learner(experiment, "reloop2", stream.info)
+    assert isinstance(model, ErrorMemory)
+    assert model.seed == 3 and model.reset_every == 1000
+    result = prequential(stream, {"reloop2": model}, batch_size=250)
+    assert result.summary["reloop2"]["n_samples"] == 2000
+    assert model.memory_.dim == 8
