@@ -49,7 +49,8 @@ def test_run_writes_results_folder_and_prints_summary(tmp_path):
     result = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "prequential summary" in result.output and "retrain" in result.output
-    assert {p.name for p in out.iterdir()} == {"records.parquet", "summary.json", "experiment.toml"}
+    written = {"records.parquet", "summary.json", "experiment.toml", "report.html", "figures"}
+    assert {p.name for p in out.iterdir()} == written
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["learners"]) == {"retrain", "adwin"}
     assert summary["stream"]["drifts"] == [{"position": 1500, "width": 1}]

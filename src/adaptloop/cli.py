@@ -1,6 +1,7 @@
 """The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages).
 
-adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N]
+adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N] [--no-report]
+adaptloop report RESULTS_DIR [--out FILE.html]
 adaptloop list
 adaptloop serve [--experiment FILE.toml] [--db PATH] [--host] [--port] [--token-file]
 """
@@ -49,6 +50,9 @@ def run(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Override the experiment's seed.")
     ] = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the HTML report and figures.")
+    ] = False,
 ) -> None:
     """Run an experiment prequentially and write its results folder."""
     try:
@@ -94,6 +98,8 @@ def run(
     if result.drifts:
         console.print(drift_table(result))
     console.print(f"results: [bold]{folder}[/] ({elapsed:.1f} s)")
+    if not no_report:
+        _write_report(folder)
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -165,6 +171,28 @@ def drift_table(result) -> Table:
             recovery,
         )
     return table
+
+
+def _write_report(results_dir: Path, out: Path | None = None) -> None:
+    from adaptloop.report import ReportError, build_report
+
+    try:
+        written = build_report(results_dir, out)
+    except ReportError as error:
+        raise _fail(str(error)) from None
+    console.print(f"report: [bold]{written.html}[/] ({len(written.figures)} figures)")
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="Results folder written by `run`.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="HTML file (default: RESULTS_DIR/report.html)."),
+    ] = None,
+) -> None:
+    """Write figures (PNG) and one self-contained HTML report from a results folder."""
+    _write_report(results_dir, out)
 
 
 @app.command("list")
