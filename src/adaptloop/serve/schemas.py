@@ -144,6 +144,7 @@ class ModelStatus(BaseModel):
     decisions: list[dict[str, Any]]
     last_checkpoint: dict[str, Any]
     skipped_checkpoints: list[str]
+    restored_from_checkpoint: int | None
     replayed_on_start: int
     worker_error: str | None
 

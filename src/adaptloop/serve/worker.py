@@ -323,17 +323,20 @@ class Service:
                     "learned_seq": checkpoint.learned_seq,
                     **checkpoint.meta,
                 }
+                self.restored_from = checkpoint.id
                 restored = True
                 break
             if not restored:
                 self._fresh()
+                self.restored_from = None
                 self._checkpoint("initial")
-            self.decisions = tuple(self.store.decisions(20))
             self.report = _nan_to_none(self.tracker.report())
             before = self.samples_learned
             while self.step():
                 pass
             self.replayed = self.samples_learned - before
+            # the store holds each decision once (replayed ones are not recorded twice)
+            self.decisions = tuple(self.store.decisions(20))
             if self.replayed:
                 log.info("replayed %d feedback records", self.replayed)
 
@@ -468,6 +471,7 @@ class Service:
             "decisions": list(self.decisions),
             "last_checkpoint": self.last_checkpoint,
             "skipped_checkpoints": list(self.skipped_checkpoints),
+            "restored_from_checkpoint": self.restored_from,
             "replayed_on_start": self.replayed,
             "worker_error": self.worker_error,
         }

@@ -1,0 +1,217 @@
+"""Store, update gate and recovery: a restart serves what an uninterrupted service would."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from adaptloop.learners.base import states_equal
+from adaptloop.serve.gate import UpdateGate
+from adaptloop.serve.store import Store, StoreError
+from adaptloop.serve.worker import Service, ServiceConfig, ServiceError
+from adaptloop.streams import registry as streams
+
+CONFIG = ServiceConfig(micro_batch=8, gate_window=16, max_nfr=0.1, checkpoint_every=3)
+
+
+def open_service(path) -> Service:
+    service = Service.open(path, learner="adwin_reset", config=CONFIG)
+    service.start(background=False)
+    return service
+
+
+def add_feedback(service: Service, X: np.ndarray, y: np.ndarray) -> None:
+    """Predict and store the predictions, then store their labels (as the API does)."""
+    version, pred, proba = service.predict(X)
+    ids = [uuid.uuid4().hex for _ in range(len(X))]
+    now = time.time()
+    rows = [
+        (ids[i], now, version, X[i].tobytes(), float(pred[i]), proba[i].astype("f4").tobytes())
+        for i in range(len(X))
+    ]
+    service.store.call(
+        lambda c: c.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", rows)
+    )
+    fb = [(ids[i], now, X[i].tobytes(), float(y[i])) for i in range(len(X))]
+    service.store.call(
+        lambda c: c.executemany(
+            "INSERT INTO feedback (prediction_id, created, features, label) VALUES (?,?,?,?)", fb
+        )
+    )
+
+
+def run(service: Service, n: int, seed: int = 5, start: int = 0, learn: bool = True) -> None:
+    stream = streams.create("sea", n=400, seed=seed, drifts=[{"at": 200, "width": 1}])
+    for i, (X, y) in enumerate(stream.iter_batches(8)):
+        if not start <= i * 8 < start + n:
+            continue
+        add_feedback(service, X, y)
+        if learn:
+            while service.step():
+                pass
+
+
+def crash(service: Service) -> None:
+    """Drop the service without a shutdown checkpoint (the store only finishes its queue)."""
+    service.store.close()
+
+
+def same_state(a: Service, b: Service) -> None:
+    assert a.version == b.version
+    assert a.samples_learned == b.samples_learned
+    assert states_equal(a.current[1].state_dict(), b.current[1].state_dict())
+    assert states_equal(a.candidate.state_dict(), b.candidate.state_dict())
+    assert a.report == pytest.approx(b.report, nan_ok=True)
+
+    def untimed(decisions):
+        return [{k: v for k, v in d.items() if k != "time"} for d in decisions]
+
+    assert untimed(a.decisions) == untimed(b.decisions)
+
+
+def test_restart_after_crash_serves_what_an_uninterrupted_service_would(tmp_path):
+    # both store the same feedback (and serve the same predictions): 160 records learned as
+    # they come, then 240 stored before the worker gets to them; one service crashes twice
+    reference = open_service(tmp_path / "ref.db")
+    run(reference, 160)
+    run(reference, 240, start=160, learn=False)
+    while reference.step():
+        pass
+    crashed = open_service(tmp_path / "crash.db")
+    run(crashed, 160)
+    crash(crashed)
+    crashed = open_service(tmp_path / "crash.db")
+    run(crashed, 240, start=160, learn=False)
+    crash(crashed)
+    crashed = open_service(tmp_path / "crash.db")
+    assert crashed.replayed > 0
+    assert crashed.version > 1, "no promotion: the test would not cover versions"
+    same_state(reference, crashed)
+    reference.stop()
+    crashed.stop()
+
+
+def test_corrupted_checkpoint_is_reported_and_skipped(tmp_path):
+    reference = open_service(tmp_path / "ref.db")
+    run(reference, 240)
+    service = open_service(tmp_path / "bad.db")
+    run(service, 240)
+    crash(service)
+    db = sqlite3.connect(tmp_path / "bad.db")
+    newest = db.execute("SELECT id, state FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+    blob = bytearray(newest[1])
+    blob[len(blob) // 2] ^= 0xFF
+    db.execute("UPDATE checkpoints SET state = ? WHERE id = ?", (bytes(blob), newest[0]))
+    db.commit()
+    db.close()
+    service = open_service(tmp_path / "bad.db")
+    assert len(service.skipped_checkpoints) == 1
+    assert f"checkpoint {newest[0]}" in service.skipped_checkpoints[0]
+    assert "checksum mismatch" in service.skipped_checkpoints[0]
+    assert service.status()["skipped_checkpoints"] == service.skipped_checkpoints
+    assert service.restored_from < newest[0]
+    same_state(reference, service)
+    reference.stop()
+    service.stop()
+
+
+def test_every_checkpoint_corrupted_replays_from_scratch(tmp_path):
+    reference = open_service(tmp_path / "ref.db")
+    run(reference, 96)
+    service = open_service(tmp_path / "bad.db")
+    run(service, 96)
+    crash(service)
+    db = sqlite3.connect(tmp_path / "bad.db")
+    n = db.execute("UPDATE checkpoints SET sha256 = 'x'").rowcount
+    db.commit()
+    db.close()
+    service = open_service(tmp_path / "bad.db")
+    assert len(service.skipped_checkpoints) == n
+    assert service.replayed == 96
+    same_state(reference, service)
+    reference.stop()
+    service.stop()
+
+
+def test_stop_writes_a_final_checkpoint(tmp_path):
+    service = open_service(tmp_path / "s.db")
+    run(service, 40)  # 5 micro-batches: no periodic checkpoint at 5
+    service.stop()
+    service = open_service(tmp_path / "s.db")
+    assert service.replayed == 0 and service.samples_learned == 40
+    assert service.last_checkpoint["kind"] == "shutdown"
+    service.stop()
+
+
+def test_another_experiment_or_learner_on_an_existing_database_is_refused(tmp_path):
+    open_service(tmp_path / "s.db").stop()
+    with pytest.raises(ServiceError, match="--learner"):
+        Service.open(tmp_path / "s.db", learner="static")
+    other = tmp_path / "other.toml"
+    other.write_text('[stream]\nkind = "sea"\nn = 100\n[learners.lr]\nkind = "logistic"\n')
+    with pytest.raises(ServiceError, match="--experiment"):
+        Service.open(tmp_path / "s.db", experiment=other)
+    with pytest.raises(ServiceError, match="--learner: no learner 'nope'"):
+        Service.open(tmp_path / "new.db", learner="nope")
+    service = Service.open(tmp_path / "s.db")  # what it was created with
+    assert service.spec.learner == "adwin_reset"
+    service.store.close()
+
+
+def test_store_refused_job_rolls_back_only_itself(tmp_path):
+    store = Store(tmp_path / "s.db").start()
+
+    def good(conn):
+        conn.execute("INSERT INTO meta VALUES ('a', '1')")
+        return "ok"
+
+    def bad(conn):
+        conn.execute("INSERT INTO meta VALUES ('b', '2')")
+        raise ValueError("refused")
+
+    futures = [store.submit(good), store.submit(bad)]
+    assert futures[0].result() == "ok"
+    with pytest.raises(ValueError, match="refused"):
+        futures[1].result()
+    assert store.get_meta() == {"a": 1}
+    store.close()
+    with pytest.raises(StoreError):
+        store.submit(good)
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_gate_blocks_negative_flips_even_when_accuracy_rises():
+    gate = UpdateGate(window=10, max_nfr=0.1)
+    y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    old = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0, 0])  # 5 right
+    new = np.array([1, 1, 0, 0, 0, 1, 1, 1, 1, 1])  # 8 right, but 2 of old's right now wrong
+    gate.add(y[:5], old[:5], new[:5])
+    assert not gate.ready()
+    gate.add(y[5:], old[5:], new[5:])
+    decision = gate.decide()
+    assert decision.accuracy_new > decision.accuracy_old
+    assert decision.negative_flips == 2 and decision.negative_flip_rate == pytest.approx(0.2)
+    assert not decision.promote and "negative flip rate" in decision.reason
+    assert gate.n == 0
+    loose = UpdateGate(window=10, max_nfr=0.2)
+    loose.add(y, old, new)
+    assert loose.decide().promote
+
+
+def test_gate_blocks_an_accuracy_drop_and_handles_regression():
+    gate = UpdateGate(window=4, max_nfr=1.0)
+    gate.add(np.array([1, 1, 1, 1]), np.array([1, 1, 1, 0]), np.array([1, 1, 0, 0]))
+    assert not gate.decide().promote
+    reg = UpdateGate(window=3, max_nfr=0.0, tolerance=0.5)
+    y = np.array([1.0, 2.0, 3.0])
+    reg.add(y, old=y + 1.0, new=y + 0.1)
+    decision = reg.decide()
+    assert decision.promote and decision.accuracy_old == 0.0 and decision.accuracy_new == 1.0
+    with pytest.raises(ValueError, match="max_nfr"):
+        UpdateGate(max_nfr=2.0)
