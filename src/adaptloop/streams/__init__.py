@@ -15,6 +15,7 @@ True
 
 from adaptloop.streams.base import ArrayStream, Batch, Drift, Stream, StreamInfo, registry
 from adaptloop.streams.batching import rebatch
+from adaptloop.streams.clicks import ClickStream, clicks
 from adaptloop.streams.drift import (
     CHUNK,
     Concept,
@@ -41,6 +42,7 @@ __all__ = [
     "ArrayStream",
     "Batch",
     "CSVStream",
+    "ClickStream",
     "Concept",
     "Drift",
     "DriftStream",
@@ -51,6 +53,7 @@ __all__ = [
     "Stream",
     "StreamInfo",
     "TableStream",
+    "clicks",
     "elec2",
     "hyperplane",
     "parse_drifts",
