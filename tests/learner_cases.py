@@ -151,3 +151,26 @@ def _error_memory(task: str) -> Any:
 
 
 CASES["error_memory"] = Case(_error_memory, ("binary", "multiclass", "regression"))
+
+
+def _continual(kind: str, **params: Any) -> Callable[[str], Any]:
+    """A continual-learning strategy around the small MLP (learns like it without task hooks)."""
+
+    def make(task: str) -> Any:
+        from adaptloop.learners import registry
+
+        return registry.create(kind, base=_mlp(task), **params)
+
+    return make
+
+
+CASES.update(
+    {
+        "finetune": Case(_continual("finetune"), ("binary", "multiclass"), needs_torch=True),
+        "joint": Case(_continual("joint"), ("binary", "multiclass"), needs_torch=True),
+        "er": Case(_continual("er", memory=50), ("binary", "multiclass"), needs_torch=True),
+        "ewc": Case(_continual("ewc"), ("binary", "multiclass"), needs_torch=True),
+        "lwf": Case(_continual("lwf"), ("binary", "multiclass"), needs_torch=True),
+        "agem": Case(_continual("agem"), ("binary", "multiclass"), needs_torch=True),
+    }
+)

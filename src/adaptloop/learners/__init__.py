@@ -14,6 +14,7 @@ from adaptloop.learners.base import (
     registry,
     states_equal,
 )
+from adaptloop.learners.continual import AGEM, ER, EWC, ContinualStrategy, Finetune, Joint, LwF
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.error_memory import ErrorMemory
@@ -31,6 +32,13 @@ from adaptloop.learners.window import WindowRetrain
 from adaptloop.learners.wrapping import Wrapper
 
 __all__ = [
+    "AGEM",
+    "ER",
+    "EWC",
+    "ContinualStrategy",
+    "Finetune",
+    "Joint",
+    "LwF",
     "BaseClassifier",
     "BaseLearner",
     "Classifier",
