@@ -294,7 +294,9 @@ def create_app(
         ]
         await asyncio.wrap_future(
             service.store.submit(
-                lambda c: c.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows)
+                lambda c: [
+                    c.execute("INSERT INTO predictions VALUES (?,?,?,?,?,?)", r) for r in rows
+                ]
             )
         )
         if telemetry_box:

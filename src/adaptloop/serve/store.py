@@ -210,6 +210,8 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, future in jobs:
+                if not future.set_running_or_notify_cancel():
+                    continue  # its caller went away before it ran: nothing was acknowledged
                 conn.execute("SAVEPOINT job")
                 try:
                     result = fn(conn)
