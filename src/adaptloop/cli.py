@@ -20,8 +20,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adaptloop.experiment import ExperimentError, load_experiment, run_experiment, with_seed
-
 app = typer.Typer(
     help="Keep models accurate while their data keeps changing.",
     no_args_is_help=True,
@@ -55,6 +53,8 @@ def run(
     ] = False,
 ) -> None:
     """Run an experiment prequentially and write its results folder."""
+    from adaptloop.experiment import ExperimentError, load_experiment, run_experiment, with_seed
+
     try:
         spec = load_experiment(experiment)
         if seed is not None:
@@ -89,14 +89,18 @@ def run(
     except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from None
     elapsed = time.perf_counter() - started
+    from adaptloop.evaluation.continual import ContinualResult, write_continual_results
     from adaptloop.evaluation.results import write_results
 
-    folder = write_results(
-        result, out, spec.source, experiment_name=spec.name, seed=spec.seed, wall_seconds=elapsed
-    )
-    console.print(summary_table(result))
-    if result.drifts:
-        console.print(drift_table(result))
+    meta = {"experiment_name": spec.name, "seed": spec.seed, "wall_seconds": elapsed}
+    if isinstance(result, ContinualResult):
+        folder = write_continual_results(result, out, spec.source, **meta)
+        console.print(continual_table(result))
+    else:
+        folder = write_results(result, out, spec.source, **meta)
+        console.print(summary_table(result))
+        if result.drifts:
+            console.print(drift_table(result))
     console.print(f"results: [bold]{folder}[/] ({elapsed:.1f} s)")
     if not no_report:
         _write_report(folder)
@@ -173,6 +177,36 @@ def drift_table(result) -> Table:
     return table
 
 
+def continual_table(result) -> Table:
+    """Continual metrics per learner: final average, min-ACC, WC-ACC, windowed forgetting,
+    and the largest drop of task 0 just after a task switch (the stability gap)."""
+    windows = [str(w) for w in result.windows]
+    table = Table(
+        title=f"{result.sequence.name}: continual evaluation (every {result.eval_every} it.)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns = ["learner", "avg acc", "min-ACC", "WC-ACC", *(f"WF{w}" for w in windows)]
+    for column in [*columns, "task-0 gap\n(max drop)", "train s", "eval s"]:
+        left = column == "learner"
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
+    for name, s in result.summary.items():
+        gap = max((g["drop"] for g in s["gaps"]), default=None)
+        table.add_row(
+            name,
+            _fmt(s["avg_acc"]),
+            _fmt(s["min_acc"]),
+            _fmt(s["wc_acc"]),
+            *(_fmt(s["wf"][w]) for w in windows),
+            _fmt(gap),
+            f"{s['train_seconds']:.1f}",
+            f"{s['eval_seconds']:.1f}",
+        )
+    return table
+
+
 def _write_report(results_dir: Path, out: Path | None = None) -> None:
     from adaptloop.report import ReportError, build_report
 
@@ -201,8 +235,9 @@ def list_components() -> None:
     from adaptloop.learners import registry as learner_registry
     from adaptloop.learners.detectors import detectors
     from adaptloop.streams import registry as stream_registry
+    from adaptloop.streams.tasks import registry as task_registry
 
-    for registry in (stream_registry, learner_registry, detectors):
+    for registry in (stream_registry, task_registry, learner_registry, detectors):
         table = Table(title=f"{registry.kind}s", title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("parameters (default)")

@@ -39,6 +39,19 @@ CONTINUAL_KEYS = ("tasks", "task_boundaries", "learners")
 CONTINUAL_COLUMNS = ("learner", "iteration", "task", "eval_task", "accuracy")
 
 
+LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape"})
+"""Metrics where smaller is better (kept here so reports do not import the evaluation code)."""
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better.
+
+    >>> higher_is_better("accuracy"), higher_is_better("log_loss")
+    (True, False)
+    """
+    return metric not in LOWER_IS_BETTER
+
+
 class ReportError(ValueError):
     """A results folder that cannot be reported on; the message is one line naming why."""
 
@@ -198,6 +211,26 @@ def _groups(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     return names, codes
 
 
+def _selectors(codes: np.ndarray) -> dict[int, slice | np.ndarray]:
+    """Where each group's rows are: a slice when they are contiguous (as runs write them, no
+    copy), else a boolean mask.
+
+    >>> _selectors(np.array([0, 0, 1, 1, 1]))
+    {0: slice(0, 2, None), 1: slice(2, 5, None)}
+    >>> _selectors(np.array([0, 1, 0]))[0]
+    array([ True, False,  True])
+    """
+    if len(codes) == 0:
+        return {}
+    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(codes)]])
+    runs = codes[starts]
+    if len(np.unique(runs)) == len(runs):
+        return {int(c): slice(int(a), int(b)) for c, a, b in zip(runs, starts, ends, strict=True)}
+    return {int(c): codes == c for c in np.unique(codes)}
+
+
 def _numbers(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy().astype(np.float64, copy=False)
 
@@ -233,6 +266,7 @@ def _load_prequential(folder: Path, summary: dict, max_points: int) -> Prequenti
     column = f"{metric}_window"
     table = _read_columns(folder, ["learner", "position", column], ["learner"])
     names, codes = _groups(table.column("learner"))
+    rows = _selectors(codes)
     positions = table.column("position").to_numpy()
     values = _numbers(table, column)
     window = int(summary["window"])
@@ -241,8 +275,10 @@ def _load_prequential(folder: Path, summary: dict, max_points: int) -> Prequenti
     for learner in summary["learners"]:
         if learner not in names:
             raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
-        mask = codes == names.index(learner)
-        x, y = positions[mask], values[mask]
+        where = rows.get(names.index(learner))
+        if where is None:
+            raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
+        x, y = positions[where], values[where]
         if len(x) > 1 and np.any(np.diff(x) < 0):
             order = np.argsort(x, kind="stable")
             x, y = x[order], y[order]

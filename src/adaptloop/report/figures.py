@@ -31,8 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from adaptloop.evaluation.metrics import HIGHER_IS_BETTER
-from adaptloop.report.data import ContinualResults, PrequentialResults
+from adaptloop.report.data import ContinualResults, PrequentialResults, higher_is_better
 
 DPI = 100
 WIDTH_INCHES = 12.0
@@ -99,7 +98,7 @@ def _figure(height: float) -> Figure:
 
 
 def _direction(metric: str) -> str:
-    return "higher is better" if HIGHER_IS_BETTER.get(metric, False) else "lower is better"
+    return "higher is better" if higher_is_better(metric) else "lower is better"
 
 
 def _metric_label(metric: str) -> str:

@@ -21,8 +21,7 @@ import math
 from importlib.metadata import PackageNotFoundError, version
 
 from adaptloop import __version__
-from adaptloop.evaluation.metrics import HIGHER_IS_BETTER
-from adaptloop.report.data import ContinualResults, PrequentialResults
+from adaptloop.report.data import ContinualResults, PrequentialResults, higher_is_better
 from adaptloop.report.figures import FigureFile, short_number
 
 KEY_PACKAGES = ("numpy", "pyarrow", "pandas", "river", "torch", "matplotlib", "scikit-learn")
@@ -115,7 +114,7 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
     stats = summary["learners"]
     stream = summary["stream"]
     metric = results.metric
-    higher = HIGHER_IS_BETTER.get(metric, False)
+    higher = higher_is_better(metric)
     drifts = stream.get("drifts") or []
     n = stream.get("n_samples") or max(s.get("n_samples", 0) for s in stats.values())
     where = ""
@@ -193,10 +192,7 @@ def _prequential_tables(results: PrequentialResults) -> str:
         "learn s",
         "alarms",
     ]
-    best = {
-        m: _best({k: s.get(m) for k, s in stats.items()}, HIGHER_IS_BETTER.get(m, False))
-        for m in metrics
-    }
+    best = {m: _best({k: s.get(m) for k, s in stats.items()}, higher_is_better(m)) for m in metrics}
     rows = []
     for name, s in stats.items():
         rows.append(

@@ -84,7 +84,8 @@ def write_prequential_folder(
     columns: dict[str, list[np.ndarray]] = {}
     summaries: dict[str, dict] = {}
     segments: list[dict] = []
-    alarm_lists: list[list[list[int]]] = []
+    alarm_counts: list[np.ndarray] = []
+    alarm_values: list[int] = []
     seconds_per_sample = np.geomspace(2e-7, 5e-5, max(2, len(learners)))
     for i, name in enumerate(learners):
         level = 0.9 - 0.01 * i
@@ -99,14 +100,17 @@ def write_prequential_folder(
         cumulative = np.cumsum(batch * counts) / np.cumsum(counts)
         predict = rng.gamma(4.0, seconds_per_sample[i] / 8, records_per_learner) * batch_size
         learn = rng.gamma(4.0, seconds_per_sample[i] / 8, records_per_learner) * batch_size
-        alarms: list[list[int]] = [[] for _ in range(records_per_learner)]
+        counts_here = np.zeros(records_per_learner, dtype=np.int64)
+        flat_alarms: list[int] = []
         if i % 2 == 1:
             for drift in drift_list:
                 at = drift.position + 3 * batch_size
                 r = int(np.searchsorted(positions, at))
                 if r < records_per_learner:
-                    alarms[r].append(at)
-        alarm_lists.append(alarms)
+                    counts_here[r] += 1
+                    flat_alarms.append(at)
+        alarm_counts.append(counts_here)
+        alarm_values.extend(flat_alarms)
         for key, values in (
             ("record", np.arange(records_per_learner, dtype=np.int64)),
             ("position", positions),
@@ -118,7 +122,6 @@ def write_prequential_folder(
             ("learn_seconds", learn),
         ):
             columns.setdefault(key, []).append(values)
-        flat_alarms = [a for row in alarms for a in row]
         total_seconds = float(predict.sum() + learn.sum())
         summaries[name] = {
             "n_samples": n_samples,
@@ -142,9 +145,8 @@ def write_prequential_folder(
     learner_column = pa.DictionaryArray.from_arrays(
         pa.array(codes), pa.array(list(learners), pa.string())
     ).cast(pa.string())
-    lengths = np.array([len(row) for rows in alarm_lists for row in rows], dtype=np.int32)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    values = np.array([a for rows in alarm_lists for row in rows for a in row], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(alarm_counts))]).astype(np.int32)
+    values = np.asarray(alarm_values, dtype=np.int64)
     alarm_column = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))
     table = pa.table(
         {
