@@ -33,9 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from adaptloop import learners as _learners
 from adaptloop import streams as _streams
+from adaptloop.evaluation.continual import ContinualResult, continual_evaluation
 from adaptloop.evaluation.prequential import PrequentialResult, prequential
 from adaptloop.learners.base import Learner
 from adaptloop.registry import Registry
+from adaptloop.streams import tasks as _tasks
 
 try:  # Python 3.11+
     import tomllib
@@ -86,6 +88,35 @@ class Experiment(BaseModel):
     source: str = Field("", exclude=True, description="the TOML text as read")
 
 
+class TasksSection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str
+    batch_size: int = Field(16, ge=1)
+    epochs: int = Field(1, ge=1)
+
+
+class ContinualEvaluationSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    eval_every: int = Field(1, ge=1)
+    eval_subsample: int | None = Field(None, ge=1)
+    windows: list[int] = [10, 100]
+    gap_within: int = Field(50, ge=1)
+    gap_recover: float = Field(0.95, gt=0, le=1)
+
+
+class ContinualExperiment(BaseModel):
+    """A continual-learning experiment: ``[tasks]`` (a task sequence) instead of ``[stream]``,
+    evaluated by :func:`adaptloop.evaluation.continual.continual_evaluation`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "experiment"
+    seed: int = 0
+    tasks: TasksSection
+    learners: dict[str, LearnerSection] = Field(min_length=1)
+    evaluation: ContinualEvaluationSection = ContinualEvaluationSection()
+    source: str = Field("", exclude=True, description="the TOML text as read")
+
+
 def _location(loc: tuple) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -101,16 +132,27 @@ def _first_error(error: ValidationError, prefix: str = "") -> str:
     return f"{where}: {message}"
 
 
-def parse_experiment(text: str, origin: str = "experiment") -> Experiment:
-    """Parse and validate an experiment from TOML text (components are checked too)."""
+def parse_experiment(text: str, origin: str = "experiment") -> Experiment | ContinualExperiment:
+    """Parse and validate an experiment from TOML text (components are checked too).
+
+    A file with a ``[tasks]`` section is a :class:`ContinualExperiment`."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{origin}: not valid TOML: {error}") from None
+    kind = ContinualExperiment if "tasks" in data else Experiment
     try:
-        experiment = Experiment.model_validate({**data, "source": text})
+        experiment = kind.model_validate({**data, "source": text})
     except ValidationError as error:
         raise ExperimentError(f"{origin}: {_first_error(error)}") from None
+    if isinstance(experiment, ContinualExperiment):
+        try:
+            info = build_tasks(experiment).info
+            for name in experiment.learners:
+                build_learner(experiment, name, info)
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            raise ExperimentError(f"{origin}: {error}") from None
+        return experiment
     try:
         stream = build_stream(experiment)
         for name in experiment.learners:
@@ -184,6 +226,18 @@ def build_stream(experiment: Experiment) -> _streams.Stream:
     return _streams.registry.create(section.kind, **params)
 
 
+def build_tasks(experiment: ContinualExperiment) -> _tasks.TaskSequence:
+    """The experiment's task sequence (``batch_size`` and ``epochs`` are training settings)."""
+    section = experiment.tasks
+    params = dict(section.model_extra or {})
+    if section.kind not in _tasks.registry:
+        raise ValueError(f"tasks.kind: {_unknown(_tasks.registry, section.kind)}")
+    if "seed" in _tasks.registry.parameter_names(section.kind):
+        params.setdefault("seed", experiment.seed)
+    params = _checked_params(_tasks.registry, section.kind, params, "tasks")
+    return _tasks.registry.create(section.kind, **params)
+
+
 def _unknown(registry: Registry, kind: str) -> str:
     return f"unknown {registry.kind} {kind!r}; known: {', '.join(registry.names())}"
 
@@ -215,15 +269,18 @@ def build_learner(experiment: Experiment, name: str, info: _streams.StreamInfo) 
 
 
 def run_experiment(
-    experiment: Experiment,
+    experiment: Experiment | ContinualExperiment,
     on_start: Callable[[_streams.StreamInfo, int | None], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> PrequentialResult:
+) -> PrequentialResult | ContinualResult:
     """Build the stream and learners and evaluate them prequentially.
 
     ``on_start(info, total)`` is called once with the stream info and the number of samples
-    that will be read (None if unknown); ``on_batch(position)`` after every batch.
+    that will be read (None if unknown); ``on_batch(position)`` after every batch. A
+    continual experiment is run by :func:`run_continual` instead.
     """
+    if isinstance(experiment, ContinualExperiment):
+        return run_continual(experiment, on_start, on_batch)
     stream = build_stream(experiment)
     learners = {name: build_learner(experiment, name, stream.info) for name in experiment.learners}
     total = stream.info.n_samples
@@ -243,4 +300,45 @@ def run_experiment(
         after=evaluation.after,
         tolerance=evaluation.tolerance,
         on_batch=on_batch,
+    )
+
+
+def run_continual(
+    experiment: ContinualExperiment,
+    on_start: Callable[[_streams.StreamInfo, int | None], None] | None = None,
+    on_iteration: Callable[[int], None] | None = None,
+) -> ContinualResult:
+    """Build the task sequence and learners and run the continual evaluation.
+
+    ``on_start(info, total)`` gets the total number of iterations over all learners;
+    ``on_iteration(done)`` the iterations done so far, over all learners.
+    """
+    sequence = build_tasks(experiment)
+    learners = {
+        name: build_learner(experiment, name, sequence.info) for name in experiment.learners
+    }
+    section, evaluation = experiment.tasks, experiment.evaluation
+    per_learner = sum(
+        section.epochs * -(-len(task.y_train) // section.batch_size) for task in sequence
+    )
+    if on_start is not None:
+        on_start(sequence.info, per_learner * len(learners))
+    order = {name: i for i, name in enumerate(learners)}
+
+    def progress(name: str, iteration: int) -> None:
+        if on_iteration is not None:
+            on_iteration(order[name] * per_learner + iteration)
+
+    return continual_evaluation(
+        sequence,
+        learners,
+        batch_size=section.batch_size,
+        epochs=section.epochs,
+        eval_every=evaluation.eval_every,
+        eval_subsample=evaluation.eval_subsample,
+        windows=evaluation.windows,
+        gap_within=evaluation.gap_within,
+        gap_recover=evaluation.gap_recover,
+        seed=experiment.seed,
+        on_iteration=progress,
     )
