@@ -162,7 +162,8 @@ def stream_figure(results: PrequentialResults) -> Figure:
         ax.text(
             position,
             1.01,
-            f"drift {d + 1}\nat {position:,.0f}",
+            f"drift {d + 1}\nat {position:,.0f}"
+            + (f"\ngradual over {width:,.0f}" if width > 1 else ""),
             ha="center",
             va="bottom",
             fontsize=9,
@@ -225,7 +226,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
     ax.set_title(
         f"{metric} over the stream, sliding window of {window:,} samples ({_direction(metric)})",
         loc="left",
-        pad=30 if drifts else 8,
+        pad=(44 if any(float(d.get("width", 1) or 1) > 1 for d in drifts) else 30) if drifts else 8,
     )
     ax.grid(True, color="#dddddd", lw=0.6)
     ax.tick_params(labelbottom=False)
@@ -663,14 +664,16 @@ def _specs(results: PrequentialResults | ContinualResults) -> list[tuple]:
             ),
         ]
     metric, window = results.metric, int(results.summary["window"])
+    worse, better = ("a drop", "the climb") if higher_is_better(metric) else ("a rise", "the fall")
     return [
         (
             "stream",
             stream_figure,
             f"{metric} over the stream",
             f"Each line is one learner's {metric} over the last {window:,} samples, as the stream "
-            "goes by. Dashed vertical lines are the known drifts; a drop after one shows the "
-            "drift hurting, the climb after it the learner adapting. Hollow circles mark where a "
+            "goes by. Dashed vertical lines are the known drifts (grey bands: gradual drifts); "
+            f"{worse} after one shows the drift hurting, {better} after it the learner "
+            "adapting. Hollow circles mark where a "
             "learner's windowed metric got back to its pre-drift level. The strip below shows "
             "when each learner's drift detector raised an alarm.",
         ),

@@ -134,7 +134,7 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
     if best is not None:
         line = f"Best {metric} over the whole stream: {best} ({_fmt(overall[best])})"
         if worst is not None and worst != best:
-            line += f"; lowest: {worst} ({_fmt(overall[worst])})"
+            line += f"; worst: {worst} ({_fmt(overall[worst])})"
         lines.append(line + ".")
     for d, drift in enumerate(drifts):
         segs = [s for s in summary["drifts"] if int(s.get("drift", -1)) == d]
