@@ -174,3 +174,15 @@ CASES.update(
         "agem": Case(_continual("agem"), ("binary", "multiclass"), needs_torch=True),
     }
 )
+
+
+def _ctr(task: str) -> Any:
+    """The DCN-style CTR model; the suite's features are numeric, so no categorical column."""
+    from adaptloop.learners.ctr import CTRClassifier
+
+    return CTRClassifier(
+        n_classes=CLASSES[task], categorical=(), hidden=(16,), lr=0.01, epochs=3, batch_size=32
+    )
+
+
+CASES["ctr"] = Case(_ctr, ("binary", "multiclass"), needs_torch=True)

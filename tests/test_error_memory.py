@@ -20,6 +20,16 @@ from adaptloop.learners.wrapping import MajorityClass
 from adaptloop.streams import ArrayStream, Drift
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on a shared 2-core machine, two threads contend and run much slower."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def clusters(n: int, seed: int = 0, flip: bool = False):
     """Four tight clusters of 2-D points; the label is the cluster's (flipped on request)."""
     rng = np.random.default_rng(seed)

@@ -16,6 +16,7 @@ from adaptloop.learners.base import (
 )
 from adaptloop.learners.continual import AGEM, ER, EWC, ContinualStrategy, Finetune, Joint, LwF
 from adaptloop.learners.detectors import detectors, make_detector
+from adaptloop.learners.ctr import CTRClassifier
 from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.error_memory import ErrorMemory
 from adaptloop.learners.linear import LinearRegression, LogisticRegression
@@ -46,6 +47,7 @@ __all__ = [
     "is_classifier",
     "registry",
     "states_equal",
+    "CTRClassifier",
     "DriftReset",
     "ErrorMemory",
     "Static",
