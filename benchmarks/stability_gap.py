@@ -1,0 +1,123 @@
+"""The stability gap on Split-Digits (class-incremental) and Rotated-Digits, over 3 seeds.
+
+Trains Finetune, Joint, ER, EWC, LwF and A-GEM (MLP 64-100-100-10, SGD lr 0.1, batches of 16,
+4 epochs per task) with evaluation after every iteration on a fixed subsample of 100 test
+samples per seen task, and prints per sequence and method (mean +- std over seeds): final
+average accuracy, min-ACC, WC-ACC, the largest drop of task-1 accuracy within the first 50
+iterations after a task switch (points) and the iterations to recover to 95 % of the
+pre-switch level at that switch ("never" when it does not before the next switch).
+
+Then measures the cost of continual evaluation: the wall time of the Rotated-Digits run with
+per-iteration evaluation divided by the same run evaluated only at task ends (best of 2).
+The LAST line is one JSON object: er_gap_pts, er_recovers, eval_overhead and one key per method.
+
+    python benchmarks/stability_gap.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+
+from adaptloop.evaluation.continual import continual_evaluation
+from adaptloop.learners import AGEM, ER, EWC, Finetune, Joint, LwF, MLPClassifier
+from adaptloop.streams.tasks import registry
+
+SEQUENCES = ("split_digits", "rotated_digits")
+SEEDS = (0, 1, 2)
+SETTINGS = {"batch_size": 16, "epochs": 4, "eval_subsample": 100, "gap_within": 50}
+
+
+def learners(seed: int) -> dict:
+    def base():
+        return MLPClassifier(
+            n_classes=10, hidden=(100, 100), lr=0.1, optimizer="sgd", standardize=False, seed=seed
+        )
+
+    return {
+        "finetune": Finetune(base(), seed=seed),
+        "joint": Joint(base(), seed=seed),
+        "er": ER(base(), memory=200, new_weight=0.5, seed=seed),
+        "ewc": EWC(base(), strength=10.0, seed=seed),
+        "lwf": LwF(base(), alpha=1.0, seed=seed),
+        "agem": AGEM(base(), memory_per_task=50, seed=seed),
+    }
+
+
+def largest_gap(gaps: list[dict]) -> tuple[float, int | None]:
+    """The largest drop (points) over the switches and the recovery at that switch."""
+    worst = max(gaps, key=lambda g: g["drop"])
+    return 100 * worst["drop"], worst["recovery"]
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    table: dict[str, dict[str, dict]] = {}
+    for name in SEQUENCES:
+        runs: dict[str, list] = {}
+        for seed in SEEDS:
+            result = continual_evaluation(
+                registry.create(name, seed=seed),
+                learners(seed),
+                eval_every=1,
+                seed=seed,
+                **SETTINGS,
+            )
+            for method, s in result.summary.items():
+                runs.setdefault(method, []).append((s, *largest_gap(s["gaps"])))
+        print(f"\n{name} ({len(SEEDS)} seeds, mean +- std)")
+        print(
+            f"{'method':9s} {'avg acc':>12s} {'min-ACC':>12s} {'WC-ACC':>12s} "
+            f"{'gap (pts)':>12s} recovery"
+        )
+        for method, rows in runs.items():
+            stats = {}
+            for key in ("avg_acc", "min_acc", "wc_acc"):
+                values = 100 * np.array([s[key] for s, _, _ in rows])
+                stats[key] = (float(values.mean()), float(values.std()))
+            gaps = np.array([g for _, g, _ in rows])
+            recoveries = [r for _, _, r in rows]
+            stats["gap_pts"] = (float(gaps.mean()), float(gaps.std()))
+            stats["recovery"] = recoveries
+            table.setdefault(method, {})[name] = {
+                k: round(v[0], 2) if isinstance(v, tuple) else v for k, v in stats.items()
+            }
+            cells = " ".join(
+                f"{m:6.1f}+-{s:4.1f}"
+                for m, s in (stats[k] for k in ("avg_acc", "min_acc", "wc_acc", "gap_pts"))
+            )
+            shown = ", ".join("never" if r is None else str(r) for r in recoveries)
+            print(f"{method:9s} {cells} [{shown}]")
+
+    sequence = registry.create("rotated_digits", seed=0)
+    walls = {}
+    for label, every in (("per_iteration", 1), ("task_ends", 10**9)):
+        best = float("inf")
+        for _ in range(2):
+            started = time.perf_counter()
+            continual_evaluation(sequence, learners(0), eval_every=every, seed=0, **SETTINGS)
+            best = min(best, time.perf_counter() - started)
+        walls[label] = best
+    overhead = walls["per_iteration"] / walls["task_ends"]
+    print(
+        f"\nrotated_digits wall: per-iteration evaluation {walls['per_iteration']:.2f} s, "
+        f"task ends only {walls['task_ends']:.2f} s, overhead {overhead:.2f}x"
+    )
+    er = table["er"]["rotated_digits"]
+    print(
+        json.dumps(
+            {
+                "er_gap_pts": er["gap_pts"],
+                "er_recovers": all(r is not None for r in er["recovery"]),
+                "eval_overhead": round(overhead, 3),
+                **table,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
