@@ -331,3 +331,24 @@ def test_run_writes_the_report_unless_no_report(tmp_path):
     assert (with_report / "figures" / "stream.png").is_file()
     assert not (without / "report.html").exists() and not (without / "figures").exists()
     assert (without / "summary.json").is_file()
+
+
+def test_report_of_a_real_continual_run(tmp_path):
+    from adaptloop.evaluation.continual import continual_evaluation, write_continual_results
+    from adaptloop.learners.wrapping import MajorityClass
+    from adaptloop.streams.tasks import split
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4)).astype(np.float32)
+    y = np.repeat(np.arange(4), 16)
+    sequence = split(X, y, X, y, [[0, 1], [2, 3]])
+    result = continual_evaluation(sequence, {"majority": MajorityClass(n_classes=4)}, batch_size=4)
+    folder = write_continual_results(result, tmp_path / "c", "seed = 0\n", seed=0)
+    report = build_report(folder)
+    assert [f.name for f in report.figures] == ["tasks", "final", "time"]
+    for figure in report.figures:
+        assert_drawn(pixels(figure.path))
+    text = " ".join(parse(report.html).text)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert f"{summary['learners']['majority']['avg_acc']:.4f}" in text
+    assert "Stability gap of" in text and summary["tasks"][1] in text

@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from adaptloop.report.data import ContinualResults, PrequentialResults, higher_is_better
 
@@ -539,6 +539,7 @@ def task_accuracy_figure(results: ContinualResults) -> Figure:
         ax.set_ylabel(f"{learner}\naccuracy (fraction)")
         ax.grid(True, color="#dddddd", lw=0.6)
     axes[-1].set_xlabel("training iteration")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlim(edges[0], last)
     handles = [
         Line2D([], [], lw=1.5, label=f"accuracy on {t}", **style(i)) for i, t in enumerate(tasks)

@@ -272,6 +272,9 @@ def _continual_highlights(results: ContinualResults) -> list[str]:
         recorded = [g for g in s.get("gaps") or [] if g.get("drop") is not None]
         if recorded:  # as the evaluation measured it (for the first task)
             worst = max(recorded, key=lambda g: g["drop"])
+            if worst["drop"] <= 0:
+                lines.append(f"{name}: no stability gap on {tasks[0]} (it never dipped).")
+                continue
             new = int(worst.get("task", 0))
             back = worst.get("recovery")
             lines.append(
