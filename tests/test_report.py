@@ -86,7 +86,7 @@ def has_colour(rgb, hex_colour, at_least=50):
 # -- figures ---------------------------------------------------------------------------------
 def test_prequential_figures_are_pngs_of_the_declared_size_with_content(real_report):
     names = [f.name for f in real_report.figures]
-    assert names == ["stream", "drifts", "throughput"]
+    assert names == ["stream", "drifts", "metrics", "throughput"]
     for figure in real_report.figures:
         rgb = pixels(figure.path)
         assert rgb.shape[:2] == (figure.height, figure.width)
@@ -99,6 +99,13 @@ def test_each_learner_is_drawn_in_its_own_palette_colour(real_report):
     for colour in OKABE_ITO[:2]:  # two learners
         assert has_colour(stream, colour)
     assert not has_colour(stream, OKABE_ITO[3])  # no third learner
+
+
+def test_other_metrics_get_one_panel_each(real_run):
+    results = load_results(real_run)
+    assert results.metric == "accuracy"
+    assert list(results.metric_curves) == ["accuracy", "log_loss", "roc_auc"]
+    assert results.metric_curves["accuracy"] is results.curves
 
 
 def test_stream_without_drifts_has_no_drift_figure(tmp_path):
@@ -315,6 +322,7 @@ def test_report_command_writes_html_where_asked(real_run, tmp_path):
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in (out.parent / "figures").iterdir()) == [
         "drifts.png",
+        "metrics.png",
         "stream.png",
         "throughput.png",
     ]
@@ -352,3 +360,10 @@ def test_report_of_a_real_continual_run(tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert f"{summary['learners']['majority']['avg_acc']:.4f}" in text
     assert "Stability gap of" in text and summary["tasks"][1] in text
+
+
+def test_missing_experiment_file_is_noted_not_fatal(tmp_path):
+    folder = write_prequential_folder(tmp_path / "r", records_per_learner=60)
+    (folder / "experiment.toml").unlink()
+    report = build_report(folder)
+    assert "No experiment.toml in the results folder" in report.html.read_text()

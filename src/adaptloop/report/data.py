@@ -63,7 +63,8 @@ class PrequentialResults:
     ``curves`` maps each learner to ``(positions, values)`` of the windowed primary metric,
     downsampled for plotting; ``recovered`` maps ``(learner, drift index)`` to the windowed
     metric of the first recovered window (None where the learner never recovered);
-    ``n_records`` is the number of rows of ``records.parquet``.
+    ``n_records`` is the number of rows of ``records.parquet``; ``metric_curves`` holds the
+    curves of every windowed metric (``metric_curves[metric]`` is ``curves``).
     """
 
     folder: Path
@@ -74,6 +75,7 @@ class PrequentialResults:
     recovered: dict[tuple[str, int], float | None] = field(default_factory=dict)
     n_records: int = 0
     kind: str = "prequential"
+    metric_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
     @property
     def learners(self) -> list[str]:
@@ -262,34 +264,43 @@ def _load_prequential(folder: Path, summary: dict, max_points: int) -> Prequenti
         raise _incomplete(folder, "summary.json lists no learners")
     for name, values in summary["learners"].items():
         _require_keys(folder, values, PREQUENTIAL_LEARNER_KEYS, f"summary.json learner {name!r}")
-    metric = summary["metrics"][0]
-    column = f"{metric}_window"
-    table = _read_columns(folder, ["learner", "position", column], ["learner"])
+    # the plotted metric: the one drift segments use (the first per-sample one), else the first
+    metric = next((s["metric"] for s in summary["drifts"] if s.get("metric")), None)
+    metric = metric or summary["metrics"][0]
+    schema = _records_schema(folder)
+    wanted = [metric] + [s["metric"] for s in summary["drifts"] if s.get("metric")]
+    wanted += [m for m in summary["metrics"] if f"{m}_window" in schema.names]
+    metrics = list(dict.fromkeys(wanted))  # required first, then every windowed metric
+    columns = [f"{m}_window" for m in metrics]
+    table = _read_columns(folder, ["learner", "position", *columns], ["learner"])
     names, codes = _groups(table.column("learner"))
     rows = _selectors(codes)
     positions = table.column("position").to_numpy()
-    values = _numbers(table, column)
     window = int(summary["window"])
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    full: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    full: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {m: {} for m in metrics}
+    arrays = {m: _numbers(table, column) for m, column in zip(metrics, columns, strict=True)}
     for learner in summary["learners"]:
-        if learner not in names:
-            raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
-        where = rows.get(names.index(learner))
+        where = rows.get(names.index(learner)) if learner in names else None
         if where is None:
             raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
-        x, y = positions[where], values[where]
-        if len(x) > 1 and np.any(np.diff(x) < 0):
-            order = np.argsort(x, kind="stable")
-            x, y = x[order], y[order]
-        full[learner] = (x, y)
-        curves[learner] = downsample_minmax(x, y, max_points)
+        x = positions[where]
+        order = np.argsort(x, kind="stable") if np.any(np.diff(x) < 0) else None
+        if order is not None:
+            x = x[order]
+        for m in metrics:
+            y = arrays[m][where]
+            full[m][learner] = (x, y if order is None else y[order])
+    curves_by_metric = {
+        m: {k: downsample_minmax(x, y, max_points) for k, (x, y) in per.items()}
+        for m, per in full.items()
+    }
     recovered: dict[tuple[str, int], float | None] = {}
     for seg in summary["drifts"]:
         learner, recovery = seg.get("learner"), seg.get("recovery")
-        if learner not in full or recovery is None:
+        per = full.get(seg.get("metric", metric), full[metric])
+        if learner not in per or recovery is None:
             continue
-        x, y = full[learner]
+        x, y = per[learner]
         target = int(seg["position"]) + int(recovery) + window
         i = int(np.searchsorted(x, target))
         value = float(y[i]) if i < len(x) and np.isfinite(y[i]) else None
@@ -299,8 +310,9 @@ def _load_prequential(folder: Path, summary: dict, max_points: int) -> Prequenti
         summary=summary,
         experiment=_experiment_text(folder),
         metric=metric,
-        curves=curves,
+        curves=curves_by_metric[metric],
         recovered=recovered,
+        metric_curves=curves_by_metric,
         n_records=table.num_rows,
     )
 

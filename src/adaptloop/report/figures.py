@@ -133,9 +133,8 @@ def stream_figure(results: PrequentialResults) -> Figure:
     learners = results.learners
     window = int(summary["window"])
     metric = results.metric
-    n_samples = summary["stream"].get("n_samples") or max(
-        (float(x[-1]) for x, _ in results.curves.values() if len(x)), default=1.0
-    )
+    seen = max((float(x[-1]) for x, _ in results.curves.values() if len(x)), default=0.0)
+    n_samples = seen or float(summary["stream"].get("n_samples") or 1)  # max_samples may cut
     fig = _figure(5.2 + 0.22 * len(learners))
     grid = fig.add_gridspec(2, 1, height_ratios=[4.0, 0.6 + 0.22 * len(learners)])
     ax = fig.add_subplot(grid[0])
@@ -369,6 +368,42 @@ def drift_figure(results: PrequentialResults) -> Figure | None:
     more = f" (first {MAX_DRIFT_PANELS} of {total} drifts)" if total > MAX_DRIFT_PANELS else ""
     fig.suptitle(
         f"around each known drift: {metric} before, just after and when recovered{more}",
+        x=0.01,
+        ha="left",
+        fontsize=11,
+    )
+    return fig
+
+
+def metrics_figure(results: PrequentialResults) -> Figure | None:
+    """The other windowed metrics over the stream, one panel each (None if there are none)."""
+    others = [m for m in results.metric_curves if m != results.metric][:4]
+    if not others:
+        return None
+    learners = results.learners
+    window = int(results.summary["window"])
+    drifts = results.summary["stream"].get("drifts") or []
+    fig = _figure(3.8)
+    axes = np.atleast_1d(fig.subplots(1, len(others), squeeze=False)[0])
+    for ax, metric in zip(axes, others, strict=True):
+        curves = results.metric_curves[metric]
+        for i, learner in enumerate(learners):
+            ax.plot(*curves[learner], lw=1.2, label=learner if ax is axes[0] else None, **style(i))
+        for drift in drifts:
+            ax.axvline(float(drift["position"]), color="#444444", ls=(0, (4, 3)), lw=1.0)
+        _clip_warm_up(ax, curves.values(), window)
+        ax.set_title(f"{metric} ({_direction(metric)})", fontsize=10)
+        ax.set_ylabel(f"{_metric_label(metric)}, last {window:,}")
+        ax.set_xlabel("stream position (samples seen)")
+        ax.xaxis.set_major_formatter(FuncFormatter(short_number))
+        ax.set_xlim(0, max((float(x[-1]) for x, _ in curves.values() if len(x)), default=1.0))
+        ax.grid(True, color="#dddddd", lw=0.6)
+    handles = [Line2D([], [], lw=1.4, label=name, **style(i)) for i, name in enumerate(learners)]
+    if drifts:
+        handles.append(Line2D([], [], color="#444444", ls=(0, (4, 3)), label="known drift"))
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
+    fig.suptitle(
+        f"the other metrics over the stream, sliding window of {window:,} samples",
         x=0.01,
         ha="left",
         fontsize=11,
@@ -685,6 +720,13 @@ def _specs(results: PrequentialResults | ContinualResults) -> list[tuple]:
             f"For every known drift and learner: {metric} over the window before the drift (●), "
             "over the first samples after it (▼) and over the first window that is back within "
             "tolerance of the pre-drift level (◆); right: how many samples that took.",
+        ),
+        (
+            "metrics",
+            metrics_figure,
+            "The other metrics",
+            "The remaining metrics of the run over the same sliding window, with the known "
+            "drifts dashed.",
         ),
         (
             "throughput",
