@@ -41,6 +41,13 @@ def build_report(
 
     Raises :class:`ReportError` (one line naming what is missing) for a missing or partial
     results folder.
+
+    >>> import tempfile
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> out = Path(tempfile.mkdtemp()) / "site" / "gap.html"
+    >>> report = build_report(write_continual_folder(tempfile.mkdtemp()), out)
+    >>> report.html == out, sorted(p.name for p in (out.parent / "figures").iterdir())
+    (True, ['final.png', 'tasks.png', 'time.png'])
     """
     results = load_results(results_dir)
     html_path = Path(out) if out is not None else Path(results_dir) / REPORT_FILE

@@ -245,7 +245,14 @@ def _experiment_text(folder: Path) -> str | None:
 def load_results(
     folder: str | Path, max_points: int = MAX_POINTS
 ) -> PrequentialResults | ContinualResults:
-    """Read and check a results folder (prequential or continual) for a report."""
+    """Read and check a results folder (prequential or continual) for a report.
+
+    >>> import tempfile
+    >>> from adaptloop.report.synthetic import write_prequential_folder
+    >>> results = load_results(write_prequential_folder(tempfile.mkdtemp()))
+    >>> results.kind, results.metric, results.n_records, sorted(results.curves)
+    ('prequential', 'accuracy', 1800, ['adwin_reset', 'static', 'window_retrain'])
+    """
     folder = Path(folder)
     summary = read_summary_checked(folder)
     kind = summary.get("kind", "prequential")

@@ -128,7 +128,15 @@ def _clip_warm_up(ax, curves, window: int) -> bool:
 
 
 def stream_figure(results: PrequentialResults) -> Figure:
-    """The windowed primary metric over the stream per learner, drifts, alarms and recoveries."""
+    """The windowed primary metric over the stream per learner, drifts, alarms and recoveries.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_prequential_folder
+    >>> results = load_results(write_prequential_folder(tempfile.mkdtemp(), records_per_learner=60))
+    >>> [ax.get_xlabel() for ax in stream_figure(results).axes]
+    ['', 'stream position (samples seen)']
+    """
     summary = results.summary
     learners = results.learners
     window = int(summary["window"])
@@ -265,7 +273,15 @@ def stream_figure(results: PrequentialResults) -> Figure:
 
 
 def drift_figure(results: PrequentialResults) -> Figure | None:
-    """Per known drift: the metric before, just after and when recovered; recovery times."""
+    """Per known drift: the metric before, just after and when recovered; recovery times.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_prequential_folder
+    >>> results = load_results(write_prequential_folder(tempfile.mkdtemp(), records_per_learner=60))
+    >>> [ax.get_title() for ax in drift_figure(results).axes]
+    ['drift 1 at 2,000', 'drift 2 at 4,000', 'recovery time']
+    """
     summary = results.summary
     drifts = (summary["stream"].get("drifts") or [])[:MAX_DRIFT_PANELS]
     segments = {(s.get("learner"), int(s.get("drift", 0))): s for s in summary["drifts"]}
@@ -376,7 +392,15 @@ def drift_figure(results: PrequentialResults) -> Figure | None:
 
 
 def metrics_figure(results: PrequentialResults) -> Figure | None:
-    """The other windowed metrics over the stream, one panel each (None if there are none)."""
+    """The other windowed metrics over the stream, one panel each (None if there are none).
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_prequential_folder
+    >>> results = load_results(write_prequential_folder(tempfile.mkdtemp(), records_per_learner=60))
+    >>> metrics_figure(results) is None  # the synthetic run has accuracy only
+    True
+    """
     others = [m for m in results.metric_curves if m != results.metric][:4]
     if not others:
         return None
@@ -412,7 +436,15 @@ def metrics_figure(results: PrequentialResults) -> Figure | None:
 
 
 def throughput_figure(results: PrequentialResults) -> Figure:
-    """Samples per second per learner and where the time went (predict / learn)."""
+    """Samples per second per learner and where the time went (predict / learn).
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_prequential_folder
+    >>> results = load_results(write_prequential_folder(tempfile.mkdtemp(), records_per_learner=60))
+    >>> [ax.get_xlabel() for ax in throughput_figure(results).axes][1]
+    'time spent (seconds)'
+    """
     learners = results.learners
     stats = results.summary["learners"]
     n = len(learners)
@@ -519,7 +551,15 @@ def stability_gaps(
 
 
 def task_accuracy_figure(results: ContinualResults) -> Figure:
-    """Accuracy on every task over training iterations, one panel per learner."""
+    """Accuracy on every task over training iterations, one panel per learner.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> results = load_results(write_continual_folder(tempfile.mkdtemp(), iterations_per_task=50))
+    >>> [ax.get_ylabel() for ax in task_accuracy_figure(results).axes]
+    ['naive\\naccuracy (fraction)', 'replay\\naccuracy (fraction)']
+    """
     learners = results.learners
     tasks = results.tasks
     fig = _figure(1.4 + 2.5 * len(learners))
@@ -599,7 +639,15 @@ def task_accuracy_figure(results: ContinualResults) -> Figure:
 
 
 def final_accuracy_figure(results: ContinualResults) -> Figure:
-    """Final accuracy on every task per learner, with the learner's average marked."""
+    """Final accuracy on every task per learner, with the learner's average marked.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> results = load_results(write_continual_folder(tempfile.mkdtemp(), iterations_per_task=50))
+    >>> final_accuracy_figure(results).axes[0].get_ylabel()
+    'final accuracy (fraction)'
+    """
     learners = results.learners
     tasks = results.tasks
     stats = results.summary["learners"]
@@ -642,7 +690,15 @@ def final_accuracy_figure(results: ContinualResults) -> Figure:
 
 
 def continual_time_figure(results: ContinualResults) -> Figure:
-    """Training and evaluation time per learner."""
+    """Training and evaluation time per learner.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> results = load_results(write_continual_folder(tempfile.mkdtemp(), iterations_per_task=50))
+    >>> continual_time_figure(results).axes[0].get_xlabel()
+    'time spent (seconds)'
+    """
     learners = results.learners
     stats = results.summary["learners"]
     n = len(learners)
@@ -741,7 +797,15 @@ def _specs(results: PrequentialResults | ContinualResults) -> list[tuple]:
 def render_figures(
     results: PrequentialResults | ContinualResults, out_dir: str | Path
 ) -> list[FigureFile]:
-    """Draw every figure of ``results``, write each as ``out_dir/<name>.png``, describe them."""
+    """Draw every figure of ``results``, write each as ``out_dir/<name>.png``, describe them.
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> results = load_results(write_continual_folder(tempfile.mkdtemp(), iterations_per_task=50))
+    >>> [(f.name, f.path.name) for f in render_figures(results, tempfile.mkdtemp())]
+    [('tasks', 'tasks.png'), ('final', 'final.png'), ('time', 'time.png')]
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

@@ -394,7 +394,15 @@ def _environment(results: PrequentialResults | ContinualResults) -> str:
 
 
 def render_html(results: PrequentialResults | ContinualResults, figures: list[FigureFile]) -> str:
-    """The report page as one HTML string (figures read from their PNG files)."""
+    """The report page as one HTML string (figures read from their PNG files).
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> page = render_html(load_results(write_continual_folder(tempfile.mkdtemp())), [])
+    >>> "<h2>Final accuracy per task</h2>" in page, "<script" in page
+    (True, False)
+    """
     summary = results.summary
     name = (
         summary.get("experiment_name")
