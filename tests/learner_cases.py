@@ -186,3 +186,8 @@ def _ctr(task: str) -> Any:
 
 
 CASES["ctr"] = Case(_ctr, ("binary", "multiclass"), needs_torch=True)
+
+# GEM (one QP constraint per finished task); without end_task it learns as Finetune.
+CASES["gem"] = Case(
+    _continual("gem", memory_per_task=20), ("binary", "multiclass"), needs_torch=True
+)

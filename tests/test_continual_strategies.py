@@ -4,6 +4,7 @@ import torch
 
 from adaptloop.evaluation.continual import continual_evaluation
 from adaptloop.learners import AGEM, ER, EWC, Finetune, Joint, LogisticRegression, LwF
+from adaptloop.learners.continual import GEM, gem_project
 from adaptloop.learners.mlp import MLPClassifier
 from adaptloop.streams.tasks import load_digits_arrays, split
 
@@ -39,6 +40,7 @@ def test_every_strategy_learns_both_tasks_and_er_beats_finetune_on_the_old_one(t
         "ewc": EWC(base(), strength=10.0),
         "lwf": LwF(base()),
         "agem": AGEM(base(), memory_per_task=50),
+        "gem": GEM(base(), memory_per_task=50),
     }
     summary = run(two_tasks, learners)
     for name, s in summary.items():
@@ -48,6 +50,7 @@ def test_every_strategy_learns_both_tasks_and_er_beats_finetune_on_the_old_one(t
     assert old["finetune"] < 0.2  # class-incremental fine-tuning forgets task 0
     assert old["er"] > old["finetune"] + 0.5
     assert old["joint"] > old["finetune"] + 0.5
+    assert old["gem"] > old["finetune"] + 0.5
     assert summary["er"]["min_acc"] > summary["finetune"]["min_acc"]
 
 
@@ -160,6 +163,8 @@ def test_bad_parameters_are_refused():
         (lambda: EWC(base(), gamma=-1), "gamma"),
         (lambda: LwF(base(), temperature=0), "temperature"),
         (lambda: AGEM(base(), sample_size=0), "sample_size"),
+        (lambda: GEM(base(), margin=-0.1), "margin"),
+        (lambda: GEM(base(), memory_per_task=0), "memory_per_task"),
         (lambda: Finetune(base(), seed=1.5), "seed"),
     ]:
         with pytest.raises(ValueError, match=pattern):
@@ -168,3 +173,51 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="2-dimensional"):
         model.end_task(np.ones((3,), dtype=np.float32), np.array([0, 1, 0]))
     assert model.tasks_data_ == []
+
+
+def test_gem_projection_solves_the_dual_qp():
+    rng = np.random.default_rng(0)
+    G = rng.normal(size=(3, 20))
+    g = -G.sum(0) + 0.1 * rng.normal(size=20)  # opposes every task
+    for margin in (0.0, 0.5):
+        z = gem_project(g, G, margin)
+        assert (G @ z >= -1e-9).all()  # no previous task's loss increases (eq. 7-8)
+        v = np.linalg.lstsq(G.T, z - g, rcond=None)[0]  # z = G^T v + g, v >= margin (eq. 13)
+        np.testing.assert_allclose(G.T @ v + g, z, atol=1e-9)
+        assert (v >= margin - 1e-9).all()
+    # margin 0: the Euclidean projection onto the cone, checked against a brute-force search
+    z = gem_project(g, G, 0.0)
+    for _ in range(2000):
+        other = z + 0.05 * rng.normal(size=20)
+        if (G @ other >= 0).all():
+            assert np.linalg.norm(other - g) >= np.linalg.norm(z - g) - 1e-12
+    # one constraint: the projection is A-GEM's formula
+    g1 = G[0] * -1.0 + rng.normal(size=20) * 0.01
+    expected = g1 - (g1 @ G[0]) / (G[0] @ G[0]) * G[0]
+    np.testing.assert_allclose(gem_project(g1, G[:1]), expected, atol=1e-9)
+
+
+def test_gem_step_satisfies_one_constraint_per_previous_task():
+    X_train, y_train, _, _ = load_digits_arrays()
+    model = GEM(base(n_classes=10), memory_per_task=30, margin=0.0)
+    for classes in ([0, 1], [2, 3], [4, 5]):
+        keep = np.isin(y_train, classes)
+        model.learn(X_train[keep], y_train[keep])
+        model.end_task(X_train[keep], y_train[keep])
+    assert model.memory_task_.tolist() == [0] * 30 + [1] * 30 + [2] * 30
+    keep = np.isin(y_train, [6, 7])
+    net = model.model_._net
+    params = list(net.parameters())
+    net.zero_grad()
+    model._ce(net, model._inputs(X_train[keep]), model._labels(y_train[keep])).backward()
+    g = torch.cat([p.grad.reshape(-1) for p in params]).clone()
+    G = model._memory_gradients(net, params)
+    assert (G @ g < 0).any()  # the new task's gradient hurts some old task ...
+    model._adjust_gradient(net)
+    projected = torch.cat([p.grad.reshape(-1) for p in params])
+    assert (G @ projected >= -1e-5).all()  # ... none after projection
+    assert not torch.allclose(projected, g)
+    state = model.state_dict()
+    clone = GEM(base(n_classes=10), memory_per_task=30, margin=0.0)
+    clone.load_state_dict(state)
+    np.testing.assert_array_equal(clone.memory_task_, model.memory_task_)

@@ -4,8 +4,9 @@ Each strategy is a :class:`ContinualStrategy` (a ``Wrapper``): it trains the wra
 network itself, one optimiser step per mini-batch (the base's ``epochs`` and ``batch_size``
 apply within a ``learn`` call, as for the MLP), and changes only what its paper changes --
 which samples join the batch, the loss, or the gradient. Strategies are one level deep and
-small: ``Finetune``, ``Joint``, ``ER``, ``EWC``, ``LwF``, ``AGEM`` (registry names
-``finetune``, ``joint``, ``er``, ``ewc``, ``lwf``, ``agem``).
+small: ``Finetune``, ``Joint``, ``ER``, ``EWC``, ``LwF``, ``AGEM``, ``GEM`` (registry names
+``finetune``, ``joint``, ``er``, ``ewc``, ``lwf``, ``agem``, ``gem``); GEM and A-GEM share
+one episodic memory (``_EpisodicMemory``).
 
 Task boundaries come through two optional calls, made by
 :func:`adaptloop.evaluation.continual.continual_evaluation`: ``begin_task(task, classes)``
@@ -38,7 +39,17 @@ from adaptloop.learners.base import Learner, registry
 from adaptloop.learners.mlp import MLPClassifier, _torch
 from adaptloop.learners.wrapping import Wrapper, check_positive_int
 
-__all__ = ["AGEM", "ER", "EWC", "ContinualStrategy", "Finetune", "Joint", "LwF"]
+__all__ = [
+    "AGEM",
+    "ER",
+    "EWC",
+    "GEM",
+    "ContinualStrategy",
+    "Finetune",
+    "Joint",
+    "LwF",
+    "gem_project",
+]
 
 
 def _check_fraction(value: object, name: str, low: float = 0.0, high: float = 1.0) -> float:
@@ -500,8 +511,68 @@ class LwF(ContinualStrategy):
             self.teacher_.eval()
 
 
+def _flat_grad(params: list[Any]) -> Any:
+    """The gradients of ``params`` as one flat vector."""
+    return _torch().cat([p.grad.reshape(-1) for p in params])
+
+
+def _set_flat_grad(params: list[Any], g: Any) -> None:
+    """Write the flat vector ``g`` back into the gradients of ``params``."""
+    start = 0
+    for p in params:
+        p.grad.copy_(g[start : start + p.numel()].view_as(p))
+        start += p.numel()
+
+
+def _grad_vector(loss: Any, params: list[Any], retain_graph: bool = False) -> Any:
+    grads = _torch().autograd.grad(loss, params, retain_graph=retain_graph)
+    return _torch().cat([r.reshape(-1) for r in grads])
+
+
+class _EpisodicMemory(ContinualStrategy):
+    """The episodic memory of GEM and A-GEM: ``memory_per_task`` random training samples of
+    each finished task, stored at its end; ``memory_task_`` numbers each sample's task in the
+    order of the ``end_task`` calls."""
+
+    def __init__(self, base: Learner, memory_per_task: int = 50, seed: int = 0) -> None:
+        self.memory_per_task = check_positive_int(memory_per_task, "memory_per_task")
+        super().__init__(base, seed)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.memory_X_: np.ndarray | None = None
+        self.memory_y_ = np.empty(0, dtype=np.int64)
+        self.memory_task_ = np.empty(0, dtype=np.int64)
+
+    @property
+    def n_memory_tasks_(self) -> int:
+        """Tasks with samples in the memory."""
+        return 0 if len(self.memory_task_) == 0 else int(self.memory_task_[-1]) + 1
+
+    def end_task(self, X: np.ndarray, y: np.ndarray) -> None:
+        X, y = self.check_Xy(X, y)
+        idx = self.rng_.choice(len(y), size=min(self.memory_per_task, len(y)), replace=False)
+        old = np.empty((0, X.shape[1]), np.float32) if self.memory_X_ is None else self.memory_X_
+        task = np.full(len(idx), self.n_memory_tasks_, dtype=np.int64)
+        self.memory_X_ = np.concatenate([old, X[idx]])
+        self.memory_y_ = np.concatenate([self.memory_y_, y[idx]])
+        self.memory_task_ = np.concatenate([self.memory_task_, task])
+
+    def _strategy_state(self) -> dict[str, Any]:
+        X = None if self.memory_X_ is None else self.memory_X_.copy()
+        return {"X": X, "y": self.memory_y_.copy(), "task": self.memory_task_.copy()}
+
+    def _load_strategy_state(self, state: dict[str, Any]) -> None:
+        self.memory_X_ = None if state["X"] is None else np.asarray(state["X"], np.float32)
+        self.memory_y_ = np.asarray(state["y"], dtype=np.int64)
+        task = state.get("task")  # states saved before GEM have no task ids
+        self.memory_task_ = (
+            np.zeros(len(self.memory_y_), np.int64) if task is None else np.asarray(task, np.int64)
+        )
+
+
 @registry.register("agem")
-class AGEM(ContinualStrategy):
+class AGEM(_EpisodicMemory):
     """Averaged GEM (Chaudhry et al. 2019, ICLR, eq. 10-11): an episodic memory holds
     ``memory_per_task`` random training samples of each finished task (stored at its end).
     Each step computes the new batch's gradient ``g`` and the gradient ``g_ref`` on
@@ -518,46 +589,100 @@ class AGEM(ContinualStrategy):
     def __init__(
         self, base: Learner, memory_per_task: int = 50, sample_size: int = 64, seed: int = 0
     ) -> None:
-        self.memory_per_task = check_positive_int(memory_per_task, "memory_per_task")
         self.sample_size = check_positive_int(sample_size, "sample_size")
-        super().__init__(base, seed)
-
-    def _reset(self) -> None:
-        super()._reset()
-        self.memory_X_: np.ndarray | None = None
-        self.memory_y_ = np.empty(0, dtype=np.int64)
-
-    def end_task(self, X: np.ndarray, y: np.ndarray) -> None:
-        X, y = self.check_Xy(X, y)
-        idx = self.rng_.choice(len(y), size=min(self.memory_per_task, len(y)), replace=False)
-        old = np.empty((0, X.shape[1]), np.float32) if self.memory_X_ is None else self.memory_X_
-        self.memory_X_ = np.concatenate([old, X[idx]])
-        self.memory_y_ = np.concatenate([self.memory_y_, y[idx]])
+        super().__init__(base, memory_per_task, seed)
 
     def _adjust_gradient(self, net: Any) -> None:
         if self.memory_X_ is None or self._mlp._net is None:
             return
         torch = _torch()
         params = _params(net)
-        g = torch.cat([p.grad.reshape(-1) for p in params])
+        g = _flat_grad(params)
         k = min(self.sample_size, len(self.memory_y_))
         idx = self.rng_.choice(len(self.memory_y_), size=k, replace=False)
         x_ref, y_ref = self._inputs(self.memory_X_[idx]), self._labels(self.memory_y_[idx])
-        g_ref = torch.cat(
-            [r.reshape(-1) for r in torch.autograd.grad(self._ce(net, x_ref, y_ref), params)]
-        )
+        g_ref = _grad_vector(self._ce(net, x_ref, y_ref), params)
         dot = torch.dot(g, g_ref)
         if dot < 0:
-            g = g - dot / torch.dot(g_ref, g_ref) * g_ref
-            start = 0
-            for p in params:
-                p.grad.copy_(g[start : start + p.numel()].view_as(p))
-                start += p.numel()
+            _set_flat_grad(params, g - dot / torch.dot(g_ref, g_ref) * g_ref)
 
-    def _strategy_state(self) -> dict[str, Any]:
-        X = None if self.memory_X_ is None else self.memory_X_.copy()
-        return {"X": X, "y": self.memory_y_.copy()}
 
-    def _load_strategy_state(self, state: dict[str, Any]) -> None:
-        self.memory_X_ = None if state["X"] is None else np.asarray(state["X"], np.float32)
-        self.memory_y_ = np.asarray(state["y"], dtype=np.int64)
+def gem_project(g: np.ndarray, G: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """GEM's projected gradient (Lopez-Paz & Ranzato 2017, section 3, eq. 10-13).
+
+    The primal (eq. 10-11) is ``min_z 1/2 ||g - z||^2`` s.t. ``G z >= 0``, one row of ``G``
+    ``(t, p)`` per previous task's gradient; its dual (eq. 12-13) is
+    ``min_{v >= 0} 1/2 v^T G G^T v + g^T G^T v`` and ``z = G^T v + g``. With the paper's
+    margin (its code: ``v >= margin``), ``v = u + margin`` and, since the dual objective equals
+    ``1/2 ||G^T v + g||^2 - 1/2 ||g||^2``, ``u`` is the non-negative least-squares solution of
+    ``G^T u ~ -(g + margin G^T 1)`` -- solved exactly by ``scipy.optimize.nnls`` (Lawson-Hanson
+    active set) on ``G^T`` itself, so no ``G G^T + eps I`` regularisation is needed and no QP
+    package (the authors use ``quadprog``) becomes a dependency. At the optimum every
+    ``G z = G G^T v + G g`` is the dual gradient, hence ``>= 0`` (KKT): ``z`` opposes no
+    previous task.
+
+    >>> gem_project(np.array([1.0, -1.0]), np.array([[0.0, 1.0]]))
+    array([1., 0.])
+    >>> gem_project(np.array([1.0, 1.0]), np.array([[0.0, 1.0]]))  # no conflict: unchanged
+    array([1., 1.])
+    """
+    from scipy.optimize import nnls
+
+    g = np.asarray(g, dtype=np.float64)
+    G = np.asarray(G, dtype=np.float64)
+    if (G @ g >= 0).all():
+        return g.copy()
+    target = -(g + margin * G.sum(axis=0))
+    u, _ = nnls(G.T, target)
+    return G.T @ (u + margin) + g
+
+
+@registry.register("gem")
+class GEM(_EpisodicMemory):
+    """Gradient Episodic Memory (Lopez-Paz & Ranzato 2017, NeurIPS, section 3, eq. 6-13):
+    the memory of A-GEM (``memory_per_task`` random samples of each finished task), but one
+    constraint per previous task: each step computes the new batch's gradient ``g`` and, for
+    every task ``k`` in the memory, the gradient ``g_k`` of the loss on all of ``k``'s memory
+    samples; if some ``g . g_k < 0`` (eq. 7-8), the step uses the projection of ``g`` onto
+    ``{z : z . g_k >= 0 for all k}`` (eq. 10-13, :func:`gem_project`, with the paper's code's
+    ``margin``, its ``memory_strength``: 0.5 in its experiments).
+
+    >>> import numpy as np
+    >>> model = GEM(MLPClassifier(n_classes=4, hidden=(4,)), memory_per_task=2)
+    >>> X = np.eye(4, dtype=np.float32)
+    >>> model.end_task(X[:2], np.array([0, 1])); model.end_task(X[2:], np.array([2, 3]))
+    >>> model.memory_task_.tolist()
+    [0, 0, 1, 1]
+    """
+
+    def __init__(
+        self, base: Learner, memory_per_task: int = 50, margin: float = 0.5, seed: int = 0
+    ) -> None:
+        self.margin = _check_fraction(margin, "margin", 0.0, float("inf"))
+        super().__init__(base, memory_per_task, seed)
+
+    def _memory_gradients(self, net: Any, params: list[Any]) -> Any:
+        """``(tasks, parameters)``: each memory task's loss gradient (one forward pass)."""
+        torch = _torch()
+        x, y = self._inputs(self.memory_X_), self._labels(self.memory_y_)
+        logits = self._masked(net(x), y)
+        tasks = torch.from_numpy(self.memory_task_)
+        n = self.n_memory_tasks_
+        rows = []
+        for k in range(n):
+            mine = tasks == k
+            loss = torch.nn.functional.cross_entropy(logits[mine], y[mine])
+            rows.append(_grad_vector(loss, params, retain_graph=k < n - 1))
+        return torch.stack(rows)
+
+    def _adjust_gradient(self, net: Any) -> None:
+        if self.memory_X_ is None or self._mlp._net is None:
+            return
+        torch = _torch()
+        params = _params(net)
+        g = _flat_grad(params)
+        G = self._memory_gradients(net, params)
+        if bool((G @ g >= 0).all()):
+            return
+        z = gem_project(g.double().numpy(), G.double().numpy(), self.margin)
+        _set_flat_grad(params, torch.from_numpy(z).to(g.dtype))
