@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from adaptloop.evaluation.continual import (
+    RECORD_COLUMNS,
     continual_evaluation,
     continual_metrics,
     min_acc,
@@ -113,7 +114,7 @@ def test_loop_records_every_k_iterations_and_at_task_ends():
     # 20 samples per task in batches of 3: 7 iterations per epoch, 14 per task
     assert result.task_boundaries == [0, 14]
     table = result.records.to_pandas()
-    assert list(table.columns) == ["learner", "iteration", "task", "eval_task", "accuracy"]
+    assert list(table.columns) == list(RECORD_COLUMNS)
     points = sorted(set(table["iteration"]))
     assert points == [3, 6, 9, 12, 14, 15, 18, 21, 24, 27, 28]
     assert (
@@ -178,7 +179,24 @@ def test_results_folder_schema(tmp_path):
     keys = {"avg_acc", "min_acc", "wc_acc", "wf", "final_task_acc", "train_seconds", "eval_seconds"}
     assert keys <= set(summary["learners"]["a"])
     records = pq.read_table(folder / "records.parquet")
-    assert records.schema.names == ["learner", "iteration", "task", "eval_task", "accuracy"]
+    assert records.schema.names == [
+        "sequence",
+        "seed",
+        "learner",
+        "iteration",
+        "task",
+        "eval_task",
+        "accuracy",
+    ]
+    assert set(records["sequence"].to_pylist()) == {"split"}
+    assert set(records["seed"].to_pylist()) == {0}
+    # nested per sequence and seed; the first sequence is also at the top level
+    assert summary["seeds"] == [0] and list(summary["sequences"]) == ["split"]
+    nested = summary["sequences"]["split"]
+    assert nested["tasks"] == summary["tasks"] and nested["learners"] == summary["learners"]
+    run = nested["seeds"]["0"]["learners"]["a"]
+    assert run["avg_acc"] == summary["learners"]["a"]["avg_acc"]
+    assert summary["learners"]["a"]["std"]["avg_acc"] == 0.0
     assert str(records.schema.field("iteration").type) == "int64"
     assert records.num_rows == 2 * (4 + 4 * 2)
     assert (folder / "experiment.toml").read_text() == "x = 1\n"

@@ -53,7 +53,13 @@ def run(
     ] = False,
 ) -> None:
     """Run an experiment prequentially and write its results folder."""
-    from adaptloop.experiment import ExperimentError, load_experiment, run_experiment, with_seed
+    from adaptloop.experiment import (
+        ContinualExperiment,
+        ExperimentError,
+        load_experiment,
+        run_experiment,
+        with_seed,
+    )
 
     try:
         spec = load_experiment(experiment)
@@ -67,7 +73,7 @@ def run(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("samples"),
+        TextColumn("iterations" if isinstance(spec, ContinualExperiment) else "samples"),
         TimeRemainingColumn(),
         console=console,
         transient=False,
@@ -89,13 +95,16 @@ def run(
     except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from None
     elapsed = time.perf_counter() - started
-    from adaptloop.evaluation.continual import ContinualResult, write_continual_results
+    from adaptloop.evaluation.continual import ContinualSuite, write_continual_results
     from adaptloop.evaluation.results import write_results
 
     meta = {"experiment_name": spec.name, "seed": spec.seed, "wall_seconds": elapsed}
-    if isinstance(result, ContinualResult):
+    if isinstance(result, ContinualSuite):
+        if len(result.seeds) > 1:  # the seeds are in summary.json's "seeds"
+            del meta["seed"]
         folder = write_continual_results(result, out, spec.source, **meta)
-        console.print(continual_table(result))
+        for sequence in result.runs:
+            console.print(continual_table(result, sequence))
     else:
         folder = write_results(result, out, spec.source, **meta)
         console.print(summary_table(result))
@@ -177,12 +186,16 @@ def drift_table(result) -> Table:
     return table
 
 
-def continual_table(result) -> Table:
-    """Continual metrics per learner: final average, min-ACC, WC-ACC, windowed forgetting,
-    and the largest drop of task 0 just after a task switch (the stability gap)."""
-    windows = [str(w) for w in result.windows]
+def continual_table(suite, sequence: str) -> Table:
+    """Continual metrics per learner on one sequence: final average, min-ACC, WC-ACC, windowed
+    forgetting and the largest drop of task 0 just after a task switch (the stability gap);
+    mean +- std over the seeds when there are several."""
+    first = next(iter(suite.runs[sequence].values()))
+    n_seeds = len(suite.runs[sequence])
+    windows = [str(w) for w in first.windows]
+    seeds = f", {n_seeds} seeds: mean ± std" if n_seeds > 1 else ""
     table = Table(
-        title=f"{result.sequence.name}: continual evaluation (every {result.eval_every} it.)",
+        title=f"{sequence}: continual evaluation (every {first.eval_every} it.{seeds})",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -192,15 +205,17 @@ def continual_table(result) -> Table:
     for column in [*columns, "task-0 gap\n(max drop)", "train s", "eval s"]:
         left = column == "learner"
         table.add_column(column, justify="left" if left else "right", no_wrap=left)
-    for name, s in result.summary.items():
-        gap = max((g["drop"] for g in s["gaps"]), default=None)
+
+    def cell(mean: object, std: object) -> str:
+        return _fmt(mean) if n_seeds == 1 or mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
+
+    for name, s in suite.summary(sequence).items():
+        std = s["std"]
         table.add_row(
             name,
-            _fmt(s["avg_acc"]),
-            _fmt(s["min_acc"]),
-            _fmt(s["wc_acc"]),
-            *(_fmt(s["wf"][w]) for w in windows),
-            _fmt(gap),
+            *(cell(s[k], std[k]) for k in ("avg_acc", "min_acc", "wc_acc")),
+            *(cell(s["wf"][w], std["wf"][w]) for w in windows),
+            cell(s["max_gap"], std["max_gap"]),
             f"{s['train_seconds']:.1f}",
             f"{s['eval_seconds']:.1f}",
         )

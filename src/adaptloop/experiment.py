@@ -22,6 +22,7 @@ one clear line naming it (:class:`ExperimentError`). ``adaptloop run`` without a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from collections.abc import Callable
@@ -29,11 +30,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from adaptloop import learners as _learners
 from adaptloop import streams as _streams
-from adaptloop.evaluation.continual import ContinualResult, continual_evaluation
+from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
 from adaptloop.evaluation.prequential import PrequentialResult, prequential
 from adaptloop.learners.base import Learner
 from adaptloop.registry import Registry
@@ -91,12 +92,14 @@ class Experiment(BaseModel):
 class TasksSection(BaseModel):
     model_config = ConfigDict(extra="allow")
     kind: str
+    name: str | None = None
     batch_size: int = Field(16, ge=1)
     epochs: int = Field(1, ge=1)
 
 
 class ContinualEvaluationSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    seeds: list[int] | None = Field(None, min_length=1)
     eval_every: int = Field(1, ge=1)
     eval_subsample: int | None = Field(None, ge=1)
     windows: list[int] = [10, 100]
@@ -106,15 +109,30 @@ class ContinualEvaluationSection(BaseModel):
 
 class ContinualExperiment(BaseModel):
     """A continual-learning experiment: ``[tasks]`` (a task sequence) instead of ``[stream]``,
-    evaluated by :func:`adaptloop.evaluation.continual.continual_evaluation`."""
+    evaluated by :func:`adaptloop.evaluation.continual.continual_evaluation`.
+
+    Several sequences are ``[[tasks]]`` tables (each may set ``name``, default: the
+    sequence's own, and its ``batch_size`` / ``epochs``); ``[evaluation] seeds = [0, 1, 2]``
+    runs each sequence with every seed (default: the top-level ``seed``), learners built afresh
+    for every run."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = "experiment"
     seed: int = 0
-    tasks: TasksSection
+    tasks: list[TasksSection] = Field(min_length=1)
     learners: dict[str, LearnerSection] = Field(min_length=1)
     evaluation: ContinualEvaluationSection = ContinualEvaluationSection()
     source: str = Field("", exclude=True, description="the TOML text as read")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _one_table_is_a_list_of_one(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds each sequence is run with."""
+        return list(self.evaluation.seeds or [self.seed])
 
 
 def _location(loc: tuple) -> str:
@@ -147,9 +165,19 @@ def parse_experiment(text: str, origin: str = "experiment") -> Experiment | Cont
         raise ExperimentError(f"{origin}: {_first_error(error)}") from None
     if isinstance(experiment, ContinualExperiment):
         try:
-            info = build_tasks(experiment).info
-            for name in experiment.learners:
-                build_learner(experiment, name, info)
+            if len(set(experiment.seeds)) != len(experiment.seeds):
+                raise ValueError(f"evaluation.seeds: repeated seed in {experiment.seeds}")
+            names: set[str] = set()
+            for index in range(len(experiment.tasks)):
+                sequence = build_tasks(experiment, index)
+                if sequence.name in names:
+                    raise ValueError(
+                        f"{_tasks_where(experiment, index)}: a second sequence named "
+                        f"{sequence.name!r}; give it another 'name'"
+                    )
+                names.add(sequence.name)
+                for name in experiment.learners:
+                    build_learner(experiment, name, sequence.info)
         except (ValueError, TypeError, FileNotFoundError) as error:
             raise ExperimentError(f"{origin}: {error}") from None
         return experiment
@@ -178,14 +206,21 @@ def load_experiment(path: str | Path | None = None) -> Experiment:
 
 
 def with_seed(experiment: Experiment, seed: int) -> Experiment:
-    """The same experiment with another seed (the recorded source text says so too)."""
+    """The same experiment with another seed (the recorded source text says so too).
+
+    A continual experiment's ``[evaluation] seeds`` list becomes ``[seed]``."""
     pattern = re.compile(r"^seed\s*=.*$", re.MULTILINE)
     header = experiment.source.split("\n[", 1)[0]
     if pattern.search(header):
         source = pattern.sub(f"seed = {seed}", experiment.source, count=1)
     else:
         source = f"seed = {seed}\n{experiment.source}"
-    return experiment.model_copy(update={"seed": seed, "source": source})
+    update: dict[str, Any] = {"seed": seed, "source": source}
+    if isinstance(experiment, ContinualExperiment) and experiment.evaluation.seeds:
+        seeds = re.compile(r"^seeds\s*=[^\n#]*", re.MULTILINE)
+        update["source"] = seeds.sub(f"seeds = [{seed}]", source, count=1)
+        update["evaluation"] = experiment.evaluation.model_copy(update={"seeds": None})
+    return experiment.model_copy(update=update)
 
 
 # -- building components ---------------------------------------------------------------------
@@ -226,16 +261,26 @@ def build_stream(experiment: Experiment) -> _streams.Stream:
     return _streams.registry.create(section.kind, **params)
 
 
-def build_tasks(experiment: ContinualExperiment) -> _tasks.TaskSequence:
-    """The experiment's task sequence (``batch_size`` and ``epochs`` are training settings)."""
-    section = experiment.tasks
+def _tasks_where(experiment: ContinualExperiment, index: int) -> str:
+    return "tasks" if len(experiment.tasks) == 1 else f"tasks[{index}]"
+
+
+def build_tasks(
+    experiment: ContinualExperiment, index: int = 0, seed: int | None = None
+) -> _tasks.TaskSequence:
+    """The experiment's ``index``-th task sequence, named by its ``name`` if set, built with
+    ``seed`` (default: the experiment's) unless it sets its own (``batch_size`` and ``epochs``
+    are training settings)."""
+    section = experiment.tasks[index]
+    where = _tasks_where(experiment, index)
     params = dict(section.model_extra or {})
     if section.kind not in _tasks.registry:
-        raise ValueError(f"tasks.kind: {_unknown(_tasks.registry, section.kind)}")
+        raise ValueError(f"{where}.kind: {_unknown(_tasks.registry, section.kind)}")
     if "seed" in _tasks.registry.parameter_names(section.kind):
-        params.setdefault("seed", experiment.seed)
-    params = _checked_params(_tasks.registry, section.kind, params, "tasks")
-    return _tasks.registry.create(section.kind, **params)
+        params.setdefault("seed", experiment.seed if seed is None else seed)
+    params = _checked_params(_tasks.registry, section.kind, params, where)
+    sequence = _tasks.registry.create(section.kind, **params)
+    return sequence if section.name is None else dataclasses.replace(sequence, name=section.name)
 
 
 def _unknown(registry: Registry, kind: str) -> str:
@@ -272,7 +317,7 @@ def run_experiment(
     experiment: Experiment | ContinualExperiment,
     on_start: Callable[[_streams.StreamInfo, int | None], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> PrequentialResult | ContinualResult:
+) -> PrequentialResult | ContinualSuite:
     """Build the stream and learners and evaluate them prequentially.
 
     ``on_start(info, total)`` is called once with the stream info and the number of samples
@@ -307,38 +352,54 @@ def run_continual(
     experiment: ContinualExperiment,
     on_start: Callable[[_streams.StreamInfo, int | None], None] | None = None,
     on_iteration: Callable[[int], None] | None = None,
-) -> ContinualResult:
-    """Build the task sequence and learners and run the continual evaluation.
+) -> ContinualSuite:
+    """Run every task sequence with every seed (learners built afresh for each run).
 
-    ``on_start(info, total)`` gets the total number of iterations over all learners;
-    ``on_iteration(done)`` the iterations done so far, over all learners.
+    ``on_start(info, total)`` gets the first sequence's info and the total number of
+    iterations over all sequences, seeds and learners; ``on_iteration(done)`` the iterations
+    done so far, over all of them.
     """
-    sequence = build_tasks(experiment)
-    learners = {
-        name: build_learner(experiment, name, sequence.info) for name in experiment.learners
-    }
-    section, evaluation = experiment.tasks, experiment.evaluation
-    per_learner = sum(
-        section.epochs * -(-len(task.y_train) // section.batch_size) for task in sequence
-    )
+    evaluation, seeds = experiment.evaluation, experiment.seeds
+
+    def iterations(index: int, sequence: _tasks.TaskSequence) -> int:  # per learner and run
+        section = experiment.tasks[index]
+        return section.epochs * sum(-(-len(t.y_train) // section.batch_size) for t in sequence)
+
+    # other seeds' sequences are built when their run starts (MNIST is large); the total
+    # assumes that task sizes do not depend on the seed, as in every built-in sequence
+    firsts = [build_tasks(experiment, index, seeds[0]) for index in range(len(experiment.tasks))]
+    n_learners = len(experiment.learners)
     if on_start is not None:
-        on_start(sequence.info, per_learner * len(learners))
-    order = {name: i for i, name in enumerate(learners)}
+        total = sum(iterations(i, seq) for i, seq in enumerate(firsts)) * len(seeds) * n_learners
+        on_start(firsts[0].info, total)
+    order = {name: i for i, name in enumerate(experiment.learners)}
+    runs: dict[str, dict[int, ContinualResult]] = {}
+    done = 0
+    for index, section in enumerate(experiment.tasks):
+        for seed in seeds:
+            sequence = firsts[index] if seed == seeds[0] else build_tasks(experiment, index, seed)
+            seeded = experiment.model_copy(update={"seed": seed})
+            learners = {
+                name: build_learner(seeded, name, sequence.info) for name in experiment.learners
+            }
+            per_learner, offset = iterations(index, sequence), done
 
-    def progress(name: str, iteration: int) -> None:
-        if on_iteration is not None:
-            on_iteration(order[name] * per_learner + iteration)
+            def progress(name: str, iteration: int, per: int = per_learner, at: int = offset):
+                if on_iteration is not None:
+                    on_iteration(at + order[name] * per + iteration)
 
-    return continual_evaluation(
-        sequence,
-        learners,
-        batch_size=section.batch_size,
-        epochs=section.epochs,
-        eval_every=evaluation.eval_every,
-        eval_subsample=evaluation.eval_subsample,
-        windows=evaluation.windows,
-        gap_within=evaluation.gap_within,
-        gap_recover=evaluation.gap_recover,
-        seed=experiment.seed,
-        on_iteration=progress,
-    )
+            runs.setdefault(sequence.name, {})[seed] = continual_evaluation(
+                sequence,
+                learners,
+                batch_size=section.batch_size,
+                epochs=section.epochs,
+                eval_every=evaluation.eval_every,
+                eval_subsample=evaluation.eval_subsample,
+                windows=evaluation.windows,
+                gap_within=evaluation.gap_within,
+                gap_recover=evaluation.gap_recover,
+                seed=seed,
+                on_iteration=progress,
+            )
+            done += per_learner * n_learners
+    return ContinualSuite(runs)

@@ -31,17 +31,26 @@ evaluation point ``n``; ``end_k`` the last iteration of task ``k``; ``T`` tasks)
   WP, which it defines as the mirror of WF for learning the current task).
 - ``gaps`` (stability gap of ``eval_task`` 0 at each later task switch, see :func:`stability_gaps`).
 
-Results schema (``write_continual_results``), which reports rely on:
+Results schema (``write_continual_results``), which reports rely on. A run covers one or more
+task sequences, each over one or more seeds (a :class:`ContinualSuite`; a single
+:class:`ContinualResult` is a suite of one):
 
-- ``records.parquet``: one row per (learner, evaluation point, evaluated task), columns
-  ``learner`` (str), ``iteration`` (int, training iterations done so far), ``task`` (int, the
-  task being trained at that point), ``eval_task`` (int, the task whose test set was
-  evaluated), ``accuracy`` (float).
-- ``summary.json``: ``"kind": "continual"``, ``"tasks"`` (task names), ``"task_boundaries"``
-  (the iteration at which each task's training starts), ``"eval_every"``, ``"sequence"``
-  (scenario, classes and sizes per task), ``"windows"``, and ``"learners": {name: {"avg_acc",
-  "avg_acc_task_ends", "min_acc", "wc_acc", "wf": {"<w>": ...}, "wp": {"<w>": ...},
-  "final_task_acc", "gaps", "train_seconds", "eval_seconds"}}``, plus ``adaptloop_version``,
+- ``records.parquet``: one row per (sequence, seed, learner, evaluation point, evaluated task),
+  columns ``sequence`` (str, the sequence's name), ``seed`` (int), ``learner`` (str),
+  ``iteration`` (int, training iterations done so far), ``task`` (int, the task being trained
+  at that point), ``eval_task`` (int, the task whose test set was evaluated), ``accuracy``
+  (float).
+- ``summary.json``: ``"kind": "continual"``, ``"eval_every"``, ``"windows"``, ``"seeds"``
+  (the seeds run) and ``"sequences": {name: {"tasks"`` (task names), ``"task_boundaries"``
+  (the iteration at which each task's training starts), ``"sequence"`` (scenario, classes and
+  sizes per task), ``"learners": {learner: {...}}`` (over seeds, :func:`aggregate_seeds`),
+  ``"seeds": {"<seed>": {"task_boundaries", "learners": {learner: {...}}}}`` (each run)``}}``.
+  A run's learner entry holds ``"avg_acc", "avg_acc_task_ends", "min_acc", "wc_acc", "wf":
+  {"<w>": ...}, "wp": {"<w>": ...}, "final_task_acc", "gaps", "max_gap", "train_seconds",
+  "eval_seconds"``; the entry over seeds holds their means, with ``"std"`` (over seeds) of
+  ``avg_acc``, ``min_acc``, ``wc_acc``, ``max_gap``, ``wf`` and ``wp``. The FIRST sequence's
+  ``"tasks"``, ``"task_boundaries"``, ``"sequence"`` and ``"learners"`` are also at the top
+  level, so readers of single-sequence runs keep working. Plus ``adaptloop_version``,
   ``created``, ``machine`` and any extra keys (``seed``...).
 - ``experiment.toml``: the experiment as run.
 
@@ -56,6 +65,8 @@ Results schema (``write_continual_results``), which reports rely on:
 ([0, 4], 12)
 >>> result.summary["majority"]["final_task_acc"]  # all labels tie: it predicts 0
 [0.5, 0.0]
+>>> result.records.column_names[:2]
+['sequence', 'seed']
 """
 
 from __future__ import annotations
@@ -74,6 +85,8 @@ from adaptloop.streams.base import check_batch_size
 from adaptloop.streams.tasks import TaskSequence
 
 RECORD_COLUMNS = {
+    "sequence": "name of the task sequence",
+    "seed": "seed of the run (task split, batch order, learners)",
     "learner": "name of the learner",
     "iteration": "training iterations (learn calls) done so far",
     "task": "index of the task being trained at this point",
@@ -85,6 +98,8 @@ RECORD_COLUMNS = {
 __all__ = [
     "RECORD_COLUMNS",
     "ContinualResult",
+    "ContinualSuite",
+    "aggregate_seeds",
     "continual_evaluation",
     "continual_metrics",
     "min_acc",
@@ -271,6 +286,7 @@ class ContinualResult:
     windows: list[int]
     records: pa.Table
     summary: dict[str, dict]
+    seed: int = 0
 
     @property
     def task_names(self) -> list[str]:
@@ -405,14 +421,19 @@ def continual_evaluation(
                 end(task.X_train, task.y_train)
             train_seconds += time.perf_counter() - t0
         its, acc = np.asarray(iterations), np.vstack(rows)
+        gaps = stability_gaps(its, acc, boundaries, 0, gap_within, gap_recover)
         summary[name] = {
             **continual_metrics(its, acc, boundaries, windows),
-            "gaps": stability_gaps(its, acc, boundaries, 0, gap_within, gap_recover),
+            "gaps": gaps,
+            "max_gap": max((g["drop"] for g in gaps), default=None),
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
         }
+    n_rows = len(columns["learner"])
     records = pa.table(
         {
+            "sequence": pa.array([sequence.name] * n_rows, pa.string()),
+            "seed": pa.array(np.full(n_rows, seed, dtype=np.int64)),
             "learner": pa.array(columns["learner"], pa.string()),
             "iteration": pa.array(columns["iteration"], pa.int64()),
             "task": pa.array(columns["task"], pa.int64()),
@@ -420,24 +441,142 @@ def continual_evaluation(
             "accuracy": pa.array(columns["accuracy"], pa.float64()),
         }
     )
-    return ContinualResult(sequence, boundaries, eval_every, windows, records, summary)
+    return ContinualResult(sequence, boundaries, eval_every, windows, records, summary, int(seed))
+
+
+# -- several sequences and seeds ----------------------------------------------------------------
+AGGREGATED_STD = ("avg_acc", "min_acc", "wc_acc", "max_gap")
+"""Scalar metrics whose standard deviation over seeds is recorded (``wf``, ``wp`` too)."""
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and population std over seeds; None when any seed has no value (None or NaN)."""
+    if not values or any(v is None or not np.isfinite(v) for v in values):
+        return None, None
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std())
+
+
+def aggregate_seeds(runs: Sequence[dict]) -> dict:
+    """One learner's metrics over seeds (``runs``: its summary entry in each seed's run).
+
+    Every number becomes its mean over seeds (lists element-wise, ``wf`` / ``wp`` per window;
+    None if a seed has none); ``"std"`` holds the population standard deviation of
+    :data:`AGGREGATED_STD` and of ``wf`` / ``wp``. ``gaps`` are averaged per task switch;
+    a switch's ``recovery`` is the mean over seeds if every seed recovered, else None, and
+    ``recoveries`` lists each seed's.
+
+    >>> a = {"avg_acc": 0.8, "min_acc": 0.4, "wc_acc": 0.6, "max_gap": 0.2, "wf": {"10": 0.2},
+    ...      "wp": {"10": 0.5}, "final_task_acc": [0.7, 0.9], "gaps": [{"switch": 5, "task": 1,
+    ...      "before": 0.9, "minimum": 0.7, "drop": 0.2, "recovery": 4}], "train_seconds": 1.0}
+    >>> b = {**a, "avg_acc": 0.6, "final_task_acc": [0.5, 0.7], "gaps": [{**a["gaps"][0],
+    ...      "recovery": None}]}
+    >>> m = aggregate_seeds([a, b])
+    >>> round(m["avg_acc"], 6), round(m["std"]["avg_acc"], 6)
+    (0.7, 0.1)
+    >>> [round(v, 6) for v in m["final_task_acc"]]
+    [0.6, 0.8]
+    >>> m["gaps"][0]["recovery"], m["gaps"][0]["recoveries"], m["std"]["wf"]
+    (None, [4, None], {'10': 0.0})
+    """
+    first = runs[0]
+    out: dict = {}
+    std: dict = {}
+    for key, value in first.items():
+        if key == "gaps":
+            continue
+        if isinstance(value, dict):
+            pairs = {w: _mean_std([r[key][w] for r in runs]) for w in value}
+            out[key] = {w: m for w, (m, _) in pairs.items()}
+            std[key] = {w: d for w, (_, d) in pairs.items()}
+        elif isinstance(value, list):
+            out[key] = [_mean_std([r[key][i] for r in runs])[0] for i in range(len(value))]
+        elif value is None or isinstance(value, (int, float)):
+            out[key], spread = _mean_std([r[key] for r in runs])
+            if key in AGGREGATED_STD:
+                std[key] = spread
+    gaps = []
+    for i, gap in enumerate(first.get("gaps") or []):
+        per_seed = [r["gaps"][i] for r in runs if i < len(r["gaps"])]
+        recoveries = [g["recovery"] for g in per_seed]
+        entry = {"switch": gap["switch"], "task": gap["task"]}
+        for key in ("before", "minimum", "drop"):
+            entry[key] = _mean_std([g[key] for g in per_seed])[0]
+        entry["recovery"] = _mean_std(recoveries)[0]
+        entry["recoveries"] = recoveries
+        gaps.append(entry)
+    out["gaps"] = gaps
+    out["std"] = std
+    return out
+
+
+@dataclass
+class ContinualSuite:
+    """The runs of a continual experiment: ``runs[sequence name][seed]`` is one
+    :class:`ContinualResult` (learners trained afresh for every sequence and seed)."""
+
+    runs: dict[str, dict[int, ContinualResult]]
+
+    @classmethod
+    def of(cls, result: ContinualResult) -> ContinualSuite:
+        """A suite of one run."""
+        return cls({result.sequence.name: {result.seed: result}})
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({seed for per_seed in self.runs.values() for seed in per_seed})
+
+    @property
+    def first(self) -> ContinualResult:
+        return next(iter(next(iter(self.runs.values())).values()))
+
+    @property
+    def records(self) -> pa.Table:
+        """Every run's records, one table (sequence, then seed order)."""
+        return pa.concat_tables(
+            [r.records for per_seed in self.runs.values() for r in per_seed.values()]
+        )
+
+    def summary(self, sequence: str) -> dict[str, dict]:
+        """Per learner, its metrics on ``sequence`` over the seeds (:func:`aggregate_seeds`)."""
+        results = list(self.runs[sequence].values())
+        return {
+            name: aggregate_seeds([r.summary[name] for r in results]) for name in results[0].summary
+        }
 
 
 # -- results folder -----------------------------------------------------------------------------
-def summary_dict(result: ContinualResult, **extra) -> dict:
+def summary_dict(result: ContinualResult | ContinualSuite, **extra) -> dict:
     """The JSON-ready ``summary.json`` of a continual run (``extra`` keys at the top level)."""
     from adaptloop.evaluation.results import _json_safe, run_metadata
 
+    suite = result if isinstance(result, ContinualSuite) else ContinualSuite.of(result)
+    sequences = {}
+    for name, per_seed in suite.runs.items():
+        run = next(iter(per_seed.values()))
+        sequences[name] = {
+            "tasks": run.task_names,
+            "task_boundaries": run.task_boundaries,
+            "sequence": run.sequence.to_dict(),
+            "learners": suite.summary(name),
+            "seeds": {
+                str(seed): {"task_boundaries": r.task_boundaries, "learners": r.summary}
+                for seed, r in per_seed.items()
+            },
+        }
+    first = next(iter(sequences.values()))
     return _json_safe(
         {
             "kind": "continual",
             **run_metadata(),
-            "tasks": result.task_names,
-            "task_boundaries": result.task_boundaries,
-            "eval_every": result.eval_every,
-            "windows": result.windows,
-            "sequence": result.sequence.to_dict(),
-            "learners": result.summary,
+            "tasks": first["tasks"],
+            "task_boundaries": first["task_boundaries"],
+            "eval_every": suite.first.eval_every,
+            "windows": suite.first.windows,
+            "sequence": first["sequence"],
+            "learners": first["learners"],
+            "seeds": suite.seeds,
+            "sequences": sequences,
             "record_columns": RECORD_COLUMNS,
             **extra,
         }
@@ -445,7 +584,7 @@ def summary_dict(result: ContinualResult, **extra) -> dict:
 
 
 def write_continual_results(
-    result: ContinualResult, out_dir: str | Path, experiment_text: str, **extra
+    result: ContinualResult | ContinualSuite, out_dir: str | Path, experiment_text: str, **extra
 ) -> Path:
     """Write ``records.parquet``, ``summary.json`` and ``experiment.toml``; return the folder.
 
@@ -455,8 +594,9 @@ def write_continual_results(
     >>> X, y = np.eye(4, dtype=np.float32), np.arange(4)
     >>> result = continual_evaluation(split(X, y, X, y, [[0, 1], [2, 3]]), {"m": MajorityClass(4)})
     >>> folder = write_continual_results(result, tempfile.mkdtemp(), "")
-    >>> json.loads((folder / "summary.json").read_text())["kind"]
-    'continual'
+    >>> summary = json.loads((folder / "summary.json").read_text())
+    >>> summary["kind"], list(summary["sequences"]), summary["seeds"]
+    ('continual', ['split'], [0])
     """
     import pyarrow.parquet as pq
 

@@ -6,7 +6,11 @@ Two kinds of folder are understood, told apart by ``summary.json``'s ``"kind"``:
   metric per learner is read from ``records.parquet``; alarms, throughput and drift segments come
   from ``summary.json``;
 - ``"continual"``: ``records.parquet`` has one row per learner, evaluation point and evaluated
-  task (``learner, iteration, task, eval_task, accuracy``).
+  task (``learner, iteration, task, eval_task, accuracy``). A run over several sequences and
+  seeds also has ``sequence`` and ``seed`` columns and a ``"sequences"`` key in
+  ``summary.json`` (:mod:`adaptloop.evaluation.continual`): the report shows the first
+  sequence (whose tasks and learners ``summary.json`` also holds at the top level), its curves
+  averaged over the seeds at each iteration.
 
 Curves are downsampled for plotting only (:func:`downsample_minmax` keeps every bucket's minimum
 and maximum, so dips stay visible); every number in a table comes from ``summary.json`` or from an
@@ -345,7 +349,12 @@ def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualRe
         )
     if not summary["learners"]:
         raise _incomplete(folder, "summary.json lists no learners")
-    table = _read_columns(folder, ["learner", "iteration", "eval_task", "accuracy"], ["learner"])
+    columns = ["learner", "iteration", "eval_task", "accuracy"]
+    nested = "sequence" in _records_schema(folder).names and bool(summary.get("sequences"))
+    table = _read_columns(folder, columns + ["sequence"] * nested, ["learner"])
+    if nested:  # several sequences: the first one's rows
+        first = next(iter(summary["sequences"]))
+        table = table.filter(pa.compute.equal(table.column("sequence"), first))
     names, codes = _groups(table.column("learner"))
     iterations = table.column("iteration").to_numpy()
     eval_tasks = _task_index(table.column("eval_task").to_numpy(zero_copy_only=False), tasks)
@@ -360,6 +369,9 @@ def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualRe
             if not mask.any():
                 continue
             x, y = iterations[mask], accuracy[mask]
+            if nested:  # several seeds: the mean at each iteration (sorted by np.unique)
+                x, at = np.unique(x, return_inverse=True)
+                y = np.bincount(at, weights=y) / np.bincount(at)
             order = np.argsort(x, kind="stable")
             curves[(learner, t)] = downsample_minmax(x[order], y[order], max_points)
     return ContinualResults(
