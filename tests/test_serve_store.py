@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -33,15 +34,15 @@ def add_feedback(service: Service, X: np.ndarray, y: np.ndarray) -> None:
         (ids[i], now, version, X[i].tobytes(), float(pred[i]), proba[i].astype("f4").tobytes())
         for i in range(len(X))
     ]
-    service.store.call(
-        lambda c: c.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", rows)
-    )
     fb = [(ids[i], now, X[i].tobytes(), float(y[i])) for i in range(len(X))]
-    service.store.call(
-        lambda c: c.executemany(
+
+    def write(conn) -> None:
+        conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", rows)
+        conn.executemany(
             "INSERT INTO feedback (prediction_id, created, features, label) VALUES (?,?,?,?)", fb
         )
-    )
+
+    service.store.call(write)
 
 
 def run(service: Service, n: int, seed: int = 5, start: int = 0, learn: bool = True) -> None:
@@ -215,3 +216,75 @@ def test_gate_blocks_an_accuracy_drop_and_handles_regression():
     assert decision.promote and decision.accuracy_old == 0.0 and decision.accuracy_new == 1.0
     with pytest.raises(ValueError, match="max_nfr"):
         UpdateGate(max_nfr=2.0)
+
+
+class _TracedCursor(sqlite3.Cursor):
+    """Records the thread each instance is finalized on."""
+
+    deaths: list[str] = []
+
+    def __del__(self) -> None:
+        _TracedCursor.deaths.append(threading.current_thread().name)
+
+
+def test_no_cursor_leaves_the_writer_thread(tmp_path):
+    # the root cause of 'InterfaceError: bad parameter or other API misuse' under load: a job
+    # returned executemany's cursor, which holds the cached INSERT statement; finalized on the
+    # event loop's thread it reset that statement while the writer thread was reusing it
+    store = Store(tmp_path / "s.db").start()
+    _TracedCursor.deaths.clear()
+
+    def returns_cursor(conn):
+        cursor = conn.cursor(_TracedCursor)
+        cursor.executemany("INSERT INTO meta VALUES (?, ?)", [("a", "1"), ("b", "2")])
+        return cursor
+
+    with pytest.raises(TypeError, match="never a cursor"):
+        store.call(returns_cursor)
+    with pytest.raises(TypeError, match="never a cursor"):
+        store.call(lambda conn: [returns_cursor(conn)])
+    with pytest.raises(TypeError, match="Connection"):
+        store.call(lambda conn: conn)
+
+    def raises_mid_select(conn):
+        conn.execute("INSERT INTO meta VALUES ('c', '3')")
+        cursor = conn.cursor(_TracedCursor)
+        cursor.execute("SELECT * FROM meta")
+        cursor.fetchone()  # the statement is still active
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused") as caught:
+        store.call(raises_mid_select)
+    del caught
+    assert _TracedCursor.deaths == ["adaptloop-store"] * 3
+    assert store.get_meta() == {}  # every refused job was rolled back
+    store.close()
+
+
+def test_store_refuses_numpy_scalars_as_parameters(tmp_path):
+    # sqlite3 would store them silently as BLOBs (buffer protocol), not as numbers
+    store = Store(tmp_path / "s.db").start()
+    for value in (np.int64(1), np.float32(0.5), np.bool_(True)):
+        with pytest.raises(TypeError, match=f"parameter 1: numpy.{type(value).__name__}"):
+            store.call(lambda c, v=value: c.execute("INSERT INTO meta VALUES (?, ?)", ("k", v)))
+        with pytest.raises(TypeError, match="parameter 1"):
+            store.call(
+                lambda c, v=value: c.executemany("INSERT INTO meta VALUES (?, ?)", [("k", v)])
+            )
+    store.set_meta({"version": 3})
+    store.call(
+        lambda c: c.execute("UPDATE meta SET value = ? WHERE key = 'version'", (4.0,)).rowcount
+    )
+    assert store.get_meta() == {"version": 4.0}
+    store.close()
+
+
+def test_store_opens_its_connection_on_the_writer_thread(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError, match="bad.db"):
+        Store(bad).start()
+    store = Store(tmp_path / "s.db").start()
+    name = store.call(lambda c: threading.current_thread().name)
+    assert name == "adaptloop-store"
+    store.close()

@@ -292,13 +292,11 @@ def create_app(
             )
             for i in range(len(X))
         ]
-        await asyncio.wrap_future(
-            service.store.submit(
-                lambda c: [
-                    c.execute("INSERT INTO predictions VALUES (?,?,?,?,?,?)", r) for r in rows
-                ]
-            )
-        )
+
+        def store_predictions(conn) -> None:  # returns nothing: no cursor leaves the writer
+            conn.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+        await asyncio.wrap_future(service.store.submit(store_predictions))
         if telemetry_box:
             telemetry_box[0].predictions.inc(len(X))
         if classes is None:

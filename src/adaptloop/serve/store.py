@@ -12,6 +12,19 @@ The journal is WAL with ``synchronous=FULL``: the WAL is fsynced at every commit
 acknowledged record survives a killed process *and* a power loss. (``NORMAL`` would survive
 a killed process only; group commit makes the fsync cheap, one per batch of requests.)
 
+Threads: the connection lives on the writer thread only. It is opened there (with
+``check_same_thread`` on, so Python refuses any use from another thread), every job runs
+there, and no SQLite object leaves it: a job must return plain values (rows, ids, counts),
+never a cursor (a job that does is refused and rolled back), and the frames of a job's
+exception are cleared on the writer thread before the exception is handed over. Why: a
+cursor keeps a reference to its cached prepared statement (``executemany`` always does), and
+when it is garbage-collected on another thread (the event loop, after ``await``) CPython
+resets that statement there, racing the writer thread that is reusing the same cached
+statement for the next job: intermittent ``sqlite3.InterfaceError: bad parameter or other
+API misuse`` under load. Parameters are checked too: only ``None``, ``int``, ``float``,
+``str`` and ``bytes`` are bound (``sqlite3`` would store a ``numpy.int64`` or
+``numpy.float32`` silently as a BLOB through the buffer protocol).
+
 Checkpoints are pickles: load them only from databases you trust (pickle runs code).
 
 >>> import tempfile, os
@@ -30,7 +43,9 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+import traceback
+import types
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +94,60 @@ class StoreError(RuntimeError):
     """The store cannot be used (closed, or the database is unreadable)."""
 
 
+def check_parameters(parameters: Any) -> None:
+    """Refuse SQL parameters that are not ``None``, ``int``, ``float``, ``str`` or ``bytes``
+    (``TypeError`` naming the position and the type). Subclasses bind as their base type
+    (``bool``, ``numpy.float64``); other numpy scalars would be stored as BLOBs.
+
+    >>> check_parameters((1, 2.5, "a", b"x", None, True))
+    >>> import numpy as np
+    >>> check_parameters((1, np.int64(3)))
+    Traceback (most recent call last):
+    ...
+    TypeError: SQL parameter 1: numpy.int64 is not a plain int, float, str, bytes or None
+    """
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    for i, value in enumerate(values):
+        if value is not None and not isinstance(value, (int, float, str, bytes)):
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            raise TypeError(
+                f"SQL parameter {i}: {kind} is not a plain int, float, str, bytes or None"
+            )
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that checks every parameter it binds (see :func:`check_parameters`)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        check_parameters(parameters)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        rows = list(seq_of_parameters)
+        for row in rows:
+            check_parameters(row)
+        return super().executemany(sql, rows)
+
+
+_LIVE = (sqlite3.Cursor, sqlite3.Connection, sqlite3.Blob, types.GeneratorType)
+
+
+def _refuse_live(result: Any) -> None:
+    """``TypeError`` when a job's result is (or directly holds) a SQLite object or a generator,
+    which would be used or finalized on another thread; cursors are closed here first."""
+    items = result if isinstance(result, (list, tuple, set)) else (result,)
+    live = [item for item in items if isinstance(item, _LIVE)]
+    if not live:
+        return
+    for item in live:
+        if isinstance(item, sqlite3.Cursor):
+            item.close()
+    raise TypeError(
+        f"a store job returned a {type(live[0]).__name__}: return plain values "
+        "(fetchall(), fetchone(), lastrowid, rowcount), never a cursor; the job was rolled back"
+    )
+
+
 def checksum(blob: bytes) -> str:
     """SHA-256 of a checkpoint blob, hex.
 
@@ -125,6 +194,16 @@ class Checkpoint:
             ) from None
 
 
+def _clear_frames(error: BaseException) -> None:
+    """Clear the locals of the (finished) frames of ``error`` and of its causes, on this
+    thread, so that no cursor they hold is finalized on the thread that receives ``error``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
+
+
 class Store:
     """SQLite store with a single writer thread (group commit); see the module docstring.
 
@@ -147,11 +226,26 @@ class Store:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Store:
-        """Open the database (creating the tables) and start the writer thread."""
+        """Start the writer thread, which opens the database (creating the tables); returns
+        once it is open (``StoreError`` when it cannot be opened)."""
         if self._thread is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        opened: Future = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(opened,), name="adaptloop-store", daemon=True
+        )
+        self._thread.start()
+        try:
+            opened.result()
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            raise
+        return self
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, factory=_Connection)
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -162,11 +256,10 @@ class Store:
         except sqlite3.DatabaseError as error:
             conn.close()
             raise StoreError(f"{self.path}: {error}") from None
-        self._thread = threading.Thread(
-            target=self._run, args=(conn,), name="adaptloop-store", daemon=True
-        )
-        self._thread.start()
-        return self
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def close(self) -> None:
         """Finish the queued jobs, stop the writer thread and close the database."""
@@ -189,7 +282,13 @@ class Store:
         """Run ``fn(connection)`` in a committed transaction and return its result."""
         return self.submit(fn).result()
 
-    def _run(self, conn: sqlite3.Connection) -> None:
+    def _run(self, opened: Future) -> None:
+        try:
+            conn = self._open()
+        except BaseException as error:
+            opened.set_exception(error)
+            return
+        opened.set_result(None)
         stop = False
         while not stop:
             jobs = [self._queue.get()]
@@ -215,7 +314,10 @@ class Store:
                 conn.execute("SAVEPOINT job")
                 try:
                     result = fn(conn)
+                    _refuse_live(result)
                 except BaseException as error:  # refused job: undo its changes only
+                    _clear_frames(error)  # cursors held by the job's frames die here
+                    result = None
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     outcomes.append((future, False, error))
@@ -228,7 +330,7 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreError(f"{self.path}: write failed: {error}")
-            outcomes = [(future, False, failure) for _, future in jobs]
+            outcomes = [(future, False, failure) for _, future in jobs if not future.cancelled()]
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)
@@ -244,7 +346,11 @@ class Store:
     def set_meta(self, values: dict[str, Any]) -> None:
         """Insert or replace ``meta`` keys (values are JSON-encoded)."""
         rows = [(key, json.dumps(value)) for key, value in values.items()]
-        self.call(lambda c: c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows))
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
+
+        self.call(write)
 
     def add_checkpoint(
         self, version: int, kind: str, learned_seq: int, state: Any, meta: dict[str, Any]
@@ -304,7 +410,11 @@ class Store:
     def add_decision(self, at_seq: int, record: dict[str, Any]) -> None:
         """Record an update-gate decision (once per feedback position: replays do not repeat)."""
         row = (at_seq, time.time(), json.dumps(record))
-        self.call(lambda c: c.execute("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?)", row))
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?)", row)
+
+        self.call(write)
 
     def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
         """The last ``limit`` gate decisions, oldest first."""
