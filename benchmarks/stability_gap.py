@@ -1,6 +1,6 @@
 """The stability gap on Split-Digits (class-incremental) and Rotated-Digits, over 3 seeds.
 
-Trains Finetune, Joint, ER, EWC, LwF and A-GEM (MLP 64-100-100-10, SGD lr 0.1, batches of 16,
+Trains Finetune, Joint, ER, EWC, LwF, A-GEM and GEM (MLP 64-100-100-10, SGD lr 0.1, batches of 16,
 4 epochs per task) with evaluation after every iteration on a fixed subsample of 100 test
 samples per seen task, and prints per sequence and method (mean +- std over seeds): final
 average accuracy, min-ACC, WC-ACC, the largest drop of task-1 accuracy within the first 50
@@ -25,6 +25,7 @@ import torch
 
 from adaptloop.evaluation.continual import continual_evaluation
 from adaptloop.learners import AGEM, ER, EWC, Finetune, Joint, LwF, MLPClassifier
+from adaptloop.learners.continual import GEM
 from adaptloop.streams.tasks import registry
 
 SEQUENCES = ("split_digits", "rotated_digits")
@@ -45,6 +46,7 @@ def learners(seed: int) -> dict:
         "ewc": EWC(base(), strength=10.0, seed=seed),
         "lwf": LwF(base(), alpha=1.0, seed=seed),
         "agem": AGEM(base(), memory_per_task=50, seed=seed),
+        "gem": GEM(base(), memory_per_task=50, margin=0.5, seed=seed),
     }
 
 
