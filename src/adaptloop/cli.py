@@ -207,7 +207,9 @@ def continual_table(suite, sequence: str) -> Table:
         table.add_column(column, justify="left" if left else "right", no_wrap=left)
 
     def cell(mean: object, std: object) -> str:
-        return _fmt(mean) if n_seeds == 1 or mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
+        if n_seeds == 1 or mean is None:
+            return _fmt(mean)
+        return f"{_fmt(mean, 3)}±{_fmt(std, 3)}"
 
     for name, s in suite.summary(sequence).items():
         std = s["std"]
