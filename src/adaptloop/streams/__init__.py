@@ -25,6 +25,7 @@ from adaptloop.streams.drift import (
     switch_probability,
 )
 from adaptloop.streams.files import CSVStream, ParquetStream, TableStream
+from adaptloop.streams.linkload import LinkLoadStream, linkload
 from adaptloop.streams.real import elec2, rialto
 from adaptloop.streams.synthetic import (
     SEA_THRESHOLDS,
@@ -65,3 +66,4 @@ __all__ = [
     "sigmoid",
     "switch_probability",
 ]
+__all__ += ["LinkLoadStream", "linkload"]
