@@ -372,3 +372,168 @@ def test_serve_refuses_a_public_address_without_token(tmp_path, monkeypatch):
         cli_app, ["serve", "--token-file", str(tmp_path / "none"), "--db", str(tmp_path / "x.db")]
     )
     assert result.exit_code == 2 and "--token-file" in result.output
+
+
+# -- checkpoint files ------------------------------------------------------------------------
+def serve_via_cli(monkeypatch, args: list[str]):
+    """Run `adaptloop serve ARGS` with uvicorn.run replaced: returns (result, app or None)."""
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))
+    result = CliRunner().invoke(cli_app, ["serve", *args])
+    return result, (served[0] if served else None)
+
+
+@pytest.fixture
+def exported(client, service, tmp_path):
+    """A service that learned (and promoted), its checkpoint file from the API and a batch."""
+    feed(client, service, 320)
+    assert service.version > 1, "no promotion: the round trip would not cover versions"
+    answer = client.get("/v1/model/checkpoint", headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/octet-stream"
+    assert f"-v{service.version}.ckpt" in answer.headers["content-disposition"]
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(answer.content)
+    return path
+
+
+def test_checkpoint_round_trip_serves_identical_predictions(
+    exported, client, service, tmp_path, monkeypatch
+):
+    from adaptloop.serve.checkpoint import read_checkpoint
+
+    header = read_checkpoint(exported).header
+    assert header["model_version"] == service.version
+    assert header["learner"] == "adwin_reset"
+    assert header["experiment_source"] == service.spec.experiment.source
+    # the CLI export from the database holds the same model
+    out = tmp_path / "cli.ckpt"
+    result = CliRunner().invoke(
+        cli_app, ["checkpoint", "export", "--db", str(service.store.path), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(out).model_version == service.version
+    assert read_checkpoint(out).payload == read_checkpoint(exported).payload
+
+    X = np.concatenate([X for X, _ in sea_batches(64, 64, seed=9)])
+    old = client.post("/v1/predict", json={"records": records(X)}).json()["predictions"]
+    new_db = tmp_path / "new.db"
+    result, app = serve_via_cli(monkeypatch, ["--checkpoint", str(exported), "--db", str(new_db)])
+    assert result.exit_code == 0, result.output
+    with TestClient(app) as fresh:
+        answer = fresh.post("/v1/predict", json={"records": records(X)}).json()
+        assert answer["model_version"] == 1
+        new = answer["predictions"]
+        assert [p["prediction"] for p in new] == [p["prediction"] for p in old]
+        assert [p["probabilities"] for p in new] == [p["probabilities"] for p in old]
+        status = fresh.get("/v1/model").json()
+        assert status["last_checkpoint"]["from_checkpoint"]["sha256"] == header["sha256"]
+        assert status["feedback"]["received"] == 0
+    # restarting on that database with the same file resumes it
+    result, app = serve_via_cli(monkeypatch, ["--checkpoint", str(exported), "--db", str(new_db)])
+    assert result.exit_code == 0, result.output
+    with TestClient(app) as again:
+        answer = again.post("/v1/predict", json={"records": records(X)}).json()
+        assert [p["probabilities"] for p in answer["predictions"]] == [
+            p["probabilities"] for p in old
+        ]
+
+
+def test_checkpoint_of_an_earlier_version_and_auth(exported, client, service, tmp_path):
+    from adaptloop.serve.checkpoint import read_checkpoint
+
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        answer = client.get("/v1/model/checkpoint", headers=headers)
+        assert answer.status_code == 401 and answer.content.startswith(b"{")
+    answer = client.get("/v1/model/checkpoint?version=1", headers=AUTH)
+    assert answer.status_code == 200
+    (tmp_path / "v1.ckpt").write_bytes(answer.content)
+    v1 = Service.open(tmp_path / "v1.db", checkpoint=tmp_path / "v1.ckpt")
+    v1.start(background=False)
+    initial = service.spec.build()
+    assert read_checkpoint(tmp_path / "v1.ckpt").model_version == 1
+    assert states_equal(v1.current[1].state_dict(), initial.state_dict())
+    v1.stop()
+    missing = client.get("/v1/model/checkpoint?version=999", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["field"] == "version"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "checkpoint",
+            "export",
+            "--db",
+            str(service.store.path),
+            "--version",
+            "999",
+            "--out",
+            str(tmp_path / "none.ckpt"),
+        ],
+    )
+    assert result.exit_code == 2 and "--version" in result.output
+    assert not (tmp_path / "none.ckpt").exists()
+
+
+def corrupt(path, tmp_path, how: str):
+    data = bytearray(path.read_bytes())
+    out = tmp_path / f"{how}.ckpt"
+    if how == "state-bit":
+        data[-20] ^= 0x01
+    elif how == "experiment":
+        data = data.replace(b"seed = ", b"seed = 1", 1)
+    elif how == "truncated":
+        data = data[:-100]
+    elif how == "header":
+        data = data.replace(b'"learner"', b'"learner', 1)
+    elif how == "not-a-checkpoint":
+        data = b"PK\x03\x04" + data[4:]
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("state-bit", "checksum mismatch"),
+        ("experiment", "checksum mismatch"),
+        ("truncated", "truncated"),
+        ("header", "corrupted checkpoint header"),
+        ("not-a-checkpoint", "not an adaptloop checkpoint file"),
+    ],
+)
+def test_serve_refuses_a_corrupted_checkpoint(exported, tmp_path, monkeypatch, how, message):
+    bad = corrupt(exported, tmp_path, how)
+    new_db = tmp_path / "new.db"
+    result, app = serve_via_cli(monkeypatch, ["--checkpoint", str(bad), "--db", str(new_db)])
+    assert result.exit_code == 2 and app is None
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: --checkpoint:") and message in lines[0], lines[0]
+    assert not new_db.exists()
+
+
+def test_serve_checkpoint_conflicts_are_refused(exported, service, tmp_path, monkeypatch):
+    new_db = tmp_path / "new.db"
+    other = tmp_path / "other.toml"
+    other.write_text('[stream]\nkind = "sea"\nn = 100\n[learners.lr]\nkind = "logistic"\n')
+    args = ["--checkpoint", str(exported), "--db", str(new_db)]
+    result, app = serve_via_cli(monkeypatch, [*args, "--experiment", str(other)])
+    assert result.exit_code == 2 and app is None
+    assert "--checkpoint" in result.output and "not both" in result.output
+    result, app = serve_via_cli(monkeypatch, [*args, "--learner", "static"])
+    assert result.exit_code == 2 and "--learner" in result.output
+    assert not new_db.exists()
+    # a database created from another experiment
+    elsewhere = tmp_path / "other.db"
+    Service.open(elsewhere, experiment=other).store.close()
+    result, app = serve_via_cli(
+        monkeypatch, ["--checkpoint", str(exported), "--db", str(elsewhere)]
+    )
+    assert result.exit_code == 2 and app is None
+    assert "another experiment" in result.output and "new --db" in result.output
+    # the same experiment, but a database that was not created from this file
+    same = tmp_path / "same.db"
+    Service.open(same, learner="adwin_reset").store.close()
+    result, app = serve_via_cli(monkeypatch, ["--checkpoint", str(exported), "--db", str(same)])
+    assert result.exit_code == 2 and "not from this checkpoint" in result.output

@@ -3,7 +3,8 @@
 adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N] [--no-report]
 adaptloop report RESULTS_DIR [--out FILE.html]
 adaptloop list
-adaptloop serve [--experiment FILE.toml] [--db PATH] [--host] [--port] [--token-file]
+adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
+adaptloop checkpoint export --db PATH [--version N] --out FILE
 """
 
 from __future__ import annotations
@@ -274,6 +275,14 @@ def serve(
         Path | None,
         typer.Option("--experiment", help="Experiment TOML (default: the built-in one)."),
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="Start a new --db from a checkpoint file (instead of --experiment). "
+            "A pickle: use only files you trust.",
+        ),
+    ] = None,
     learner: Annotated[
         str | None, typer.Option("--learner", help="Learner of the experiment (default: first).")
     ] = None,
@@ -309,7 +318,7 @@ def serve(
         token = load_token(token_file)
         check_bind(host, token)
         config = ServiceConfig(micro_batch=micro_batch, gate_window=gate_window, max_nfr=max_nfr)
-        service = Service.open(db, experiment, learner, config)
+        service = Service.open(db, experiment, learner, config, checkpoint=checkpoint)
     except (ValueError, ServiceError) as error:
         raise _fail(str(error)) from None
     console.print(
@@ -317,6 +326,38 @@ def serve(
         f"from {db} on http://{host}:{port} (writes {'need a token' if token else 'open'})"
     )
     uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
+
+
+checkpoint_app = typer.Typer(
+    help="Checkpoint files: one served model, to start `serve --checkpoint` from.",
+    no_args_is_help=True,
+)
+app.add_typer(checkpoint_app, name="checkpoint")
+
+
+@checkpoint_app.command("export")
+def checkpoint_export(
+    db: Annotated[Path, typer.Option("--db", help="Database of `adaptloop serve`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint file to write.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Model version (default: the newest).")
+    ] = None,
+) -> None:
+    """Write the served model of --db (or of --version) to a checkpoint file. It holds a
+    pickle: share it only with people who trust you, load only files you trust."""
+    from adaptloop.serve.checkpoint import export_from_db, read_checkpoint, write_checkpoint
+
+    try:
+        written = write_checkpoint(out, export_from_db(db, version))
+        header = read_checkpoint(written).header
+    except (ValueError, LookupError, OSError) as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"checkpoint: [bold]{written}[/] (learner {header['learner']} of "
+        f"{header['experiment_name']}, model version {header['model_version']}, "
+        f"sha256 {header['sha256'][:12]})",
+        highlight=False,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

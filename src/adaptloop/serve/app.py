@@ -6,6 +6,8 @@ import time.
 
 Endpoints: ``POST /v1/predict``, ``POST /v1/feedback`` (token), ``GET /v1/model``,
 ``POST /v1/model/snapshot`` (token), ``POST /v1/model/rollback/{version}`` (token),
+``GET /v1/model/checkpoint[?version=N]`` (token: it exposes the model; a checkpoint file for
+``adaptloop serve --checkpoint``),
 ``GET /metrics`` (Prometheus text format), ``GET /healthz``, and FastAPI's ``/docs`` and
 ``/openapi.json``. A refused request (4xx) changes nothing and its ``detail`` names the field.
 
@@ -23,6 +25,7 @@ Endpoints: ``POST /v1/predict``, ``POST /v1/feedback`` (token), ``GET /v1/model`
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -63,6 +66,7 @@ ROUTES = (
     "/v1/feedback",
     "/v1/model",
     "/v1/model/snapshot",
+    "/v1/model/checkpoint",
     "/metrics",
     "/healthz",
     "/docs",
@@ -376,6 +380,29 @@ def create_app(
     def snapshot() -> dict[str, Any]:
         """Checkpoint the whole state now (answered once stored)."""
         return service.snapshot()
+
+    @app.get(
+        "/v1/model/checkpoint",
+        dependencies=[Depends(writer)],
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    def checkpoint(version: int | None = None) -> Response:
+        """A checkpoint file of the served model (or of ``version``): start a service from it
+        with ``adaptloop serve --checkpoint FILE --db NEW.db``. It holds a pickle: treat it
+        as trusted code."""
+        try:
+            data = service.export_checkpoint(version)
+        except LookupError as error:
+            raise InputError(404, "version", str(error).split(": ", 1)[1]) from None
+        served = version if version is not None else service.version
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{spec.experiment.name}-{spec.learner}-v{served}")
+        name += ".ckpt"
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @app.post(
         "/v1/model/rollback/{version}",

@@ -353,20 +353,30 @@ class Store:
         self.call(write)
 
     def add_checkpoint(
-        self, version: int, kind: str, learned_seq: int, state: Any, meta: dict[str, Any]
+        self,
+        version: int,
+        kind: str,
+        learned_seq: int,
+        state: Any,
+        meta: dict[str, Any],
+        meta_values: dict[str, Any] | None = None,
     ) -> int:
-        """Pickle ``state``, store it with its checksum, return the checkpoint id."""
+        """Pickle ``state``, store it with its checksum, return the checkpoint id; with
+        ``meta_values``, set those ``meta`` keys in the same transaction."""
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         row = (time.time(), version, kind, learned_seq, checksum(blob), json.dumps(meta), blob)
-        return self.call(
-            lambda c: (
-                c.execute(
-                    "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, "
-                    "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                ).lastrowid
-            )
-        )
+        pairs = [(key, json.dumps(value)) for key, value in (meta_values or {}).items()]
+
+        def write(conn: sqlite3.Connection) -> int:
+            if pairs:
+                conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", pairs)
+            return conn.execute(
+                "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, "
+                "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            ).lastrowid
+
+        return self.call(write)
 
     def checkpoints(self, version: int | None = None) -> list[Checkpoint]:
         """Checkpoints newest first (only those of ``version`` when given)."""

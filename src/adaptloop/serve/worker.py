@@ -52,6 +52,12 @@ from adaptloop.experiment import (
     parse_experiment,
 )
 from adaptloop.learners.base import Learner, is_classifier
+from adaptloop.serve.checkpoint import (
+    CheckpointFile,
+    CheckpointFileError,
+    encode_checkpoint,
+    read_checkpoint,
+)
 from adaptloop.serve.gate import UpdateGate
 from adaptloop.serve.store import Store
 
@@ -129,6 +135,41 @@ class ModelSpec:
         }
 
 
+def _spec_of(ckpt: CheckpointFile) -> ModelSpec:
+    """The spec a checkpoint file describes; its schema must be what its experiment builds."""
+    experiment = parse_experiment(ckpt.experiment_source, f"{ckpt.path} (embedded experiment)")
+    spec = ModelSpec.from_experiment(experiment, ckpt.learner)
+    header = ckpt.header
+    if (
+        list(spec.feature_names) != list(header["feature_names"])
+        or spec.task != header["task"]
+        or (None if spec.classes is None else list(spec.classes)) != header["classes"]
+    ):
+        raise ServiceError(
+            f"--checkpoint: {ckpt.path}: its schema differs from what its experiment builds"
+        )
+    return spec
+
+
+def _check_reopen(db: str | Path, meta: dict[str, Any], ckpt: CheckpointFile) -> None:
+    """``--checkpoint`` on an existing database: allowed only when it was created from the
+    same file (a restart); anything else is refused naming what the database serves."""
+    origin = meta.get("from_checkpoint") or {}
+    if origin.get("sha256") == ckpt.sha256:
+        return
+    if meta["experiment_source"] != ckpt.experiment_source:
+        raise ServiceError(
+            f"--checkpoint: {db} was created from experiment {meta['experiment_name']!r}, "
+            f"another experiment than the checkpoint's ({ckpt.header['experiment_name']!r}); "
+            "use a new --db"
+        )
+    made = f"checkpoint file {origin.get('file')!r}" if origin else "the experiment"
+    raise ServiceError(
+        f"--checkpoint: {db} already serves learner {meta['learner']!r}, created from {made} "
+        "and not from this checkpoint; start without --checkpoint or use a new --db"
+    )
+
+
 def _nan_to_none(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if v != v else v) for k, v in values.items()}
 
@@ -162,13 +203,38 @@ class Service:
         experiment: str | Path | None = None,
         learner: str | None = None,
         config: ServiceConfig | None = None,
+        checkpoint: str | Path | CheckpointFile | None = None,
     ) -> Service:
         """Open (or create) the database ``db``; a new database serves ``learner`` (default:
-        the first) of ``experiment`` (default: the built-in one), an existing one what it was
-        created with (an ``experiment`` or ``learner`` that differs is refused)."""
+        the first) of ``experiment`` (default: the built-in one), or the model of the
+        checkpoint file ``checkpoint`` (as version 1, with its experiment and learner), an
+        existing one what it was created with (an ``experiment`` or ``learner`` that differs
+        is refused, and so is a ``checkpoint`` unless the database was created from it: then
+        it is simply reopened). Checkpoint files are pickles: open only files you trust."""
+        if checkpoint is not None and experiment is not None:
+            raise ServiceError(
+                "--checkpoint: give --experiment or --checkpoint, not both (a checkpoint "
+                "file carries its experiment)"
+            )
+        ckpt = None
+        if checkpoint is not None:
+            try:
+                ckpt = (
+                    checkpoint
+                    if isinstance(checkpoint, CheckpointFile)
+                    else read_checkpoint(checkpoint)
+                )
+            except CheckpointFileError as error:
+                raise ServiceError(f"--checkpoint: {error}") from None
+            if learner is not None and learner != ckpt.learner:
+                raise ServiceError(
+                    f"--learner: the checkpoint serves learner {ckpt.learner!r}, not {learner!r}"
+                )
         store = Store(db).start()
         try:
             meta = store.get_meta()
+            if meta and ckpt is not None:
+                _check_reopen(db, meta, ckpt)
             if meta:
                 stored = parse_experiment(meta["experiment_source"], f"{db} (stored experiment)")
                 if experiment is not None:
@@ -184,6 +250,10 @@ class Service:
                         f"--learner: {db} serves learner {meta['learner']!r}, not {learner!r}"
                     )
                 spec = ModelSpec.from_experiment(stored, meta["learner"])
+            elif ckpt is not None:
+                service = cls(store, _spec_of(ckpt), config)
+                service._seed(ckpt)
+                return service
             else:
                 spec = ModelSpec.from_experiment(load_experiment(experiment), learner)
                 store.set_meta(spec.meta())
@@ -194,6 +264,52 @@ class Service:
             store.close()
             raise
         return cls(store, spec, config)
+
+    def _seed(self, ckpt: CheckpointFile) -> None:
+        """A new database: serve the checkpoint's model as version 1; the candidate starts
+        from it. The initial checkpoint and ``meta`` are written in one transaction."""
+        with self._state_lock:
+            try:
+                state = ckpt.state()
+                model = self.spec.build()
+                model.load_state_dict(state)
+            except CheckpointFileError as error:
+                raise ServiceError(f"--checkpoint: {error}") from None
+            except Exception as error:
+                raise ServiceError(
+                    f"--checkpoint: {ckpt.path}: cannot load the state into learner "
+                    f"{ckpt.learner!r}: {type(error).__name__}: {error}"
+                ) from None
+            self._fresh(model)
+            origin = ckpt.provenance()
+            self.store.add_checkpoint(
+                1,
+                "initial",
+                0,
+                self._state(),
+                {"from_checkpoint": origin},
+                meta_values={**self.spec.meta(), "from_checkpoint": origin},
+            )
+
+    def export_checkpoint(self, version: int | None = None) -> bytes:
+        """A checkpoint file (bytes) of the served model, or of the newest verified stored
+        checkpoint of ``version`` (``LookupError`` when there is none)."""
+        meta = self.spec.meta()
+        if version is None:
+            current, served = self.current
+            return encode_checkpoint(meta, current, served.state_dict())
+        errors = []
+        for stored in self.store.checkpoints(version):
+            try:
+                served = stored.verified_state()["served"]
+            except (ValueError, KeyError, TypeError) as error:
+                errors.append(str(error))
+                continue
+            return encode_checkpoint(
+                meta, version, served, source_checkpoint=stored.id, kind=stored.kind
+            )
+        detail = f" ({'; '.join(errors)})" if errors else ""
+        raise LookupError(f"version: no verified checkpoint of version {version}{detail}")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -249,8 +365,8 @@ class Service:
         if self.on_version is not None:
             self.on_version(version)
 
-    def _fresh(self) -> None:
-        model = self.spec.build()
+    def _fresh(self, model: Learner | None = None) -> None:
+        model = self.spec.build() if model is None else model
         self.candidate = copy.deepcopy(model)
         evaluation = self.spec.experiment.evaluation
         metrics = evaluation.metrics or default_metrics(self.spec.task)
