@@ -191,3 +191,27 @@ CASES["ctr"] = Case(_ctr, ("binary", "multiclass"), needs_torch=True)
 CASES["gem"] = Case(
     _continual("gem", memory_per_task=20), ("binary", "multiclass"), needs_torch=True
 )
+
+
+def _liquid(kind: str, **params: Any) -> Callable[[str], Any]:
+    """A small liquid / recurrent regressor: seq_len=1, so a suite row is one step of 3 inputs."""
+
+    def make(task: str) -> Any:
+        from adaptloop.learners import registry
+
+        if kind == "persistence":
+            return registry.create(kind, **params)
+        return registry.create(kind, units=8, seq_len=1, lr=0.02, epochs=3, batch_size=16, **params)
+
+    return make
+
+
+CASES.update(
+    {
+        "cfc": Case(_liquid("cfc"), ("regression",), needs_torch=True),
+        "ltc": Case(_liquid("ltc"), ("regression",), needs_torch=True),
+        "lstm": Case(_liquid("lstm"), ("regression",), needs_torch=True),
+        # next = last value (column seq_len - 1): learns nothing by design, the forecasting floor
+        "persistence": Case(_liquid("persistence", seq_len=3), ("regression",), learns=False),
+    }
+)

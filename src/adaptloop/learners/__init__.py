@@ -20,6 +20,7 @@ from adaptloop.learners.ctr import CTRClassifier
 from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.error_memory import ErrorMemory
 from adaptloop.learners.linear import LinearRegression, LogisticRegression
+from adaptloop.learners.liquid import CfCRegressor, LSTMRegressor, LTCRegressor, Persistence
 from adaptloop.learners.mlp import MLPClassifier, MLPRegressor
 from adaptloop.learners.river_adapter import (
     RiverClassifier,
@@ -65,3 +66,4 @@ __all__ = [
     "ToRiver",
     "hoeffding_adaptive_tree",
 ]
+__all__ += ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
