@@ -188,6 +188,8 @@ def test_bad_state_and_parameters_are_refused():
         ({"gamma": 1.5}, "gamma"),
         ({"lam": -1.0}, "lam"),
         ({"reset_every": 0}, "reset_every"),
+        ({"prior_count": -1.0}, "prior_count"),
+        ({"frozen_keys": "yes"}, "frozen_keys"),
     ]:
         with pytest.raises(ValueError, match=match):
             ErrorMemory(LogisticRegression(), **bad)
@@ -236,3 +238,75 @@ reset_every = 1000
     result = prequential(stream, {"reloop2": model}, batch_size=250)
     assert result.summary["reloop2"]["n_samples"] == 2000
     assert model.memory_.dim == 8
+
+
+def test_sketch_read_weighs_buckets_by_count_and_shrinks_lam_by_samples_behind_it():
+    """Attention n_i exp(s_i / tau); lam_q = lam * n_q / (n_q + prior_count), n_q = sum a_i n_i."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    y = (rng.random(300) < 0.3).astype(np.int64)
+    model = ErrorMemory(MajorityClass(), k=4, n_bits=3, tau=0.5, gamma=0.4, lam=0.8)
+    feed(model, X, y)
+    q = rng.normal(size=(50, 3)).astype(np.float32)
+    query = model._standardise(model._raw_keys(q))
+    cand_keys, cand_values, counts = model.memory_.read(query)
+    assert counts.max() > 5 * max(counts[counts > 0].min(), 1)  # buckets of unequal counts
+    sims = np.einsum("nd,nkd->nk", query, cand_keys) / (
+        np.linalg.norm(query, axis=1)[:, None] * np.linalg.norm(cand_keys, axis=2)
+    )
+    w = np.where(counts > 0, counts * np.exp(sims / 0.5), 0.0)
+    a = w / w.sum(axis=1, keepdims=True)
+    y_bar, yb_bar = (a * cand_values[..., 0]).sum(1), (a * cand_values[..., 1]).sum(1)
+    y_base = model.model_.predict_proba(q)[:, 1]
+    n_q = (a * counts).sum(axis=1)
+    lam = 0.8 * n_q / (n_q + 50.0)
+    err = 0.4 * (y_bar - y_base) + 0.6 * (y_bar - yb_bar)
+    np.testing.assert_allclose(model.predict_proba(q)[:, 1], y_base + lam * err, atol=1e-5)
+
+
+def test_a_few_samples_barely_move_the_output_until_the_memory_fills():
+    X, y = clusters(4000, seed=9, flip=True)
+    frozen = Static(LogisticRegression(lr=0.1), n_train=1)
+    shrunk = ErrorMemory(frozen, n_bits=6, lam=1.0, prior_count=50)
+    plain = ErrorMemory(frozen, n_bits=6, lam=1.0, prior_count=0)
+    for model in (shrunk, plain):
+        model.learn(X[:1], y[:1])  # the base learns one sample and freezes
+        model.learn(X[1:9], y[1:9])  # eight samples in memory
+    base = shrunk.model_.predict_proba(X[9:200])[:, 1]
+    moved_shrunk = np.abs(shrunk.predict_proba(X[9:200])[:, 1] - base).mean()
+    moved_plain = np.abs(plain.predict_proba(X[9:200])[:, 1] - base).mean()
+    assert moved_shrunk < 0.25 * moved_plain
+    for model in (shrunk, plain):
+        feed(model, X[9:], y[9:])  # thousands of samples: the shrinkage fades
+    acc = [(m.predict(X[:500]) == y[:500]).mean() for m in (shrunk, plain)]
+    assert acc[0] > 0.99 and acc[1] > 0.99
+
+
+def test_keys_stay_fixed_between_resets_while_the_base_learns():
+    X, y = clusters(1200, seed=10)
+    model = ErrorMemory(MLPClassifier(hidden=(6,), lr=0.05, seed=0), reset_every=500)
+    live = ErrorMemory(
+        MLPClassifier(hidden=(6,), lr=0.05, seed=0), reset_every=500, frozen_keys=False
+    )
+    probe = X[:20]
+    feed(model, X[:100], y[:100])
+    feed(live, X[:100], y[:100])
+    keys_after_first = model._raw_keys(probe)
+    np.testing.assert_array_equal(keys_after_first, model.key_model_.hidden_representation(probe))
+    feed(model, X[100:400], y[100:400])  # the base learns; no reset yet
+    feed(live, X[100:400], y[100:400])
+    np.testing.assert_array_equal(model._raw_keys(probe), keys_after_first)
+    assert not np.allclose(model.model_.hidden_representation(probe), keys_after_first)
+    np.testing.assert_array_equal(live._raw_keys(probe), live.model_.hidden_representation(probe))
+    feed(model, X[400:600], y[400:600])  # reset at 500: keys from the base as it is then
+    assert model.n_resets_ == 1
+    np.testing.assert_array_equal(
+        model._raw_keys(probe), model.key_model_.hidden_representation(probe)
+    )
+    assert not np.allclose(model._raw_keys(probe), keys_after_first)
+    copy = model.clone()  # the key copy survives a state round trip
+    copy.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(copy._raw_keys(probe), model._raw_keys(probe))
+    frozen = ErrorMemory(Static(MLPClassifier(hidden=(6,)), n_train=300))  # no resets: live keys
+    feed(frozen, X[:400], y[:400])
+    assert frozen.key_model_ is None

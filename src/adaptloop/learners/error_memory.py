@@ -52,11 +52,11 @@ def _check_number(value: object, name: str, low: float, high: float = math.inf) 
 class ErrorMemory(Wrapper):
     """ReLoop2's error memory around ``base``: store outcomes, correct predictions at once.
 
-    Keys. ``h(x)`` is ``model.hidden_representation(X)`` when the served base has one (the torch
-    MLPs, the CTR model, and wrappers around them), else the input features. Keys are
-    standardised with running mean and variance of the written keys (a deviation from the
-    paper, which hashes ``h`` as is: ReLU activations are all non-negative, and SimHash
-    hyperplanes through the origin separate centred vectors far better).
+    Keys. ``h(x)`` is ``hidden_representation(X)`` of the base (the torch MLPs, the CTR model,
+    and wrappers around them), else the input features. Keys are standardised with running mean
+    and variance of the written keys (a deviation from the paper, which hashes ``h`` as is: ReLU
+    activations are all non-negative, and SimHash hyperplanes through the origin separate
+    centred vectors far better).
 
     Write (paper Sec. 3, "error memory"): for every labelled sample, ``learn`` first stores
     ``(h_i, y_i, yb_i)`` -- the key, the true target (a 0/1 value for binary tasks, one-hot for
@@ -67,7 +67,7 @@ class ErrorMemory(Wrapper):
     entries most similar to ``h_q``; attention ``a_i = softmax(s_i / tau)`` with ``s_i`` the
     cosine similarity; ``y_bar = sum a_i y_i``, ``yb_bar = sum a_i yb_i``; error estimate
     ``y_err = gamma (y_bar - y_base) + (1 - gamma) (y_bar - yb_bar)``; output
-    ``clamp(y_base + lam * y_err)``: probabilities clamped to ``[1e-6, 1 - 1e-6]`` (and
+    ``clamp(y_base + lam_q * y_err)``: probabilities clamped to ``[1e-6, 1 - 1e-6]`` (and
     renormalised for multiclass), regression values not clamped. A query with no stored
     neighbour is not corrected (the base output, unchanged).
 
@@ -78,17 +78,41 @@ class ErrorMemory(Wrapper):
     :class:`~adaptloop.learners.memory_index.SketchIndex`). ``"exact"``: the last ``capacity``
     samples in a FIFO and their exact top-``k`` by cosine similarity (small memories, tests).
 
-    Reset. The paper refreshes the memory when a new base model is deployed, since stored base
-    predictions and keys belong to the model that made them. A frozen base (``Static``) never
-    changes: keep ``reset_every=None``. For a base learning online, ``reset_every=N`` clears the
-    memory after every ``N`` samples (a model "version" every ``N`` samples); ``None`` keeps it.
+    Two readings of the sketch that the paper leaves open (ours; they matter when labels are
+    rare, e.g. clicks at a few percent, where a bucket of 10 impressions says little):
+
+    - a bucket holding ``n_i`` samples stands for ``n_i`` entries sharing its mean key, so its
+      attention weight is ``n_i exp(s_i / tau)`` (attention over the samples it summarises),
+      not that of one entry: a bucket seen once no longer weighs as much as one seen 500 times;
+    - ``lam_q = lam * n_q / (n_q + prior_count)``, ``n_q = sum a_i n_i`` the number of samples
+      behind the read (sketch only; ``prior_count=0``: the paper's constant ``lam``). The
+      memory's estimate of the error is a mean of ``n_q`` noisy labels; this shrinks it towards
+      "no correction" until enough samples back it (a count-based credibility weight).
+
+    Reset and keys of a learning base. The paper refreshes the memory when a new base model is
+    deployed, since stored base predictions and keys belong to the model that made them. A
+    frozen base (``Static``) never changes: keep ``reset_every=None``. For a base learning
+    online, ``reset_every=N`` clears the memory after every ``N`` samples (a model "version"
+    every ``N`` samples). With ``frozen_keys=True`` (and ``reset_every`` set) the keys come from
+    a copy of the base taken at the last reset (the first after the first batch), and the key
+    scaler restarts with it: the served base keeps learning every batch, but a sample's bucket
+    address stays fixed between resets -- otherwise each update of the hidden layer moves every
+    key, and entries written a few thousand samples ago sit in buckets the same inputs no longer
+    reach. ``frozen_keys=False`` keys on the live base (the paper's deployed model is fixed
+    between deployments, so there the two are the same). For a learning base, ``gamma < 1``
+    also weighs the neighbours' own residual ``y_bar - yb_bar`` (error of the model that wrote
+    them) besides ``y_bar - y_base`` (neighbours' labels against the current prediction, which
+    pulls towards the neighbours' mean and away from the base's own ranking when the buckets
+    are coarse).
 
     Parameters: ``k`` (entries read per query, tables of the sketch), ``n_bits`` (SimHash bits
     ``L`` per table), ``capacity`` (exact backend), ``tau`` (attention temperature), ``gamma``
     (1 in the paper's experiments: only ``y_bar - y_base`` counts), ``lam`` (the paper's
-    lambda, how much of the estimated error is added), ``seed`` (hyperplanes). The paper's
-    other defaults (k, L, tau, lambda) could not be read from the sources available here; the
-    defaults below were chosen on our click stream (``benchmarks/reloop2.py``).
+    lambda, how much of the estimated error is added), ``prior_count`` (see above),
+    ``reset_every``, ``frozen_keys``, ``seed`` (hyperplanes). The paper's other defaults (k, L,
+    tau, lambda) could not be read from the sources available here; the defaults below were
+    chosen on our click stream with tuning seeds 10 and 11 (not the benchmark's 0-2): see
+    ``benchmarks/reloop2.py`` for the sweep.
 
     >>> import numpy as np
     >>> from adaptloop.learners.wrapping import MajorityClass
@@ -111,7 +135,9 @@ class ErrorMemory(Wrapper):
         tau: float = 0.1,
         gamma: float = 1.0,
         lam: float = 0.5,
+        prior_count: float = 50.0,
         reset_every: int | None = None,
+        frozen_keys: bool = True,
         seed: int = 0,
     ) -> None:
         if backend not in ("sketch", "exact"):
@@ -125,6 +151,10 @@ class ErrorMemory(Wrapper):
         self.tau = _check_number(tau, "tau", 1e-9)
         self.gamma = _check_number(gamma, "gamma", 0.0, 1.0)
         self.lam = _check_number(lam, "lam", 0.0)
+        self.prior_count = _check_number(prior_count, "prior_count", 0.0)
+        if not isinstance(frozen_keys, (bool, np.bool_)):
+            raise ValueError(f"frozen_keys must be True or False, got {frozen_keys!r}")
+        self.frozen_keys = bool(frozen_keys)
         if reset_every is not None:
             reset_every = check_positive_int(reset_every, "reset_every")
         self.reset_every = reset_every
@@ -134,10 +164,22 @@ class ErrorMemory(Wrapper):
         self.n_seen_ = 0
         self.n_resets_ = 0
         self._scaler: dict[str, Any] | None = None  # running mean / M2 of the keys
+        self.key_model_: Learner | None = None  # the copy of the base that gives the keys
 
     # -- keys ------------------------------------------------------------------------------------
+    @property
+    def _freezes_keys(self) -> bool:
+        return self.frozen_keys and self.reset_every is not None
+
+    def _snapshot(self) -> None:
+        """Key the memory on a copy of the base as it is now; restart the key scaler."""
+        copy = self.model_.clone()
+        copy.load_state_dict(self.model_.state_dict())
+        self.key_model_, self._scaler = copy, None
+
     def _raw_keys(self, X: np.ndarray) -> np.ndarray:
-        hidden = getattr(self.model_, "hidden_representation", None)
+        source = self.key_model_ if self.key_model_ is not None else self.model_
+        hidden = getattr(source, "hidden_representation", None)
         keys = hidden(X) if callable(hidden) else X
         return np.asarray(keys, dtype=np.float32)
 
@@ -195,6 +237,10 @@ class ErrorMemory(Wrapper):
         if self.reset_every and self.n_seen_ // self.reset_every > before // self.reset_every:
             self.memory_.clear()
             self.n_resets_ += 1
+            if self._freezes_keys:
+                self._snapshot()
+        elif self._freezes_keys and self.key_model_ is None:
+            self._snapshot()
 
     def _new_memory(self, dim: int, n_values: int) -> SketchIndex | ExactIndex:
         if self.backend == "sketch":
@@ -211,8 +257,11 @@ class ErrorMemory(Wrapper):
         if self.memory_ is None or len(self.memory_) == 0:
             return base_out, base_out
         query = self._standardise(self._raw_keys(X))
-        cand_keys, cand_values, present = self.memory_.read(query)
-        logits = np.where(present, cosine(query, cand_keys) / self.tau, -np.inf)
+        cand_keys, cand_values, counts = self.memory_.read(query)
+        present = counts > 0
+        # a bucket stands for its count of samples: attention n_i exp(s_i / tau)
+        log_counts = np.log(np.where(present, counts, 1.0))
+        logits = np.where(present, cosine(query, cand_keys) / self.tau + log_counts, -np.inf)
         found = present.any(axis=1)
         logits[~found] = 0.0
         attention = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -222,7 +271,11 @@ class ErrorMemory(Wrapper):
         yb_bar = np.einsum("nk,nkm->nm", attention, cand_values[..., m:])
         error = self.gamma * (y_bar - base_out) + (1.0 - self.gamma) * (y_bar - yb_bar)
         error[~found] = 0.0
-        return base_out, base_out + self.lam * error
+        lam = np.full((len(X), 1), self.lam)
+        if self.backend == "sketch" and self.prior_count > 0:
+            n_q = (attention * counts).sum(axis=1, keepdims=True)
+            lam *= n_q / (n_q + self.prior_count)
+        return base_out, base_out + lam * error
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         _, corrected = self.correct(self.check_X(X))
@@ -254,6 +307,7 @@ class ErrorMemory(Wrapper):
             "scaler": scaler,
             "n_seen": self.n_seen_,
             "n_resets": self.n_resets_,
+            "key_model": None if self.key_model_ is None else self.key_model_.state_dict(),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -275,5 +329,10 @@ class ErrorMemory(Wrapper):
                 "ErrorMemory state['scaler'] must be None or have keys count, mean, m2"
             )
         model = self._new_model(state)
+        key_model = None
+        if state.get("key_model") is not None:
+            key_model = model.clone()
+            key_model.load_state_dict(state["key_model"])
         self.model_, self.memory_, self._scaler = model, memory, scaler
+        self.key_model_ = key_model
         self.n_seen_, self.n_resets_ = int(state["n_seen"]), int(state["n_resets"])

@@ -2,7 +2,8 @@
 
 Both store, for each written sample, a key ``h`` (float32 vector) and a value row (the true
 target and the base prediction, side by side), and answer a batch of queries with up to ``k``
-candidate entries per query: their keys, their values and a mask of which are present.
+candidate entries per query: their keys, their values and how many written samples each
+candidate stands for (a sketch bucket's count, 1 for an exact entry, 0 where there is none).
 ``ErrorMemory`` turns candidates into attention weights; the indexes only store and retrieve.
 
 >>> import numpy as np
@@ -11,8 +12,8 @@ candidate entries per query: their keys, their values and a mask of which are pr
 >>> values = rng.random((100, 2))
 >>> sketch = SketchIndex(dim=4, n_values=2, k=3, n_bits=4, seed=0)
 >>> sketch.write(keys, values)
->>> cand_keys, cand_values, present = sketch.read(keys[:5])
->>> cand_keys.shape, cand_values.shape, bool(present.all())  # every query finds its buckets
+>>> cand_keys, cand_values, counts = sketch.read(keys[:5])
+>>> cand_keys.shape, cand_values.shape, bool((counts > 0).all())  # every query finds its buckets
 ((5, 3, 4), (5, 3, 2), True)
 >>> exact = ExactIndex(dim=4, n_values=2, k=3, capacity=50)
 >>> exact.write(keys, values)
@@ -49,7 +50,7 @@ class SketchIndex:
     projections on ``n_bits`` random Gaussian hyperplanes (drawn from ``seed``). Each bucket
     keeps running sums of the keys, of the value rows and a count; a write adds a batch to the
     ``k`` buckets of each sample (one per table), a read returns, per query, the mean key and
-    mean value row of its ``k`` buckets (``present`` is false for an empty bucket). Write and
+    mean value row of its ``k`` buckets and their counts (0 for an empty bucket). Write and
     read cost O(k) per sample whatever the number of samples written: constant time and space.
 
     Vectorised over the batch: addresses are one matrix product; a write sorts the batch's
@@ -62,9 +63,9 @@ class SketchIndex:
     >>> index = SketchIndex(dim=2, n_values=1, k=2, n_bits=3, seed=1)
     >>> same_direction = np.array([[1.0, 0.5], [2.0, 1.0]], dtype=np.float32)
     >>> index.write(same_direction, np.array([[1.0], [0.0]]))
-    >>> _, values, present = index.read(np.array([[4.0, 2.0]], dtype=np.float32))
-    >>> values[0, :, 0].tolist(), present.tolist()  # both writes share each bucket
-    ([0.5, 0.5], [[True, True]])
+    >>> _, values, counts = index.read(np.array([[4.0, 2.0]], dtype=np.float32))
+    >>> values[0, :, 0].tolist(), counts.tolist()  # both writes share each bucket
+    ([0.5, 0.5], [[2.0, 2.0]])
     """
 
     def __init__(self, dim: int, n_values: int, k: int = 4, n_bits: int = 10, seed: int = 0):
@@ -92,12 +93,11 @@ class SketchIndex:
         self.table[ids[starts]] += np.add.reduceat(rows[order // self.k], starts, axis=0)
 
     def read(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per query: mean keys ``(n, k, dim)``, mean values ``(n, k, n_values)``, present."""
+        """Per query: mean keys ``(n, k, dim)``, mean values ``(n, k, n_values)``, counts."""
         rows = self.table[self.addresses(keys)]
         count = rows[..., -1:]
-        present = count[..., 0] > 0
         means = np.divide(rows[..., :-1], count, out=np.zeros_like(rows[..., :-1]), where=count > 0)
-        return means[..., : self.dim], means[..., self.dim :], present
+        return means[..., : self.dim], means[..., self.dim :], count[..., 0]
 
     def __len__(self) -> int:
         """Samples written (each sample is counted once, in every table)."""
@@ -154,14 +154,14 @@ class ExactIndex:
         self.size = min(self.capacity, self.size + len(keys))
 
     def read(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per query: the ``k`` most cosine-similar stored keys, their values, and present."""
+        """Per query: the ``k`` most cosine-similar stored keys, their values, counts (1 or 0)."""
         n, k = len(keys), min(self.k, self.size)
         if k == 0:
             shape = (n, self.k)
             return (
                 np.zeros((*shape, self.dim), np.float32),
                 np.zeros((*shape, self.n_values), np.float32),
-                np.zeros(shape, dtype=bool),
+                np.zeros(shape, dtype=np.float32),
             )
         stored = self.keys[: self.size]
         norms = np.linalg.norm(stored, axis=1) * np.linalg.norm(keys, axis=1)[:, None]
@@ -175,8 +175,8 @@ class ExactIndex:
         pad = self.k - k
         cand_keys = np.pad(stored[top], ((0, 0), (0, pad), (0, 0)))
         cand_values = np.pad(self.values[: self.size][top], ((0, 0), (0, pad), (0, 0)))
-        present = np.pad(np.ones((n, k), dtype=bool), ((0, 0), (0, pad)))
-        return cand_keys, cand_values, present
+        counts = np.pad(np.ones((n, k), dtype=np.float32), ((0, 0), (0, pad)))
+        return cand_keys, cand_values, counts
 
     def __len__(self) -> int:
         return self.size
