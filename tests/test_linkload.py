@@ -98,7 +98,8 @@ def test_unroutable_demands_are_dropped_and_reported():
     cut = [{"at": 50, "link": [node, u]}, {"at": 60, "link": [node, v]}]
     with pytest.warns(RuntimeWarning, match="disconnects"):
         failed = linkload(days=1, failures=cut)
-    assert [e["unroutable"] for e in failed.events] == [0, 27]  # every demand of the node (one per pair)
+    # the second cut isolates the node: every demand to or from it (one per pair) is lost
+    assert [e["unroutable"] for e in failed.events] == [0, 27]
     row = 70 + failed.history
     assert failed.loads[row].sum() < stream.loads[row].sum()
 

@@ -15,8 +15,8 @@ from adaptloop.learners.base import (
     states_equal,
 )
 from adaptloop.learners.continual import AGEM, ER, EWC, ContinualStrategy, Finetune, Joint, LwF
-from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.ctr import CTRClassifier
+from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.drift_reset import DriftReset
 from adaptloop.learners.error_memory import ErrorMemory
 from adaptloop.learners.linear import LinearRegression, LogisticRegression
