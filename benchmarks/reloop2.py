@@ -15,6 +15,38 @@ FIFO, our peer, timed alongside), and as the last line one JSON object.
 
     python benchmarks/reloop2.py            # 3 seeds, a few minutes on 2 busy cores
     python benchmarks/reloop2.py --seeds 1  # quicker
+
+How the memory's defaults were chosen (clicks, tuning seeds 10 and 11 -- not the seeds 0-2
+reported here; AUC lift in points of base+memory over the base, mean of the two after-drift
+windows, seed 10 / seed 11; the incremental base as here):
+
+    incremental base                                   after drift     before (15k-25k)
+    first version: lam .5, tau .1, L 10, k 8, g 1,
+      reset 10k, live keys, equal bucket weights       -1.35 / -0.91   +0.25 / -0.05
+    ... lam .25 | lam 1                                -1.07/-0.23 | -4.09/-3.23
+    ... tau 1 | L 6 | L 14 | gamma .5                  -1.39/-0.56 | -0.97/+0.04 | -1.77/-0.55
+                                                       | -1.41/-0.97
+    ... reset 2.5k | 5k | 20k | never                  -3.37/-3.04 | -2.79/-2.62 | -1.35/-0.91
+                                                       | -1.45/+0.38
+    ... keys from a copy frozen at each reset
+        (and the key scaler fixed after 1k samples)    -0.39 / -0.50   -0.43 / -0.57
+    ... buckets weighted by count                      -1.26 / -0.11   +0.12 / -0.13
+    ... + prior_count 20 | 50                          -0.28/-0.15 | -0.10/-0.13  +0.37/+0.29
+    ... + prior_count 50 + frozen keys                 +0.24 / -0.05   +0.28 / +0.10
+    ... + prior_count 50 + frozen keys + gamma .5      +0.33 / +0.02   +0.09 / +0.10
+    ... + prior_count 50 + frozen keys + gamma 0
+        (reset 20k)                                    +0.25 / -0.11   -0.17 / +0.22
+    frozen base, no reset, count weights + prior 20 | 50 | 50 with lam 1:
+                                                       +0.09/+3.78 | +0.09/+3.54 | -0.35/+9.14
+
+Reading: the memory's error estimate is a mean of a handful of 0/1 labels at a 4 % click rate,
+so for a base that already adapts (small true error) its noise outweighs its signal; the
+sweep says: fewer resets (more samples per bucket), buckets weighted by how many samples they
+hold, lam shrunk until enough samples back a read, and keys that do not move with every
+update of the base. A base warm-started at lr 0.005 and fine-tuned at 0.001 gave the same
+ordering (first version -2.69 / -1.28; final +0.28 / -0.12). gamma .5 is a small, not
+clearly significant gain on two seeds; it is kept for the learning base because it is the
+paper's term for a base that moved, and gamma 1 stays the default (the paper's experiments).
 """
 
 from __future__ import annotations
@@ -40,7 +72,9 @@ from adaptloop.streams import registry as streams  # noqa: E402
 N_CLICKS, WARMUP, AFTER, BATCH = 60_000, 10_000, 5_000, 250
 CLICK_DRIFTS = [{"at": 25_000, "width": 1}, {"at": 45_000, "width": 4_000}]
 ELEC2 = Path("../shared/data/elec2.csv.gz")
-MEMORY = {"n_bits": 10, "k": 8, "tau": 0.1, "lam": 0.5}
+MEMORY = {"n_bits": 10, "k": 8, "tau": 0.1, "lam": 0.5, "prior_count": 50.0}
+# a base that keeps learning: the paper's gamma < 1 term (see the sweep in the module doc)
+INCREMENTAL = {"gamma": 0.5, "frozen_keys": True}
 
 
 def ctr(seed: int, lr: float) -> CTRClassifier:
@@ -54,7 +88,7 @@ def learners(make_base, warmup: int, reset_every: int | None, seed: int) -> dict
         "frozen+memory": ErrorMemory(frozen.clone(), seed=seed, **MEMORY),
         "incremental": make_base(0.001),
         "incremental+memory": ErrorMemory(
-            make_base(0.001), reset_every=reset_every, seed=seed, **MEMORY
+            make_base(0.001), reset_every=reset_every, seed=seed, **MEMORY, **INCREMENTAL
         ),
     }
 
