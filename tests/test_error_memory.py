@@ -310,3 +310,19 @@ def test_keys_stay_fixed_between_resets_while_the_base_learns():
     frozen = ErrorMemory(Static(MLPClassifier(hidden=(6,)), n_train=300))  # no resets: live keys
     feed(frozen, X[:400], y[:400])
     assert frozen.key_model_ is None
+
+
+@pytest.mark.parametrize("n_ids", [4, 64, 5000, 10**6])  # long runs, short runs, none
+def test_sketch_write_sums_rows_sharing_a_bucket(n_ids):
+    rng = np.random.default_rng(11)
+    index = SketchIndex(dim=3, n_values=2, k=2, n_bits=20)
+    keys = rng.normal(size=(300, 3)).astype(np.float32)
+    values = rng.random((300, 2)).astype(np.float32)
+    ids = rng.integers(0, n_ids, (300, 2)) + index._offsets  # force chosen collisions
+    index.addresses = lambda _: ids  # type: ignore[method-assign]
+    index.write(keys, values)
+    expected = np.zeros_like(index.table)
+    rows = np.hstack([keys, values, np.ones((300, 1), np.float32)])
+    for t in range(2):
+        np.add.at(expected, ids[:, t], rows)
+    np.testing.assert_allclose(index.table, expected, rtol=1e-5, atol=1e-5)
