@@ -31,7 +31,9 @@ def test_seeded_reproducible():
 
 
 def test_shapes_and_feature_names():
-    stream = linkload(days=2, history=6, failures=[{"at": 400, "severity": "moderate"}])
+    stream = linkload(
+        days=2, history=6, day_of_week=True, failures=[{"at": 400, "severity": "moderate"}]
+    )
     X, y = stream.arrays()
     info = stream.info
     assert X.shape == (2 * DAY, 10) and X.dtype == np.float32 and y.dtype == np.float32
@@ -43,7 +45,7 @@ def test_shapes_and_feature_names():
     assert np.array_equal(X[1:, 5], y[:-1]) and np.array_equal(X[1:, :5], X[:-1, 1:6])
     # normalised by the pre-failure mean of the monitored link
     assert y[:400].mean() == pytest.approx(1.0, abs=0.02)
-    assert linkload(days=1, weekly=False).arrays()[0].shape == (DAY, 14)
+    assert linkload(days=1).arrays()[0].shape == (DAY, 14)  # time of day only by default
 
 
 def test_drastic_jump_far_larger_than_moderate():
@@ -129,6 +131,7 @@ def test_random_failures_seeded():
         ({"failures": [{"at": 10, "severity": "drastic", "when": 3}]}, "when"),
         ({"failures": [{"at": 10, "severity": "drastic", "repair_at": 5}]}, "repair_at"),
         ({"link": ["Berlin"]}, "link"),
+        ({"day_of_week": "yes"}, "day_of_week"),
     ],
 )
 def test_bad_params_name_the_field(params, name):

@@ -58,10 +58,12 @@ def test_frozen_stops_updating_after_warmup_but_counts():
     online = CfCRegressor(units=6, seq_len=8, lr=0.01, mode="online", seed=2)
     model.learn(X[:100], y[:100])
     early = model.state_dict()
+    assert len(early["learned"]["warm"]["y"]) == 100  # warm-up samples kept for the final fit
     model.learn(X[100:200], y[100:200])  # crosses warmup: learns samples 100..149 only
     assert not states_equal(early["learned"]["model"], model.state_dict()["learned"]["model"])
     assert model.frozen and model.n_seen_ == 200
     frozen_state = model.state_dict()
+    assert frozen_state["learned"]["warm"] is None  # fitted and dropped
     predictions = model.predict(X[200:])
     model.learn(X[200:], y[200:])
     after = model.state_dict()
@@ -75,14 +77,49 @@ def test_frozen_stops_updating_after_warmup_but_counts():
     assert not states_equal(after["learned"]["model"], online.state_dict()["learned"]["model"])
 
 
-def test_frozen_equals_online_during_warmup():
-    X, y = sine_task(n=100)
-    a = CfCRegressor(units=4, seq_len=8, mode="frozen", warmup=100, seed=3)
-    b = CfCRegressor(units=4, seq_len=8, mode="online", seed=3)
+def test_frozen_equals_online_during_warmup_then_fits_the_warmup_samples():
+    X, y = sine_task(n=200)
+    a = CfCRegressor(units=4, seq_len=8, lr=0.01, mode="frozen", warmup=100, seed=3)
+    b = CfCRegressor(units=4, seq_len=8, lr=0.01, mode="online", seed=3)
     for model in (a, b):
         model.learn(X[:50], y[:50])
-        model.learn(X[50:], y[50:])
     assert np.array_equal(a.predict(X), b.predict(X))
+    a.learn(X[50:100], y[50:100])  # completes the warm-up: 10 more passes over its 100 samples
+    b.learn(X[50:100], y[50:100])
+    assert rmse(a, X[100:], y[100:]) < 0.7 * rmse(b, X[100:], y[100:])
+    no_fit = CfCRegressor(units=4, seq_len=8, mode="frozen", warmup=100, warmup_epochs=0, seed=3)
+    no_fit.learn(X[:100], y[:100])
+    assert no_fit.state_dict()["learned"]["warm"] is None  # nothing kept without the fit
+
+
+def test_ratio_normalisation_carries_a_frozen_model_across_a_level_shift():
+    """Trained on loads around 1, asked about the same pattern at 4x the level."""
+    X, y = sine_task(n=400, period=40)
+    X, y = 1.5 + 0.5 * X, 1.5 + 0.5 * y  # positive loads
+    spec = dict(units=8, seq_len=8, lr=0.01, mode="frozen", warmup=400, batch_size=32, seed=0)
+    plain, ratio = CfCRegressor(**spec), CfCRegressor(normalize="ratio", **spec)
+    for model in (plain, ratio):
+        model.learn(X, y)
+    assert rmse(ratio, X, y) < 0.1  # both fit the training level
+    shifted_X, shifted_y = 4 * X, 4 * y
+    assert rmse(ratio, shifted_X, shifted_y) < 0.25 * rmse(plain, shifted_X, shifted_y)
+    difference = CfCRegressor(normalize="difference", **spec)
+    difference.learn(X, y)
+    assert rmse(difference, X + 3, y + 3) < 0.25 * rmse(plain, X + 3, y + 3)
+
+
+def test_ratio_refuses_non_positive_reference_and_keeps_state():
+    model = CfCRegressor(units=4, seq_len=3, normalize="ratio")
+    X = np.ones((4, 5), dtype=np.float32)
+    model.learn(X, np.ones(4, dtype=np.float32))
+    state = model.state_dict()
+    bad = X.copy()
+    bad[2, 2] = 0.0
+    with pytest.raises(ValueError, match="row 2"):
+        model.learn(bad, np.ones(4, dtype=np.float32))
+    with pytest.raises(ValueError, match="normalize='ratio'"):
+        model.predict(bad)
+    assert states_equal(state, model.state_dict())
 
 
 def test_seeded_without_touching_the_global_generator():
@@ -128,6 +165,8 @@ def test_width_below_seq_len_is_refused(cls):
         ({"seq_len": 0}, "seq_len"),
         ({"mode": "liquid"}, "mode"),
         ({"warmup": -1}, "warmup"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"normalize": "minmax"}, "normalize"),
         ({"lr": 0}, "lr"),
         ({"epochs": 0}, "epochs"),
     ],

@@ -24,18 +24,28 @@ value ``X[:, j]`` and the extra features, repeated at every step. ``X`` must hav
 ``seq_len`` columns (``ValueError`` otherwise). The last hidden state goes through a linear
 head to one output.
 
+Level normalisation. ``normalize="ratio"`` divides the series values of a row and its target
+by the row's last series value ``X[:, seq_len - 1]`` (which must be positive) and multiplies the
+prediction back: the network sees the *shape* of the recent window, not its level, so a
+re-routing that doubles a link's load does not push its inputs out of the range it was trained
+on (the idea of instance normalisation, e.g. RevIN, Kim et al. ICLR 2022, here with the last
+value as the reference). ``"difference"`` subtracts the last value instead (any sign);
+``"none"`` (default) feeds the values as they are.
+
 Training. Each ``learn`` call runs ``epochs`` passes of Adam (or SGD) over the batch, in
 mini-batches of ``batch_size``, on the squared error; inputs are standardised online (as in
 :class:`~adaptloop.learners.mlp.MLPRegressor`, whose machinery these learners share).
 ``mode="online"`` keeps updating on every batch. ``mode="frozen"`` learns the first ``warmup``
-samples and then stops: ``learn`` still validates and counts (``n_seen_``) but changes no
-weight, optimiser state or scaler -- what is left to adapt is the network's own input-dependent
-dynamics, the paper's "pure self-adaptation" setting.
+samples as they come, keeps them, and when the warm-up is complete trains ``warmup_epochs``
+more passes over all of them in shuffled mini-batches (``batch_size``, 32 when ``None``) -- the
+paper's training on pre-failure data -- and then stops: ``learn`` still validates and counts
+(``n_seen_``) but changes no weight, optimiser state or scaler; what is left to adapt is the
+network's own input-dependent dynamics, the paper's "pure self-adaptation" setting.
 
 Where we deviate from the paper: fully connected ncps wirings (``units`` neurons, not sparse
 NCP wirings), unit time spans between input steps, a linear read-out of the last state,
-online input standardisation, and a warm-up learned test-then-train (one pass per batch as it
-arrives) instead of offline epochs over a training set.
+online input standardisation, the optional level normalisation above, and a warm-up that is
+first learned test-then-train (so the model predicts during it) before its offline epochs.
 
 Weights are drawn under ``torch.random.fork_rng()`` seeded with ``seed`` (ncps takes no
 generator), so the global torch random state is left as it was; PyTorch is imported only when a
@@ -62,10 +72,12 @@ import numpy as np
 
 from adaptloop.learners.base import BaseLearner, registry
 from adaptloop.learners.mlp import MLPRegressor, Optimizer, _check_params, _MLPCore, _torch
+from adaptloop.learners.wrapping import RingBuffer
 
 __all__ = ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
 
 Mode = Literal["online", "frozen"]
+Normalize = Literal["none", "ratio", "difference"]
 
 
 def _is_int(value: object) -> bool:
@@ -121,7 +133,6 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
     _kind = ""
     _target = MLPRegressor._target
     _loss = MLPRegressor._loss
-    _predict = MLPRegressor._predict
 
     def __init__(
         self,
@@ -131,6 +142,8 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         epochs: int = 1,
         mode: Mode = "online",
         warmup: int = 1000,
+        warmup_epochs: int = 10,
+        normalize: Normalize = "none",
         batch_size: int | None = None,
         weight_decay: float = 0.0,
         optimizer: Optimizer = "adam",
@@ -144,6 +157,12 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
             raise ValueError(f"mode must be 'online' or 'frozen', got {mode!r}")
         if not _is_int(warmup) or warmup < 0:
             raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
+        if not _is_int(warmup_epochs) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+        if normalize not in ("none", "ratio", "difference"):
+            raise ValueError(
+                f"normalize must be 'none', 'ratio' or 'difference', got {normalize!r}"
+            )
         _check_params((units,), lr, epochs, batch_size, weight_decay, optimizer, standardize, seed)
         super().__init__(task="regression")
         self.units = int(units)
@@ -152,6 +171,8 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         self.epochs = epochs
         self.mode = mode
         self.warmup = int(warmup)
+        self.warmup_epochs = int(warmup_epochs)
+        self.normalize = normalize
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.optimizer = optimizer
@@ -159,6 +180,7 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         self.seed = seed
         self._init_core(1)
         self.n_seen_ = 0
+        self._warm = RingBuffer(max(self.warmup, 1))  # frozen mode: the warm-up samples
 
     @property
     def frozen(self) -> bool:
@@ -166,7 +188,35 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         return self.mode == "frozen" and self.n_seen_ >= self.warmup
 
     def check_X(self, X: object) -> np.ndarray:
-        return _check_width(super().check_X(X), self.seq_len)
+        X = _check_width(super().check_X(X), self.seq_len)
+        if self.normalize == "ratio":
+            bad = np.flatnonzero(X[:, self.seq_len - 1] <= 0)
+            if bad.size:
+                raise ValueError(
+                    f"normalize='ratio' divides by the last series value X[:, {self.seq_len - 1}]"
+                    f", which must be > 0; row {bad[0]} has {X[bad[0], self.seq_len - 1]!r}"
+                )
+        return X
+
+    def _relative(self, X: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
+        """Rows (and targets) relative to each row's last series value (see ``normalize``)."""
+        if self.normalize == "none":
+            return X, y
+        ref = X[:, self.seq_len - 1 : self.seq_len].astype(np.float64)
+        Xr = X.astype(np.float64)
+        if self.normalize == "ratio":
+            Xr[:, : self.seq_len] /= ref
+            yr = None if y is None else y / ref[:, 0]
+        else:
+            Xr[:, : self.seq_len] -= ref
+            yr = None if y is None else y - ref[:, 0]
+        return Xr.astype(np.float32), None if yr is None else yr.astype(np.float32)
+
+    def _absolute(self, out: np.ndarray, X: np.ndarray) -> np.ndarray:
+        ref = X[:, self.seq_len - 1].astype(np.float64)
+        if self.normalize == "ratio":
+            return out * ref
+        return out + ref if self.normalize == "difference" else out
 
     def _build(self, d: int) -> None:
         torch = _torch()
@@ -186,22 +236,57 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         with _torch().no_grad():
             return self._net(self._tensor(X))
 
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        if self._net is None:
+            return np.zeros(X.shape[0], dtype=np.float32)
+        out = self._forward(self._relative(X)[0])[:, 0].numpy().astype(np.float64)
+        return self._absolute(out, X).astype(np.float32)
+
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        k = len(X) if self.mode == "online" else max(0, min(len(X), self.warmup - self.n_seen_))
-        if k > 0:
-            super()._learn(X[:k], y[:k])
+        X, y = self._relative(X, y)
+        if self.mode == "online":
+            super()._learn(X, y)
+        else:
+            k = max(0, min(len(X), self.warmup - self.n_seen_))
+            if k > 0:
+                super()._learn(X[:k], y[:k])
+                if self.warmup_epochs:
+                    self._warm.extend(X[:k], y[:k])
+                if self.n_seen_ + k >= self.warmup and self.warmup_epochs:
+                    self._fit_warmup()
         self.n_seen_ += len(X)
 
+    def _fit_warmup(self) -> None:
+        """``warmup_epochs`` shuffled passes over the kept warm-up samples, then drop them.
+
+        The loop is ``_MLPCore._learn``'s without its scaler update: the scaler has already
+        seen these samples, once each."""
+        torch = _torch()
+        X, y = self._warm.get()
+        inputs, target = self._tensor(X), self._target(y)
+        size = min(self.batch_size or 32, len(X))
+        self._net.train()
+        for _ in range(self.warmup_epochs):
+            order = torch.from_numpy(self._rng.permutation(len(X)))
+            for start in range(0, len(X), size):
+                index = order[start : start + size]
+                self._optim.zero_grad(set_to_none=True)
+                self._loss(self._net(inputs[index]), target[index]).backward()
+                self._optim.step()
+        self._net.eval()
+        self._warm = RingBuffer(max(self.warmup, 1))
+
     def _get_state(self) -> dict[str, Any]:
-        return {**super()._get_state(), "n_seen": self.n_seen_}
+        return {**super()._get_state(), "n_seen": self.n_seen_, "warm": self._warm.state()}
 
     def _set_state(self, state: Any) -> None:
         name = type(self).__name__
-        keys = {"model", "optimizer", "scaler", "rng", "n_seen"}
+        keys = {"model", "optimizer", "scaler", "rng", "n_seen", "warm"}
         if not isinstance(state, dict) or set(state) != keys:
             raise ValueError(f"state of {name} must be a dict with keys {sorted(keys)}")
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
+        warm = RingBuffer.from_state(max(self.warmup, 1), state["warm"])
         if state["model"] is None:
             self._init_core(1)
         else:
@@ -218,6 +303,7 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
             self._count = int(scaler["count"])
             self._mean = np.asarray(scaler["mean"], dtype=np.float64)
             self._m2 = np.asarray(scaler["m2"], dtype=np.float64)
+        self._warm = warm
         self._rng = rng
         self.n_seen_ = int(state["n_seen"])
 
@@ -228,7 +314,9 @@ class CfCRegressor(_SequenceRegressor):
 
     Parameters: ``units`` (neurons); ``seq_len`` (series values per row, see the module doc);
     ``lr``; ``epochs`` (passes over each batch); ``mode`` (``"online"`` or ``"frozen"``);
-    ``warmup`` (samples learned before freezing, frozen mode only); ``batch_size``
+    ``warmup`` (samples learned before freezing, frozen mode only); ``warmup_epochs`` (passes
+    over the warm-up samples when it completes); ``normalize`` (``"none"``, ``"ratio"`` or
+    ``"difference"``: inputs relative to the last series value, see the module doc); ``batch_size``
     (mini-batches within a ``learn`` call, ``None`` for the whole batch); ``weight_decay``;
     ``optimizer``; ``standardize``; ``seed``. Predicts 0.0 before the first ``learn``.
 

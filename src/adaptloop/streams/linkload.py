@@ -36,7 +36,10 @@ Learning task, for one monitored link (``link``; default: the link onto which th
 failure moves the most traffic, or the most loaded link without failures): sample ``t``
 (``t = 0 .. n - 1``) has features ``load_t-L, ..., load_t-1`` (the link's last ``L = history``
 loads, oldest first) then ``tod_sin, tod_cos`` (time of day of step ``t``) and, when
-``weekly``, ``dow_sin, dow_cos`` (day of week); the target is ``load_t`` (float32). ``L``
+``day_of_week``, ``dow_sin, dow_cos``; the target is ``load_t`` (float32). The day-of-week
+features are off by default: with less than a few weeks of data each new day is a value no
+model has trained on (on 3 days, they raised a window-retrained MLP's RMSE before a failure
+from 0.05 to 0.48). ``L``
 steps of history are simulated before step 0. Loads are **normalised by the monitored link's
 mean load before the first failure** (over the whole stream without failures), so 1.0 is its
 usual level and a jump to 2.0 means twice the pre-failure traffic. ``info.drifts`` holds one
@@ -44,11 +47,11 @@ sudden ``Drift(at, 1)`` per failure and per repair: sample ``at`` is the first o
 on the new topology.
 
 >>> stream = linkload(days=3, failures=[{"at": 432, "severity": "drastic"}], seed=1)
->>> stream.info.n_samples, stream.info.drifts, stream.info.feature_names[-5:]
-(864, (Drift(position=432, width=1),), ('load_t-1', 'tod_sin', 'tod_cos', 'dow_sin', 'dow_cos'))
+>>> stream.info.n_samples, stream.info.drifts, stream.info.feature_names[-3:]
+(864, (Drift(position=432, width=1),), ('load_t-1', 'tod_sin', 'tod_cos'))
 >>> X, y = stream.arrays()
 >>> X.shape, y.dtype
-((864, 16), dtype('float32'))
+((864, 14), dtype('float32'))
 >>> bool(y[432:].mean() > 1.5 * y[:432].mean())  # the failure re-routes traffic onto the link
 True
 """
@@ -116,6 +119,7 @@ class LinkLoadStream(Stream):
         daily_amplitude: float = 0.5,
         weekly: bool = True,
         weekly_amplitude: float = 0.1,
+        day_of_week: bool = False,
         phase_spread: float = 2.0,
         noise: float = 0.05,
         seed: int = 0,
@@ -147,6 +151,8 @@ class LinkLoadStream(Stream):
         noise = _check_number(noise, "noise", 0.0, 1.0)
         if not isinstance(weekly, (bool, np.bool_)):
             raise ValueError(f"weekly must be True or False, got {weekly!r}")
+        if not isinstance(day_of_week, (bool, np.bool_)):
+            raise ValueError(f"day_of_week must be True or False, got {day_of_week!r}")
         seed = check_seed(seed)
         self.n, self.history, self.step_minutes, self.seed = n, history, step_minutes, seed
 
@@ -222,7 +228,7 @@ class LinkLoadStream(Stream):
         windows = np.lib.stride_tricks.sliding_window_view(normalised[:-1], history)
         time_features = [np.sin(2 * np.pi * tod), np.cos(2 * np.pi * tod)]
         names = [f"load_t-{lag}" for lag in range(history, 0, -1)] + ["tod_sin", "tod_cos"]
-        if weekly:
+        if day_of_week:
             time_features += [np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)]
             names += ["dow_sin", "dow_cos"]
         extra = np.stack(time_features, axis=1)[history:].astype(np.float32)
@@ -409,7 +415,7 @@ class LinkLoadStream(Stream):
         return self._info
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """All samples at once: ``X`` float32 ``(n, history + 4)`` (``+ 2`` without weekly)
+        """All samples at once: ``X`` float32 ``(n, history + 2)`` (``+ 4`` with day_of_week)
         and ``y`` float32 ``(n,)``."""
         return self._X, self._y
 
@@ -431,6 +437,7 @@ def linkload(
     daily_amplitude: float = 0.5,
     weekly: bool = True,
     weekly_amplitude: float = 0.1,
+    day_of_week: bool = False,
     phase_spread: float = 2.0,
     noise: float = 0.05,
     seed: int = 0,
@@ -452,6 +459,7 @@ def linkload(
         daily_amplitude=daily_amplitude,
         weekly=weekly,
         weekly_amplitude=weekly_amplitude,
+        day_of_week=day_of_week,
         phase_spread=phase_spread,
         noise=noise,
         seed=seed,
