@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from abc import ABC, abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -66,7 +67,7 @@ def is_classifier(learner: object) -> bool:
     return callable(getattr(learner, "predict_proba", None))
 
 
-class BaseLearner:
+class BaseLearner(ABC):
     """Shared plumbing: parameters from ``__init__``, ``clone``, input checks, state framing.
 
     Subclasses store each ``__init__`` argument under the same attribute name (as in
@@ -155,17 +156,21 @@ class BaseLearner:
         self.n_features_in_ = state["n_features_in_"]
 
     # -- to implement ------------------------------------------------------------------------------
+    @abstractmethod
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
+        """Update on a validated batch."""
 
+    @abstractmethod
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Predictions for a validated batch."""
 
+    @abstractmethod
     def _get_state(self) -> Any:
-        raise NotImplementedError
+        """What was learned, as plain Python / numpy values."""
 
+    @abstractmethod
     def _set_state(self, state: Any) -> None:
-        raise NotImplementedError
+        """Restore what ``_get_state`` returned."""
 
 
 class BaseClassifier(BaseLearner):
@@ -178,8 +183,9 @@ class BaseClassifier(BaseLearner):
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return self._predict_proba(X).argmax(axis=1).astype(np.int64)
 
+    @abstractmethod
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Probabilities for a validated batch."""
 
 
 def states_equal(a: Any, b: Any) -> bool:

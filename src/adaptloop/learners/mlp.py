@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from typing import Any, Literal
 
 import numpy as np
@@ -85,7 +86,7 @@ def _check_params(
     return tuple(int(h) for h in hidden)
 
 
-class _MLPCore:
+class _MLPCore(ABC):
     """Network, optimiser, feature scaler and shuffling generator shared by both MLPs."""
 
     hidden: tuple[int, ...]
@@ -166,11 +167,13 @@ class _MLPCore:
         return h
 
     # -- learning ------------------------------------------------------------------------------
+    @abstractmethod
     def _loss(self, out: Any, target: Any) -> Any:
-        raise NotImplementedError
+        """The training loss of a forward pass against its targets."""
 
+    @abstractmethod
     def _target(self, y: np.ndarray) -> Any:
-        raise NotImplementedError
+        """Labels or values as the tensor the loss takes."""
 
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
         if self._net is None:
