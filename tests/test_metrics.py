@@ -99,3 +99,9 @@ def test_mape_is_in_percent():
     tracker = MetricTracker(["mape"], "regression", None, window=10)
     tracker.update(np.array([2.0, 4.0], dtype=np.float32), np.array([1.0, 5.0], dtype=np.float32))
     assert tracker.report()["mape"] == pytest.approx(37.5)
+
+
+def test_every_metric_has_a_direction():
+    from adaptloop.evaluation.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK
+
+    assert {m for ms in METRICS_BY_TASK.values() for m in ms} <= set(HIGHER_IS_BETTER)

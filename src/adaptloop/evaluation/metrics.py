@@ -34,6 +34,7 @@ HIGHER_IS_BETTER = {
     "log_loss": False,
     "mae": False,
     "rmse": False,
+    "mape": False,
 }
 NEEDS_PROBA = {"log_loss", "roc_auc"}
 _EPS = 1e-15
