@@ -10,7 +10,8 @@ read: ``lost_acknowledged`` counts acknowledged feedback records that are not st
 The client is a small HTTP/1.1 keep-alive client on asyncio streams (``--connections``
 connections), light enough to share the machine with the server. The last line printed is
 one JSON object: predict_rps, predict_p50_ms, predict_p99_ms, feedback_rps, feedback_p50_ms,
-feedback_p99_ms, lost_acknowledged (and the counts).
+feedback_p99_ms, lost_acknowledged (and the counts), and predict_server_cpu_ms: the server's
+CPU time per predict request, which unlike latency does not depend on what else runs.
 
     python benchmarks/serve_load.py --rate 1000 --duration 5
 """
@@ -38,6 +39,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; NaN elsewhere):
+    the server's CPU cost per request does not depend on what else the machine runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(db: Path, port: int, learner: str, log) -> subprocess.Popen:
@@ -163,10 +174,13 @@ def main() -> None:
         log = open(args.server_log or os.devnull, "wb")  # noqa: SIM115 - closed below
         server = start_server(db, port, args.learner, log)
         try:
+            cpu = cpu_seconds(server.pid)
             lat, st, answers, secs = asyncio.run(
                 open_loop(port, bodies, args.rate, args.connections, "/v1/predict")
             )
             result = summary("predict", lat, st, secs)
+            result["predict_server_cpu_ms"] = round((cpu_seconds(server.pid) - cpu) / n * 1e3, 3)
+            print(f"predict: server CPU {result['predict_server_cpu_ms']} ms per request")
             ids = [
                 json.loads(a)["predictions"][0]["id"]
                 for a, s in zip(answers, st, strict=True)

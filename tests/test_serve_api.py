@@ -537,3 +537,20 @@ def test_serve_checkpoint_conflicts_are_refused(exported, service, tmp_path, mon
     Service.open(same, learner="adwin_reset").store.close()
     result, app = serve_via_cli(monkeypatch, ["--checkpoint", str(exported), "--db", str(same)])
     assert result.exit_code == 2 and "not from this checkpoint" in result.output
+
+
+def test_predict_fast_path_and_route_answer_alike(client, service):
+    """A plain JSON request is answered by the middleware's fast path; one with another JSON
+    content type goes through the FastAPI route: same predictions, both logged."""
+    body = json.dumps({"records": records(np.array([[1.0, 7.0, 3.0], [9.0, 2.0, 5.0]]))})
+    fast = client.post("/v1/predict", content=body, headers={"Content-Type": "application/json"})
+    plus_json = {"Content-Type": "application/vnd.adaptloop+json"}  # the route takes it
+    routed = client.post("/v1/predict", content=body, headers=plus_json)
+    assert fast.status_code == routed.status_code == 200, (fast.text, routed.text)
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    a, b = fast.json(), routed.json()
+    assert a["model_version"] == b["model_version"]
+    for p, q in zip(a["predictions"], b["predictions"], strict=True):
+        assert p["id"] != q["id"] and p["prediction"] == q["prediction"]
+        assert p["probabilities"] == pytest.approx(q["probabilities"])
+    assert service.store.count("predictions") == 4

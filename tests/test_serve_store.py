@@ -288,3 +288,39 @@ def test_store_opens_its_connection_on_the_writer_thread(tmp_path):
     name = store.call(lambda c: threading.current_thread().name)
     assert name == "adaptloop-store"
     store.close()
+
+
+def test_row_batcher_coalesces_concurrent_adds_into_few_commits(tmp_path):
+    from adaptloop.serve.store import RowBatcher
+
+    store = Store(tmp_path / "batch.db").start()
+    log = RowBatcher(store, "INSERT INTO meta VALUES (?, ?)")
+    gate = threading.Event()
+    store.submit(lambda conn: gate.wait(5))  # hold the writer so that the adds queue up
+    futures = [log.add([(f"k{i}", str(i))]) for i in range(50)]
+    commits_before = store.commits
+    gate.set()
+    assert [future.result(5) for future in futures] == [50] * 50  # one job held all 50 rows
+    assert store.commits - commits_before <= 1
+    rows = store.call(lambda conn: conn.execute("SELECT count(*) FROM meta").fetchone()[0])
+    assert rows == 50
+    store.close()
+
+
+def test_row_batcher_a_waiter_that_gives_up_does_not_cancel_the_others(tmp_path):
+    from adaptloop.serve.store import RowBatcher
+
+    store = Store(tmp_path / "cancel.db").start()
+    log = RowBatcher(store, "INSERT INTO meta VALUES (?, ?)")
+    gate = threading.Event()
+    store.submit(lambda conn: gate.wait(5))
+    first, second = log.add([("a", "1")]), log.add([("b", "2")])
+    assert first.cancel()
+    gate.set()
+    assert second.result(5) == 2  # both rows stored: the cancelled caller's too
+    keys = store.call(lambda conn: conn.execute("SELECT key FROM meta ORDER BY key").fetchall())
+    assert keys == [("a",), ("b",)]
+    log.add([("c", "3")]).result(5)  # the batcher goes on with new batches
+    store.close()
+    with pytest.raises(StoreError, match="not running"):
+        log.add([("d", "4")])

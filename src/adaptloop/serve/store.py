@@ -46,7 +46,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,6 +202,72 @@ def _clear_frames(error: BaseException) -> None:
         seen.add(id(error))
         traceback.clear_frames(error.__traceback__)
         error = error.__cause__ or error.__context__
+
+
+class RowBatcher:
+    """Coalesces row inserts of many requests into one store job (one ``executemany``).
+
+    ``add(rows)`` queues ``rows`` and returns the future of the job that will insert them;
+    every request that adds rows before that job runs shares it, so under load the writer
+    thread runs one statement per group commit instead of a savepoint and a statement per
+    request. The rows of one job succeed or fail together: use it only for rows the service
+    builds itself (a prediction log), never for input that may be refused row by row.
+
+    >>> import tempfile, os
+    >>> store = Store(os.path.join(tempfile.mkdtemp(), "b.db")).start()
+    >>> log = RowBatcher(store, "INSERT INTO meta VALUES (?, ?)")
+    >>> log.add([("a", "1"), ("b", "2")]).result()
+    2
+    >>> store.call(lambda conn: conn.execute("SELECT count(*) FROM meta").fetchone()[0])
+    2
+    >>> store.close()
+    """
+
+    def __init__(self, store: Store, sql: str) -> None:
+        self.store, self.sql = store, sql
+        self._lock = threading.Lock()
+        self._open: _Batch | None = None  # the batch that later adds join
+
+    def add(self, rows: list[tuple]) -> Future:
+        """Queue ``rows``; the returned future (one per caller, so a caller that gives up
+        cannot cancel the others) resolves to the batch's row count after their commit."""
+        waiter: Future = Future()
+        with self._lock:
+            if self._open is None:
+                batch = _Batch()
+                job = self.store.submit(lambda conn: self._insert(batch, conn))
+                job.add_done_callback(batch.settle)
+                self._open = batch
+            self._open.rows.extend(rows)
+            self._open.waiters.append(waiter)
+        return waiter
+
+    def _insert(self, batch: _Batch, conn: sqlite3.Connection) -> int:
+        with self._lock:  # later adds start the next batch
+            if self._open is batch:
+                self._open = None
+        conn.executemany(self.sql, batch.rows)
+        return len(batch.rows)
+
+
+class _Batch:
+    """Rows of one :class:`RowBatcher` job and the futures of the callers waiting on it."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+        self.waiters: list[Future] = []
+
+    def settle(self, job: Future) -> None:
+        """Hand the job's outcome (after its commit) to every waiting caller."""
+        error = job.exception()
+        for waiter in self.waiters:
+            try:
+                if error is None:
+                    waiter.set_result(job.result())
+                else:
+                    waiter.set_exception(error)
+            except InvalidStateError:  # that caller cancelled its wait: nothing to tell it
+                pass
 
 
 class Store:
