@@ -324,3 +324,22 @@ def test_row_batcher_a_waiter_that_gives_up_does_not_cancel_the_others(tmp_path)
     store.close()
     with pytest.raises(StoreError, match="not running"):
         log.add([("d", "4")])
+
+
+def test_only_durable_jobs_wait_for_an_fsync(tmp_path):
+    """A group of non-durable jobs commits at synchronous=NORMAL (1); a durable job, alone
+    or sharing the group, makes the commit FULL (2) again."""
+    store = Store(tmp_path / "sync.db").start()
+    level = "PRAGMA synchronous"
+    assert store.call(lambda conn: conn.execute(level).fetchone()[0]) == 2
+    light = store.submit(lambda conn: conn.execute(level).fetchone()[0], durable=False)
+    assert light.result(5) == 1
+    gate = threading.Event()
+    store.submit(lambda conn: gate.wait(5), durable=False)  # hold the writer: one group next
+    mixed = [
+        store.submit(lambda conn: conn.execute(level).fetchone()[0], durable=False),
+        store.submit(lambda conn: conn.execute(level).fetchone()[0]),
+    ]
+    gate.set()
+    assert [future.result(5) for future in mixed] == [2, 2]
+    store.close()

@@ -333,7 +333,10 @@ def create_app(
             )
 
     spec = service.spec
-    prediction_log = RowBatcher(service.store, "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)")
+    # not fsynced per prediction (see adaptloop.serve.store): a killed process keeps them
+    prediction_log = RowBatcher(
+        service.store, "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", durable=False
+    )
     names = spec.feature_names
     classes = spec.classes
 

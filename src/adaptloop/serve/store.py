@@ -11,6 +11,10 @@ and commits before it resolves their futures; a request is acknowledged only aft
 The journal is WAL with ``synchronous=FULL``: the WAL is fsynced at every commit, so an
 acknowledged record survives a killed process *and* a power loss. (``NORMAL`` would survive
 a killed process only; group commit makes the fsync cheap, one per batch of requests.)
+A job submitted with ``durable=False`` (the prediction log) is committed at ``NORMAL`` when
+no durable job shares its group: written to the WAL before its caller is answered, so it
+survives a killed process, and fsynced with the next durable commit. That keeps the fsync
+(milliseconds) out of every prediction's latency; feedback and checkpoints always wait for it.
 
 Threads: the connection lives on the writer thread only. It is opened there (with
 ``check_same_thread`` on, so Python refuses any use from another thread), every job runs
@@ -212,6 +216,7 @@ class RowBatcher:
     thread runs one statement per group commit instead of a savepoint and a statement per
     request. The rows of one job succeed or fail together: use it only for rows the service
     builds itself (a prediction log), never for input that may be refused row by row.
+    ``durable`` is passed on to :meth:`Store.submit`.
 
     >>> import tempfile, os
     >>> store = Store(os.path.join(tempfile.mkdtemp(), "b.db")).start()
@@ -223,8 +228,8 @@ class RowBatcher:
     >>> store.close()
     """
 
-    def __init__(self, store: Store, sql: str) -> None:
-        self.store, self.sql = store, sql
+    def __init__(self, store: Store, sql: str, durable: bool = True) -> None:
+        self.store, self.sql, self.durable = store, sql, durable
         self._lock = threading.Lock()
         self._open: _Batch | None = None  # the batch that later adds join
 
@@ -235,7 +240,7 @@ class RowBatcher:
         with self._lock:
             if self._open is None:
                 batch = _Batch()
-                job = self.store.submit(lambda conn: self._insert(batch, conn))
+                job = self.store.submit(lambda conn: self._insert(batch, conn), self.durable)
                 job.add_done_callback(batch.settle)
                 self._open = batch
             self._open.rows.extend(rows)
@@ -288,6 +293,7 @@ class Store:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._level = synchronous  # the connection's current synchronous setting
         self.commits = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -317,6 +323,7 @@ class Store:
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._level = self.synchronous
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
@@ -336,12 +343,13 @@ class Store:
         self._thread.join()
 
     # -- jobs --------------------------------------------------------------------------------
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future:
-        """Queue ``fn(connection)``; the future resolves after the commit that includes it."""
+    def submit(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> Future:
+        """Queue ``fn(connection)``; the future resolves after the commit that includes it
+        (fsynced unless ``durable=False`` and no durable job shares the commit)."""
         if self._thread is None or self._closed:
             raise StoreError("the store is not running")
         future: Future = Future()
-        self._queue.put((fn, future))
+        self._queue.put((fn, future, durable))
         return future
 
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -373,8 +381,12 @@ class Store:
     def _run_group(self, conn: sqlite3.Connection, jobs: list) -> None:
         outcomes: list[tuple[Future, bool, Any]] = []
         try:
+            level = self.synchronous if any(durable for *_, durable in jobs) else "NORMAL"
+            if level != self._level:  # a pragma between transactions: this commit's fsync
+                conn.execute(f"PRAGMA synchronous={level}")
+                self._level = level
             conn.execute("BEGIN IMMEDIATE")
-            for fn, future in jobs:
+            for fn, future, _ in jobs:
                 if not future.set_running_or_notify_cancel():
                     continue  # its caller went away before it ran: nothing was acknowledged
                 conn.execute("SAVEPOINT job")
@@ -396,7 +408,7 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreError(f"{self.path}: write failed: {error}")
-            outcomes = [(future, False, failure) for _, future in jobs if not future.cancelled()]
+            outcomes = [(future, False, failure) for _, future, _ in jobs if not future.cancelled()]
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)
