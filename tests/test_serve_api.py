@@ -554,3 +554,24 @@ def test_predict_fast_path_and_route_answer_alike(client, service):
         assert p["id"] != q["id"] and p["prediction"] == q["prediction"]
         assert p["probabilities"] == pytest.approx(q["probabilities"])
     assert service.store.count("predictions") == 4
+
+
+def test_feedback_fast_path_and_route_store_alike(client, service):
+    ids = predict(client, np.array([[1.0, 7.0, 3.0], [9.0, 2.0, 5.0]]))
+    plus_json = {"Content-Type": "application/vnd.adaptloop+json"}  # the route takes it
+    answers = [
+        client.post(
+            "/v1/feedback",
+            content=json.dumps({"feedback": [{"prediction_id": pid, "label": "1"}]}),
+            headers={**AUTH, "Content-Type": kind},
+        )
+        for pid, kind in zip(ids, ("application/json", plus_json["Content-Type"]), strict=True)
+    ]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.json()["seq"] for a in answers] == [[1], [2]]
+    refused = client.post(
+        "/v1/feedback",
+        content=json.dumps({"feedback": [{"prediction_id": ids[0], "label": "0"}]}),
+        headers={"Content-Type": "application/json"},  # no token
+    )
+    assert refused.status_code == 401 and service.store.count("feedback") == 2
