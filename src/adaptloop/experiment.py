@@ -158,6 +158,10 @@ def parse_experiment(text: str, origin: str = "experiment") -> Experiment | Cont
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{origin}: not valid TOML: {error}") from None
+    if "federation" in data:  # many clients: adaptloop.distributed
+        from adaptloop.distributed.experiment import validate_federated
+
+        return validate_federated(data, text, origin)
     kind = ContinualExperiment if "tasks" in data else Experiment
     try:
         experiment = kind.model_validate({**data, "source": text})
@@ -303,7 +307,10 @@ def _build_learner_spec(spec: dict, where: str, info: _streams.StreamInfo, seed:
     if "seed" in accepted:
         params.setdefault("seed", seed)
     params = _checked_params(_learners.registry, kind, params, where)
-    return _learners.registry.create(kind, **params)
+    try:
+        return _learners.registry.create(kind, **params)
+    except ValueError as error:  # a constructor's check: say which learner it is
+        raise ValueError(f"{where}: {error}") from None
 
 
 def build_learner(experiment: Experiment, name: str, info: _streams.StreamInfo) -> Learner:
@@ -322,10 +329,15 @@ def run_experiment(
 
     ``on_start(info, total)`` is called once with the stream info and the number of samples
     that will be read (None if unknown); ``on_batch(position)`` after every batch. A
-    continual experiment is run by :func:`run_continual` instead.
+    continual experiment is run by :func:`run_continual` instead, a federated one (with a
+    ``[federation]`` section) by :func:`adaptloop.distributed.experiment.run_federated`.
     """
     if isinstance(experiment, ContinualExperiment):
         return run_continual(experiment, on_start, on_batch)
+    from adaptloop.distributed.experiment import FederatedExperiment, run_federated
+
+    if isinstance(experiment, FederatedExperiment):
+        return run_federated(experiment, on_start, on_batch)
     stream = build_stream(experiment)
     learners = {name: build_learner(experiment, name, stream.info) for name in experiment.learners}
     total = stream.info.n_samples
