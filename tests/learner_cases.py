@@ -86,13 +86,34 @@ def _logistic(task: str) -> Any:
 
 
 def _mlp(task: str) -> Any:
+    """The small MLP: Adam at a constant rate for binary; for multiclass, Drop-Muon with a
+    linear-decay schedule (so every continual strategy is checked under Drop-Muon too); for
+    regression, Muon with a refined schedule cycling over 24 steps across calls. Muon and
+    Drop-Muon take a larger rate (0.1) than Adam here: they learn too slowly at Adam's."""
     from adaptloop.learners import MLPClassifier, MLPRegressor
 
     if task == "regression":
-        return MLPRegressor(hidden=(16,), lr=0.01, epochs=3, batch_size=32, seed=0)
-    return MLPClassifier(
-        n_classes=CLASSES[task], hidden=(16,), lr=0.01, epochs=3, batch_size=32, seed=0
-    )
+        return MLPRegressor(
+            hidden=(16,),
+            lr=0.1,
+            epochs=3,
+            batch_size=32,
+            seed=0,
+            optimizer="muon",
+            schedule={"name": "refined", "horizon": 24},
+        )
+    if task == "multiclass":
+        return MLPClassifier(
+            n_classes=3,
+            hidden=(16,),
+            lr=0.1,
+            epochs=3,
+            batch_size=32,
+            seed=0,
+            optimizer="drop_muon",
+            schedule="linear",
+        )
+    return MLPClassifier(n_classes=2, hidden=(16,), lr=0.01, epochs=3, batch_size=32, seed=0)
 
 
 def _river(task: str) -> Any:
@@ -180,8 +201,16 @@ def _ctr(task: str) -> Any:
     """The DCN-style CTR model; the suite's features are numeric, so no categorical column."""
     from adaptloop.learners.ctr import CTRClassifier
 
+    extra: dict[str, Any] = {"lr": 0.01}
+    if task == "multiclass":  # Drop-Muon over its three blocks, cosine schedule per call
+        extra = {"lr": 0.1, "optimizer": "drop_muon", "schedule": "cosine"}
     return CTRClassifier(
-        n_classes=CLASSES[task], categorical=(), hidden=(16,), lr=0.01, epochs=3, batch_size=32
+        n_classes=CLASSES[task],
+        categorical=(),
+        hidden=(16,),
+        epochs=3,
+        batch_size=32,
+        **extra,
     )
 
 
@@ -201,7 +230,8 @@ def _liquid(kind: str, **params: Any) -> Callable[[str], Any]:
 
         if kind == "persistence":
             return registry.create(kind, **params)
-        return registry.create(kind, units=8, seq_len=1, lr=0.02, epochs=3, batch_size=16, **params)
+        settings = {"units": 8, "seq_len": 1, "lr": 0.02, "epochs": 3, "batch_size": 16}
+        return registry.create(kind, **{**settings, **params})
 
     return make
 
@@ -210,7 +240,12 @@ CASES.update(
     {
         "cfc": Case(_liquid("cfc"), ("regression",), needs_torch=True),
         "ltc": Case(_liquid("ltc"), ("regression",), needs_torch=True),
-        "lstm": Case(_liquid("lstm"), ("regression",), needs_torch=True),
+        # the LSTM with Drop-Muon over (recurrent layer, head) and a UBA schedule
+        "lstm": Case(
+            _liquid("lstm", lr=0.1, optimizer="drop_muon", schedule={"name": "uba", "phi": 1.0}),
+            ("regression",),
+            needs_torch=True,
+        ),
         # next = last value (column seq_len - 1): learns nothing by design, the forecasting floor
         "persistence": Case(_liquid("persistence", seq_len=3), ("regression",), learns=False),
     }

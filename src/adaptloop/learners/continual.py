@@ -1,8 +1,10 @@
 """Continual-learning strategies as wrappers around the PyTorch :class:`MLPClassifier`.
 
 Each strategy is a :class:`ContinualStrategy` (a ``Wrapper``): it trains the wrapped MLP's
-network itself, one optimiser step per mini-batch (the base's ``epochs`` and ``batch_size``
-apply within a ``learn`` call, as for the MLP), and changes only what its paper changes --
+network itself through the MLP's public step (``begin_learn``, ``train_step``: the base's
+optimiser, schedule, ``epochs`` and ``batch_size`` apply within a ``learn`` call, as for the
+MLP; under Drop-Muon the gradients a strategy sees and adjusts are those of the blocks the step
+updates), one optimiser step per mini-batch, and changes only what its paper changes --
 which samples join the batch, the loss, or the gradient. Strategies are one level deep and
 small: ``Finetune``, ``Joint``, ``ER``, ``EWC``, ``LwF``, ``AGEM``, ``GEM`` (registry names
 ``finetune``, ``joint``, ``er``, ``ewc``, ``lwf``, ``agem``, ``gem``); GEM and A-GEM share
@@ -170,14 +172,10 @@ class ContinualStrategy(Wrapper):
 
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
         mlp = self._mlp
-        if mlp._net is None:
-            mlp._build(X.shape[1])
-            mlp.n_features_in_ = X.shape[1]
-        if mlp.standardize:
-            mlp._update_scaler(X)
+        mlp.begin_learn(X)
         n = len(X)
         size = n if mlp.batch_size is None else min(mlp.batch_size, n)
-        net, optim = mlp._net, mlp._optim
+        net = mlp._net
         net.train()
         for _ in range(mlp.epochs):
             order = mlp._rng.permutation(n) if size < n else np.arange(n)
@@ -186,10 +184,11 @@ class ContinualStrategy(Wrapper):
                 Xb, yb = X[index], y[index]
                 extra = self._batch(len(Xb))
                 replay = None if extra is None else (self._inputs(extra[0]), self._labels(extra[1]))
-                optim.zero_grad(set_to_none=True)
-                self._loss(net, self._inputs(Xb), self._labels(yb), replay).backward()
-                self._adjust_gradient(net)
-                optim.step()
+                x, labels = self._inputs(Xb), self._labels(yb)
+                mlp.train_step(
+                    lambda x=x, labels=labels, replay=replay: self._loss(net, x, labels, replay),
+                    adjust=lambda: self._adjust_gradient(net),
+                )
                 self._after_step(Xb, yb)
         net.eval()
 
@@ -423,7 +422,7 @@ class EWC(ContinualStrategy):
             ]
         penalty = sum(
             (f * (p - a) ** 2).sum()
-            for p, (f, a) in zip(_params(net), self._penalty_tensors, strict=True)
+            for p, (f, a) in zip(net.parameters(), self._penalty_tensors, strict=True)
         )
         return loss + 0.5 * self.strength * penalty
 

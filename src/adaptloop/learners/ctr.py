@@ -6,7 +6,9 @@ al., WWW 2021, "DCN V2", Eq. 1, the parallel structure of Fig. 1b), the input ``
 through ``n_cross`` cross layers ``x_{l+1} = x0 * (W_l x_l + b_l) + x_l`` (full-rank ``W_l``,
 no low-rank mixture) and, in parallel, through a ReLU MLP; both outputs are concatenated
 (the *hidden representation*, what ``ErrorMemory`` keys on) and a linear layer gives the
-class logits, trained with cross-entropy and Adam (or SGD) as the MLP learners.
+class logits, trained with cross-entropy and Adam (or SGD, Muon, Drop-Muon) at a rate that
+follows ``schedule``, as the MLP learners. Drop-Muon's blocks, in forward order: the
+embeddings, the cross and deep layers (parallel, so one block), the head.
 
 Codes are taken modulo ``vocab_size`` (the hashing trick: unseen codes need no vocabulary
 update; distinct codes may share an embedding row). PyTorch is imported on the first
@@ -32,7 +34,10 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import BaseClassifier, registry
-from adaptloop.learners.mlp import Optimizer, _check_params, _torch
+from adaptloop.learners.mlp import Optimizer, Schedule, _check_params, _torch
+from adaptloop.learners.optimizers import make_optimizer
+from adaptloop.learners.schedules import make_schedule
+from adaptloop.learners.training import TrainedLearner, Trainer
 
 __all__ = ["CTRClassifier"]
 
@@ -77,16 +82,16 @@ def _network(torch: Any, n_fields: int, n_numeric: int, params: CTRClassifier) -
 
 
 @registry.register("ctr")
-class CTRClassifier(BaseClassifier):
+class CTRClassifier(TrainedLearner, BaseClassifier):
     """A DCN-v2-style CTR classifier: embeddings, cross layers and an MLP (see the module doc).
 
     Parameters: ``n_classes``; ``categorical`` (column indices of the categorical fields,
     ``None``: every column); ``vocab_size`` (embedding rows per field; codes modulo it);
     ``embedding_dim``; ``n_cross`` (cross layers); ``hidden`` (widths of the MLP); ``lr``,
     ``epochs``, ``batch_size``, ``weight_decay``, ``optimizer``, ``standardize`` (numeric
-    columns) and ``seed`` as :class:`~adaptloop.learners.mlp.MLPClassifier`. Categorical
-    columns must hold non-negative integer codes (``ValueError`` otherwise). Uniform
-    probabilities before the first ``learn``.
+    columns), ``seed`` and ``schedule`` as :class:`~adaptloop.learners.mlp.MLPClassifier`.
+    Categorical columns must hold non-negative integer codes (``ValueError`` otherwise).
+    Uniform probabilities before the first ``learn``.
 
     >>> import numpy as np
     >>> model = CTRClassifier(categorical=(0,))
@@ -111,9 +116,10 @@ class CTRClassifier(BaseClassifier):
         optimizer: Optimizer = "adam",
         standardize: bool = True,
         seed: int = 0,
+        schedule: Schedule = None,
     ) -> None:
         hidden = _check_params(
-            hidden, lr, epochs, batch_size, weight_decay, optimizer, standardize, seed
+            hidden, lr, epochs, batch_size, weight_decay, optimizer, standardize, seed, schedule
         )
         super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
 
@@ -148,14 +154,16 @@ class CTRClassifier(BaseClassifier):
         self.epochs = epochs
         self.batch_size = batch_size
         self.weight_decay = weight_decay
-        self.optimizer = optimizer
+        self.optimizer = copy.deepcopy(optimizer)
+        self.schedule = copy.deepcopy(schedule)
         self.standardize = standardize
         self.seed = seed
         self._reset()
 
     def _reset(self) -> None:
         self._net: Any = None
-        self._optim: Any = None
+        self._trainer: Trainer | None = None
+        self._plan = None
         self._count = 0
         self._mean: np.ndarray | None = None
         self._m2: np.ndarray | None = None
@@ -207,10 +215,16 @@ class CTRClassifier(BaseClassifier):
     def _build(self, d: int) -> None:
         torch = _torch()
         cat, num = self._columns(d)
-        self._net = _network(torch, len(cat), len(num), self)
-        optim = torch.optim.Adam if self.optimizer == "adam" else torch.optim.SGD
-        self._optim = optim(
-            self._net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay)
+        net = self._net = _network(torch, len(cat), len(num), self)
+        blocks = [net.embeddings, torch.nn.ModuleList([net.cross, net.deep]), net.head]
+        self._trainer = Trainer(
+            net,
+            blocks,
+            make_optimizer(self.optimizer),
+            make_schedule(self.schedule),
+            float(self.lr),
+            float(self.weight_decay),
+            int(self.seed),
         )
         self._count, self._mean, self._m2 = 0, np.zeros(len(num)), np.zeros(len(num))
 
@@ -218,22 +232,26 @@ class CTRClassifier(BaseClassifier):
         torch = _torch()
         if self._net is None:
             self._build(X.shape[1])
+        self._apply_plan()
         if self.standardize:
             self._update_scaler(X)
         codes, numeric = self._tensors(X)
         target = torch.from_numpy(np.asarray(y, dtype=np.int64))
         n = len(X)
         size = n if self.batch_size is None else min(self.batch_size, n)
-        self._net.train()
+        net, trainer = self._net, self._trainer
+        trainer.begin_call(self.steps_per_call(n))
+        net.train()
         for _ in range(self.epochs):
             order = self._rng.permutation(n) if size < n else np.arange(n)
             for start in range(0, n, size):
-                index = torch.from_numpy(order[start : start + size])
-                self._optim.zero_grad(set_to_none=True)
-                logits = self._net(codes[index], numeric[index])
-                torch.nn.functional.cross_entropy(logits, target[index]).backward()
-                self._optim.step()
-        self._net.eval()
+                i = torch.from_numpy(order[start : start + size])
+                trainer.step(
+                    lambda i=i: torch.nn.functional.cross_entropy(
+                        net(codes[i], numeric[i]), target[i]
+                    )
+                )
+        net.eval()
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
@@ -265,7 +283,7 @@ class CTRClassifier(BaseClassifier):
             return {"model": None, "optimizer": None, "scaler": None, "rng": rng}
         return {
             "model": {k: v.detach().clone() for k, v in self._net.state_dict().items()},
-            "optimizer": copy.deepcopy(self._optim.state_dict()),
+            "optimizer": self._trainer.state(),
             "scaler": {"count": self._count, "mean": self._mean.copy(), "m2": self._m2.copy()},
             "rng": rng,
         }
@@ -283,13 +301,13 @@ class CTRClassifier(BaseClassifier):
         model = state["model"]
         n_fields = sum(1 for k in model if k.startswith("embeddings.") and k.endswith(".weight"))
         numeric = len(state["scaler"]["mean"])
-        previous = (self._net, self._optim, self._count, self._mean, self._m2)
+        previous = (self._net, self._trainer, self._count, self._mean, self._m2)
         try:
             self._build(n_fields + numeric)
             self._net.load_state_dict(model)
-            self._optim.load_state_dict(state["optimizer"])
+            self._trainer.load(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as error:
-            self._net, self._optim, self._count, self._mean, self._m2 = previous
+            self._net, self._trainer, self._count, self._mean, self._m2 = previous
             raise ValueError(
                 f"state of CTRClassifier does not fit this network ({error}); was it saved by a "
                 "learner with other parameters?"

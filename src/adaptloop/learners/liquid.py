@@ -32,8 +32,10 @@ on (the idea of instance normalisation, e.g. RevIN, Kim et al. ICLR 2022, here w
 value as the reference). ``"difference"`` subtracts the last value instead (any sign);
 ``"none"`` (default) feeds the values as they are.
 
-Training. Each ``learn`` call runs ``epochs`` passes of Adam (or SGD) over the batch, in
-mini-batches of ``batch_size``, on the squared error; inputs are standardised online (as in
+Training. Each ``learn`` call runs ``epochs`` passes of Adam (or SGD, Muon, Drop-Muon over two
+blocks: the recurrent layer, then the head) over the batch, in mini-batches of ``batch_size``,
+on the squared error, at a rate that follows ``schedule`` (constant when ``None``; the frozen
+mode's warm-up epochs are one fit); inputs are standardised online (as in
 :class:`~adaptloop.learners.mlp.MLPRegressor`, whose machinery these learners share).
 ``mode="online"`` keeps updating on every batch. ``mode="frozen"`` learns the first ``warmup``
 samples as they come, keeps them, and when the warm-up is complete trains ``warmup_epochs``
@@ -71,7 +73,14 @@ from typing import Any, Literal
 import numpy as np
 
 from adaptloop.learners.base import BaseLearner, registry
-from adaptloop.learners.mlp import MLPRegressor, Optimizer, _check_params, _MLPCore, _torch
+from adaptloop.learners.mlp import (
+    MLPRegressor,
+    Optimizer,
+    Schedule,
+    _check_params,
+    _MLPCore,
+    _torch,
+)
 from adaptloop.learners.wrapping import RingBuffer
 
 __all__ = ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
@@ -149,6 +158,7 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         optimizer: Optimizer = "adam",
         standardize: bool = True,
         seed: int = 0,
+        schedule: Schedule = None,
     ) -> None:
         if not _is_int(units) or units < 1:
             raise ValueError(f"units must be an integer >= 1, got {units!r}")
@@ -163,7 +173,9 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
             raise ValueError(
                 f"normalize must be 'none', 'ratio' or 'difference', got {normalize!r}"
             )
-        _check_params((units,), lr, epochs, batch_size, weight_decay, optimizer, standardize, seed)
+        _check_params(
+            (units,), lr, epochs, batch_size, weight_decay, optimizer, standardize, seed, schedule
+        )
         super().__init__(task="regression")
         self.units = int(units)
         self.seq_len = seq_len
@@ -175,7 +187,8 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         self.normalize = normalize
         self.batch_size = batch_size
         self.weight_decay = weight_decay
-        self.optimizer = optimizer
+        self.optimizer = copy.deepcopy(optimizer)
+        self.schedule = copy.deepcopy(schedule)
         self.standardize = standardize
         self.seed = seed
         self._init_core(1)
@@ -225,12 +238,13 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
             net = _sequence_module(self._kind, 1 + d - self.seq_len, self.units, self.seq_len)
         net.eval()
         self._net = net
-        optim = torch.optim.Adam if self.optimizer == "adam" else torch.optim.SGD
-        self._optim = optim(
-            net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay)
-        )
+        self._make_trainer()
         self._count = 0
         self._mean, self._m2 = np.zeros(d), np.zeros(d)
+
+    def _blocks(self) -> list[Any]:
+        """Drop-Muon's blocks: the recurrent layer, then the linear head."""
+        return [self._net.rnn, self._net.head]
 
     def _forward(self, X: np.ndarray, upto_hidden: bool = False) -> Any:
         with _torch().no_grad():
@@ -265,15 +279,15 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         X, y = self._warm.get()
         inputs, target = self._tensor(X), self._target(y)
         size = min(self.batch_size or 32, len(X))
-        self._net.train()
+        net = self._net
+        self._trainer.begin_call(self.warmup_epochs * -(-len(X) // size))
+        net.train()
         for _ in range(self.warmup_epochs):
             order = torch.from_numpy(self._rng.permutation(len(X)))
             for start in range(0, len(X), size):
                 index = order[start : start + size]
-                self._optim.zero_grad(set_to_none=True)
-                self._loss(self._net(inputs[index]), target[index]).backward()
-                self._optim.step()
-        self._net.eval()
+                self.train_step(lambda i=index: self._loss(net(inputs[i]), target[i]))
+        net.eval()
         self._warm = RingBuffer(max(self.warmup, 1))
 
     def _get_state(self) -> dict[str, Any]:
@@ -293,7 +307,7 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
             self._build(len(state["scaler"]["mean"]))
             try:
                 self._net.load_state_dict(state["model"])
-                self._optim.load_state_dict(copy.deepcopy(state["optimizer"]))
+                self._trainer.load(state["optimizer"])
             except (RuntimeError, KeyError, ValueError) as error:
                 raise ValueError(
                     f"state of {name} does not fit units={self.units}, seq_len={self.seq_len}: "
@@ -318,7 +332,8 @@ class CfCRegressor(_SequenceRegressor):
     over the warm-up samples when it completes); ``normalize`` (``"none"``, ``"ratio"`` or
     ``"difference"``: inputs relative to the last series value, see the module doc); ``batch_size``
     (mini-batches within a ``learn`` call, ``None`` for the whole batch); ``weight_decay``;
-    ``optimizer``; ``standardize``; ``seed``. Predicts 0.0 before the first ``learn``.
+    ``optimizer``; ``standardize``; ``seed``; ``schedule`` (as
+    :class:`~adaptloop.learners.mlp.MLPRegressor`'s). Predicts 0.0 before the first ``learn``.
 
     >>> import numpy as np
     >>> model = CfCRegressor(units=4, seq_len=3, mode="frozen", warmup=2)

@@ -4,7 +4,9 @@ PyTorch is an optional extra (``pip install adaptloop[torch]``): it is imported 
 MLP is built, so ``import adaptloop.learners`` works without it.
 
 Each ``learn`` call runs ``epochs`` passes over the batch, in mini-batches of ``batch_size``
-(the whole batch when ``None``), with Adam (or SGD) and optional weight decay. Features are
+(the whole batch when ``None``), with Adam (or SGD, Muon, Drop-Muon:
+:mod:`adaptloop.learners.optimizers`) and optional weight decay, at a rate that follows
+``schedule`` (:mod:`adaptloop.learners.schedules`; ``None``: constant ``lr``). Features are
 standardised online (running mean and variance, as in the linear learners) when
 ``standardize`` is true. The network is built on the first ``learn`` (the number of features is
 fixed then), its weights drawn from a generator seeded with ``seed``: the global torch and
@@ -27,13 +29,21 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from adaptloop.learners.base import BaseClassifier, BaseLearner, registry
+from adaptloop.learners.optimizers import OptimizerLike, make_optimizer
+from adaptloop.learners.schedules import ScheduleLike, make_schedule
+from adaptloop.learners.training import TrainedLearner, Trainer
 
-Optimizer = Literal["adam", "sgd"]
+Optimizer = OptimizerLike
+"""A torch learner's ``optimizer``: ``"adam"``, ``"sgd"``, ``"muon"``, ``"drop_muon"``, a table
+with a ``name`` and its parameters, or an :class:`~adaptloop.learners.optimizers.OptimizerSpec`."""
+Schedule = ScheduleLike
+"""A torch learner's ``schedule``: ``None`` (constant ``lr``), a name, a table or an object."""
 
 
 def _torch() -> Any:
@@ -55,6 +65,7 @@ def _check_params(
     optimizer: object,
     standardize: object,
     seed: object,
+    schedule: object = None,
 ) -> tuple[int, ...]:
     def is_int(value: object) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -77,8 +88,8 @@ def _check_params(
         raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
     if not math.isfinite(float(weight_decay)) or float(weight_decay) < 0:
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    make_optimizer(optimizer)  # type: ignore[arg-type]  # raises naming the problem
+    make_schedule(schedule)  # type: ignore[arg-type]
     if not isinstance(standardize, (bool, np.bool_)):
         raise ValueError(f"standardize must be True or False, got {standardize!r}")
     if not is_int(seed):
@@ -86,22 +97,30 @@ def _check_params(
     return tuple(int(h) for h in hidden)
 
 
-class _MLPCore(ABC):
-    """Network, optimiser, feature scaler and shuffling generator shared by both MLPs."""
+class _MLPCore(TrainedLearner, ABC):
+    """Network, trainer (optimiser, schedule), feature scaler and shuffling generator shared
+    by the torch learners built on it (both MLPs, the recurrent regressors).
+
+    The training step is public for strategies that train the network themselves (the
+    continual-learning wrappers): :meth:`begin_learn` at the start of a ``learn`` call, then
+    :meth:`train_step` per mini-batch. :meth:`plan_fit` announces a re-fit's budget.
+    """
 
     hidden: tuple[int, ...]
     lr: float
     epochs: int
     batch_size: int | None
     weight_decay: float
-    optimizer: str
+    optimizer: Any
+    schedule: Any
     standardize: bool
     seed: int
 
     def _init_core(self, n_outputs: int) -> None:
         self._n_outputs = n_outputs
         self._net: Any = None  # torch.nn.Sequential, built on the first learn
-        self._optim: Any = None
+        self._trainer: Trainer | None = None
+        self._plan = None  # a budget announced before the network was built
         self._count = 0
         self._mean: np.ndarray | None = None
         self._m2: np.ndarray | None = None
@@ -126,16 +145,26 @@ class _MLPCore(ABC):
                     layer.weight.uniform_(-bound, bound, generator=generator)
                     layer.bias.uniform_(-bound, bound, generator=generator)
         self._net = net
-        if self.optimizer == "adam":
-            self._optim = torch.optim.Adam(
-                net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay)
-            )
-        else:
-            self._optim = torch.optim.SGD(
-                net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay)
-            )
+        self._make_trainer()
         self._count = 0
         self._mean, self._m2 = np.zeros(d), np.zeros(d)
+
+    def _blocks(self) -> list[Any]:
+        """The network's layers in forward order, each holding its parameters (Drop-Muon's
+        blocks): here the linear layers."""
+        torch = _torch()
+        return [layer for layer in self._net if isinstance(layer, torch.nn.Linear)]
+
+    def _make_trainer(self) -> None:
+        self._trainer = Trainer(
+            self._net,
+            self._blocks(),
+            make_optimizer(self.optimizer),
+            make_schedule(self.schedule),
+            float(self.lr),
+            float(self.weight_decay),
+            int(self.seed),
+        )
 
     # -- features ----------------------------------------------------------------------------
     def _update_scaler(self, X: np.ndarray) -> None:
@@ -175,16 +204,32 @@ class _MLPCore(ABC):
     def _target(self, y: np.ndarray) -> Any:
         """Labels or values as the tensor the loss takes."""
 
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
+    # -- the training step (public for strategies that train the network themselves) ----------
+    def begin_learn(self, X: np.ndarray) -> None:
+        """Start a ``learn`` call on the checked batch ``X``: build the network on the first
+        one, update the scaler, begin the call's steps in the trainer."""
         if self._net is None:
             self._build(X.shape[1])
+            self.n_features_in_ = X.shape[1]
+        self._apply_plan()
         if self.standardize:
             self._update_scaler(X)
+        self._trainer.begin_call(self.steps_per_call(X.shape[0]))
+
+    def train_step(
+        self, loss_fn: Callable[[], Any], adjust: Callable[[], None] | None = None
+    ) -> float:
+        """One optimiser step on ``loss_fn()`` (see :meth:`Trainer.step`); returns the loss."""
+        return self._trainer.step(loss_fn, adjust)
+
+    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.begin_learn(X)
         inputs = self._tensor(X)
         target = self._target(y)
         n = X.shape[0]
         size = n if self.batch_size is None else min(self.batch_size, n)
-        self._net.train()
+        net = self._net
+        net.train()
         for _ in range(self.epochs):
             order = self._rng.permutation(n) if size < n else None
             for start in range(0, n, size):
@@ -193,11 +238,8 @@ class _MLPCore(ABC):
                 else:
                     index = _torch().from_numpy(order[start : start + size])
                     xb, yb = inputs[index], target[index]
-                self._optim.zero_grad(set_to_none=True)
-                loss = self._loss(self._net(xb), yb)
-                loss.backward()
-                self._optim.step()
-        self._net.eval()
+                self.train_step(lambda xb=xb, yb=yb: self._loss(net(xb), yb))
+        net.eval()
 
     # -- state ----------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
@@ -205,7 +247,7 @@ class _MLPCore(ABC):
             return {"model": None, "optimizer": None, "scaler": None, "rng": self._rng_state()}
         return {
             "model": {k: v.detach().clone() for k, v in self._net.state_dict().items()},
-            "optimizer": copy.deepcopy(self._optim.state_dict()),
+            "optimizer": self._trainer.state(),
             "scaler": {"count": self._count, "mean": self._mean.copy(), "m2": self._m2.copy()},
             "rng": self._rng_state(),
         }
@@ -235,7 +277,7 @@ class _MLPCore(ABC):
         self._build(int(first.shape[1]))
         try:
             self._net.load_state_dict(model)
-            self._optim.load_state_dict(state["optimizer"])
+            self._trainer.load(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as error:
             raise ValueError(f"state of {name} does not fit this network: {error}") from error
         scaler = state["scaler"]
@@ -265,9 +307,13 @@ class MLPClassifier(_MLPCore, BaseClassifier):
 
     Parameters: ``n_classes``; ``hidden`` (widths of the hidden layers); ``lr``; ``epochs``
     (passes over each batch); ``batch_size`` (mini-batch size within a ``learn`` call, ``None``
-    for the whole batch); ``weight_decay``; ``optimizer`` (``"adam"`` or ``"sgd"``);
-    ``standardize`` (online standardisation of the features); ``seed``. Uniform probabilities
-    before the first ``learn``.
+    for the whole batch); ``weight_decay``; ``optimizer`` (``"adam"``, ``"sgd"``, ``"muon"``,
+    ``"drop_muon"``, or a table / :class:`~adaptloop.learners.optimizers.OptimizerSpec` with
+    parameters); ``standardize`` (online standardisation of the features); ``seed``;
+    ``schedule`` (the learning-rate schedule over each fit: ``None`` for a constant ``lr``,
+    ``"constant"``, ``"cosine"``, ``"linear"``, ``"refined"``, ``"uba"`` or a table such as
+    ``{"name": "uba", "phi": 1.0}``; :mod:`adaptloop.learners.schedules` says what a fit is on
+    a stream and in a re-fit). Uniform probabilities before the first ``learn``.
 
     >>> import numpy as np
     >>> model = MLPClassifier(n_classes=3, hidden=(8,), lr=0.05, epochs=30)
@@ -277,6 +323,11 @@ class MLPClassifier(_MLPCore, BaseClassifier):
     >>> model.learn(X, np.array([0, 1, 2]))
     >>> model.predict(X)
     array([0, 1, 2])
+    >>> model = MLPClassifier(n_classes=3, hidden=(8,), lr=0.05, epochs=30,
+    ...                       optimizer="drop_muon", schedule="linear")
+    >>> model.learn(X, np.array([0, 1, 2]))
+    >>> model.predict(X), model.trainer_.budget_  # one fit: the call's 30 steps
+    (array([0, 1, 2]), 30)
     """
 
     def __init__(
@@ -290,9 +341,10 @@ class MLPClassifier(_MLPCore, BaseClassifier):
         optimizer: Optimizer = "adam",
         standardize: bool = True,
         seed: int = 0,
+        schedule: Schedule = None,
     ) -> None:
         hidden = _check_params(
-            hidden, lr, epochs, batch_size, weight_decay, optimizer, standardize, seed
+            hidden, lr, epochs, batch_size, weight_decay, optimizer, standardize, seed, schedule
         )
         super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
         self.hidden = hidden
@@ -300,7 +352,8 @@ class MLPClassifier(_MLPCore, BaseClassifier):
         self.epochs = epochs
         self.batch_size = batch_size
         self.weight_decay = weight_decay
-        self.optimizer = optimizer
+        self.optimizer = copy.deepcopy(optimizer)
+        self.schedule = copy.deepcopy(schedule)
         self.standardize = standardize
         self.seed = seed
         self._init_core(self._n_classes)
@@ -344,9 +397,10 @@ class MLPRegressor(_MLPCore, BaseLearner):
         optimizer: Optimizer = "adam",
         standardize: bool = True,
         seed: int = 0,
+        schedule: Schedule = None,
     ) -> None:
         hidden = _check_params(
-            hidden, lr, epochs, batch_size, weight_decay, optimizer, standardize, seed
+            hidden, lr, epochs, batch_size, weight_decay, optimizer, standardize, seed, schedule
         )
         super().__init__(task="regression")
         self.hidden = hidden
@@ -354,7 +408,8 @@ class MLPRegressor(_MLPCore, BaseLearner):
         self.epochs = epochs
         self.batch_size = batch_size
         self.weight_decay = weight_decay
-        self.optimizer = optimizer
+        self.optimizer = copy.deepcopy(optimizer)
+        self.schedule = copy.deepcopy(schedule)
         self.standardize = standardize
         self.seed = seed
         self._init_core(1)

@@ -253,11 +253,19 @@ class Wrapper(BaseLearner):
     def _fit_fresh(
         self, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int | None
     ) -> Learner:
-        """A fresh clone of ``base`` trained ``epochs`` passes over ``(X, y)`` in order."""
+        """A fresh clone of ``base`` trained ``epochs`` passes over ``(X, y)`` in order.
+
+        A base that can plan a budget (the torch learners' ``plan_fit``) is told the learn
+        calls first, so that its learning-rate schedule spans the whole re-fit; it may read the
+        gradient-norm trace of the model it replaces (``model_``)."""
         model = self.base.clone()
         if len(X) == 0:
             return model
         step = len(X) if batch_size is None else batch_size
+        plan = getattr(model, "plan_fit", None)
+        if callable(plan):
+            sizes = [min(step, len(X) - start) for start in range(0, len(X), step)]
+            plan(sizes * epochs, previous=getattr(self, "model_", None))
         for _ in range(epochs):
             for start in range(0, len(X), step):
                 model.learn(X[start : start + step], y[start : start + step])

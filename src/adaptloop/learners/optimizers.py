@@ -1,0 +1,326 @@
+"""Optimisers for the torch learners: ``adam``, ``sgd``, ``muon`` and ``drop_muon``.
+
+An optimiser spec builds the torch optimiser(s) for a network given as *blocks*: the
+parameters of its layers in forward order (an MLP's linear layers; a recurrent regressor's
+recurrent layer, then its head). Adam and SGD are ``torch.optim.Adam`` / ``torch.optim.SGD``
+over all parameters, as the learners always used. Muon is PyTorch's maintained
+``torch.optim.Muon`` (Jordan et al. 2024; Newton-Schulz orthogonalised Nesterov momentum) for
+the 2-d weight matrices, with momentum SGD for the other parameters (biases, vectors) and for
+embedding tables -- the Euclidean norm of Drop-Muon's layer-wise view. ``drop_muon`` adds
+Drop-Muon's random choice of the layers to update, made by the learner's training step (see
+:class:`DropMuon` and :class:`~adaptloop.learners.training.Trainer`).
+
+The torch learners take one as ``optimizer=``: a name, a table
+``{name = "drop_muon", probs = [0.2, 0.3, 0.5]}`` in an experiment file, or an object.
+
+>>> make_optimizer("drop_muon")
+DropMuon(momentum=0.95, nesterov=True, ns_steps=5, adjust_lr='match_rms_adamw', probs=None, euclidean=False)
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "DropMuon",
+    "Muon",
+    "OptimizerLike",
+    "OptimizerSpec",
+    "make_optimizer",
+]
+
+AdjustLR = Literal["original", "match_rms_adamw"]
+
+
+def _fraction(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+class OptimizerSpec(ABC):
+    """How to build the torch optimiser(s) of a network given as blocks of parameters.
+
+    ``start_block`` is where a step's updates start (0: every block, which every optimiser but
+    ``DropMuon`` does).
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def build(self, blocks: Sequence[Any], lr: float, weight_decay: float) -> list:
+        """The torch optimisers over every parameter of ``blocks`` (torch modules, in forward
+        order), each parameter in exactly one."""
+
+    def start_block(self, rng: np.random.Generator, n_blocks: int) -> int:
+        """The first block a step updates (the blocks before it are frozen)."""
+        return 0
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and repr(other) == repr(self)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+def _all(blocks: Sequence[Any]) -> list[Any]:
+    return [p for block in blocks for p in block.parameters()]
+
+
+class Adam(OptimizerSpec):
+    """``torch.optim.Adam`` over every parameter (``weight_decay``: L2, Adam's own).
+
+    >>> import torch
+    >>> [type(o).__name__ for o in Adam().build([torch.nn.Linear(2, 1)], 0.01, 0.0)]
+    ['Adam']
+    """
+
+    name = "adam"
+
+    def build(self, blocks: Sequence[Any], lr: float, weight_decay: float) -> list:
+        import torch
+
+        return [torch.optim.Adam(_all(blocks), lr=lr, weight_decay=weight_decay)]
+
+
+class SGD(OptimizerSpec):
+    """``torch.optim.SGD`` over every parameter, with heavy-ball ``momentum`` (0: plain SGD).
+
+    >>> SGD(momentum=0.9)
+    SGD(momentum=0.9)
+    """
+
+    name = "sgd"
+
+    def __init__(self, momentum: float = 0.0) -> None:
+        self.momentum = _fraction(momentum, "momentum")
+
+    def build(self, blocks: Sequence[Any], lr: float, weight_decay: float) -> list:
+        import torch
+
+        return [
+            torch.optim.SGD(_all(blocks), lr=lr, momentum=self.momentum, weight_decay=weight_decay)
+        ]
+
+    def _params(self) -> dict[str, Any]:
+        return {"momentum": self.momentum}
+
+
+class Muon(OptimizerSpec):
+    """Muon: ``torch.optim.Muon`` (PyTorch's implementation of Jordan et al.'s MomentUm
+    Orthogonalized by Newton-Schulz) for every 2-d weight matrix, except embedding tables;
+    ``torch.optim.SGD`` with the same Nesterov ``momentum`` for every other parameter.
+
+    ``adjust_lr``: PyTorch's ``adjust_lr_fn``; the default ``"match_rms_adamw"`` (Moonshot's
+    ``0.2 sqrt(max(A, B))`` scaling) gives orthogonalised updates the RMS of an AdamW step, so
+    Muon reuses a rate tuned for Adam; ``"original"`` is Keller Jordan's
+    ``sqrt(max(1, A/B))``. ``weight_decay`` is Muon's decoupled decay (L2 for the SGD part).
+
+    >>> import torch
+    >>> [type(o).__name__ for o in Muon().build([torch.nn.Linear(2, 3)], 0.01, 0.0)]
+    ['Muon', 'SGD']
+    """
+
+    name = "muon"
+
+    def __init__(
+        self,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        adjust_lr: AdjustLR = "match_rms_adamw",
+    ) -> None:
+        self.momentum = _fraction(momentum, "momentum")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, np.integer)):
+            raise ValueError(f"ns_steps must be an integer >= 1, got {ns_steps!r}")
+        if ns_steps < 1:
+            raise ValueError(f"ns_steps must be an integer >= 1, got {ns_steps!r}")
+        self.ns_steps = int(ns_steps)
+        if adjust_lr not in ("original", "match_rms_adamw"):
+            raise ValueError(
+                f"adjust_lr must be 'original' or 'match_rms_adamw', got {adjust_lr!r}"
+            )
+        self.adjust_lr = adjust_lr
+
+    def _split(self, blocks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """(weight matrices to orthogonalise, the other parameters), in block order."""
+        import torch
+
+        matrices, others = [], []
+        for block in blocks:
+            for module in block.modules():
+                embedding = isinstance(module, torch.nn.Embedding)
+                for p in module.parameters(recurse=False):
+                    (others if embedding or p.ndim != 2 else matrices).append(p)
+        return matrices, others
+
+    def build(self, blocks: Sequence[Any], lr: float, weight_decay: float) -> list:
+        import torch
+
+        matrices, others = self._split(blocks)
+        optimizers = []
+        if matrices:
+            optimizers.append(
+                torch.optim.Muon(
+                    matrices,
+                    lr=lr,
+                    weight_decay=weight_decay,
+                    momentum=self.momentum,
+                    nesterov=self.nesterov,
+                    ns_steps=self.ns_steps,
+                    adjust_lr_fn=self.adjust_lr,
+                )
+            )
+        if others:
+            optimizers.append(
+                torch.optim.SGD(
+                    others,
+                    lr=lr,
+                    momentum=self.momentum,
+                    nesterov=self.nesterov,
+                    weight_decay=weight_decay,
+                )
+            )
+        return optimizers
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "ns_steps": self.ns_steps,
+            "adjust_lr": self.adjust_lr,
+        }
+
+
+class DropMuon(Muon):
+    """Drop-Muon (Gruntkowska, Maziane, Qu & Richtárik 2025, "Drop-Muon: Update Less, Converge
+    Faster", Algorithm 1 with randomized progressive training): each step draws a start block
+    ``s`` and updates only blocks ``s .. last``; the blocks before ``s`` keep their weights and
+    their momentum (their parameters get no gradient, so the optimisers skip them), and
+    backpropagation stops at ``s`` (their parameters do not require gradients during the step,
+    so autograd builds no graph through them). Updated blocks take Muon's step (orthogonalised
+    momentum for matrices, momentum for vectors: :class:`Muon`), or plain Nesterov momentum
+    for every parameter with ``euclidean=True`` (the paper's Euclidean-norm case).
+
+    ``probs``: the probability of each start block (``None``: uniform, the paper's "uniform
+    index sampling"); its length must be the network's number of blocks. Deviations: one step
+    size for every layer (the paper allows per-layer ``gamma_i``); a block is a layer with
+    its bias.
+
+    >>> import numpy as np
+    >>> spec = DropMuon(probs=[0.0, 1.0])
+    >>> spec.start_block(np.random.default_rng(0), 2)
+    1
+    """
+
+    name = "drop_muon"
+
+    def __init__(
+        self,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        adjust_lr: AdjustLR = "match_rms_adamw",
+        probs: Sequence[float] | None = None,
+        euclidean: bool = False,
+    ) -> None:
+        super().__init__(momentum, nesterov, ns_steps, adjust_lr)
+        if probs is not None:
+            values = np.asarray(probs, dtype=np.float64) if _numbers(probs) else None
+            if values is None or values.ndim != 1 or len(values) == 0 or (values < 0).any():
+                raise ValueError(f"probs must be a list of probabilities >= 0, got {probs!r}")
+            if not np.isclose(values.sum(), 1.0):
+                raise ValueError(f"probs must sum to 1, got {probs!r} (sum {values.sum():g})")
+            probs = tuple(float(v) for v in values)
+        self.probs = probs
+        if not isinstance(euclidean, (bool, np.bool_)):
+            raise ValueError(f"euclidean must be True or False, got {euclidean!r}")
+        self.euclidean = bool(euclidean)
+
+    def _split(self, blocks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        matrices, others = super()._split(blocks)
+        return ([], matrices + others) if self.euclidean else (matrices, others)
+
+    def start_block(self, rng: np.random.Generator, n_blocks: int) -> int:
+        if self.probs is None:
+            return int(rng.integers(n_blocks))
+        if len(self.probs) != n_blocks:
+            raise ValueError(
+                f"drop_muon probs has {len(self.probs)} entries but the network has "
+                f"{n_blocks} blocks (layers)"
+            )
+        return int(rng.choice(n_blocks, p=np.asarray(self.probs) / sum(self.probs)))
+
+    def _params(self) -> dict[str, Any]:
+        return {**super()._params(), "probs": self.probs, "euclidean": self.euclidean}
+
+
+def _numbers(values: object) -> bool:
+    return isinstance(values, (list, tuple)) and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        for v in values
+    )
+
+
+OPTIMIZERS: dict[str, type[OptimizerSpec]] = {cls.name: cls for cls in (Adam, SGD, Muon, DropMuon)}
+"""The optimisers by name (as an experiment file names them)."""
+
+OptimizerLike = Literal["adam", "sgd", "muon", "drop_muon"] | dict[str, Any] | OptimizerSpec
+"""What a torch learner's ``optimizer=`` takes: a name, a table with ``name``, or an object."""
+
+
+def make_optimizer(spec: OptimizerLike) -> OptimizerSpec:
+    """The optimiser spec ``spec`` names.
+
+    >>> make_optimizer({"name": "sgd", "momentum": 0.5})
+    SGD(momentum=0.5)
+    >>> make_optimizer("lion")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown optimizer 'lion'; known: adam, sgd, muon, drop_muon
+    """
+    if isinstance(spec, OptimizerSpec):
+        return spec
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(
+            "optimizer must be a name ('adam', 'sgd', 'muon', 'drop_muon'), a table with a "
+            f"'name' (e.g. {{name = \"drop_muon\"}}) or an OptimizerSpec, got {spec!r}"
+        )
+    name = spec["name"]
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    cls = OPTIMIZERS[name]
+    accepted = list(inspect.signature(cls).parameters)
+    params = {k: v for k, v in spec.items() if k != "name"}
+    for key in params:
+        if key not in accepted:
+            taken = ", ".join(accepted) or "none"
+            raise ValueError(f"optimizer {name!r} takes no parameter {key!r}; it takes: {taken}")
+    try:
+        return cls(**params)
+    except ValueError as error:
+        raise ValueError(f"optimizer {name!r}: {error}") from None
