@@ -145,7 +145,11 @@ class _MLPCore(TrainedLearner, ABC):
                     layer.weight.uniform_(-bound, bound, generator=generator)
                     layer.bias.uniform_(-bound, bound, generator=generator)
         self._net = net
-        self._make_trainer()
+        try:
+            self._make_trainer()
+        except ValueError:  # the optimiser refuses this network: stay unbuilt
+            self._net = None
+            raise
         self._count = 0
         self._mean, self._m2 = np.zeros(d), np.zeros(d)
 

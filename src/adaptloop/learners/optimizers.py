@@ -66,6 +66,11 @@ class OptimizerSpec(ABC):
         """The first block a step updates (the blocks before it are frozen)."""
         return 0
 
+    def check_blocks(self, n_blocks: int) -> None:
+        """Refuse a network of ``n_blocks`` blocks this optimiser cannot train (any is fine
+        unless an optimiser says otherwise)."""
+        return None
+
     def _params(self) -> dict[str, Any]:
         return {}
 
@@ -266,12 +271,15 @@ class DropMuon(Muon):
     def start_block(self, rng: np.random.Generator, n_blocks: int) -> int:
         if self.probs is None:
             return int(rng.integers(n_blocks))
-        if len(self.probs) != n_blocks:
+        self.check_blocks(n_blocks)
+        return int(rng.choice(n_blocks, p=np.asarray(self.probs) / sum(self.probs)))
+
+    def check_blocks(self, n_blocks: int) -> None:
+        if self.probs is not None and len(self.probs) != n_blocks:
             raise ValueError(
                 f"drop_muon probs has {len(self.probs)} entries but the network has "
                 f"{n_blocks} blocks (layers)"
             )
-        return int(rng.choice(n_blocks, p=np.asarray(self.probs) / sum(self.probs)))
 
     def _params(self) -> dict[str, Any]:
         return {**super()._params(), "probs": self.probs, "euclidean": self.euclidean}

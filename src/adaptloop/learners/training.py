@@ -64,6 +64,7 @@ class Trainer:
         self.blocks = list(blocks)
         self.optimizer = optimizer
         self.schedule = schedule
+        optimizer.check_blocks(len(self.blocks))
         self.optimizers = optimizer.build(self.blocks, float(lr), float(weight_decay))
         self._params = [p for block in self.blocks for p in block.parameters()]
         unique = {id(p) for p in self._params}
