@@ -1,6 +1,6 @@
 """The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages).
 
-adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N] [--no-report]
+adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N] [--no-report] [--engine local|ray]
 adaptloop report RESULTS_DIR [--out FILE.html]
 adaptloop list
 adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
@@ -52,8 +52,17 @@ def run(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip the HTML report and figures.")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Federated experiments: 'local' (simulated) or 'ray'."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Federated on Ray: a cluster address (default: local)."),
+    ] = None,
 ) -> None:
     """Run an experiment prequentially and write its results folder."""
+    from adaptloop.distributed.experiment import FederatedExperiment, with_engine
     from adaptloop.experiment import (
         ContinualExperiment,
         ExperimentError,
@@ -66,7 +75,11 @@ def run(
         spec = load_experiment(experiment)
         if seed is not None:
             spec = with_seed(spec, seed)
-    except ExperimentError as error:
+        if engine is not None or address is not None:
+            if not isinstance(spec, FederatedExperiment):
+                raise ExperimentError("--engine and --address apply to federated experiments")
+            spec = with_engine(spec, engine or ("ray" if address else spec.engine.kind), address)
+    except (ExperimentError, ValueError) as error:
         raise _fail(str(error)) from None
     out = out or Path("results") / f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
     console.print(f"[bold]{spec.name}[/]: {len(spec.learners)} learners, seed {spec.seed}")
@@ -74,7 +87,13 @@ def run(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("iterations" if isinstance(spec, ContinualExperiment) else "samples"),
+        TextColumn(
+            "iterations"
+            if isinstance(spec, ContinualExperiment)
+            else "time units"
+            if isinstance(spec, FederatedExperiment)
+            else "samples"
+        ),
         TimeRemainingColumn(),
         console=console,
         transient=False,
@@ -93,7 +112,7 @@ def run(
                 on_start=on_start,
                 on_batch=lambda position: progress.update(task_id, completed=position),
             )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         raise _fail(str(error)) from None
     elapsed = time.perf_counter() - started
     from adaptloop.evaluation.continual import ContinualSuite, write_continual_results
@@ -107,8 +126,12 @@ def run(
         for sequence in result.runs:
             console.print(continual_table(result, sequence))
     else:
+        if isinstance(spec, FederatedExperiment):
+            meta.update(result.summary_extra())
         folder = write_results(result, out, spec.source, **meta)
         console.print(summary_table(result))
+        if isinstance(spec, FederatedExperiment):
+            console.print(federated_table(result))
         if result.drifts:
             console.print(drift_table(result))
     console.print(f"results: [bold]{folder}[/] ({elapsed:.1f} s)")
@@ -187,6 +210,46 @@ def drift_table(result) -> Table:
     return table
 
 
+def federated_table(result) -> Table:
+    """Per aggregation rule: time to the target (simulated and wall-clock), accuracy at the end
+    and just after each drift, updates, server steps, failures."""
+    fed = result.federated
+    target = fed["target"]
+    table = Table(
+        title=f"{fed['clients']} clients on the {fed['engine']} engine"
+        + (f", target accuracy {target}" if target is not None else ""),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns = [
+        "rule",
+        "time to\ntarget",
+        "wall s to\ntarget",
+        "final\naccuracy",
+        "after\ndrift",
+        "updates",
+        "server\nsteps",
+        "failures",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "rule" else "right", no_wrap=True)
+    for name, rule in fed["rules"].items():
+        after = ", ".join(_fmt(a, 3) for a in rule["accuracy_after_drift"]) or "-"
+        table.add_row(
+            name,
+            _fmt(rule["time_to_target"], 1),
+            _fmt(rule["wall_to_target"], 2),
+            _fmt(result.summary[name]["accuracy_final"]),
+            after,
+            str(rule["updates"]),
+            str(rule["server_steps"]),
+            str(rule["failures"]),
+        )
+    return table
+
+
 def continual_table(suite, sequence: str) -> Table:
     """Continual metrics per learner on one sequence: final average, min-ACC, WC-ACC, windowed
     forgetting and the largest drop of task 0 just after a task switch (the stability gap);
@@ -249,13 +312,14 @@ def report(
 
 @app.command("list")
 def list_components() -> None:
-    """Show the available streams, learners and drift detectors with their parameters."""
+    """Show the available streams, learners, drift detectors and aggregation rules."""
+    from adaptloop.distributed import registry as rule_registry
     from adaptloop.learners import registry as learner_registry
     from adaptloop.learners.detectors import detectors
     from adaptloop.streams import registry as stream_registry
     from adaptloop.streams.tasks import registry as task_registry
 
-    for registry in (stream_registry, task_registry, learner_registry, detectors):
+    for registry in (stream_registry, task_registry, learner_registry, detectors, rule_registry):
         table = Table(title=f"{registry.kind}s", title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("parameters (default)")

@@ -158,6 +158,10 @@ def parse_experiment(text: str, origin: str = "experiment") -> Experiment | Cont
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{origin}: not valid TOML: {error}") from None
+    if "federation" in data:  # many clients: adaptloop.distributed
+        from adaptloop.distributed.experiment import validate_federated
+
+        return validate_federated(data, text, origin)
     kind = ContinualExperiment if "tasks" in data else Experiment
     try:
         experiment = kind.model_validate({**data, "source": text})
@@ -325,10 +329,15 @@ def run_experiment(
 
     ``on_start(info, total)`` is called once with the stream info and the number of samples
     that will be read (None if unknown); ``on_batch(position)`` after every batch. A
-    continual experiment is run by :func:`run_continual` instead.
+    continual experiment is run by :func:`run_continual` instead, a federated one (with a
+    ``[federation]`` section) by :func:`adaptloop.distributed.experiment.run_federated`.
     """
     if isinstance(experiment, ContinualExperiment):
         return run_continual(experiment, on_start, on_batch)
+    from adaptloop.distributed.experiment import FederatedExperiment, run_federated
+
+    if isinstance(experiment, FederatedExperiment):
+        return run_federated(experiment, on_start, on_batch)
     stream = build_stream(experiment)
     learners = {name: build_learner(experiment, name, stream.info) for name in experiment.learners}
     total = stream.info.n_samples

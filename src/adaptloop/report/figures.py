@@ -127,6 +127,12 @@ def _clip_warm_up(ax, curves, window: int) -> bool:
     return False
 
 
+def _position_label(summary: dict) -> str:
+    """The x-axis label: stream position, or what a run says its positions are (a federated
+    run's are simulated time)."""
+    return summary.get("position_label") or "stream position (samples seen)"
+
+
 def stream_figure(results: PrequentialResults) -> Figure:
     """The windowed primary metric over the stream per learner, drifts, alarms and recoveries.
 
@@ -265,7 +271,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
     strip.set_yticks(range(len(learners)), learners, fontsize=8)
     strip.set_ylim(len(learners) - 0.5, -0.5)
     strip.set_title("drift detector alarms", loc="left", fontsize=9)
-    strip.set_xlabel("stream position (samples seen)")
+    strip.set_xlabel(_position_label(summary))
     strip.xaxis.set_major_formatter(FuncFormatter(short_number))
     strip.set_xlim(0, n_samples)
     fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
@@ -418,7 +424,7 @@ def metrics_figure(results: PrequentialResults) -> Figure | None:
         _clip_warm_up(ax, curves.values(), window)
         ax.set_title(f"{metric} ({_direction(metric)})", fontsize=10)
         ax.set_ylabel(f"{_metric_label(metric)}, last {window:,}")
-        ax.set_xlabel("stream position (samples seen)")
+        ax.set_xlabel(_position_label(results.summary))
         ax.xaxis.set_major_formatter(FuncFormatter(short_number))
         ax.set_xlim(0, max((float(x[-1]) for x, _ in curves.values() if len(x)), default=1.0))
         ax.grid(True, color="#dddddd", lw=0.6)

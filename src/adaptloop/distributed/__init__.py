@@ -1,0 +1,58 @@
+"""Many clients adapting at once: synchronous and asynchronous aggregation, in-process or on Ray.
+
+Each client is a learner plus its own non-IID shard of a drifting stream (its own class mix and
+drift time, :mod:`~adaptloop.distributed.data`); it runs local steps from the model it is sent
+and returns the delta (:mod:`~adaptloop.distributed.client`, states as vectors by
+:mod:`~adaptloop.distributed.state`). The server (:mod:`~adaptloop.distributed.server`) applies
+an aggregation rule (:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale,
+FedCompass, gossip with one final merge), counts every update at most once, survives failed
+clients and evaluates the global model on every client's held-out data over time. Engines:
+:class:`~adaptloop.distributed.local.LocalEngine` (simulated clock, deterministic) and
+:class:`~adaptloop.distributed.ray_engine.RayEngine` (clients are Ray actors; needs the
+``[distributed]`` extra). :func:`~adaptloop.distributed.run.run_federation` runs several rules
+and returns a result that writes the usual results folder.
+
+>>> from adaptloop.distributed import registry
+>>> "fedbuff" in registry
+True
+"""
+
+from adaptloop.distributed.data import ClientShard, FederatedData, make_federated_data
+from adaptloop.distributed.federation import Evaluator, Fault, Federation, RunTrace
+from adaptloop.distributed.local import LocalEngine
+from adaptloop.distributed.rules import (
+    AggregationRule,
+    FedAvg,
+    FedBuff,
+    FedCompass,
+    FedFix,
+    FedStale,
+    Gossip,
+    registry,
+)
+from adaptloop.distributed.run import FederatedResult, run_federation
+from adaptloop.distributed.server import Server
+from adaptloop.distributed.state import StateCodec
+
+__all__ = [
+    "AggregationRule",
+    "ClientShard",
+    "Evaluator",
+    "Fault",
+    "FedAvg",
+    "FedBuff",
+    "FedCompass",
+    "FedFix",
+    "FedStale",
+    "FederatedData",
+    "FederatedResult",
+    "Federation",
+    "Gossip",
+    "LocalEngine",
+    "RunTrace",
+    "Server",
+    "StateCodec",
+    "make_federated_data",
+    "registry",
+    "run_federation",
+]

@@ -1,0 +1,78 @@
+"""A client: a learner and its shard; one task is a few local steps from a model it is sent.
+
+A task starts from the model vector the server sent (loaded with ``load_state_dict``), takes
+``steps`` local steps of ``batch_size`` samples from the client's training data of the concept
+it is in at the task's start time (cycling through its shard, reshuffled each pass), and returns
+the *delta*: the trained state's vector minus the vector it started from.
+
+>>> import numpy as np
+>>> from adaptloop.learners import LogisticRegression
+>>> from adaptloop.distributed.data import make_federated_data
+>>> from adaptloop.distributed.state import StateCodec, initial_state
+>>> data = make_federated_data("sea", clients=2, samples_per_client=100, concepts=[0],
+...                            drift_at=[], seed=0)
+>>> start = initial_state(LogisticRegression(), 3, 2)
+>>> codec = StateCodec(start)
+>>> client = Client(0, LogisticRegression(), data.shards[0], codec, batch_size=16, seed=0)
+>>> delta, n = client.run(codec.flatten(start), steps=3, time=0.0)
+>>> n, delta.shape == (codec.size,), bool(np.abs(delta).sum() > 0)
+(48, True, True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adaptloop.distributed.data import ClientShard
+from adaptloop.distributed.state import StateCodec
+from adaptloop.learners.base import Learner
+
+
+class Client:
+    """Client ``index``: its own clone of ``learner``, its ``shard`` and a seeded data order."""
+
+    def __init__(
+        self,
+        index: int,
+        learner: Learner,
+        shard: ClientShard,
+        codec: StateCodec,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.index = index
+        self.learner = learner.clone()
+        self.shard = shard
+        self.codec = codec
+        self.batch_size = batch_size
+        self._rng = np.random.default_rng([seed, 9, index])
+        self._order: dict[int, np.ndarray] = {}
+        self._cursor: dict[int, int] = {}
+
+    def _batch(self, concept: int) -> tuple[np.ndarray, np.ndarray]:
+        X, y = self.shard.train[concept]
+        out: list[np.ndarray] = []
+        need = self.batch_size
+        while need > 0:
+            order, at = self._order.get(concept), self._cursor.get(concept, 0)
+            if order is None or at >= len(order):
+                order, at = self._rng.permutation(len(y)), 0
+                self._order[concept] = order
+            part = order[at : at + need]
+            self._cursor[concept] = at + len(part)
+            out.append(part)
+            need -= len(part)
+        index = np.concatenate(out)
+        return X[index], y[index]
+
+    def run(self, model: np.ndarray, steps: int, time: float) -> tuple[np.ndarray, int]:
+        """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples)."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        self.learner.load_state_dict(self.codec.unflatten(model))
+        concept = self.shard.concept_at(time)
+        for _ in range(int(steps)):
+            self.learner.learn(*self._batch(concept))
+        return self.codec.flatten(self.learner.state_dict()) - model, int(steps) * self.batch_size

@@ -1,0 +1,173 @@
+"""Non-IID client shards with their own class mix and their own drift time.
+
+Every concept of the experiment is one pool of samples from a registered drifting generator
+(``sea``, ``hyperplane``, ``rbf``: any stream kind with a ``concepts`` parameter), drawn with
+the experiment's seed so all clients share the same concepts. Each client draws its shard from
+each pool with its own class proportions (a Dirichlet draw with concentration ``class_skew``:
+small values give clients dominated by one or two classes) and switches from one concept to the
+next at its own time: the shared drift time plus a uniform offset in ``[-drift_jitter,
+drift_jitter]``. A fraction of every shard is held out; the server evaluates on the held-out
+samples of the concept each client is in at that time.
+
+>>> data = make_federated_data("sea", clients=4, samples_per_client=200, concepts=[0, 3],
+...                            drift_at=[50.0], drift_jitter=5.0, seed=1, noise=0.0)
+>>> len(data.shards), data.info.task, data.info.drifts
+(4, 'binary', (Drift(position=50, width=11),))
+>>> shard = data.shards[0]
+>>> shard.concept_at(0.0), shard.concept_at(100.0)
+(0, 1)
+>>> shard.train[0][0].shape[1], len(shard.test[1][1])
+(3, 40)
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaptloop.streams import registry as stream_registry
+from adaptloop.streams.base import Drift, StreamInfo
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ClientShard:
+    """One client's data: training and held-out arrays per concept, and its drift times.
+
+    ``train[k]`` / ``test[k]`` are ``(X, y)`` of concept ``k``; ``drift_times[k]`` is the time
+    at which the client moves from concept ``k`` to ``k + 1``; ``class_mix`` its class
+    proportions.
+    """
+
+    train: tuple[Arrays, ...]
+    test: tuple[Arrays, ...]
+    drift_times: tuple[float, ...]
+    class_mix: np.ndarray
+
+    def concept_at(self, time: float) -> int:
+        """Index of the concept this client sees at ``time``."""
+        return bisect.bisect_right(self.drift_times, time)
+
+    @property
+    def n_train(self) -> int:
+        """Training samples of the first concept (the client's weight in data-weighted rules)."""
+        return len(self.train[0][1])
+
+
+@dataclass(frozen=True)
+class FederatedData:
+    """The shards of every client and what the evaluation needs to know about the data."""
+
+    shards: tuple[ClientShard, ...]
+    info: StreamInfo
+
+    @property
+    def n_clients(self) -> int:
+        return len(self.shards)
+
+
+def _check_count(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def make_federated_data(
+    kind: str,
+    clients: int,
+    samples_per_client: int,
+    concepts: Sequence[int],
+    drift_at: Sequence[float],
+    drift_jitter: float = 0.0,
+    class_skew: float = 1.0,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    **stream_params: object,
+) -> FederatedData:
+    """Shards for ``clients`` clients from the generator ``kind`` (see the module docstring).
+
+    ``concepts`` lists the concept ids in time order, ``drift_at`` the (simulated) times of the
+    switches between them (one fewer). ``stream_params`` go to the generator (e.g. ``noise``).
+    """
+    clients = _check_count(clients, "clients", 1)
+    samples_per_client = _check_count(samples_per_client, "samples_per_client", 10)
+    if kind not in stream_registry:
+        known = ", ".join(stream_registry.names())
+        raise ValueError(f"stream.kind: unknown stream {kind!r}; known: {known}")
+    if "concepts" not in stream_registry.parameter_names(kind):
+        raise ValueError(
+            f"stream.kind: {kind!r} has no 'concepts' parameter; federated shards need a "
+            "generator with concepts (sea, hyperplane, rbf)"
+        )
+    concepts = list(concepts)
+    drift_at = [float(t) for t in drift_at]
+    if len(concepts) != len(drift_at) + 1:
+        raise ValueError(
+            f"concepts must have one more entry than drift_at: got {len(concepts)} concept(s) "
+            f"for {len(drift_at)} drift time(s)"
+        )
+    if any(b <= a for a, b in zip(drift_at, drift_at[1:], strict=False)) or any(
+        t < 0 for t in drift_at
+    ):
+        raise ValueError(f"drift_at must be increasing times >= 0, got {drift_at}")
+    if not np.isfinite(drift_jitter) or drift_jitter < 0:
+        raise ValueError(f"drift_jitter must be a number >= 0, got {drift_jitter!r}")
+    if not np.isfinite(class_skew) or class_skew <= 0:
+        raise ValueError(f"class_skew must be a number > 0, got {class_skew!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    pool_size = clients * samples_per_client
+    pools = []
+    for c in concepts:
+        stream = stream_registry.create(kind, n=pool_size, concepts=[c], seed=seed, **stream_params)
+        X, y = (np.concatenate(parts) for parts in zip(*stream.iter_batches(8192), strict=True))
+        pools.append((X, y, stream.info))
+    info = pools[0][2]
+    n_classes = info.n_classes
+    if n_classes is None:
+        raise ValueError(f"stream {kind!r} is a regression stream; federated runs classify")
+    rng = np.random.default_rng([seed, 8])
+    n_test = max(1, int(round(samples_per_client * test_fraction)))
+    shards = []
+    for _ in range(clients):
+        mix = rng.dirichlet(np.full(n_classes, class_skew))
+        offsets = rng.uniform(-drift_jitter, drift_jitter, len(drift_at))
+        times = tuple(float(max(0.0, t + o)) for t, o in zip(drift_at, offsets, strict=True))
+        train, test = [], []
+        for X, y, _ in pools:
+            index = _draw(rng, y, mix, samples_per_client, n_classes)
+            test.append((X[index[:n_test]], y[index[:n_test]]))
+            train.append((X[index[n_test:]], y[index[n_test:]]))
+        shards.append(ClientShard(tuple(train), tuple(test), tuple(sorted(times)), mix))
+    width = int(2 * drift_jitter) + 1
+    drifts = tuple(Drift(int(round(t)), width) for t in drift_at)
+    info = StreamInfo(
+        name=f"{info.name} ({clients} clients)",
+        feature_names=info.feature_names,
+        task=info.task,
+        classes=info.classes,
+        n_samples=None,
+        drifts=drifts,
+    )
+    return FederatedData(tuple(shards), info)
+
+
+def _draw(
+    rng: np.random.Generator, y: np.ndarray, mix: np.ndarray, n: int, n_classes: int
+) -> np.ndarray:
+    """Indices of ``n`` pool samples with class proportions ``mix`` (classes the pool lacks are
+    made up by the others), in random order."""
+    counts = rng.multinomial(n, mix)
+    chosen = []
+    for c in range(n_classes):
+        where = np.flatnonzero(y == c)
+        chosen.append(rng.choice(where, size=min(counts[c], len(where)), replace=False))
+    index = np.concatenate(chosen)
+    if len(index) < n:  # a class was short in the pool: fill from the others
+        rest = np.setdiff1d(np.arange(len(y)), index)
+        index = np.concatenate([index, rng.choice(rest, size=n - len(index), replace=False)])
+    return rng.permutation(index)

@@ -1,0 +1,209 @@
+"""What every engine runs: clients, their speeds, the clock's settings and the evaluation.
+
+A :class:`Federation` holds the data shards, the learner every client clones, the local batch
+size, the per-client speed profile (simulated time per local step: the fast clients take
+``step_time``, a ``slow_fraction`` of them ``slow_factor`` times longer), the communication
+latency, the task timeout and the restart delay of failed clients, the run's duration and how
+often the server evaluates. Time is simulated time in *units* (one local step of a fast client
+takes ``step_time`` units); the Ray engine maps a unit to ``time_unit_s`` wall-clock seconds.
+
+>>> from adaptloop.learners import LogisticRegression
+>>> from adaptloop.distributed.data import make_federated_data
+>>> data = make_federated_data("sea", clients=4, samples_per_client=100, concepts=[0],
+...                            drift_at=[], seed=0)
+>>> fed = Federation(data, LogisticRegression(), slow_fraction=0.25, slow_factor=10.0)
+>>> sorted(fed.step_times.tolist())
+[1.0, 1.0, 1.0, 10.0]
+>>> Evaluator(fed).evaluate(fed.initial_model(), 0.0)["accuracy"] > 0
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from adaptloop.distributed.client import Client
+from adaptloop.distributed.data import FederatedData
+from adaptloop.distributed.state import StateCodec, initial_state
+from adaptloop.learners.base import Learner
+
+FaultKind = Literal["raise", "hang", "die", "late", "duplicate"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected fault (in-process engine): from time ``at`` on, client ``client`` ...
+
+    ``"raise"``: its next task raises (detected at once); ``"die"``: its process dies, the task
+    in flight is lost (detected at once, as a lost connection); ``"hang"``: it never answers
+    (detected by the timeout); ``"late"``: its next update arrives after the timeout (it is
+    marked failed, the late update is dropped); ``"duplicate"``: its next update is delivered
+    twice (the second copy is dropped).
+    """
+
+    client: int
+    at: float
+    kind: FaultKind
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("raise", "hang", "die", "late", "duplicate"):
+            raise ValueError(
+                f"fault kind must be raise, hang, die, late or duplicate, got {self.kind!r}"
+            )
+        if not math.isfinite(self.at) or self.at < 0:
+            raise ValueError(f"fault time must be a number >= 0, got {self.at!r}")
+
+
+def speed_profile(
+    n_clients: int, step_time: float, slow_fraction: float, slow_factor: float, seed: int
+) -> np.ndarray:
+    """Simulated time per local step of each client; the slow ones are drawn with ``seed``.
+
+    >>> speed_profile(4, 1.0, 0.5, 10.0, seed=0).tolist()
+    [10.0, 1.0, 10.0, 1.0]
+    """
+    if not 0 <= slow_fraction <= 1:
+        raise ValueError(f"slow_fraction must be in [0, 1], got {slow_fraction!r}")
+    if not (math.isfinite(slow_factor) and slow_factor >= 1):
+        raise ValueError(f"slow_factor must be a number >= 1, got {slow_factor!r}")
+    if not (math.isfinite(step_time) and step_time > 0):
+        raise ValueError(f"step_time must be a number > 0, got {step_time!r}")
+    times = np.full(n_clients, float(step_time))
+    n_slow = int(round(slow_fraction * n_clients))
+    slow = np.random.default_rng([seed, 11]).choice(n_clients, size=n_slow, replace=False)
+    times[slow] *= slow_factor
+    return times
+
+
+@dataclass
+class Federation:
+    """The clients, their speeds and the run's clock settings (see the module docstring).
+
+    ``jitter`` is the standard deviation of the log-normal factor on every task's duration;
+    ``timeout`` (time units after sending) marks a silent client failed; failed clients are
+    restarted ``restart_after`` units later (None: never). ``faults`` are injected by the
+    in-process engine only.
+    """
+
+    data: FederatedData
+    learner: Learner
+    batch_size: int = 32
+    duration: float = 600.0
+    eval_every: float = 5.0
+    step_time: float = 1.0
+    slow_fraction: float = 0.25
+    slow_factor: float = 10.0
+    latency: float = 0.1
+    jitter: float = 0.1
+    timeout: float = math.inf
+    restart_after: float | None = 10.0
+    seed: int = 0
+    faults: tuple[Fault, ...] = ()
+    step_times: np.ndarray = field(init=False)
+    codec: StateCodec = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("duration", "eval_every", "timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        for name in ("latency", "jitter"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if self.restart_after is not None and not self.restart_after >= 0:
+            raise ValueError(f"restart_after must be >= 0 or None, got {self.restart_after!r}")
+        if not math.isfinite(self.duration):
+            raise ValueError(f"duration must be finite, got {self.duration!r}")
+        for fault in self.faults:
+            if not 0 <= fault.client < self.data.n_clients:
+                raise ValueError(
+                    f"fault client must be in 0..{self.data.n_clients - 1}, got {fault.client}"
+                )
+        self.step_times = speed_profile(
+            self.data.n_clients, self.step_time, self.slow_fraction, self.slow_factor, self.seed
+        )
+        info = self.data.info
+        self._initial = initial_state(self.learner, info.n_features, info.n_classes)
+        self.codec = StateCodec(self._initial)
+
+    @property
+    def n_clients(self) -> int:
+        return self.data.n_clients
+
+    def initial_model(self) -> np.ndarray:
+        """The global model's starting vector."""
+        return self.codec.flatten(self._initial)
+
+    def client_weights(self) -> np.ndarray:
+        """Each client's share of the training data (``p_i``)."""
+        sizes = np.array([s.n_train for s in self.data.shards], dtype=np.float64)
+        return sizes / sizes.sum()
+
+    def make_client(self, index: int, generation: int = 0) -> Client:
+        """Client ``index`` (a restarted client is generation 1, 2, ...: a fresh data order)."""
+        return Client(
+            index,
+            self.learner,
+            self.data.shards[index],
+            self.codec,
+            self.batch_size,
+            seed=self.seed * 1000 + generation,
+        )
+
+    def task_duration(self, client: int, steps: int, rng: np.random.Generator) -> float:
+        """Simulated time a task of ``steps`` local steps takes on ``client``, latency included."""
+        factor = float(np.exp(rng.normal(0.0, self.jitter))) if self.jitter > 0 else 1.0
+        return steps * self.step_times[client] * factor + self.latency
+
+    def eval_times(self) -> list[float]:
+        """When the server evaluates: 0, every ``eval_every`` units, and at the end."""
+        n = int(math.floor(self.duration / self.eval_every + 1e-9))
+        times = [k * self.eval_every for k in range(n + 1)]
+        if times[-1] < self.duration - 1e-9:
+            times.append(self.duration)
+        return times
+
+
+class Evaluator:
+    """Accuracy of a model vector on every client's held-out data of the concept it is in."""
+
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
+        self.model = federation.learner.clone()
+        self.seconds = 0.0
+
+    def evaluate(self, vector: np.ndarray, at: float) -> dict[str, float]:
+        """``accuracy`` (mean over clients) and ``accuracy_worst`` (worst client) at time ``at``."""
+        started = time.perf_counter()
+        fed = self.federation
+        self.model.load_state_dict(fed.codec.unflatten(vector))
+        scores = []
+        for shard in fed.data.shards:
+            X, y = shard.test[shard.concept_at(at)]
+            scores.append(float((self.model.predict(X) == y).mean()))
+        self.seconds += time.perf_counter() - started
+        return {"accuracy": float(np.mean(scores)), "accuracy_worst": float(np.min(scores))}
+
+
+@dataclass
+class RunTrace:
+    """What one rule's run recorded: one row per evaluation, the server's counts (and per client,
+    see :class:`~adaptloop.distributed.server.Server`), failures and rejoins, timings."""
+
+    rule: str
+    rows: list[dict] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    accepted_by_client: dict[int, int] = field(default_factory=dict)
+    last_update_at: dict[int, float] = field(default_factory=dict)
+    events: list[tuple[float, str, int]] = field(default_factory=list)
+    failed_clients: list[int] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    learn_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    engine: str = "local"

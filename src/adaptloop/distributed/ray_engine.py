@@ -1,0 +1,313 @@
+"""The Ray engine: every client is a Ray actor; the clock is the wall clock.
+
+``RayEngine()`` starts Ray on this machine (``ray.init()`` with the dashboard off);
+``RayEngine(address="ray://head:10001")`` (or ``"auto"``) joins an existing cluster, so the same
+experiment scales past one machine. Clients run in their own actor processes; the driver runs
+the server and the evaluation. Simulated time maps to wall-clock time through ``time_unit_s``
+(seconds per unit): a task of ``q`` local steps on a client with ``t`` units per step sleeps
+until ``q * t * time_unit_s`` seconds (with the seeded jitter and the latency) have passed since
+it started, so the straggler profile of the in-process engine is real here.
+
+Faults are real: a task that raises, an actor that dies (``ray.kill``, a crashed node) or a task
+that outlives ``timeout`` units mark the client failed; its actor is killed, and a new actor is
+started ``restart_after`` units later, rejoining with the current global model. An update is
+counted at most once (the server accepts each task id once).
+
+Ray is optional (the ``[distributed]`` extra); it is imported when a ``RayEngine`` is made.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adaptloop.distributed.client import Client
+from adaptloop.distributed.federation import Evaluator, Federation, RunTrace
+from adaptloop.distributed.local import eval_row
+from adaptloop.distributed.rules.base import AggregationRule
+from adaptloop.distributed.server import Server, Task
+
+_ACTOR_CLASS: Any = None
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or an ImportError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(
+            "the Ray engine needs Ray: pip install 'adaptloop[distributed]' (ray==2.58.0)"
+        ) from None
+    return ray
+
+
+class _ClientActor:
+    """A client in its own process: runs a task, then sleeps out its simulated duration.
+
+    A spare actor starts without a client and gets one with :meth:`reset` (a restart without
+    waiting for a new process to start and import the package)."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self.client = client
+
+    def reset(self, client: Client) -> None:
+        self.client = client
+
+    def run(
+        self, task_id: int, model: np.ndarray, steps: int, at: float, seconds: float
+    ) -> tuple[int, np.ndarray, int, float]:
+        started = time.perf_counter()
+        delta, n = self.client.run(model, steps, at)
+        compute = time.perf_counter() - started
+        time.sleep(max(0.0, seconds - compute))
+        return task_id, delta, n, compute
+
+
+def _actor_class(ray: Any) -> Any:
+    global _ACTOR_CLASS
+    if _ACTOR_CLASS is None:
+        _ACTOR_CLASS = ray.remote(max_restarts=0, max_task_retries=0)(_ClientActor)
+    return _ACTOR_CLASS
+
+
+class RayEngine:
+    """Runs a rule with clients as Ray actors (``address``: a cluster to join, None: local).
+
+    ``num_cpus`` is the CPU share each client actor reserves (small: clients mostly sleep);
+    ``local_cpus`` the CPUs of a Ray started here; ``spares`` idle actors are kept started, so
+    a failed client restarts in a process that is already up. Actors are kept between runs over
+    the same federation; :meth:`close` ends them (and a Ray this engine started).
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        time_unit_s: float = 0.02,
+        num_cpus: float = 0.01,
+        local_cpus: int | None = None,
+        spares: int = 1,
+    ) -> None:
+        if not (
+            isinstance(time_unit_s, (int, float)) and math.isfinite(time_unit_s) and time_unit_s > 0
+        ):
+            raise ValueError(f"time_unit_s must be a number > 0, got {time_unit_s!r}")
+        if not (isinstance(num_cpus, (int, float)) and num_cpus >= 0):
+            raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
+        self.ray = import_ray()
+        self.address = address or None
+        self.time_unit_s = float(time_unit_s)
+        self.num_cpus = float(num_cpus)
+        self.local_cpus = local_cpus
+        if isinstance(spares, bool) or not isinstance(spares, int) or spares < 0:
+            raise ValueError(f"spares must be an integer >= 0, got {spares!r}")
+        self.spares = spares
+        self.actors: list[Any] = []
+        self._spare_actors: list[Any] = []
+        self._federation: Federation | None = None
+        self._generation: list[int] = []
+        self._started_ray = False
+
+    # -- actors -------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        ray = self.ray
+        if not ray.is_initialized():
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address is None and self.local_cpus is not None:
+                options["num_cpus"] = self.local_cpus
+            ray.init(address=self.address, **options)
+            self._started_ray = self.address is None
+
+    def _new_actor(self, client: Client | None) -> Any:
+        cls = _actor_class(self.ray).options(num_cpus=self.num_cpus)
+        return cls.remote(client)
+
+    def _prepare(self, federation: Federation) -> None:
+        self._connect()
+        if self._federation is federation and len(self.actors) == federation.n_clients:
+            return
+        self._kill_all()
+        self._federation = federation
+        self._generation = [0] * federation.n_clients
+        self.actors = [
+            self._new_actor(federation.make_client(i)) for i in range(federation.n_clients)
+        ]
+        self._spare_actors = [self._new_actor(None) for _ in range(self.spares)]
+        self.ray.get([a.__ray_ready__.remote() for a in self.actors + self._spare_actors])
+
+    def _replace(self, federation: Federation, index: int) -> Any:
+        """Kill client ``index``'s actor, give the client a new one (a spare when there is one);
+        returns a reference that is ready when the new actor is."""
+        self.ray.kill(self.actors[index], no_restart=True)
+        self._generation[index] += 1
+        client = federation.make_client(index, self._generation[index])
+        if self._spare_actors:
+            actor = self._spare_actors.pop(0)
+            ready = actor.reset.remote(client)
+            self._spare_actors.append(self._new_actor(None))  # starts in the background
+        else:
+            actor = self._new_actor(client)
+            ready = actor.__ray_ready__.remote()
+        self.actors[index] = actor
+        return ready
+
+    def _kill_all(self) -> None:
+        for actor in self.actors + self._spare_actors:
+            self.ray.kill(actor, no_restart=True)
+        self.actors, self._spare_actors = [], []
+
+    def close(self) -> None:
+        """End the client actors, and Ray itself if this engine started it."""
+        if self.ray.is_initialized():
+            self._kill_all()
+            if self._started_ray:
+                self.ray.shutdown()
+        self._federation = None
+
+    # -- a run --------------------------------------------------------------------------------
+    def run(
+        self,
+        federation: Federation,
+        rule: AggregationRule,
+        on_time: Callable[[float], None] | None = None,
+        name: str | None = None,
+    ) -> RunTrace:
+        """Run until ``federation.duration`` units of wall-clock time have passed."""
+        self._prepare(federation)
+        return _RayRun(self, federation, rule, on_time, name or type(rule).__name__).run()
+
+
+class _RayRun:
+    def __init__(self, engine: RayEngine, fed: Federation, rule, on_time, name: str) -> None:
+        self.engine, self.fed, self.on_time = engine, fed, on_time
+        self.ray = engine.ray
+        self.server = Server(rule, fed.initial_model(), fed.client_weights(), fed.seed)
+        self.rng = np.random.default_rng([fed.seed, 12])
+        self.inflight: dict[Any, Task] = {}
+        self.deadlines: list[tuple[float, int]] = []  # (time, task id)
+        self.timers: list[float] = []
+        self.restarts: list[tuple[float, int]] = []
+        self.starting: dict[Any, int] = {}  # readiness of restarted actors -> client
+        self.trace = RunTrace(rule=name, engine="ray")
+        self.started = time.perf_counter()
+
+    def clock(self) -> float:
+        return (time.perf_counter() - self.started) / self.engine.time_unit_s
+
+    def send(self, tasks: list[Task], now: float) -> None:
+        for at in self.server.take_timers():
+            heapq.heappush(self.timers, at)
+        unit = self.engine.time_unit_s
+        for task in tasks:
+            seconds = self.fed.task_duration(task.client, task.steps, self.rng) * unit
+            actor = self.engine.actors[task.client]
+            ref = actor.run.remote(task.task_id, task.model, task.steps, now, seconds)
+            self.inflight[ref] = task
+            if math.isfinite(self.fed.timeout):
+                heapq.heappush(self.deadlines, (now + self.fed.timeout, task.task_id))
+
+    def fail(self, client: int, now: float) -> None:
+        if client not in self.server.alive:
+            return
+        for ref in [r for r, t in self.inflight.items() if t.client == client]:
+            del self.inflight[ref]
+        self.engine.ray.kill(self.engine.actors[client], no_restart=True)
+        self.send(self.server.fail(client, now), now)
+        if self.fed.restart_after is not None:
+            heapq.heappush(self.restarts, (now + self.fed.restart_after, client))
+
+    def _collect(self, ref: Any, now: float) -> None:
+        client = self.starting.pop(ref, None)
+        if client is not None:  # a restarted actor is up: the client rejoins
+            self.send(self.server.rejoin(client, now), now)
+            return
+        task = self.inflight.pop(ref, None)
+        if task is None:
+            return
+        try:
+            task_id, delta, n, compute = self.ray.get(ref)
+        except Exception:  # the task raised or the actor died: the client failed
+            self.fail(task.client, now)
+            return
+        self.trace.learn_seconds += compute
+        self.send(self.server.receive(task_id, delta, n, now), now)
+
+    def _due(self, now: float, evaluator: Evaluator, evals: list[float]) -> None:
+        while self.timers and self.timers[0] <= now:
+            heapq.heappop(self.timers)
+            self.send(self.server.timer(now), now)
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, task_id = heapq.heappop(self.deadlines)
+            late = [t for t in self.inflight.values() if t.task_id == task_id]
+            if late and late[0] in self.server.outstanding(late[0].client):
+                self.fail(late[0].client, now)
+        while self.restarts and self.restarts[0][0] <= now:
+            _, client = heapq.heappop(self.restarts)
+            self.starting[self.engine._replace(self.fed, client)] = client
+        while evals and evals[0] <= now and evals[0] < self.fed.duration:
+            evals.pop(0)
+            self._evaluate(evaluator, now)
+
+    def _evaluate(self, evaluator: Evaluator, now: float) -> None:
+        row = eval_row(self.server, evaluator.evaluate(self.server.model, now), now, self.started)
+        self.trace.rows.append(row)
+        if self.on_time is not None:
+            self.on_time(min(now, self.fed.duration))
+
+    def run(self) -> RunTrace:
+        fed, server = self.fed, self.server
+        evaluator = Evaluator(fed)
+        evals = fed.eval_times()
+        self.started = time.perf_counter()
+        self.send(server.start(0.0), 0.0)
+        while True:
+            now = self.clock()
+            self._due(now, evaluator, evals)
+            if now >= fed.duration:
+                break
+            wake = min(
+                [
+                    fed.duration,
+                    *evals[:1],
+                    *self.timers[:1],
+                    *(d for d, _ in self.deadlines[:1]),
+                    *(r for r, _ in self.restarts[:1]),
+                ]
+            )
+            wait_s = max(0.0, (wake - now) * self.engine.time_unit_s)
+            waiting = [*self.inflight, *self.starting]
+            if not waiting:
+                time.sleep(wait_s)
+                continue
+            ready, _ = self.ray.wait(waiting, num_returns=1, timeout=wait_s)
+            for ref in ready:
+                self._collect(ref, self.clock())
+        server.finish(fed.duration)
+        self._evaluate(evaluator, fed.duration)
+        self._drain()
+        self.trace.counts = dict(server.counts)
+        self.trace.accepted_by_client = dict(server.accepted_by_client)
+        self.trace.last_update_at = dict(server.last_update_at)
+        self.trace.events = list(server.events)
+        self.trace.failed_clients = sorted(set(range(fed.n_clients)) - server.alive)
+        self.trace.wall_seconds = time.perf_counter() - self.started
+        self.trace.eval_seconds = evaluator.seconds
+        return self.trace
+
+    def _drain(self) -> None:
+        """Let the tasks still in flight finish (the actors are reused); replace the hung."""
+        if not self.inflight:
+            return
+        limit = self.fed.timeout if math.isfinite(self.fed.timeout) else self.fed.duration
+        refs = list(self.inflight)
+        _, stuck = self.ray.wait(
+            refs, num_returns=len(refs), timeout=limit * self.engine.time_unit_s
+        )
+        for ref in stuck:
+            self.engine._replace(self.fed, self.inflight[ref].client)

@@ -1,0 +1,92 @@
+"""FedAvg: synchronous rounds over a sample of clients (McMahan et al. 2017).
+
+Follows Algorithm 1 (*FederatedAveraging*) of "Communication-Efficient Learning of Deep Networks
+from Decentralized Data": each round the server samples ``clients_per_round`` of the available
+clients (``m = max(C * K, 1)``), sends them the global model, each runs ``local_steps``
+minibatch steps (``E`` epochs of ``B`` in the paper; here a number of steps, since the streams
+have no epochs) and the server waits for all of them, then sets
+
+    w_{t+1} = w_t + server_lr * sum_k (n_k / n) * (w^k_{t+1} - w_t)
+
+(``n_k`` the samples client ``k`` used this round, ``n`` their sum). With ``server_lr = 1`` this
+is the paper's ``w_{t+1} = sum_k (n_k / n) w^k_{t+1}``. Deviation: a sampled client that fails
+(timeout, crash) is dropped from the round, which closes with the others, instead of stalling.
+
+>>> import numpy as np
+>>> from adaptloop.distributed.rules.base import ServerView, Update
+>>> rule = FedAvg(clients_per_round=2, local_steps=1)
+>>> view = ServerView(0.0, np.zeros(1), 0, frozenset({0, 1, 2}), frozenset(), np.ones(3) / 3,
+...                   np.random.default_rng(0))
+>>> sorted(a.client for a in rule.start(view).dispatch)
+[1, 2]
+>>> view = ServerView(1.0, np.zeros(1), 0, view.alive, frozenset({1}), view.weights, view.rng)
+>>> rule.on_update(Update(0, 2, np.array([1.0]), 0, 10, 1, 0.0, 1.0), view).model is None
+True
+>>> view = ServerView(2.0, np.zeros(1), 0, view.alive, frozenset(), view.weights, view.rng)
+>>> plan = rule.on_update(Update(1, 1, np.array([4.0]), 0, 30, 1, 0.0, 2.0), view)
+>>> plan.model.tolist(), len(plan.dispatch)
+([3.25], 2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adaptloop.distributed.rules.base import (
+    AggregationRule,
+    Assignment,
+    Plan,
+    ServerView,
+    Update,
+    check_int,
+    check_positive,
+    registry,
+)
+
+
+@registry.register("fedavg")
+class FedAvg(AggregationRule):
+    """Synchronous FedAvg: sample clients, wait for all of them, average their deltas."""
+
+    def __init__(
+        self, clients_per_round: int = 8, local_steps: int = 5, server_lr: float = 1.0
+    ) -> None:
+        self.clients_per_round = check_int(clients_per_round, "clients_per_round")
+        self.local_steps = check_int(local_steps, "local_steps")
+        self.server_lr = check_positive(server_lr, "server_lr")
+        self._pending: set[int] = set()
+        self._received: list[Update] = []
+
+    def _new_round(self, view: ServerView, model: np.ndarray | None = None) -> Plan:
+        available = view.idle
+        m = min(self.clients_per_round, len(available))
+        chosen = sorted(view.rng.choice(available, size=m, replace=False).tolist()) if m else []
+        self._pending = set(chosen)
+        self._received = []
+        return Plan(model=model, dispatch=[Assignment(c, self.local_steps) for c in chosen])
+
+    def _close_round(self, view: ServerView) -> Plan:
+        model = None
+        if self._received:
+            n = sum(u.n_samples for u in self._received)
+            step = sum((u.n_samples / n) * u.delta for u in self._received)
+            model = view.model + self.server_lr * step
+        return self._new_round(view, model)
+
+    def start(self, view: ServerView) -> Plan:
+        return self._new_round(view)
+
+    def on_update(self, update: Update, view: ServerView) -> Plan:
+        self._received.append(update)
+        self._pending.discard(update.client)
+        return self._close_round(view) if not self._pending else Plan()
+
+    def on_failure(self, client: int, view: ServerView) -> Plan:
+        if client not in self._pending:
+            return Plan()
+        self._pending.discard(client)
+        return self._close_round(view) if not self._pending else Plan()
+
+    def on_rejoin(self, client: int, view: ServerView) -> Plan:
+        # a rejoining client waits for the next round's sampling, unless no round is running
+        return self._new_round(view) if not self._pending else Plan()

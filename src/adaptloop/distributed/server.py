@@ -1,0 +1,174 @@
+"""The server: the global model, its version, the clients' status and exactly-once counting.
+
+Every task sent gets a unique id. An arriving update is accepted only if its id is still
+outstanding: a second delivery of the same update (a retry) or a late one (from a client
+already marked failed) is dropped and counted, never applied. A failed client gets no tasks
+until it rejoins, and then starts from the current global model (or the model its rule gives).
+
+>>> import numpy as np
+>>> from adaptloop.distributed.rules import FedBuff
+>>> server = Server(FedBuff(buffer_size=1, local_steps=2), np.zeros(1), np.ones(2) / 2)
+>>> tasks = server.start(0.0)
+>>> [(t.task_id, t.client, t.steps) for t in tasks]
+[(0, 0, 2), (1, 1, 2)]
+>>> [t.client for t in server.receive(0, np.array([1.0]), 4, 1.0)]
+[0]
+>>> server.receive(0, np.array([1.0]), 4, 1.5)
+[]
+>>> server.model.tolist(), server.version, server.counts["accepted"], server.counts["duplicate"]
+([1.0], 1, 1, 1)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaptloop.distributed.rules.base import AggregationRule, Plan, ServerView, Update
+
+
+@dataclass(frozen=True)
+class Task:
+    """Work sent to a client: ``steps`` local steps from ``model`` (global version ``version``)."""
+
+    task_id: int
+    client: int
+    steps: int
+    model: np.ndarray
+    version: int
+    sent_at: float
+
+
+class Server:
+    """Runs one aggregation rule: applies its plans, tracks tasks, clients and counts.
+
+    ``weights`` are the clients' data shares (``p_i``); ``seed`` seeds the rule's generator.
+    ``counts`` holds ``accepted`` updates, ``duplicate`` and ``late`` (dropped) deliveries,
+    ``failures``, ``rejoins`` and ``samples`` (behind accepted updates);
+    ``accepted_by_client`` the accepted updates per client, ``last_update_at`` the time of each
+    client's last accepted update, ``events`` the failures and rejoins as ``(time, kind,
+    client)``.
+    """
+
+    def __init__(
+        self, rule: AggregationRule, model: np.ndarray, weights: np.ndarray, seed: int = 0
+    ) -> None:
+        self.rule = rule
+        self.model = np.asarray(model, dtype=np.float64).copy()
+        self.version = 0
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.alive: set[int] = set(range(len(self.weights)))
+        self.counts: Counter[str] = Counter()
+        self.accepted_by_client: Counter[int] = Counter()
+        self.last_update_at: dict[int, float] = {}
+        self.events: list[tuple[float, str, int]] = []
+        self._rng = np.random.default_rng([seed, 10])
+        self._outstanding: dict[int, Task] = {}
+        self._accepted: set[int] = set()
+        self._next_id = 0
+        self._timers: list[float] = []
+
+    # -- state ----------------------------------------------------------------------------------
+    def view(self, now: float) -> ServerView:
+        busy = frozenset(t.client for t in self._outstanding.values())
+        return ServerView(
+            now, self.model, self.version, frozenset(self.alive), busy, self.weights, self._rng
+        )
+
+    def outstanding(self, client: int | None = None) -> list[Task]:
+        """Tasks sent and not yet answered (of ``client``, or all)."""
+        return [t for t in self._outstanding.values() if client is None or t.client == client]
+
+    def take_timers(self) -> list[float]:
+        """Times the rule asked to be woken at since the last call."""
+        timers, self._timers = self._timers, []
+        return timers
+
+    def _apply(self, plan: Plan, now: float) -> list[Task]:
+        if plan.model is not None:
+            if plan.model.shape != self.model.shape or not np.all(np.isfinite(plan.model)):
+                raise ValueError(
+                    f"{type(self.rule).__name__} produced a global model that is not a finite "
+                    f"vector of shape {self.model.shape}"
+                )
+            self.model = plan.model
+            self.version += 1
+        tasks = []
+        busy = {t.client for t in self._outstanding.values()}
+        for assignment in plan.dispatch:
+            if assignment.client not in self.alive:
+                continue
+            if assignment.client in busy:
+                raise RuntimeError(
+                    f"{type(self.rule).__name__} sent a task to client {assignment.client}, "
+                    "which still has one"
+                )
+            model = self.model if assignment.model is None else assignment.model
+            task = Task(
+                self._next_id, assignment.client, assignment.steps, model, self.version, now
+            )
+            self._next_id += 1
+            self._outstanding[task.task_id] = task
+            busy.add(task.client)
+            tasks.append(task)
+        self._timers.extend(plan.timers)
+        return tasks
+
+    # -- events ---------------------------------------------------------------------------------
+    def start(self, now: float) -> list[Task]:
+        """The rule's first tasks."""
+        return self._apply(self.rule.start(self.view(now)), now)
+
+    def receive(self, task_id: int, delta: np.ndarray, n_samples: int, now: float) -> list[Task]:
+        """An update for task ``task_id`` arrived; returns the tasks to send next."""
+        task = self._outstanding.pop(task_id, None)
+        if task is None:
+            self.counts["duplicate" if task_id in self._accepted else "late"] += 1
+            return []
+        self._accepted.add(task_id)
+        self.counts["accepted"] += 1
+        self.counts["samples"] += int(n_samples)
+        self.accepted_by_client[task.client] += 1
+        self.last_update_at[task.client] = now
+        update = Update(
+            task_id,
+            task.client,
+            np.asarray(delta, dtype=np.float64),
+            task.version,
+            int(n_samples),
+            task.steps,
+            task.sent_at,
+            now,
+        )
+        return self._apply(self.rule.on_update(update, self.view(now)), now)
+
+    def fail(self, client: int, now: float) -> list[Task]:
+        """Mark ``client`` failed (its open tasks will never count); returns tasks to send."""
+        if client not in self.alive:
+            return []
+        self.alive.discard(client)
+        for task in self.outstanding(client):
+            del self._outstanding[task.task_id]
+        self.counts["failures"] += 1
+        self.events.append((now, "failed", client))
+        return self._apply(self.rule.on_failure(client, self.view(now)), now)
+
+    def rejoin(self, client: int, now: float) -> list[Task]:
+        """``client`` is back; returns the tasks to send (by default: to it, the global model)."""
+        if client in self.alive:
+            return []
+        self.alive.add(client)
+        self.counts["rejoins"] += 1
+        self.events.append((now, "rejoined", client))
+        return self._apply(self.rule.on_rejoin(client, self.view(now)), now)
+
+    def timer(self, now: float) -> list[Task]:
+        """A time the rule asked for has come."""
+        return self._apply(self.rule.on_timer(self.view(now)), now)
+
+    def finish(self, now: float) -> None:
+        """The run ends: the rule may set the final model; no more tasks are sent."""
+        plan = self.rule.finish(self.view(now))
+        self._apply(Plan(model=plan.model), now)
