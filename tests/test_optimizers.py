@@ -182,3 +182,22 @@ def test_a_refused_network_leaves_the_learner_unbuilt():
         bad.learn(X, y)
     assert bad.trainer_ is None and bad._net is None
     model.learn(X, y)  # two blocks: fine
+
+
+def test_float32_muon_takes_pytorchs_step():
+    """The float32 Newton-Schulz step is PyTorch's bfloat16 one up to bfloat16 rounding."""
+    updates = []
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        layer = torch.nn.Linear(12, 5)
+        (opt, _) = Muon(precision=precision).build([layer], lr=0.1, weight_decay=0.01)
+        before = layer.weight.detach().clone()
+        for _ in range(2):  # momentum buffers in play on the second step
+            opt.zero_grad()
+            (
+                layer(torch.randn(8, 12, generator=torch.Generator().manual_seed(1))) ** 2
+            ).sum().backward()
+            opt.step()
+        updates.append(layer.weight.detach() - before)
+    assert type(opt) is torch.optim.Muon
+    torch.testing.assert_close(updates[0], updates[1], atol=2e-3, rtol=0.05)

@@ -14,7 +14,7 @@ The torch learners take one as ``optimizer=``: a name, a table
 ``{name = "drop_muon", probs = [0.2, 0.3, 0.5]}`` in an experiment file, or an object.
 
 >>> make_optimizer("drop_muon")
-DropMuon(momentum=0.95, nesterov=True, ns_steps=5, adjust_lr='match_rms_adamw', probs=None, euclidean=False)
+DropMuon(momentum=0.95, nesterov=True, ns_steps=5, adjust_lr='match_rms_adamw', precision='float32', probs=None, euclidean=False)
 """  # noqa: E501
 
 from __future__ import annotations
@@ -38,6 +38,57 @@ __all__ = [
 ]
 
 AdjustLR = Literal["original", "match_rms_adamw"]
+Precision = Literal["float32", "bfloat16"]
+_MUON: list[Any] = []  # the float32 Muon class, made on first use (torch is imported lazily)
+
+
+def _float32_muon() -> Any:
+    """``torch.optim.Muon`` whose Newton-Schulz iteration runs in float32, not bfloat16.
+
+    PyTorch casts to bfloat16, fast on GPUs; on CPUs without bfloat16 matrix units it is ~25x
+    slower than float32 (a 256x256 product: 44.7 vs 1.7 ms here). The step is PyTorch's
+    (``torch.optim._muon._single_tensor_muon``, torch 2.13), the iteration its quintic with its
+    coefficients, only the dtype differs."""
+    if _MUON:
+        return _MUON[0]
+    import torch
+    from torch.optim._muon import _adjust_lr
+
+    def newton_schulz(update: Any, coefficients: tuple, steps: int, eps: float) -> Any:
+        a, b, c = coefficients
+        tall = update.size(0) > update.size(1)
+        x = update.T if tall else update
+        x = x / x.norm().clamp(min=eps)
+        for _ in range(steps):
+            gram = x @ x.T
+            x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        return x.T if tall else x
+
+    class Float32Muon(torch.optim.Muon):
+        @torch.no_grad()
+        def step(self, closure: Any = None) -> Any:
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            for group in self.param_groups:
+                params: list[Any] = []
+                grads: list[Any] = []
+                buffers: list[Any] = []
+                self._init_group(group, params, grads, buffers)
+                lr, momentum = float(group["lr"]), group["momentum"]
+                for param, grad, buffer in zip(params, grads, buffers, strict=True):
+                    buffer.lerp_(grad, 1 - momentum)
+                    update = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
+                    update = newton_schulz(
+                        update, group["ns_coefficients"], group["ns_steps"], group["eps"]
+                    )
+                    param.mul_(1 - lr * group["weight_decay"])
+                    param.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
+            return loss
+
+    _MUON.append(Float32Muon)
+    return Float32Muon
 
 
 def _fraction(value: object, name: str) -> float:
@@ -140,7 +191,7 @@ class Muon(OptimizerSpec):
 
     >>> import torch
     >>> [type(o).__name__ for o in Muon().build([torch.nn.Linear(2, 3)], 0.01, 0.0)]
-    ['Muon', 'SGD']
+    ['Float32Muon', 'SGD']
     """
 
     name = "muon"
@@ -151,6 +202,7 @@ class Muon(OptimizerSpec):
         nesterov: bool = True,
         ns_steps: int = 5,
         adjust_lr: AdjustLR = "match_rms_adamw",
+        precision: Precision = "float32",
     ) -> None:
         self.momentum = _fraction(momentum, "momentum")
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -168,6 +220,9 @@ class Muon(OptimizerSpec):
                 f"adjust_lr must be 'original' or 'match_rms_adamw', got {adjust_lr!r}"
             )
         self.adjust_lr = adjust_lr
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        self.precision = precision
 
     def _split(self, blocks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
         """(weight matrices to orthogonalise, the other parameters), in block order."""
@@ -187,8 +242,9 @@ class Muon(OptimizerSpec):
         matrices, others = self._split(blocks)
         optimizers = []
         if matrices:
+            muon = _float32_muon() if self.precision == "float32" else torch.optim.Muon
             optimizers.append(
-                torch.optim.Muon(
+                muon(
                     matrices,
                     lr=lr,
                     weight_decay=weight_decay,
@@ -216,6 +272,7 @@ class Muon(OptimizerSpec):
             "nesterov": self.nesterov,
             "ns_steps": self.ns_steps,
             "adjust_lr": self.adjust_lr,
+            "precision": self.precision,
         }
 
 
@@ -248,10 +305,11 @@ class DropMuon(Muon):
         nesterov: bool = True,
         ns_steps: int = 5,
         adjust_lr: AdjustLR = "match_rms_adamw",
+        precision: Precision = "float32",
         probs: Sequence[float] | None = None,
         euclidean: bool = False,
     ) -> None:
-        super().__init__(momentum, nesterov, ns_steps, adjust_lr)
+        super().__init__(momentum, nesterov, ns_steps, adjust_lr, precision)
         if probs is not None:
             values = np.asarray(probs, dtype=np.float64) if _numbers(probs) else None
             if values is None or values.ndim != 1 or len(values) == 0 or (values < 0).any():
