@@ -72,8 +72,9 @@ def test_scheduled_failure_and_repair():
     failed_link = stream.link_names.index("Berlin-Hamburg")
     h = stream.history
     assert np.all(stream.loads[100 + h : 200 + h, failed_link] == 0)
-    assert np.array_equal(stream.loads[: 100 + h], baseline.loads[: 100 + h])
-    assert np.array_equal(stream.loads[200 + h :], baseline.loads[200 + h :])
+    # as without the failure, up to BLAS rounding (segments are multiplied in separate blocks)
+    np.testing.assert_allclose(stream.loads[: 100 + h], baseline.loads[: 100 + h], rtol=1e-12)
+    np.testing.assert_allclose(stream.loads[200 + h :], baseline.loads[200 + h :], rtol=1e-12)
     assert stream.loads[100 + h : 200 + h].sum() > baseline.loads[100 + h : 200 + h].sum()
 
 
