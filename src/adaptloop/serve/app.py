@@ -98,6 +98,7 @@ class Telemetry:
 
     def __init__(self, service: Service) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         r = self.registry
         self.requests = Counter(
             "adaptloop_requests", "HTTP requests", ["route", "method", "status"], registry=r
@@ -133,8 +134,14 @@ class Telemetry:
                 )
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than the counting: once per label set
+            count = self.requests.labels(route, method, str(status))
+            children = (count, self.latency.labels(route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def _or_nan(value: float | None) -> float:
