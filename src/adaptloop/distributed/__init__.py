@@ -3,9 +3,12 @@
 Each client is a learner plus its own non-IID shard of a drifting stream (its own class mix and
 drift time, :mod:`~adaptloop.distributed.data`); it runs local steps from the model it is sent
 and returns the delta (:mod:`~adaptloop.distributed.client`, states as vectors by
-:mod:`~adaptloop.distributed.state`). The server (:mod:`~adaptloop.distributed.server`) applies
-an aggregation rule (:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale,
-FedCompass, gossip with one final merge), counts every update at most once, survives failed
+:mod:`~adaptloop.distributed.state`). Clients share the model parameters and pool their
+standardisation statistics exactly; optimiser state, generators and counters stay on each client
+(:mod:`~adaptloop.distributed.sharing`), so torch learners federate as well as numpy ones.
+The server (:mod:`~adaptloop.distributed.server`) applies an aggregation rule
+(:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass, gossip
+with one final merge), counts every update at most once, survives failed
 clients and evaluates the global model on every client's held-out data over time. Engines:
 :class:`~adaptloop.distributed.local.LocalEngine` (simulated clock, deterministic) and
 :class:`~adaptloop.distributed.ray_engine.RayEngine` (clients are Ray actors; needs the
@@ -32,9 +35,11 @@ from adaptloop.distributed.rules import (
 )
 from adaptloop.distributed.run import FederatedResult, run_federation
 from adaptloop.distributed.server import Server
+from adaptloop.distributed.sharing import DEFAULT_LOCAL, Moments, StateSplit, StatisticsBlocks
 from adaptloop.distributed.state import StateCodec
 
 __all__ = [
+    "DEFAULT_LOCAL",
     "AggregationRule",
     "ClientShard",
     "Evaluator",
@@ -49,9 +54,12 @@ __all__ = [
     "Federation",
     "Gossip",
     "LocalEngine",
+    "Moments",
     "RunTrace",
     "Server",
     "StateCodec",
+    "StateSplit",
+    "StatisticsBlocks",
     "make_federated_data",
     "registry",
     "run_federation",

@@ -1,21 +1,24 @@
 """A client: a learner and its shard; one task is a few local steps from a model it is sent.
 
-A task starts from the model vector the server sent (loaded with ``load_state_dict``), takes
+A task starts from the model vector the server sent: its shared part and the pooled statistics
+replace the client's, its local part (optimiser state, generator, counters: see
+:mod:`~adaptloop.distributed.sharing`) stays the client's own across tasks. It takes
 ``steps`` local steps of ``batch_size`` samples from the client's training data of the concept
 it is in at the task's start time (cycling through its shard, reshuffled each pass), and returns
-the *delta*: the trained state's vector minus the vector it started from.
+the *delta*: the trained state's vector minus the vector it started from. A new client's local
+part is the split's template's.
 
 >>> import numpy as np
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data
->>> from adaptloop.distributed.state import StateCodec, initial_state
+>>> from adaptloop.distributed.sharing import StateSplit
+>>> from adaptloop.distributed.state import initial_state
 >>> data = make_federated_data("sea", clients=2, samples_per_client=100, concepts=[0],
 ...                            drift_at=[], seed=0)
->>> start = initial_state(LogisticRegression(), 3, 2)
->>> codec = StateCodec(start)
->>> client = Client(0, LogisticRegression(), data.shards[0], codec, batch_size=16, seed=0)
->>> delta, n = client.run(codec.flatten(start), steps=3, time=0.0)
->>> n, delta.shape == (codec.size,), bool(np.abs(delta).sum() > 0)
+>>> split = StateSplit(initial_state(LogisticRegression(), 3, 2))
+>>> client = Client(0, LogisticRegression(), data.shards[0], split, batch_size=16, seed=0)
+>>> delta, n = client.run(split.flatten(split.template), steps=3, time=0.0)
+>>> n, delta.shape == (split.size,), bool(np.abs(delta).sum() > 0)
 (48, True, True)
 """
 
@@ -24,19 +27,20 @@ from __future__ import annotations
 import numpy as np
 
 from adaptloop.distributed.data import ClientShard
-from adaptloop.distributed.state import StateCodec
+from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
 
 
 class Client:
-    """Client ``index``: its own clone of ``learner``, its ``shard`` and a seeded data order."""
+    """Client ``index``: its own clone of ``learner`` (starting from ``split``'s template), its
+    ``shard`` and a seeded data order."""
 
     def __init__(
         self,
         index: int,
         learner: Learner,
         shard: ClientShard,
-        codec: StateCodec,
+        split: StateSplit,
         batch_size: int = 32,
         seed: int = 0,
     ) -> None:
@@ -44,8 +48,9 @@ class Client:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.index = index
         self.learner = learner.clone()
+        self._state = split.template  # the learner's state as of its last task
         self.shard = shard
-        self.codec = codec
+        self.split = split
         self.batch_size = batch_size
         self._rng = np.random.default_rng([seed, 9, index])
         self._order: dict[int, np.ndarray] = {}
@@ -71,8 +76,9 @@ class Client:
         """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples)."""
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        self.learner.load_state_dict(self.codec.unflatten(model))
+        self.learner.load_state_dict(self.split.compose(self._state, model))
         concept = self.shard.concept_at(time)
         for _ in range(int(steps)):
             self.learner.learn(*self._batch(concept))
-        return self.codec.flatten(self.learner.state_dict()) - model, int(steps) * self.batch_size
+        self._state = self.learner.state_dict()
+        return self.split.flatten(self._state) - model, int(steps) * self.batch_size

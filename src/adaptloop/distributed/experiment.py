@@ -4,7 +4,9 @@ A file with a ``[federation]`` section is a :class:`FederatedExperiment` (``adap
 tells them apart, as it does continual ones). ``[stream]`` names the generator the client
 shards are drawn from (its ``concepts`` in time order, other keys go to the generator);
 ``[federation]`` the clients, their data, speeds and the clock (see
-:class:`~adaptloop.distributed.federation.Federation`) and the ``learner`` every client runs;
+:class:`~adaptloop.distributed.federation.Federation`), the ``learner`` every client runs and
+which parts of its state stay on each client (``local``) or are shared against the defaults
+(``share``; path patterns, see :mod:`~adaptloop.distributed.sharing`);
 ``[engine]`` ``kind = "local"`` (simulated clock) or ``"ray"`` (with ``address`` to join a
 cluster, ``time_unit_s`` wall seconds per time unit); ``[rules.NAME]`` one aggregation rule
 each; ``[evaluation]`` the ``target`` accuracy and the drift-segment settings, in time units.
@@ -46,6 +48,8 @@ from adaptloop.distributed.local import LocalEngine
 from adaptloop.distributed.rules import registry as rule_registry
 from adaptloop.distributed.rules.base import AggregationRule
 from adaptloop.distributed.run import FederatedResult, run_federation
+from adaptloop.distributed.sharing import StateSplit
+from adaptloop.distributed.state import initial_state
 from adaptloop.streams.base import StreamInfo
 
 try:  # Python 3.11+
@@ -79,6 +83,8 @@ class _Federation(BaseModel):
     timeout: float = Field(float("inf"), gt=0)
     restart_after: float | None = Field(10.0, ge=0)
     learner: dict[str, Any] = {"kind": "logistic"}
+    share: list[str] = []
+    local: list[str] = []
 
 
 class _Engine(BaseModel):
@@ -142,7 +148,14 @@ def validate_federated(data: dict, text: str, origin: str) -> FederatedExperimen
         raise ExperimentError(f"{origin}: {_first_error(error)}") from None
     try:
         info = build_data(experiment, clients=1).info
-        build_learner(experiment, info)
+        learner = build_learner(experiment, info)
+        fed = experiment.federation
+        try:
+            StateSplit(
+                initial_state(learner, info.n_features, info.n_classes), fed.share, fed.local
+            )
+        except ValueError as error:
+            raise ValueError(f"federation.learner: {error}") from None
         build_rules(experiment)
     except (ValueError, TypeError) as error:
         raise ExperimentError(f"{origin}: {error}") from None
@@ -222,6 +235,8 @@ def build_federation(experiment: FederatedExperiment) -> Federation:
         timeout=fed.timeout,
         restart_after=fed.restart_after,
         seed=experiment.seed,
+        share=tuple(fed.share),
+        local=tuple(fed.local),
     )
 
 

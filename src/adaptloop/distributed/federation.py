@@ -4,8 +4,10 @@ A :class:`Federation` holds the data shards, the learner every client clones, th
 size, the per-client speed profile (simulated time per local step: the fast clients take
 ``step_time``, a ``slow_fraction`` of them ``slow_factor`` times longer), the communication
 latency, the task timeout and the restart delay of failed clients, the run's duration and how
-often the server evaluates. Time is simulated time in *units* (one local step of a fast client
-takes ``step_time`` units); the Ray engine maps a unit to ``time_unit_s`` wall-clock seconds.
+often the server evaluates, and which parts of the learner's state clients share (``share`` and
+``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`). Time is simulated time in
+*units* (one local step of a fast client takes ``step_time`` units); the Ray engine maps a unit to
+``time_unit_s`` wall-clock seconds.
 
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data
@@ -21,7 +23,10 @@ True
 from __future__ import annotations
 
 import math
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,7 +34,8 @@ import numpy as np
 
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.data import FederatedData
-from adaptloop.distributed.state import StateCodec, initial_state
+from adaptloop.distributed.sharing import StateSplit
+from adaptloop.distributed.state import initial_state
 from adaptloop.learners.base import Learner
 
 FaultKind = Literal["raise", "hang", "die", "late", "duplicate"]
@@ -80,6 +86,29 @@ def speed_profile(
     return times
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch's intra-op thread pool at one thread meanwhile, if torch is loaded (restored after).
+
+    Clients take small local steps, one client at a time per process: a thread pool only adds
+    contention (on 2 busy cores an MLP step took ~50 ms with torch's default pool, ~3 ms with one
+    thread).
+
+    >>> with one_torch_thread():
+    ...     pass
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class Federation:
     """The clients, their speeds and the run's clock settings (see the module docstring).
@@ -87,7 +116,8 @@ class Federation:
     ``jitter`` is the standard deviation of the log-normal factor on every task's duration;
     ``timeout`` (time units after sending) marks a silent client failed; failed clients are
     restarted ``restart_after`` units later (None: never). ``faults`` are injected by the
-    in-process engine only.
+    in-process engine only. ``share`` and ``local`` are the path patterns of
+    :class:`~adaptloop.distributed.sharing.StateSplit`; ``split`` is the resulting split.
     """
 
     data: FederatedData
@@ -104,8 +134,10 @@ class Federation:
     restart_after: float | None = 10.0
     seed: int = 0
     faults: tuple[Fault, ...] = ()
+    share: tuple[str, ...] = ()
+    local: tuple[str, ...] = ()
     step_times: np.ndarray = field(init=False)
-    codec: StateCodec = field(init=False)
+    split: StateSplit = field(init=False)
 
     def __post_init__(self) -> None:
         for name in ("duration", "eval_every", "timeout"):
@@ -129,16 +161,16 @@ class Federation:
             self.data.n_clients, self.step_time, self.slow_fraction, self.slow_factor, self.seed
         )
         info = self.data.info
-        self._initial = initial_state(self.learner, info.n_features, info.n_classes)
-        self.codec = StateCodec(self._initial)
+        initial = initial_state(self.learner, info.n_features, info.n_classes)
+        self.split = StateSplit(initial, share=self.share, local=self.local)
 
     @property
     def n_clients(self) -> int:
         return self.data.n_clients
 
     def initial_model(self) -> np.ndarray:
-        """The global model's starting vector."""
-        return self.codec.flatten(self._initial)
+        """The global model's starting vector (its statistics empty: no sample seen yet)."""
+        return self.split.without_statistics(self.split.flatten(self.split.template))
 
     def client_weights(self) -> np.ndarray:
         """Each client's share of the training data (``p_i``)."""
@@ -151,7 +183,7 @@ class Federation:
             index,
             self.learner,
             self.data.shards[index],
-            self.codec,
+            self.split,
             self.batch_size,
             seed=self.seed * 1000 + generation,
         )
@@ -171,7 +203,9 @@ class Federation:
 
 
 class Evaluator:
-    """Accuracy of a model vector on every client's held-out data of the concept it is in."""
+    """Accuracy of a model vector on every client's held-out data of the concept it is in.
+
+    The global learner evaluated keeps its own local part (the split's template's)."""
 
     def __init__(self, federation: Federation) -> None:
         self.federation = federation
@@ -182,7 +216,7 @@ class Evaluator:
         """``accuracy`` (mean over clients) and ``accuracy_worst`` (worst client) at time ``at``."""
         started = time.perf_counter()
         fed = self.federation
-        self.model.load_state_dict(fed.codec.unflatten(vector))
+        self.model.load_state_dict(fed.split.compose(fed.split.template, vector))
         scores = []
         for shard in fed.data.shards:
             X, y = shard.test[shard.concept_at(at)]

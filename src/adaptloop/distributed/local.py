@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.distributed.federation import Evaluator, Federation, RunTrace
+from adaptloop.distributed.federation import Evaluator, Federation, RunTrace, one_torch_thread
 from adaptloop.distributed.rules.base import AggregationRule
 from adaptloop.distributed.server import Server, Task
 
@@ -60,15 +60,20 @@ class LocalEngine:
         on_time: Callable[[float], None] | None = None,
         name: str | None = None,
     ) -> RunTrace:
-        """Run until ``federation.duration``; ``on_time(t)`` after each evaluation."""
-        return _Simulation(federation, rule, on_time, name or type(rule).__name__).run()
+        """Run until ``federation.duration``; ``on_time(t)`` after each evaluation (torch, if
+        loaded, runs on one thread meanwhile: see
+        :func:`~adaptloop.distributed.federation.one_torch_thread`)."""
+        with one_torch_thread():
+            return _Simulation(federation, rule, on_time, name or type(rule).__name__).run()
 
 
 class _Simulation:
     def __init__(self, fed: Federation, rule: AggregationRule, on_time, name: str) -> None:
         self.fed = fed
         self.on_time = on_time
-        self.server = Server(rule, fed.initial_model(), fed.client_weights(), fed.seed)
+        self.server = Server(
+            rule, fed.initial_model(), fed.client_weights(), fed.seed, fed.split.statistics
+        )
         self.clients = [fed.make_client(i) for i in range(fed.n_clients)]
         self.generation = [0] * fed.n_clients
         self.rng = np.random.default_rng([fed.seed, 12])

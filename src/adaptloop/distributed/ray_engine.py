@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,13 +51,17 @@ class _ClientActor:
     """A client in its own process: runs a task, then sleeps out its simulated duration.
 
     A spare actor starts without a client and gets one with :meth:`reset` (a restart without
-    waiting for a new process to start and import the package)."""
+    waiting for a new process to start and import the package). Torch, once a client's learner
+    has loaded it, runs on one thread (many small clients share the cores)."""
 
     def __init__(self, client: Client | None = None) -> None:
-        self.client = client
+        self.reset(client)
 
-    def reset(self, client: Client) -> None:
+    def reset(self, client: Client | None) -> None:
         self.client = client
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(1)
 
     def run(
         self, task_id: int, model: np.ndarray, steps: int, at: float, seconds: float
@@ -187,7 +192,9 @@ class _RayRun:
     def __init__(self, engine: RayEngine, fed: Federation, rule, on_time, name: str) -> None:
         self.engine, self.fed, self.on_time = engine, fed, on_time
         self.ray = engine.ray
-        self.server = Server(rule, fed.initial_model(), fed.client_weights(), fed.seed)
+        self.server = Server(
+            rule, fed.initial_model(), fed.client_weights(), fed.seed, fed.split.statistics
+        )
         self.rng = np.random.default_rng([fed.seed, 12])
         self.inflight: dict[Any, Task] = {}
         self.deadlines: list[tuple[float, int]] = []  # (time, task id)

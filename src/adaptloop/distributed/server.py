@@ -5,6 +5,12 @@ outstanding: a second delivery of the same update (a retry) or a late one (from 
 already marked failed) is dropped and counted, never applied. A failed client gets no tasks
 until it rejoins, and then starts from the current global model (or the model its rule gives).
 
+With ``statistics`` (the :class:`~adaptloop.distributed.sharing.StatisticsBlocks` of the
+vectors), the running standardisation statistics in the vectors are not the rule's business: the
+server merges the samples behind every accepted update into one pooled total, gives the rule the
+delta without them, and writes the pooled total into every new global model and every model a
+rule sends a client on its own (gossip).
+
 >>> import numpy as np
 >>> from adaptloop.distributed.rules import FedBuff
 >>> server = Server(FedBuff(buffer_size=1, local_steps=2), np.zeros(1), np.ones(2) / 2)
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptloop.distributed.rules.base import AggregationRule, Plan, ServerView, Update
+from adaptloop.distributed.sharing import StatisticsBlocks
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class Task:
 class Server:
     """Runs one aggregation rule: applies its plans, tracks tasks, clients and counts.
 
-    ``weights`` are the clients' data shares (``p_i``); ``seed`` seeds the rule's generator.
+    ``weights`` are the clients' data shares (``p_i``); ``seed`` seeds the rule's generator;
+    ``statistics`` are the vectors' statistics blocks (merged here, see the module docstring).
     ``counts`` holds ``accepted`` updates, ``duplicate`` and ``late`` (dropped) deliveries,
     ``failures``, ``rejoins`` and ``samples`` (behind accepted updates);
     ``accepted_by_client`` the accepted updates per client, ``last_update_at`` the time of each
@@ -53,10 +61,17 @@ class Server:
     """
 
     def __init__(
-        self, rule: AggregationRule, model: np.ndarray, weights: np.ndarray, seed: int = 0
+        self,
+        rule: AggregationRule,
+        model: np.ndarray,
+        weights: np.ndarray,
+        seed: int = 0,
+        statistics: StatisticsBlocks | None = None,
     ) -> None:
         self.rule = rule
         self.model = np.asarray(model, dtype=np.float64).copy()
+        self.statistics = statistics or StatisticsBlocks([])
+        self.pooled = self.model.copy()  # its statistics blocks: every sample accepted so far
         self.version = 0
         self.weights = np.asarray(weights, dtype=np.float64)
         self.alive: set[int] = set(range(len(self.weights)))
@@ -93,7 +108,7 @@ class Server:
                     f"{type(self.rule).__name__} produced a global model that is not a finite "
                     f"vector of shape {self.model.shape}"
                 )
-            self.model = plan.model
+            self.model = self.statistics.publish(plan.model, self.pooled)
             self.version += 1
         tasks = []
         busy = {t.client for t in self._outstanding.values()}
@@ -105,7 +120,8 @@ class Server:
                     f"{type(self.rule).__name__} sent a task to client {assignment.client}, "
                     "which still has one"
                 )
-            model = self.model if assignment.model is None else assignment.model
+            model = assignment.model
+            model = self.model if model is None else self.statistics.publish(model, self.pooled)
             task = Task(
                 self._next_id, assignment.client, assignment.steps, model, self.version, now
             )
@@ -132,10 +148,14 @@ class Server:
         self.counts["samples"] += int(n_samples)
         self.accepted_by_client[task.client] += 1
         self.last_update_at[task.client] = now
+        delta = np.asarray(delta, dtype=np.float64)
+        if self.statistics:
+            self.pooled = self.statistics.absorb(self.pooled, task.model, delta)
+            delta = self.statistics.strip(delta)
         update = Update(
             task_id,
             task.client,
-            np.asarray(delta, dtype=np.float64),
+            delta,
             task.version,
             int(n_samples),
             task.steps,

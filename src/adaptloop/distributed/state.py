@@ -32,19 +32,31 @@ import numpy as np
 
 from adaptloop.learners.base import Learner
 
+Keys = tuple[Any, ...]
+"""Where an entry sits in a state: its dict keys and list indices from the root."""
+
+
+def dotted(keys: Keys) -> str:
+    """The entry's path as it is shown: keys joined by dots (a key may hold dots itself).
+
+    >>> dotted(("learned", "model", "0.weight"))
+    'learned.model.0.weight'
+    """
+    return ".".join(str(key) for key in keys)
+
 
 @dataclass(frozen=True)
 class _Leaf:
-    path: str
+    keys: Keys
     kind: str  # "array", "tensor", "int", "float", "none"
     shape: tuple[int, ...]
     dtype: Any
     start: int
     stop: int
 
-
-def _path(prefix: str, key: object) -> str:
-    return f"{prefix}.{key}" if prefix else str(key)
+    @property
+    def path(self) -> str:
+        return dotted(self.keys)
 
 
 def _is_tensor(value: object) -> bool:
@@ -64,19 +76,20 @@ class StateCodec:
         self._template = template
         self._leaves: list[_Leaf] = []
         self.size = 0
-        self._walk(template, "")
+        self._walk(template, ())
 
-    def _walk(self, value: Any, prefix: str) -> None:
+    def _walk(self, value: Any, keys: Keys) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                self._walk(item, _path(prefix, key))
+                self._walk(item, (*keys, key))
             return
         if isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
-                self._walk(item, _path(prefix, index))
+                self._walk(item, (*keys, index))
             return
+        prefix = dotted(keys)
         if value is None:
-            self._leaves.append(_Leaf(prefix, "none", (), None, self.size, self.size))
+            self._leaves.append(_Leaf(keys, "none", (), None, self.size, self.size))
             return
         if _is_tensor(value):
             kind, array = "tensor", value.detach().cpu().numpy()
@@ -100,13 +113,18 @@ class StateCodec:
             )
         start = self.size
         self.size += int(array.size)
-        self._leaves.append(_Leaf(prefix, kind, tuple(array.shape), dtype, start, self.size))
+        self._leaves.append(_Leaf(keys, kind, tuple(array.shape), dtype, start, self.size))
+
+    @property
+    def paths(self) -> list[str]:
+        """The dotted paths of the numeric leaves, in vector order."""
+        return [leaf.path for leaf in self._leaves if leaf.kind != "none"]
 
     def flatten(self, state: dict[str, Any]) -> np.ndarray:
         """The state as one float64 vector of length :attr:`size`."""
         out = np.empty(self.size)
         for leaf in self._leaves:
-            value = _lookup(state, leaf.path)
+            value = lookup(state, leaf.keys)
             if leaf.kind == "none":
                 if value is not None:
                     raise ValueError(f"state entry {leaf.path!r} was None and is now set")
@@ -124,11 +142,14 @@ class StateCodec:
 
     def unflatten(self, vector: np.ndarray) -> dict[str, Any]:
         """A state of the template's layout holding the numbers of ``vector``."""
+        return replace_leaves(self._template, self.values(vector))[0]
+
+    def values(self, vector: np.ndarray) -> dict[Keys, Any]:
+        """Every leaf's value in ``vector``, by its keys (``None`` leaves included)."""
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (self.size,):
             raise ValueError(f"state vector must have shape ({self.size},), got {vector.shape}")
-        values = {leaf.path: self._leaf_value(leaf, vector) for leaf in self._leaves}
-        return _rebuild(self._template, "", values)
+        return {leaf.keys: self._leaf_value(leaf, vector) for leaf in self._leaves}
 
     @staticmethod
     def _leaf_value(leaf: _Leaf, vector: np.ndarray) -> Any:
@@ -149,23 +170,41 @@ class StateCodec:
         return array.astype(leaf.dtype)
 
 
-def _lookup(state: Any, path: str) -> Any:
+def lookup(state: Any, keys: Keys) -> Any:
+    """The entry at ``keys`` in ``state``, or a ValueError naming the path.
+
+    >>> lookup({"a": [{"b": 1}]}, ("a", 0, "b"))
+    1
+    """
     value = state
-    for part in path.split(".") if path else []:
+    for key in keys:
         try:
-            value = value[int(part)] if isinstance(value, (list, tuple)) else value[part]
-        except (KeyError, IndexError, ValueError, TypeError):
-            raise ValueError(f"state has no entry {path!r}") from None
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"state has no entry {dotted(keys)!r}") from None
     return value
 
 
-def _rebuild(template: Any, prefix: str, values: dict[str, Any]) -> Any:
-    if isinstance(template, dict):
-        return {k: _rebuild(v, _path(prefix, k), values) for k, v in template.items()}
-    if isinstance(template, (list, tuple)):
-        items = [_rebuild(v, _path(prefix, i), values) for i, v in enumerate(template)]
-        return type(template)(items)
-    return values[prefix]
+def replace_leaves(state: Any, values: dict[Keys, Any]) -> tuple[Any, set[Keys]]:
+    """``state`` with the entries at the keys of ``values`` replaced (a new nest of dicts and
+    lists; entries not replaced are the same objects), and the keys that were found.
+
+    >>> replace_leaves({"a": 1, "b": [2, 3]}, {("b", 1): 4, ("c",): 5})
+    ({'a': 1, 'b': [2, 4]}, {('b', 1)})
+    """
+    found: set[Keys] = set()
+
+    def walk(value: Any, keys: Keys) -> Any:
+        if keys in values:
+            found.add(keys)
+            return values[keys]
+        if isinstance(value, dict):
+            return {k: walk(v, (*keys, k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(walk(v, (*keys, i)) for i, v in enumerate(value))
+        return value
+
+    return walk(state, ()), found
 
 
 def initial_state(learner: Learner, n_features: int, n_classes: int | None) -> dict[str, Any]:
