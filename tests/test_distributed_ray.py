@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from adaptloop.cli import app
 from adaptloop.distributed import FedBuff, Federation, make_federated_data
 from adaptloop.distributed.ray_engine import RayEngine
-from adaptloop.learners import LogisticRegression
+from adaptloop.learners import LogisticRegression, MLPClassifier
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def engine():
     engine.close()
 
 
-def _federation(duration: float) -> Federation:
+def _federation(duration: float, learner=None, timeout: float = 100.0) -> Federation:
     data = make_federated_data(
         "hyperplane",
         clients=3,
@@ -35,14 +35,24 @@ def _federation(duration: float) -> Federation:
     )
     return Federation(
         data,
-        LogisticRegression(lr=0.1, standardize=False),
+        learner or LogisticRegression(lr=0.1, standardize=False),
         duration=duration,
         eval_every=10.0,
         slow_fraction=0.34,
         slow_factor=5.0,
-        timeout=100.0,
+        timeout=timeout,
         restart_after=5.0,
     )
+
+
+def test_the_ray_engine_runs_a_torch_mlp(engine):
+    # first: the actors start with torch loaded once; the runs after this one reuse them
+    mlp = MLPClassifier(n_classes=2, hidden=(16,), lr=0.01, seed=0)
+    fed = _federation(duration=200.0, learner=mlp, timeout=float("inf"))
+    trace = engine.run(fed, FedBuff(buffer_size=2))
+    assert trace.counts["accepted"] > 10 and trace.failed_clients == []
+    first, last = trace.rows[0]["accuracy"], trace.rows[-1]["accuracy"]
+    assert last > 0.85 and last > first + 0.1
 
 
 def test_a_killed_actor_is_failed_restarted_and_rejoins(engine):

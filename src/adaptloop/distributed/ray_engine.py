@@ -18,6 +18,7 @@ Ray is optional (the ``[distributed]`` extra); it is imported when a ``RayEngine
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 import sys
@@ -52,13 +53,17 @@ class _ClientActor:
 
     A spare actor starts without a client and gets one with :meth:`reset` (a restart without
     waiting for a new process to start and import the package). Torch, once a client's learner
-    has loaded it, runs on one thread (many small clients share the cores)."""
+    has loaded it, runs on one thread (many small clients share the cores). A client is warmed
+    up with one throwaway local step on a copy of it, so that a library's lazy start (torch's
+    first step in a process takes seconds) is not counted against the first task's timeout."""
 
     def __init__(self, client: Client | None = None) -> None:
         self.reset(client)
 
     def reset(self, client: Client | None) -> None:
         self.client = client
+        if client is not None:
+            copy.deepcopy(client).run(client.split.flatten(client.split.template), 1, 0.0)
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(1)
@@ -85,8 +90,9 @@ class RayEngine:
 
     ``num_cpus`` is the CPU share each client actor reserves (small: clients mostly sleep);
     ``local_cpus`` the CPUs of a Ray started here; ``spares`` idle actors are kept started, so
-    a failed client restarts in a process that is already up. Actors are kept between runs over
-    the same federation; :meth:`close` ends them (and a Ray this engine started).
+    a failed client restarts in a process that is already up. Actors are kept between runs (over
+    the same federation, or given the clients of another one with as many clients);
+    :meth:`close` ends them (and a Ray this engine started).
     """
 
     name = "ray"
@@ -137,9 +143,14 @@ class RayEngine:
         self._connect()
         if self._federation is federation and len(self.actors) == federation.n_clients:
             return
+        self._generation = [0] * federation.n_clients
+        if len(self.actors) == federation.n_clients:  # same size: the processes are reused
+            self._federation = federation
+            clients = [federation.make_client(i) for i in range(federation.n_clients)]
+            self.ray.get([a.reset.remote(c) for a, c in zip(self.actors, clients, strict=True)])
+            return
         self._kill_all()
         self._federation = federation
-        self._generation = [0] * federation.n_clients
         self.actors = [
             self._new_actor(federation.make_client(i)) for i in range(federation.n_clients)
         ]
