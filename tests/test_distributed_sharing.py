@@ -15,6 +15,7 @@ from adaptloop.distributed import (
     Moments,
     Server,
     StateSplit,
+    StatisticsBlocks,
     make_federated_data,
 )
 from adaptloop.distributed.client import Client
@@ -198,3 +199,14 @@ def test_a_federated_experiment_names_a_leaf_it_cannot_share():
     with pytest.raises(ExperimentError, match=r"federation\.learner: state entry 'learned\.opt"):
         parse_experiment(EXPERIMENT)
     parse_experiment(EXPERIMENT.replace('share = ["optimizer"]', 'local = ["scaler"]'))
+
+
+def test_statistics_a_client_restarted_count_only_its_samples_since():
+    blocks = StatisticsBlocks([(0, 1)])  # vector = [count, mean, m2]
+    pooled, sent = np.array([10.0, 1.0, 5.0]), np.array([10.0, 1.0, 5.0])
+    trained = np.array([2.0, 4.0, 2.0])  # the client reset, then learned [3, 5]
+    merged = Moments(10.0, np.array([1.0]), np.array([5.0])).merge(
+        Moments(2.0, np.array([4.0]), np.array([2.0]))
+    )
+    out = blocks.absorb(pooled, sent, trained - sent)
+    assert out.tolist() == pytest.approx([merged.count, merged.mean[0], merged.m2[0]])

@@ -9,7 +9,8 @@ With ``statistics`` (the :class:`~adaptloop.distributed.sharing.StatisticsBlocks
 vectors), the running standardisation statistics in the vectors are not the rule's business: the
 server merges the samples behind every accepted update into one pooled total, gives the rule the
 delta without them, and writes the pooled total into every new global model and every model a
-rule sends a client on its own (gossip).
+rule sends a client on its own (gossip: a central step, where a fully decentralised run would
+gossip the statistics too).
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules import FedBuff
@@ -52,7 +53,8 @@ class Server:
     """Runs one aggregation rule: applies its plans, tracks tasks, clients and counts.
 
     ``weights`` are the clients' data shares (``p_i``); ``seed`` seeds the rule's generator;
-    ``statistics`` are the vectors' statistics blocks (merged here, see the module docstring).
+    ``statistics`` are the vectors' statistics blocks (merged here, see the module docstring);
+    ``pooled`` holds, in those blocks, the statistics of every sample accepted so far.
     ``counts`` holds ``accepted`` updates, ``duplicate`` and ``late`` (dropped) deliveries,
     ``failures``, ``rejoins`` and ``samples`` (behind accepted updates);
     ``accepted_by_client`` the accepted updates per client, ``last_update_at`` the time of each

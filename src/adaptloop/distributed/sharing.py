@@ -9,14 +9,17 @@ server) and keeps its optimiser state, schedule and random generator to itself. 
 * **local** — an entry whose key is one of :data:`DEFAULT_LOCAL` (``optimizer``, ``trainer``,
   ``rng``, ``steps``, ``adam_m``, ``adam_v``, ``n_seen``: optimiser moments and settings,
   schedule and step counters, random generators), at any depth, with everything below it.
-  A client keeps its own across rounds (so its Adam moments persist, as with Reddi et al.'s
-  client optimisers); the server's global learner keeps its own. Nothing local is ever sent.
+  Nothing local is ever sent, as in Reddi et al.; a client keeps its own across rounds, so its
+  Adam moments and step count go on from its last task (in Reddi et al.'s adaptive variants,
+  Algorithm 2, clients run plain SGD, which has no state to keep; resetting Adam every round
+  would restart its bias correction each time). The server's global learner keeps its own.
 * **statistics** — a dict holding ``count``, ``mean`` and ``m2`` (the running standardisation
   statistics of the learners' scalers; an ``inv_std`` next to them is derived from them). These
   are not averaged: the server merges the statistics of the samples each client learned into
   one pooled ``count``/``mean``/``m2`` with Chan et al.'s parallel formula (see
-  :class:`Moments`), exactly as if one scaler had seen every client's samples, and every model
-  it sends carries the pooled statistics (see :class:`StatisticsBlocks`).
+  :class:`Moments`), exactly as if one scaler had seen every client's samples, and every new
+  global model carries the pooled statistics as of its server step (see
+  :class:`StatisticsBlocks`).
 * **shared** — every other leaf: the model parameters, averaged by the aggregation rule. A
   shared leaf that is not numeric (a string, a bool, ...) is refused with its path.
 
@@ -168,11 +171,14 @@ class StatisticsBlocks:
 
     def absorb(self, pooled: np.ndarray, sent: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """``pooled`` with the samples a client learned from ``sent`` (``delta`` = trained -
-        sent) merged into each block; ``pooled`` itself is not changed."""
+        sent) merged into each block; ``pooled`` itself is not changed. A block whose count
+        went down was restarted on the client (a learner that resets itself): its statistics
+        are the samples since the restart."""
         out = np.array(pooled, dtype=np.float64)
         trained = sent + delta
         for start, dim in self.blocks:
-            learned = self._moments(trained, start, dim).minus(self._moments(sent, start, dim))
+            after, before = self._moments(trained, start, dim), self._moments(sent, start, dim)
+            learned = after if after.count < before.count else after.minus(before)
             total = self._moments(out, start, dim).merge(learned)
             out[start] = total.count
             out[start + 1 : start + 1 + dim] = total.mean
