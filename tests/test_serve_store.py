@@ -343,3 +343,28 @@ def test_only_durable_jobs_wait_for_an_fsync(tmp_path):
     gate.set()
     assert [future.result(5) for future in mixed] == [2, 2]
     store.close()
+
+
+def test_wal_is_checkpointed_off_the_writer_thread(tmp_path):
+    """The writer never checkpoints inline (autocheckpoint off); the store's checkpointer
+    thread copies the log into the database file, so the log stays small under writes."""
+    store = Store(tmp_path / "wal.db", checkpoint_interval=0.05).start()
+    assert store.call(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+    blob = b"x" * 4000  # about a page per row
+
+    def write(conn) -> None:
+        conn.execute("INSERT INTO meta VALUES (?, ?)", (uuid.uuid4().hex, blob))
+
+    for _ in range(3000):  # past the 1,000 pages at which SQLite would checkpoint inline
+        store.submit(write, durable=False)
+    store.call(lambda conn: None)
+    deadline = time.monotonic() + 10
+    while store.wal.checkpoints < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    busy, in_log, copied = store.wal.checkpoint()
+    assert busy == 0 and copied == in_log  # everything in the log is in the database file
+    rows = store.call(lambda conn: conn.execute("SELECT count(*) FROM meta").fetchone()[0])
+    assert rows == 3000
+    store.close()
+    with pytest.raises(RuntimeError, match="not running"):
+        store.wal.checkpoint()

@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adaptloop.serve.wal import WalCheckpointer
+
 T = TypeVar("T")
 
 SCHEMA = """
@@ -284,10 +286,18 @@ class Store:
     only and is raised to its caller.
     """
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL", max_group: int = 256) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        max_group: int = 256,
+        checkpoint_interval: float = 1.0,
+        restart_pages: int = 4096,
+    ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self.path = Path(path)
+        self.wal = WalCheckpointer(self.path, checkpoint_interval, restart_pages)
         self.synchronous = synchronous
         self.max_group = max_group
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -314,6 +324,7 @@ class Store:
             self._thread.join()
             self._thread = None
             raise
+        self.wal.start()
         return self
 
     def _open(self) -> sqlite3.Connection:
@@ -325,6 +336,8 @@ class Store:
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             self._level = self.synchronous
             conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # self.wal checkpoints, off this thread
+            conn.execute(f"PRAGMA journal_size_limit={64 * 2**20}")  # the log file after a restart
             conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
             conn.close()
@@ -339,6 +352,7 @@ class Store:
         if self._thread is None or self._closed:
             return
         self._closed = True
+        self.wal.close()
         self._queue.put(_STOP)
         self._thread.join()
 
