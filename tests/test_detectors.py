@@ -110,3 +110,18 @@ def test_adwin_and_ddm_see_a_change():
                 first = i
                 break
         assert first is not None and 1000 <= first < 1300, (name, first)
+
+
+def test_detectors_are_imported_on_first_use_only():
+    """``river.drift`` (which pulls in scikit-learn and scipy.stats, seconds of start-up) is
+    not imported by importing the learners, only when a detector is built."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from adaptloop.learners import detectors, make_detector; "
+        "print('river.drift' in sys.modules, 'adwin' in detectors); "
+        "make_detector('adwin'); print('river.drift' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -15,6 +15,7 @@ with their parameters, read from the factories' signatures.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,25 +43,45 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., Any]] = {}
+        self._lazy: dict[str, str] = {}  # name -> "module:attribute", imported by get()
 
     def register(self, name: str) -> Callable[[F], F]:
         """Decorator registering ``factory`` under ``name``; names are unique per registry."""
 
         def decorator(factory: F) -> F:
-            if name in self._factories and self._factories[name] is not factory:
+            taken = name in self._lazy or self._factories.get(name, factory) is not factory
+            if taken:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._factories[name] = factory
             return factory
 
         return decorator
 
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``"package.module:attribute"`` under ``name``, imported on first use: for
+        factories whose module is slow to import and often not needed.
+
+        >>> registry = Registry("thing")
+        >>> registry.register_lazy("fraction", "fractions:Fraction")
+        >>> "fraction" in registry, registry.create("fraction", numerator=1, denominator=2)
+        (True, Fraction(1, 2))
+        """
+        if name in self._factories or name in self._lazy:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        if target.count(":") != 1:
+            raise ValueError(f"lazy target must read 'module:attribute', got {target!r}")
+        self._lazy[name] = target
+
     def names(self) -> list[str]:
-        return sorted(self._factories)
+        return sorted([*self._factories, *self._lazy])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._factories
+        return name in self._factories or name in self._lazy
 
     def get(self, name: str) -> Callable[..., Any]:
+        if name in self._lazy:
+            module, attribute = self._lazy.pop(name).split(":")
+            self._factories[name] = getattr(importlib.import_module(module), attribute)
         try:
             return self._factories[name]
         except KeyError:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from river import drift
 from river.base import BinaryDriftDetector
 from river.base.drift_detector import _BaseDriftDetector
 
@@ -35,14 +34,20 @@ __all__ = ["detectors", "make_detector", "is_binary_detector", "DetectorSpec"]
 detectors = Registry("detector")
 """Drift detectors by name (River classes); build one with :func:`make_detector`."""
 
-detectors.register("adwin")(drift.ADWIN)
-detectors.register("page_hinkley")(drift.PageHinkley)
-detectors.register("kswin")(drift.KSWIN)
-detectors.register("ddm")(drift.binary.DDM)
-detectors.register("eddm")(drift.binary.EDDM)
-detectors.register("hddm_a")(drift.binary.HDDMA)
-detectors.register("hddm_w")(drift.binary.HDDMW)
-detectors.register("fhddm")(drift.binary.FHDDM)
+# imported on first use: ``river.drift`` imports ``river.datasets``, which pulls in scikit-learn
+# and scipy.stats: ~5 s of start-up on these machines for every process that never detects
+# a drift (the CLI, the service, each Ray client)
+for _name, _target in {
+    "adwin": "river.drift:ADWIN",
+    "page_hinkley": "river.drift:PageHinkley",
+    "kswin": "river.drift:KSWIN",
+    "ddm": "river.drift.binary:DDM",
+    "eddm": "river.drift.binary:EDDM",
+    "hddm_a": "river.drift.binary:HDDMA",
+    "hddm_w": "river.drift.binary:HDDMW",
+    "fhddm": "river.drift.binary:FHDDM",
+}.items():
+    detectors.register_lazy(_name, _target)
 
 DetectorSpec = str | dict[str, Any] | _BaseDriftDetector
 """What :func:`make_detector` accepts: a name, a ``{"kind": name, ...}`` dict or an instance."""
