@@ -367,3 +367,144 @@ def test_missing_experiment_file_is_noted_not_fatal(tmp_path):
     (folder / "experiment.toml").unlink()
     report = build_report(folder)
     assert "No experiment.toml in the results folder" in report.html.read_text()
+
+
+# -- continual runs over several sequences and seeds -----------------------------------------
+def _suite(orders, seeds):
+    """A real continual run: each named task order of 4 classes with each seed (the seed sets
+    the batch order, so a logistic learner's curves differ between seeds)."""
+    from adaptloop.evaluation.continual import ContinualSuite, continual_evaluation
+    from adaptloop.learners.linear import LogisticRegression
+    from adaptloop.learners.wrapping import MajorityClass
+    from adaptloop.streams.tasks import split
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 16)
+    X = (np.eye(4)[y] * 2 + rng.normal(size=(64, 4))).astype(np.float32)
+    runs = {}
+    for name, groups in orders.items():
+        sequence = split(X, y, X, y, groups, name=name)
+        runs[name] = {
+            seed: continual_evaluation(
+                sequence,
+                {"logistic": LogisticRegression(n_classes=4, lr=0.5), "majority": MajorityClass(4)},
+                batch_size=4,
+                windows=(4,),
+                seed=seed,
+            )
+            for seed in seeds
+        }
+    return ContinualSuite(runs)
+
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory):
+    """Two task orders (A, B), three seeds each."""
+    from adaptloop.evaluation.continual import write_continual_results
+
+    suite = _suite({"A": [[0, 1], [2, 3]], "B": [[2, 3], [0, 1]]}, (0, 1, 2))
+    return write_continual_results(suite, tmp_path_factory.mktemp("multi"), "seeds = [0, 1, 2]\n")
+
+
+@pytest.fixture(scope="module")
+def multi_report(multi_run):
+    return build_report(multi_run)
+
+
+def test_every_sequence_is_read_with_the_mean_curve_and_the_band_of_its_seeds(multi_run):
+    records = pq.read_table(multi_run / "records.parquet").to_pandas()
+    results = load_results(multi_run)
+    assert [s.name for s in results.sequences] == ["A", "B"]
+    assert [s.tasks for s in results.sequences] == [["0-1", "2-3"], ["2-3", "0-1"]]
+    assert [s.n_seeds for s in results.sequences] == [3, 3]
+    assert results.n_records == len(records)
+    for sequence in results.sequences:
+        for (learner, t), (x, y) in sequence.curves.items():
+            mine = records[
+                (records.sequence == sequence.name)
+                & (records.learner == learner)
+                & (records.eval_task == t)
+            ]
+            per_seed = mine.pivot(index="iteration", columns="seed", values="accuracy")
+            np.testing.assert_array_equal(x, per_seed.index.to_numpy())
+            np.testing.assert_allclose(y, per_seed.mean(axis=1).to_numpy())
+            low, high = sequence.bands[(learner, t)]
+            np.testing.assert_array_equal(low, per_seed.min(axis=1).to_numpy())
+            np.testing.assert_array_equal(high, per_seed.max(axis=1).to_numpy())
+    logistic = records[(records.learner == "logistic") & (records.eval_task == 0)]
+    assert logistic.groupby("iteration").accuracy.nunique().max() > 1  # the seeds differ
+
+
+def test_report_of_several_sequences_has_their_figures_and_numbers(multi_run, multi_report):
+    summary = json.loads((multi_run / "summary.json").read_text())
+    assert [f.name for f in multi_report.figures] == [
+        "tasks_A",
+        "final_A",
+        "tasks_B",
+        "final_B",
+        "time",
+    ]
+    for figure in multi_report.figures:
+        assert_drawn(pixels(figure.path))
+    text = " ".join(parse(multi_report.html).text)
+    for name, sequence in summary["sequences"].items():
+        assert f"Sequence {name}" in text
+        for learner, stats in sequence["learners"].items():
+            std = stats["std"]
+            for key in ("avg_acc", "min_acc", "wc_acc"):
+                assert f"{stats[key]:.4f} ± {std[key]:.4f}" in text, (name, learner, key)
+            assert f"{stats['wf']['4']:.4f} ± {std['wf']['4']:.4f}" in text
+            finals = [
+                run["learners"][learner]["final_task_acc"] for run in sequence["seeds"].values()
+            ]
+            for t, mean in enumerate(stats["final_task_acc"]):
+                spread = np.std([f[t] for f in finals])
+                assert f"{mean:.4f} ± {spread:.4f}" in text, (name, learner, t)
+            for run in sequence["seeds"].values():  # every seed's own numbers
+                assert f"{run['learners'][learner]['min_acc']:.4f}" in text
+    assert "mean over the 3 seeds" in text and "lowest to the highest seed" in text
+
+
+def test_multi_seed_curves_are_shaded_single_seed_curves_are_not(multi_run, tmp_path):
+    from adaptloop.evaluation.continual import write_continual_results
+    from adaptloop.report.figures import task_accuracy_figure
+
+    results = load_results(multi_run)
+    for sequence in results.sequences:
+        fig = task_accuracy_figure(results, sequence)
+        assert all(len(ax.collections) == 2 for ax in fig.axes[:2])  # one band per task
+        assert fig._suptitle.get_text().startswith(f"{sequence.name}: ")
+    single = _suite({"A": [[0, 1], [2, 3]]}, (0,))
+    folder = write_continual_results(single, tmp_path / "one", "")
+    one = load_results(folder)
+    assert one.sequences[0].bands == {} and one.sequences[0].n_seeds == 1
+    fig = task_accuracy_figure(one)
+    assert all(len(ax.collections) == 0 for ax in fig.axes[:2])
+    assert fig._suptitle.get_text() == "accuracy on each task while training on the task sequence"
+
+
+def test_single_sequence_single_seed_report_is_unchanged(tmp_path):
+    from adaptloop.evaluation.continual import write_continual_results
+
+    folder = write_continual_results(_suite({"A": [[0, 1], [2, 3]]}, (0,)), tmp_path / "c", "")
+    report = build_report(folder)
+    assert [f.name for f in report.figures] == ["tasks", "final", "time"]
+    page = report.html.read_text()
+    assert "±" not in page and "Per seed" not in page and "Sequence A" not in page
+    assert "<h2>Summary</h2>" in page and "<th>seeds</th>" not in page
+    summary = json.loads((folder / "summary.json").read_text())
+    stats = summary["learners"]["logistic"]
+    assert f"<td>{stats['final_task_acc'][0]:.4f}</td>" in page
+
+
+def test_one_sequence_over_seeds_shows_mean_and_sd_without_sections(tmp_path):
+    from adaptloop.evaluation.continual import write_continual_results
+
+    folder = write_continual_results(_suite({"A": [[0, 1], [2, 3]]}, (3, 4)), tmp_path / "c", "")
+    report = build_report(folder)
+    assert [f.name for f in report.figures] == ["tasks", "final", "time"]
+    text = " ".join(parse(report.html).text)
+    stats = json.loads((folder / "summary.json").read_text())["learners"]["logistic"]
+    assert f"{stats['avg_acc']:.4f} ± {stats['std']['avg_acc']:.4f}" in text
+    assert "Per seed" in text and "each over 2 seeds (3, 4)" in text
+    assert "Sequence A" not in text

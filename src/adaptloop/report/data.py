@@ -8,9 +8,10 @@ Two kinds of folder are understood, told apart by ``summary.json``'s ``"kind"``:
 - ``"continual"``: ``records.parquet`` has one row per learner, evaluation point and evaluated
   task (``learner, iteration, task, eval_task, accuracy``). A run over several sequences and
   seeds also has ``sequence`` and ``seed`` columns and a ``"sequences"`` key in
-  ``summary.json`` (:mod:`adaptloop.evaluation.continual`): the report shows the first
-  sequence (whose tasks and learners ``summary.json`` also holds at the top level), its curves
-  averaged over the seeds at each iteration.
+  ``summary.json`` (:mod:`adaptloop.evaluation.continual`): every sequence is read
+  (:class:`ContinualSequence`), its curves as the mean over its seeds at each iteration with
+  the seeds' minimum and maximum (the band the figures shade), its numbers from
+  ``summary.json`` (the mean over seeds with their ``"std"``, and each seed's own).
 
 Curves are downsampled for plotting only (:func:`downsample_minmax` keeps every bucket's minimum
 and maximum, so dips stay visible); every number in a table comes from ``summary.json`` or from an
@@ -27,6 +28,7 @@ adaptloop.report.data.ReportError: ... is not a complete results folder: summary
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,20 +90,64 @@ class PrequentialResults:
 
 
 @dataclass
-class ContinualResults:
-    """What a continual-learning report shows.
+class ContinualSequence:
+    """One task sequence of a continual run, over the seeds it was run with.
 
-    ``curves`` maps ``(learner, eval_task index)`` to ``(iterations, accuracies)``, downsampled
-    for plotting; ``tasks`` are the task names, ``boundaries`` the iteration at which each task's
-    training starts.
+    ``learners`` is its ``summary.json`` entry per learner (the mean over seeds, with
+    ``"std"`` when the run recorded it); ``runs`` maps each seed (as ``summary.json`` writes it,
+    a string) to that seed's own entries per learner (empty for folders that do not record
+    them). ``curves`` maps ``(learner, eval_task index)`` to ``(iterations, accuracy)``: the
+    mean over the seeds evaluated at each iteration, downsampled for plotting; ``bands`` maps
+    the same keys to the seeds' ``(minimum, maximum)`` at the same iterations (only with more
+    than one seed). ``boundaries`` are the iterations at which each task's training starts.
+    """
+
+    name: str
+    tasks: list[str]
+    boundaries: list[int]
+    learners: dict[str, dict]
+    runs: dict[str, dict[str, dict]]
+    curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+    bands: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def n_seeds(self) -> int:
+        """How many seeds the sequence was run with (1 for folders without per-seed entries)."""
+        return max(1, len(self.runs))
+
+    def final_task_std(self, learner: str) -> list[float | None]:
+        """Standard deviation over the seeds of ``learner``'s final accuracy on each task
+        (population, as ``summary.json``'s ``"std"``); None where a seed has no value.
+
+        >>> seq = ContinualSequence("s", ["A", "B"], [0, 5], {}, {
+        ...     "0": {"m": {"final_task_acc": [0.2, 0.9]}},
+        ...     "1": {"m": {"final_task_acc": [0.4, None]}}}, {})
+        >>> [None if v is None else round(v, 6) for v in seq.final_task_std("m")]
+        [0.1, None]
+        """
+        runs = [run[learner].get("final_task_acc") or [] for run in self.runs.values()]
+        out: list[float | None] = []
+        for t in range(len(self.tasks)):
+            values = [r[t] if t < len(r) else None for r in runs]
+            known = [float(v) for v in values if v is not None and math.isfinite(v)]
+            out.append(float(np.std(known)) if known and len(known) == len(values) else None)
+        return out
+
+
+@dataclass
+class ContinualResults:
+    """What a continual-learning report shows: every task sequence of the run, in the order of
+    ``summary.json`` (the first one is also at its top level).
+
+    ``tasks``, ``boundaries`` and ``curves`` are the first sequence's (see
+    :class:`ContinualSequence`); ``n_records`` counts the rows of ``records.parquet`` over all
+    sequences and seeds.
     """
 
     folder: Path
     summary: dict
     experiment: str | None
-    tasks: list[str]
-    boundaries: list[int]
-    curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+    sequences: list[ContinualSequence]
     n_records: int = 0
     kind: str = "continual"
 
@@ -109,6 +155,42 @@ class ContinualResults:
     def learners(self) -> list[str]:
         """Learner names in the order of ``summary.json``."""
         return list(self.summary["learners"])
+
+    @property
+    def tasks(self) -> list[str]:
+        """The first sequence's task names."""
+        return self.sequences[0].tasks
+
+    @property
+    def boundaries(self) -> list[int]:
+        """The iterations at which the first sequence's tasks start."""
+        return self.sequences[0].boundaries
+
+    @property
+    def curves(self) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+        """The first sequence's curves (mean over its seeds)."""
+        return self.sequences[0].curves
+
+
+def _extremes_index(
+    n: int, max_points: int, lows: list[np.ndarray], highs: list[np.ndarray]
+) -> np.ndarray:
+    """Indices (sorted) of each bucket's smallest value of every array in ``lows`` and largest of
+    every array in ``highs``, with buckets sized so that at most ``max_points`` are kept."""
+    buckets = max(1, max_points // (len(lows) + len(highs)))
+    size = -(-n // buckets)
+    buckets = -(-n // size)
+    start = np.arange(buckets) * size
+    keep = []
+    for values, fill, pick in [(y, np.inf, np.argmin) for y in lows] + [
+        (y, -np.inf, np.argmax) for y in highs
+    ]:
+        padded = np.full(buckets * size, np.nan)
+        padded[:n] = values
+        padded = padded.reshape(buckets, size)
+        keep.append(start + pick(np.where(np.isnan(padded), fill, padded), axis=1))
+    index = np.unique(np.concatenate(keep))
+    return index[index < n]
 
 
 def downsample_minmax(
@@ -125,22 +207,28 @@ def downsample_minmax(
     >>> len(xs) <= 100, float(ys.min()), float(ys.max()), 1234 in xs, bool(np.all(np.diff(xs) > 0))
     (True, -5.0, 3.0, True, True)
     """
-    n = len(x)
-    if n <= max_points:
+    if len(x) <= max_points:
         return x, y
-    buckets = max(1, max_points // 2)
-    size = -(-n // buckets)
-    buckets = -(-n // size)
-    padded = np.full(buckets * size, np.nan)
-    padded[:n] = y
-    padded = padded.reshape(buckets, size)
-    missing = np.isnan(padded)
-    low = np.where(missing, np.inf, padded).argmin(axis=1)
-    high = np.where(missing, -np.inf, padded).argmax(axis=1)
-    start = np.arange(buckets) * size
-    index = np.unique(np.concatenate([start + low, start + high]))
-    index = index[index < n]
+    index = _extremes_index(len(x), max_points, [y], [y])
     return x[index], y[index]
+
+
+def downsample_band(
+    x: np.ndarray, y: np.ndarray, low: np.ndarray, high: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A mean curve ``y`` with its band ``low``..``high``, at most ``max_points`` points: each
+    bucket keeps the mean's minimum and maximum, the band's lowest ``low`` and highest ``high``.
+
+    >>> x = np.arange(10_000)
+    >>> y = np.zeros(10_000); low = y - 1; high = y + 1; low[42] = -9.0; high[9000] = 7.0
+    >>> xs, ys, lows, highs = downsample_band(x, y, low, high, max_points=100)
+    >>> len(xs) <= 100, float(lows.min()), float(highs.max()), len(ys) == len(lows) == len(xs)
+    (True, -9.0, 7.0, True)
+    """
+    if len(x) <= max_points:
+        return x, y, low, high
+    index = _extremes_index(len(x), max_points, [y, low], [y, high])
+    return x[index], y[index], low[index], high[index]
 
 
 def _incomplete(folder: Path, what: str) -> ReportError:
@@ -336,50 +424,98 @@ def _task_index(values: np.ndarray, tasks: list[str]) -> np.ndarray:
     return np.array([lookup.get(str(v), -1) for v in values], dtype=np.int64)
 
 
+def _sequence_entries(folder: Path, summary: dict) -> dict[str, dict]:
+    """Each sequence's ``summary.json`` entry; a folder without ``"sequences"`` is one sequence
+    (its top level)."""
+    sequences = summary.get("sequences")
+    if not sequences:
+        name = (summary.get("sequence") or {}).get("name") or ""
+        return {str(name): summary}
+    if not isinstance(sequences, dict):
+        raise _incomplete(folder, "summary.json 'sequences' is not an object")
+    for name, entry in sequences.items():
+        _require_keys(folder, entry, CONTINUAL_KEYS, f"summary.json sequence {name!r}")
+    return {str(name): entry for name, entry in sequences.items()}
+
+
+def _mean_and_band(
+    x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct iteration (sorted): the mean, minimum and maximum over the seeds' values.
+
+    >>> _mean_and_band(np.array([2, 1, 2, 1]), np.array([0.5, 0.2, 0.7, 0.4]))
+    (array([1, 2]), array([0.3, 0.6]), array([0.2, 0.5]), array([0.4, 0.7]))
+    """
+    xs, at = np.unique(x, return_inverse=True)
+    mean = np.bincount(at, weights=y) / np.bincount(at)
+    low, high = np.full(len(xs), np.inf), np.full(len(xs), -np.inf)
+    np.minimum.at(low, at, y)
+    np.maximum.at(high, at, y)
+    return xs, mean, low, high
+
+
 def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualResults:
     _require_keys(folder, summary, CONTINUAL_KEYS, "summary.json")
-    tasks = [str(t) for t in summary["tasks"]]
-    boundaries = [int(b) for b in summary["task_boundaries"]]
-    if not tasks:
-        raise _incomplete(folder, "summary.json lists no tasks")
-    if len(boundaries) != len(tasks):
-        raise _incomplete(
-            folder,
-            f"summary.json has {len(tasks)} tasks but {len(boundaries)} task_boundaries",
-        )
     if not summary["learners"]:
         raise _incomplete(folder, "summary.json lists no learners")
-    columns = ["learner", "iteration", "eval_task", "accuracy"]
-    nested = "sequence" in _records_schema(folder).names and bool(summary.get("sequences"))
-    table = _read_columns(folder, columns + ["sequence"] * nested, ["learner"])
-    if nested:  # several sequences: the first one's rows
-        first = next(iter(summary["sequences"]))
-        table = table.filter(pa.compute.equal(table.column("sequence"), first))
+    entries = _sequence_entries(folder, summary)
+    # several sequences need the records' sequence column; a single one may lack it
+    nested = len(entries) > 1 or (
+        "sequence" in _records_schema(folder).names and bool(summary.get("sequences"))
+    )
+    columns = ["learner", "iteration", "eval_task", "accuracy"] + ["sequence"] * nested
+    table = _read_columns(folder, columns, ["learner", "sequence"] if nested else ["learner"])
+    if nested:
+        sequence_names, sequence_codes = _groups(table.column("sequence"))
+        in_sequence = _selectors(sequence_codes)
     names, codes = _groups(table.column("learner"))
     iterations = table.column("iteration").to_numpy()
-    eval_tasks = _task_index(table.column("eval_task").to_numpy(zero_copy_only=False), tasks)
+    eval_column = table.column("eval_task").to_numpy(zero_copy_only=False)
     accuracy = _numbers(table, "accuracy")
-    curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-    for learner in summary["learners"]:
-        if learner not in names:
-            raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
-        mine = codes == names.index(learner)
-        for t in range(len(tasks)):
-            mask = mine & (eval_tasks == t)
-            if not mask.any():
-                continue
-            x, y = iterations[mask], accuracy[mask]
-            if nested:  # several seeds: the mean at each iteration (sorted by np.unique)
-                x, at = np.unique(x, return_inverse=True)
-                y = np.bincount(at, weights=y) / np.bincount(at)
-            order = np.argsort(x, kind="stable")
-            curves[(learner, t)] = downsample_minmax(x[order], y[order], max_points)
+    sequences = []
+    for sequence, entry in entries.items():
+        tasks = [str(t) for t in entry["tasks"]]
+        boundaries = [int(b) for b in entry["task_boundaries"]]
+        where = f"summary.json sequence {sequence!r}" if nested else "summary.json"
+        if not tasks:
+            raise _incomplete(folder, f"{where} lists no tasks")
+        if len(boundaries) != len(tasks):
+            raise _incomplete(
+                folder, f"{where} has {len(tasks)} tasks but {len(boundaries)} task_boundaries"
+            )
+        rows: slice | np.ndarray = slice(None)
+        if nested:
+            if sequence not in sequence_names:
+                raise _incomplete(folder, f"records.parquet has no rows for sequence {sequence!r}")
+            rows = in_sequence[sequence_names.index(sequence)]
+        seeds = entry.get("seeds") if isinstance(entry.get("seeds"), dict) else {}
+        runs = {str(seed): run["learners"] for seed, run in seeds.items()}
+        its, learner_codes = iterations[rows], codes[rows]
+        eval_tasks, values = _task_index(eval_column[rows], tasks), accuracy[rows]
+        curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        bands: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        for learner in entry["learners"]:
+            if learner not in names:
+                raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
+            mine = learner_codes == names.index(learner)
+            for t in range(len(tasks)):
+                mask = mine & (eval_tasks == t)
+                if not mask.any():
+                    continue
+                x, y, low, high = _mean_and_band(its[mask], values[mask])
+                if len(runs) > 1:
+                    x, y, low, high = downsample_band(x, y, low, high, max_points)
+                    bands[(learner, t)] = (low, high)
+                else:
+                    x, y = downsample_minmax(x, y, max_points)
+                curves[(learner, t)] = (x, y)
+        sequences.append(
+            ContinualSequence(sequence, tasks, boundaries, entry["learners"], runs, curves, bands)
+        )
     return ContinualResults(
         folder=folder,
         summary=summary,
         experiment=_experiment_text(folder),
-        tasks=tasks,
-        boundaries=boundaries,
-        curves=curves,
+        sequences=sequences,
         n_records=table.num_rows,
     )

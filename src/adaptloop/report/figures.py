@@ -4,7 +4,10 @@ Prequential runs get: the windowed metric over the stream with known drifts, det
 recovery points marked (``stream``); before / just after / recovered per drift and the recovery
 time (``drifts``, when the stream has known drifts); throughput (``throughput``). Continual runs
 get: per-task accuracy over training iterations with task boundaries and the stability gap marked
-(``tasks``), the final accuracy on every task (``final``) and the time spent (``time``).
+(``tasks``), the final accuracy on every task (``final``) and the time spent (``time``). A run
+over several task sequences gets ``tasks_<sequence>`` and ``final_<sequence>`` for each; over
+several seeds, the curves are the mean over the seeds with their minimum-to-maximum band shaded
+and the final bars carry ±1 standard deviation over the seeds.
 
 Colours are Okabe-Ito (safe for colour-blind readers), lines also differ in style beyond seven
 learners, and legends sit outside the data.
@@ -22,6 +25,8 @@ learners, and legends sit outside the data.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +36,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from adaptloop.report.data import ContinualResults, PrequentialResults, higher_is_better
+from adaptloop.report.data import (
+    ContinualResults,
+    ContinualSequence,
+    PrequentialResults,
+    higher_is_better,
+)
 
 DPI = 100
 WIDTH_INCHES = 12.0
@@ -57,7 +67,8 @@ MAX_DRIFT_PANELS = 6
 
 @dataclass
 class FigureFile:
-    """A figure written as PNG: its short name, path, size in pixels, title and caption."""
+    """A figure written as PNG: its short name, path, size in pixels, title and caption;
+    ``sequence`` names the task sequence it shows when a continual run has several."""
 
     name: str
     path: Path
@@ -65,6 +76,7 @@ class FigureFile:
     height: int
     title: str
     caption: str
+    sequence: str | None = None
 
 
 def style(index: int) -> dict:
@@ -507,9 +519,13 @@ def _value_before(x: np.ndarray, y: np.ndarray, at: float) -> float | None:
 
 
 def stability_gaps(
-    results: ContinualResults, learner: str, least: float = 0.05, rebound: float = 0.25
+    results: ContinualResults | ContinualSequence,
+    learner: str,
+    least: float = 0.05,
+    rebound: float = 0.25,
 ) -> list[dict]:
-    """Dips of earlier tasks' accuracy after a new task starts that recover (for marking only).
+    """Dips of earlier tasks' accuracy after a new task starts that recover (for marking only),
+    on the (mean) curves of a sequence (of the first one for a whole run).
 
     For each boundary and earlier task: ``before`` is the last accuracy before the boundary,
     ``iteration`` / ``accuracy`` the lowest point until the next boundary, ``gap`` their
@@ -556,8 +572,27 @@ def stability_gaps(
     return gaps
 
 
-def task_accuracy_figure(results: ContinualResults) -> Figure:
-    """Accuracy on every task over training iterations, one panel per learner.
+def _seeds_text(sequence: ContinualSequence) -> str:
+    """What a sequence's curves are when it ran with several seeds (empty with one).
+
+    >>> _seeds_text(ContinualSequence("s", ["A"], [0], {}, {"0": {}, "1": {}}, {}))
+    ', mean over 2 seeds (band: min to max)'
+    """
+    if sequence.n_seeds == 1:
+        return ""
+    return f", mean over {sequence.n_seeds} seeds (band: min to max)"
+
+
+def _sequence_title(results: ContinualResults, sequence: ContinualSequence) -> str:
+    """``"<name>: "`` when the run has several sequences, else empty."""
+    return f"{sequence.name}: " if len(results.sequences) > 1 else ""
+
+
+def task_accuracy_figure(
+    results: ContinualResults, sequence: ContinualSequence | None = None
+) -> Figure:
+    """Accuracy on every task over training iterations, one panel per learner, for ``sequence``
+    (default: the first); with several seeds, the mean line and the seeds' min-max band.
 
     >>> import tempfile
     >>> from adaptloop.report.data import load_results
@@ -566,12 +601,13 @@ def task_accuracy_figure(results: ContinualResults) -> Figure:
     >>> [ax.get_ylabel() for ax in task_accuracy_figure(results).axes]
     ['naive\\naccuracy (fraction)', 'replay\\naccuracy (fraction)']
     """
-    learners = results.learners
-    tasks = results.tasks
+    sequence = sequence or results.sequences[0]
+    learners = list(sequence.learners)
+    tasks = sequence.tasks
     fig = _figure(1.4 + 2.5 * len(learners))
     axes = np.atleast_1d(fig.subplots(len(learners), 1, sharex=True, squeeze=False)[:, 0])
-    last = max((float(x[-1]) for x, _ in results.curves.values() if len(x)), default=1.0)
-    edges = list(results.boundaries) + [last]
+    last = max((float(x[-1]) for x, _ in sequence.curves.values() if len(x)), default=1.0)
+    edges = list(sequence.boundaries) + [last]
     for row, (ax, learner) in enumerate(zip(axes, learners, strict=True)):
         for k in range(len(tasks)):
             if k % 2 == 1:
@@ -589,10 +625,13 @@ def task_accuracy_figure(results: ContinualResults) -> Figure:
                     transform=ax.get_xaxis_transform(),
                 )
         for t in range(len(tasks)):
-            curve = results.curves.get((learner, t))
+            curve = sequence.curves.get((learner, t))
             if curve is not None:
                 ax.plot(*curve, lw=1.5, label=f"accuracy on {tasks[t]}", **style(t))
-        gaps = stability_gaps(results, learner)
+            band = sequence.bands.get((learner, t))
+            if curve is not None and band is not None:
+                ax.fill_between(curve[0], *band, color=style(t)["color"], alpha=0.2, lw=0)
+        gaps = stability_gaps(sequence, learner)
         for gap in gaps:
             ax.plot(
                 [gap["iteration"]],
@@ -625,6 +664,14 @@ def task_accuracy_figure(results: ContinualResults) -> Figure:
     handles = [
         Line2D([], [], lw=1.5, label=f"accuracy on {t}", **style(i)) for i, t in enumerate(tasks)
     ]
+    if sequence.bands:
+        handles.append(
+            Patch(
+                color="#777777",
+                alpha=0.3,
+                label=f"min to max over\n{sequence.n_seeds} seeds (line: mean)",
+            )
+        )
     handles += [
         Line2D([], [], color="#444444", ls=(0, (4, 3)), label="new task starts"),
         Line2D(
@@ -639,13 +686,24 @@ def task_accuracy_figure(results: ContinualResults) -> Figure:
     ]
     fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
     fig.suptitle(
-        "accuracy on each task while training on the task sequence", x=0.01, ha="left", fontsize=11
+        (
+            f"{sequence.name}: accuracy on each task during training"
+            if len(results.sequences) > 1
+            else "accuracy on each task while training on the task sequence"
+        )
+        + _seeds_text(sequence),
+        x=0.01,
+        ha="left",
+        fontsize=11,
     )
     return fig
 
 
-def final_accuracy_figure(results: ContinualResults) -> Figure:
-    """Final accuracy on every task per learner, with the learner's average marked.
+def final_accuracy_figure(
+    results: ContinualResults, sequence: ContinualSequence | None = None
+) -> Figure:
+    """Final accuracy on every task per learner of ``sequence`` (default: the first), with the
+    learner's average marked; with several seeds, means with ±1 standard deviation bars.
 
     >>> import tempfile
     >>> from adaptloop.report.data import load_results
@@ -654,9 +712,12 @@ def final_accuracy_figure(results: ContinualResults) -> Figure:
     >>> final_accuracy_figure(results).axes[0].get_ylabel()
     'final accuracy (fraction)'
     """
-    learners = results.learners
-    tasks = results.tasks
-    stats = results.summary["learners"]
+    sequence = sequence or results.sequences[0]
+    learners = list(sequence.learners)
+    tasks = sequence.tasks
+    stats = sequence.learners
+    spread = sequence.n_seeds > 1
+    stds = {name: sequence.final_task_std(name) for name in learners} if spread else {}
     fig = _figure(4.2)
     ax = fig.subplots()
     width = 0.8 / len(tasks)
@@ -668,12 +729,15 @@ def final_accuracy_figure(results: ContinualResults) -> Figure:
             for name in learners
         ]
         values = [np.nan if v is None else float(v) for v in values]
+        errors = [stds[name][t] for name in learners] if spread else None
         ax.bar(
             np.arange(len(learners)) - 0.4 + width * (t + 0.5),
             values,
             width * 0.92,
             color=style(t)["color"],
             label=task,
+            yerr=None if errors is None else [np.nan if e is None else e for e in errors],
+            error_kw={"ecolor": "#333333", "capsize": 3, "lw": 1},
         )
     for j, name in enumerate(learners):
         avg = stats[name].get("avg_acc")
@@ -690,13 +754,41 @@ def final_accuracy_figure(results: ContinualResults) -> Figure:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("final accuracy (fraction)")
     ax.grid(True, axis="y", color="#dddddd", lw=0.6)
+    if spread:
+        ax.plot([], [], color="#333333", lw=1, label=f"±1 sd over\n{sequence.n_seeds} seeds")
     fig.legend(loc="outside right upper", frameon=False, fontsize=9)
-    fig.suptitle("accuracy on each task after the whole sequence", x=0.01, ha="left", fontsize=11)
+    fig.suptitle(
+        f"{_sequence_title(results, sequence)}accuracy on each task after the whole sequence"
+        + (f" (mean over {sequence.n_seeds} seeds)" if spread else ""),
+        x=0.01,
+        ha="left",
+        fontsize=11,
+    )
     return fig
 
 
+def run_seconds(results: ContinualResults, learner: str, key: str) -> float:
+    """``learner``'s ``key`` (``train_seconds`` or ``eval_seconds``) summed over every sequence
+    and seed of the run (a sequence without per-seed entries counts its own value once).
+
+    >>> import tempfile
+    >>> from adaptloop.report.data import load_results
+    >>> from adaptloop.report.synthetic import write_continual_folder
+    >>> results = load_results(write_continual_folder(tempfile.mkdtemp(), iterations_per_task=50))
+    >>> run_seconds(results, "naive", "train_seconds") == results.summary["learners"]["naive"][
+    ...     "train_seconds"]
+    True
+    """
+    total = 0.0
+    for sequence in results.sequences:
+        entries = [run[learner] for run in sequence.runs.values() if learner in run]
+        for entry in entries or [sequence.learners.get(learner, {})]:
+            total += float(entry.get(key) or 0)
+    return total
+
+
 def continual_time_figure(results: ContinualResults) -> Figure:
-    """Training and evaluation time per learner.
+    """Training and evaluation time per learner, summed over all sequences and seeds.
 
     >>> import tempfile
     >>> from adaptloop.report.data import load_results
@@ -706,13 +798,12 @@ def continual_time_figure(results: ContinualResults) -> Figure:
     'time spent (seconds)'
     """
     learners = results.learners
-    stats = results.summary["learners"]
     n = len(learners)
     fig = _figure(max(2.8, 1.5 + 0.45 * n))
     ax = fig.subplots()
     rows = np.arange(n)
-    train = np.array([float(stats[name].get("train_seconds") or 0) for name in learners])
-    evaluate = np.array([float(stats[name].get("eval_seconds") or 0) for name in learners])
+    train = np.array([run_seconds(results, name, "train_seconds") for name in learners])
+    evaluate = np.array([run_seconds(results, name, "eval_seconds") for name in learners])
     ax.barh(rows, train, height=0.6, color="#E69F00", label="train")
     ax.barh(
         rows,
@@ -735,38 +826,87 @@ def continual_time_figure(results: ContinualResults) -> Figure:
 
 
 # -- writing ---------------------------------------------------------------------------------
-def _specs(results: PrequentialResults | ContinualResults) -> list[tuple]:
-    if isinstance(results, ContinualResults):
-        return [
+def _slug(name: str) -> str:
+    """A file-name-safe form of a sequence name.
+
+    >>> _slug("split digits/class")
+    'split_digits_class'
+    """
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "sequence"
+
+
+FigureSpec = tuple[str, Callable[[], Figure | None], str, str, str | None]
+"""(name, draw, title, caption, sequence) of one figure."""
+
+
+def _continual_specs(results: ContinualResults) -> list[FigureSpec]:
+    several = len(results.sequences) > 1
+    specs: list[FigureSpec] = []
+    names: set[str] = set()
+    for k, sequence in enumerate(results.sequences):
+        suffix = ""
+        if several:
+            suffix = "_" + _slug(sequence.name)
+            suffix = suffix if suffix not in names else f"{suffix}_{k + 1}"
+            names.add(suffix)
+        label = sequence.name if several else None
+        of = f" ({sequence.name})" if several else ""
+        seeds = sequence.n_seeds
+        mean = (
+            f" Lines are the mean over the {seeds} seeds; the shaded band spans the lowest to the "
+            "highest seed at each iteration."
+            if seeds > 1
+            else ""
+        )
+        specs += [
             (
-                "tasks",
-                task_accuracy_figure,
-                "Accuracy on each task during training",
+                f"tasks{suffix}",
+                lambda s=sequence: task_accuracy_figure(results, s),
+                f"Accuracy on each task during training{of}",
                 "Each panel is one learner; each line is the accuracy on one task, measured every "
                 "few iterations. Dashed lines mark where training on a new task starts. A dip of an"
                 " earlier task right after a boundary (▼) is the stability gap; a line that stays "
-                "low is forgetting.",
+                "low is forgetting." + mean,
+                label,
             ),
             (
-                "final",
-                final_accuracy_figure,
-                "Final accuracy per task",
+                f"final{suffix}",
+                lambda s=sequence: final_accuracy_figure(results, s),
+                f"Final accuracy per task{of}",
                 "Accuracy on every task after training on the whole sequence; the black bar is the"
-                " learner's average over tasks.",
-            ),
-            (
-                "time",
-                continual_time_figure,
-                "Time per learner",
-                "Seconds spent training and evaluating each learner.",
+                " learner's average over tasks."
+                + (
+                    f" Bars are the mean over the {seeds} seeds, whiskers ±1 standard deviation "
+                    "(population) over them."
+                    if seeds > 1
+                    else ""
+                ),
+                label,
             ),
         ]
+    runs = sum(sequence.n_seeds for sequence in results.sequences)
+    specs.append(
+        (
+            "time",
+            lambda: continual_time_figure(results),
+            "Time per learner",
+            "Seconds spent training and evaluating each learner"
+            + (f", summed over the {runs} runs (sequences × seeds)." if runs > 1 else "."),
+            None,
+        )
+    )
+    return specs
+
+
+def _specs(results: PrequentialResults | ContinualResults) -> list[FigureSpec]:
+    if isinstance(results, ContinualResults):
+        return _continual_specs(results)
     metric, window = results.metric, int(results.summary["window"])
     worse, better = ("a drop", "the climb") if higher_is_better(metric) else ("a rise", "the fall")
     return [
         (
             "stream",
-            stream_figure,
+            lambda: stream_figure(results),
             f"{metric} over the stream",
             f"Each line is one learner's {metric} over the last {window:,} samples, as the stream "
             "goes by. Dashed vertical lines are the known drifts (grey bands: gradual drifts); "
@@ -774,28 +914,32 @@ def _specs(results: PrequentialResults | ContinualResults) -> list[tuple]:
             "adapting. Hollow circles mark where a "
             "learner's windowed metric got back to its pre-drift level. The strip below shows "
             "when each learner's drift detector raised an alarm.",
+            None,
         ),
         (
             "drifts",
-            drift_figure,
+            lambda: drift_figure(results),
             "Around each drift",
             f"For every known drift and learner: {metric} over the window before the drift (●), "
             "over the first samples after it (▼) and over the first window that is back within "
             "tolerance of the pre-drift level (◆); right: how many samples that took.",
+            None,
         ),
         (
             "metrics",
-            metrics_figure,
+            lambda: metrics_figure(results),
             "The other metrics",
             "The remaining metrics of the run over the same sliding window, with the known "
             "drifts dashed.",
+            None,
         ),
         (
             "throughput",
-            throughput_figure,
+            lambda: throughput_figure(results),
             "Throughput",
             "Samples per second through predict and learn (the test-then-train loop), and how "
             "the time splits between predicting and learning.",
+            None,
         ),
     ]
 
@@ -815,12 +959,12 @@ def render_figures(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, draw, title, caption in _specs(results):
-        fig = draw(results)
+    for name, draw, title, caption, sequence in _specs(results):
+        fig = draw()
         if fig is None:
             continue
         path = out_dir / f"{name}.png"
         fig.savefig(path, dpi=DPI, facecolor="white")
         width, height = (round(v * DPI) for v in fig.get_size_inches())
-        files.append(FigureFile(name, path, width, height, title, caption))
+        files.append(FigureFile(name, path, width, height, title, caption, sequence))
     return files

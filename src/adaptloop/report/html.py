@@ -21,7 +21,12 @@ import math
 from importlib.metadata import PackageNotFoundError, version
 
 from adaptloop import __version__
-from adaptloop.report.data import ContinualResults, PrequentialResults, higher_is_better
+from adaptloop.report.data import (
+    ContinualResults,
+    ContinualSequence,
+    PrequentialResults,
+    higher_is_better,
+)
 from adaptloop.report.figures import FigureFile, short_number
 
 KEY_PACKAGES = ("numpy", "pyarrow", "pandas", "river", "torch", "matplotlib", "scikit-learn")
@@ -31,7 +36,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
  margin:0;color:#1a1a1a;background:#fafafa;line-height:1.45}
 main{max-width:1240px;margin:0 auto;padding:24px 28px 48px;background:#fff}
-h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:28px 0 8px;
+h1{font-size:1.6em;margin:0 0 4px}h3{font-size:1.05em;margin:18px 0 6px}
+h2{font-size:1.2em;margin:28px 0 8px;
  border-bottom:2px solid #0072B2;padding-bottom:3px}
 .meta{color:#555;font-size:.92em;margin:0 0 12px}
 .glance{background:#eef5fb;border-left:5px solid #0072B2;padding:10px 18px;margin:12px 0}
@@ -250,25 +256,97 @@ def _prequential_tables(results: PrequentialResults) -> str:
 
 
 # -- continual -------------------------------------------------------------------------------
+def _pm(value: object, std: object, digits: int = 4) -> str:
+    """``value ± std`` (``value`` alone when ``std`` is None).
+
+    >>> _pm(0.81234, 0.0123), _pm(0.5, None), _pm(None, 0.1)
+    ('0.8123 ± 0.0123', '0.5000', '–')
+    """
+    if std is None or value is None:
+        return _fmt(value, digits)
+    return f"{_fmt(value, digits)} ± {_fmt(float(std), digits)}"
+
+
+def _seed_list(sequence: ContinualSequence) -> str:
+    return ", ".join(sequence.runs)
+
+
+def _std(sequence: ContinualSequence, learner: str, key: str) -> float | None:
+    """The standard deviation over seeds of a learner's ``key``; None with a single seed."""
+    if sequence.n_seeds == 1:
+        return None
+    return (sequence.learners[learner].get("std") or {}).get(key)
+
+
+SCORES = (
+    ("avg_acc", "final average accuracy"),
+    ("min_acc", "min-ACC (worst dip of earlier tasks)"),
+    ("wc_acc", "worst-case accuracy (WC-ACC)"),
+)
+
+
 def _continual_highlights(results: ContinualResults) -> list[str]:
-    stats = results.summary["learners"]
-    tasks = results.tasks
-    lines = [
-        f"{len(tasks)} tasks trained in sequence ({', '.join(tasks)}), "
-        f"{len(stats)} learner{'s' if len(stats) != 1 else ''}."
-    ]
-    for key, label, higher in (
-        ("avg_acc", "final average accuracy", True),
-        ("min_acc", "min-ACC (worst dip of earlier tasks)", True),
-        ("wc_acc", "worst-case accuracy (WC-ACC)", True),
-    ):
+    sequences = results.sequences
+    n_learners = len(results.learners)
+    learners = f"{n_learners} learner{'s' if n_learners != 1 else ''}"
+    first = sequences[0]
+    if len(sequences) > 1:
+        seeds = {s.n_seeds for s in sequences}
+        each = ""
+        if max(seeds) > 1:
+            each = f", each over {first.n_seeds} seeds ({_seed_list(first)})"
+            each = each if len(seeds) == 1 else ", over several seeds"
+        lines = [
+            f"{len(sequences)} task sequences, {learners}{each}: "
+            + "; ".join(f"{s.name} ({len(s.tasks)} tasks: {', '.join(s.tasks)})" for s in sequences)
+            + "."
+        ]
+        for sequence in sequences:
+            lines.append(_sequence_highlight(sequence))
+        return lines
+    tasks = ", ".join(first.tasks)
+    lines = [f"{len(first.tasks)} tasks trained in sequence ({tasks}), {learners}."]
+    if first.n_seeds > 1:
+        lines[0] = (
+            lines[0][:-1] + f", each over {first.n_seeds} seeds ({_seed_list(first)}): numbers "
+            "are means ± standard deviation over the seeds."
+        )
+    stats = first.learners
+    for key, label in SCORES:
         values = {name: s.get(key) for name, s in stats.items()}
-        best = _best(values, higher)
+        best = _best(values, True)
         if best is not None:
-            lines.append(f"Best {label}: {best} ({_fmt(values[best])}).")
+            spread = _std(first, best, key)
+            lines.append(f"Best {label}: {best} ({_pm(values[best], spread)}).")
+    return lines + _gap_highlights(results, first)
+
+
+def _sequence_highlight(sequence: ContinualSequence) -> str:
+    """One line per sequence of a run with several: the best learner by each score and the
+    largest stability gap of the first task per learner."""
+    stats = sequence.learners
+    parts = []
+    for key, label in SCORES:
+        values = {name: s.get(key) for name, s in stats.items()}
+        best = _best(values, True)
+        if best is not None:
+            spread = _std(sequence, best, key)
+            parts.append(f"best {label} {best} ({_pm(values[best], spread)})")
+    gaps = {name: s.get("max_gap") for name, s in stats.items() if s.get("max_gap") is not None}
+    if gaps:
+        parts.append(
+            f"largest stability gap of {sequence.tasks[0]}: "
+            + ", ".join(f"{name} {_fmt(gap, 2)}" for name, gap in gaps.items())
+        )
+    return f"{sequence.name}: " + "; ".join(parts) + "."
+
+
+def _gap_highlights(results: ContinualResults, sequence: ContinualSequence) -> list[str]:
     from adaptloop.report.figures import stability_gaps
 
-    for name, s in stats.items():
+    tasks = sequence.tasks
+    lines = []
+    for name, s in sequence.learners.items():
         recorded = [g for g in s.get("gaps") or [] if g.get("drop") is not None]
         if recorded:  # as the evaluation measured it (for the first task)
             worst = max(recorded, key=lambda g: g["drop"])
@@ -284,11 +362,11 @@ def _continual_highlights(results: ContinualResults) -> list[str]:
                 + (
                     "never back to 95 % before the next task."
                     if back is None
-                    else f"back to 95 % after {back:,} iterations."
+                    else f"back to 95 % after {_fmt(back, 1)} iterations."
                 )
             )
             continue
-        gaps = stability_gaps(results, name)
+        gaps = stability_gaps(sequence, name)
         if gaps:
             worst = max(gaps, key=lambda g: g["gap"])
             lines.append(
@@ -303,12 +381,37 @@ def _numeric(key: str) -> tuple:
     return (0, float(key), "") if str(key).replace(".", "", 1).isdigit() else (1, 0.0, str(key))
 
 
-def _continual_tables(results: ContinualResults) -> str:
-    stats = results.summary["learners"]
-    tasks = results.tasks
+def _recovery_cell(gap: dict, n_seeds: int) -> tuple[str, str]:
+    """The recovery of a gap: iterations (the mean over seeds if all recovered), ``never``, or
+    how many seeds never recovered.
+
+    >>> _recovery_cell({"recovery": 3}, 1), _recovery_cell({"recovery": 2.5}, 2)
+    (('3', ''), ('2.5', ''))
+    >>> _recovery_cell({"recovery": None, "recoveries": [4, None, None]}, 3)
+    ('never in 2 of 3 seeds', 'never')
+    """
+    back = gap.get("recovery")
+    if back is not None:
+        return (_fmt(back), "") if n_seeds == 1 else (_fmt(float(back), 1), "")
+    missing = [r for r in gap.get("recoveries") or [] if r is None]
+    if n_seeds > 1 and 0 < len(missing) < n_seeds:
+        return f"never in {len(missing)} of {n_seeds} seeds", "never"
+    return "never", "never"
+
+
+def _continual_tables(
+    results: ContinualResults, sequence: ContinualSequence | None = None, heading: str = "h2"
+) -> str:
+    """The tables of ``sequence`` (default: the first): summary, final accuracy per task,
+    stability gap and, with several seeds, each seed's numbers; headings as ``heading``."""
+    sequence = sequence or results.sequences[0]
+    stats = sequence.learners
+    tasks = sequence.tasks
+    n_seeds = sequence.n_seeds
+    spread = n_seeds > 1
     wf_keys = sorted({k for s in stats.values() for k in (s.get("wf") or {})}, key=_numeric)
     wp_keys = sorted({k for s in stats.values() for k in (s.get("wp") or {})}, key=_numeric)
-    header = ["learner", "avg acc", "min-ACC", "WC-ACC"]
+    header = ["learner"] + ["seeds"] * spread + ["avg acc", "min-ACC", "WC-ACC"]
     header += [f"WF {k}" for k in wf_keys] + [f"WP {k}" for k in wp_keys]
     header += ["train s", "eval s"]
     scores = ("avg_acc", "min_acc", "wc_acc")
@@ -316,28 +419,40 @@ def _continual_tables(results: ContinualResults) -> str:
     rows = []
     for name, s in stats.items():
         wf, wp = s.get("wf") or {}, s.get("wp") or {}
-        row = [(name, "")]
-        row += [(_fmt(s.get(k)), "best" if best[k] == name else "") for k in scores]
-        row += [(_fmt(wf.get(k)), "") for k in wf_keys] + [(_fmt(wp.get(k)), "") for k in wp_keys]
+        std = (s.get("std") or {}) if spread else {}
+        row = [(name, "")] + [(str(n_seeds), "")] * spread
+        row += [(_pm(s.get(k), std.get(k)), "best" if best[k] == name else "") for k in scores]
+        row += [(_pm(wf.get(k), (std.get("wf") or {}).get(k)), "") for k in wf_keys]
+        row += [(_pm(wp.get(k), (std.get("wp") or {}).get(k)), "") for k in wp_keys]
         row += [(_fmt(s.get("train_seconds"), 2), ""), (_fmt(s.get("eval_seconds"), 2), "")]
         rows.append(row)
+    over = (
+        f" With {n_seeds} seeds ({_seed_list(sequence)}), each cell is the mean ± the standard "
+        "deviation over the seeds (population, as summary.json records it; seconds: the mean "
+        "per run); each seed's own numbers are in the last table."
+        if spread
+        else ""
+    )
     out = (
-        "<h2>Summary</h2><p class='note'>avg acc: final accuracy averaged over tasks; min-ACC: "
-        "average over earlier tasks of their lowest accuracy after being learned; WC-ACC: "
-        "worst-case accuracy; WF / WP: windowed forgetting / plasticity over the given number "
-        "of iterations (best in bold).</p>" + _table(header, rows)
+        f"<{heading}>Summary</{heading}><p class='note'>avg acc: final accuracy averaged over "
+        "tasks; min-ACC: average over earlier tasks of their lowest accuracy after being learned;"
+        " WC-ACC: worst-case accuracy; WF / WP: windowed forgetting / plasticity over the given "
+        f"number of iterations (best in bold).{_e(over)}</p>" + _table(header, rows)
     )
     task_rows = []
     for name, s in stats.items():
         finals = list(s.get("final_task_acc") or [])[: len(tasks)]
         finals += [None] * (len(tasks) - len(finals))
-        task_rows.append([(name, ""), *((_fmt(v), "") for v in finals)])
-    out += "<h2>Final accuracy per task</h2>" + _table(["learner", *tasks], task_rows)
+        stds = sequence.final_task_std(name) if spread else [None] * len(tasks)
+        cells = [(_pm(v, d), "") for v, d in zip(finals, stds, strict=True)]
+        task_rows.append([(name, ""), *cells])
+    out += f"<{heading}>Final accuracy per task</{heading}>" + _table(
+        ["learner", *tasks], task_rows
+    )
     gap_rows = []
     for name, s in stats.items():
         for gap in s.get("gaps") or []:
             new = int(gap.get("task", 0))
-            back = gap.get("recovery")
             gap_rows.append(
                 [
                     (name, ""),
@@ -346,18 +461,45 @@ def _continual_tables(results: ContinualResults) -> str:
                     (_fmt(gap.get("before")), ""),
                     (_fmt(gap.get("minimum")), ""),
                     (_fmt(gap.get("drop")), ""),
-                    ("never", "never") if back is None else (_fmt(back), ""),
+                    _recovery_cell(gap, n_seeds),
                 ]
             )
     if gap_rows:
         header = ["learner", "new task", "at iteration", "before", "lowest", "gap", "recovery"]
         out += (
-            f"<h2>Stability gap of {_e(tasks[0])}</h2><p class='note'>Accuracy on the first "
-            "task just before each new task starts, its lowest point shortly after, and the "
-            "iterations until it is back to 95 % of the level before.</p>"
+            f"<{heading}>Stability gap of {_e(tasks[0])}</{heading}><p class='note'>Accuracy on "
+            "the first task just before each new task starts, its lowest point shortly after, "
+            "and the iterations until it is back to 95 % of the level before"
+            + (f" (means over the {n_seeds} seeds)." if spread else ".")
+            + "</p>"
             + _table(header, gap_rows)
         )
+    if spread:
+        out += _per_seed_table(sequence, heading, wf_keys)
     return out
+
+
+def _per_seed_table(sequence: ContinualSequence, heading: str, wf_keys: list[str]) -> str:
+    """Each seed's own scores per learner (from ``summary.json``'s per-seed entries)."""
+    header = ["learner", "seed", "avg acc", "min-ACC", "WC-ACC"]
+    header += [f"WF {k}" for k in wf_keys] + [f"final {t}" for t in sequence.tasks] + ["max gap"]
+    rows = []
+    for name in sequence.learners:
+        for seed, run in sequence.runs.items():
+            s = run.get(name)
+            if s is None:
+                continue
+            finals = list(s.get("final_task_acc") or [])[: len(sequence.tasks)]
+            finals += [None] * (len(sequence.tasks) - len(finals))
+            row = [(name, ""), (seed, "")]
+            row += [(_fmt(s.get(k)), "") for k in ("avg_acc", "min_acc", "wc_acc")]
+            row += [(_fmt((s.get("wf") or {}).get(k)), "") for k in wf_keys]
+            row += [(_fmt(v), "") for v in finals] + [(_fmt(s.get("max_gap")), "")]
+            rows.append(row)
+    return (
+        f"<{heading}>Per seed</{heading}><p class='note'>Each seed's run on its own "
+        "(max gap: the largest stability gap of the first task).</p>" + _table(header, rows)
+    )
 
 
 # -- page ------------------------------------------------------------------------------------
@@ -393,6 +535,22 @@ def _environment(results: PrequentialResults | ContinualResults) -> str:
     )
 
 
+def _sequence_section(
+    results: ContinualResults, sequence: ContinualSequence, figures: list[FigureFile]
+) -> str:
+    """A run with several sequences: one section per sequence, its accuracy figure, its tables,
+    then its other figures."""
+    mine = [f for f in figures if f.sequence == sequence.name]
+    seeds = f", {sequence.n_seeds} seeds ({_seed_list(sequence)})" if sequence.n_seeds > 1 else ""
+    return (
+        f"<h2>Sequence {_e(sequence.name)}</h2><p class='note'>{len(sequence.tasks)} tasks "
+        f"({_e(', '.join(sequence.tasks))}){_e(seeds)}.</p>"
+        + "".join(_figure_html(f) for f in mine[:1])
+        + _continual_tables(results, sequence, "h3")
+        + "".join(_figure_html(f) for f in mine[1:])
+    )
+
+
 def render_html(results: PrequentialResults | ContinualResults, figures: list[FigureFile]) -> str:
     """The report page as one HTML string (figures read from their PNG files).
 
@@ -419,14 +577,21 @@ def render_html(results: PrequentialResults | ContinualResults, figures: list[Fi
         meta.append(f"created {summary['created']}")
     if summary.get("seed") is not None:
         meta.append(f"seed {summary['seed']}")
+    elif len(summary.get("seeds") or []) > 1:
+        meta.append("seeds " + ", ".join(str(seed) for seed in summary["seeds"]))
     meta.append(f"{results.n_records:,} records")
     glance = "".join(f"<li>{_e(line)}</li>" for line in highlights(results))
-    first, rest = figures[:1], figures[1:]
-    tables = (
-        _continual_tables(results)
-        if isinstance(results, ContinualResults)
-        else _prequential_tables(results)
-    )
+    if isinstance(results, ContinualResults) and len(results.sequences) > 1:
+        sections = "".join(_sequence_section(results, s, figures) for s in results.sequences)
+        rest = [f for f in figures if f.sequence is None]
+    else:
+        first, rest = figures[:1], figures[1:]
+        tables = (
+            _continual_tables(results)
+            if isinstance(results, ContinualResults)
+            else _prequential_tables(results)
+        )
+        sections = "".join(_figure_html(f) for f in first) + tables
     experiment = (
         f"<pre>{_e(results.experiment)}</pre>"
         if results.experiment is not None
@@ -435,8 +600,7 @@ def render_html(results: PrequentialResults | ContinualResults, figures: list[Fi
     body = (
         f"<h1>{_e(name)}</h1><p class='meta'>{_e(' · '.join(meta))}</p>"
         f"<div class='glance'><b>At a glance</b><ul>{glance}</ul></div>"
-        + "".join(_figure_html(f) for f in first)
-        + tables
+        + sections
         + ("<h2>More figures</h2>" if rest else "")
         + "".join(_figure_html(f) for f in rest)
         + "<h2>Experiment</h2>"
