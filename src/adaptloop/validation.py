@@ -1,4 +1,4 @@
-"""Checks for arrays crossing the edge of a learner or a stream.
+"""Checks for arrays and numeric parameters crossing the edge of a learner or a stream.
 
 Every check raises ``ValueError`` with a message naming the argument, the expected shape or
 type and what was found, before any state is touched.
@@ -105,3 +105,21 @@ def check_targets(
             f"{name} contains unknown label(s) {shown}; known labels are 0..{(limit or 1) - 1}"
         )
     return y
+
+
+def check_number(value: object, name: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """``value`` as a float when it is a real number (not a bool) in ``[low, high]``, else
+    ``ValueError`` naming ``name``, the range and the value.
+
+    >>> check_number(1, "phi", 0.0, 2.0)
+    1.0
+    >>> check_number(True, "phi", 0.0, 2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: phi must be a number in [0.0, 2.0], got True
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    if not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)

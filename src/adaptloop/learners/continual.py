@@ -40,6 +40,7 @@ import numpy as np
 from adaptloop.learners.base import Learner, registry
 from adaptloop.learners.mlp import MLPClassifier, _torch
 from adaptloop.learners.wrapping import Wrapper, check_positive_int
+from adaptloop.validation import check_number
 
 __all__ = [
     "AGEM",
@@ -52,14 +53,6 @@ __all__ = [
     "LwF",
     "gem_project",
 ]
-
-
-def _check_fraction(value: object, name: str, low: float = 0.0, high: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    if not low <= float(value) <= high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
 
 
 def _check_seed(seed: object) -> int:
@@ -281,7 +274,7 @@ class ER(ContinualStrategy):
         if replay_batch is not None:
             replay_batch = check_positive_int(replay_batch, "replay_batch")
         self.replay_batch = replay_batch
-        self.new_weight = _check_fraction(new_weight, "new_weight")
+        self.new_weight = check_number(new_weight, "new_weight", 0.0, 1.0)
         super().__init__(base, seed)
 
     def _reset(self) -> None:
@@ -369,8 +362,8 @@ class EWC(ContinualStrategy):
         fisher_samples: int = 500,
         seed: int = 0,
     ) -> None:
-        self.strength = _check_fraction(strength, "strength", 0.0, float("inf"))
-        self.gamma = _check_fraction(gamma, "gamma")
+        self.strength = check_number(strength, "strength", 0.0, float("inf"))
+        self.gamma = check_number(gamma, "gamma", 0.0, 1.0)
         self.fisher_samples = check_positive_int(fisher_samples, "fisher_samples")
         super().__init__(base, seed)
 
@@ -460,8 +453,8 @@ class LwF(ContinualStrategy):
     def __init__(
         self, base: Learner, alpha: float = 1.0, temperature: float = 2.0, seed: int = 0
     ) -> None:
-        self.alpha = _check_fraction(alpha, "alpha", 0.0, float("inf"))
-        self.temperature = _check_fraction(temperature, "temperature", 1e-6, float("inf"))
+        self.alpha = check_number(alpha, "alpha", 0.0, float("inf"))
+        self.temperature = check_number(temperature, "temperature", 1e-6, float("inf"))
         super().__init__(base, seed)
 
     def _reset(self) -> None:
@@ -657,7 +650,7 @@ class GEM(_EpisodicMemory):
     def __init__(
         self, base: Learner, memory_per_task: int = 50, margin: float = 0.5, seed: int = 0
     ) -> None:
-        self.margin = _check_fraction(margin, "margin", 0.0, float("inf"))
+        self.margin = check_number(margin, "margin", 0.0, float("inf"))
         super().__init__(base, memory_per_task, seed)
 
     def _memory_gradients(self, net: Any, params: list[Any]) -> Any:

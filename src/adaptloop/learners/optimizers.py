@@ -26,6 +26,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from adaptloop.learners.specs import Spec
+
 __all__ = [
     "OPTIMIZERS",
     "SGD",
@@ -99,7 +101,7 @@ def _fraction(value: object, name: str) -> float:
     return float(value)
 
 
-class OptimizerSpec(ABC):
+class OptimizerSpec(Spec, ABC):
     """How to build the torch optimiser(s) of a network given as blocks of parameters.
 
     ``start_block`` is where a step's updates start (0: every block, which every optimiser but
@@ -121,19 +123,6 @@ class OptimizerSpec(ABC):
         """Refuse a network of ``n_blocks`` blocks this optimiser cannot train (any is fine
         unless an optimiser says otherwise)."""
         return None
-
-    def _params(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and repr(other) == repr(self)
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
 
 
 def _all(blocks: Sequence[Any]) -> list[Any]:

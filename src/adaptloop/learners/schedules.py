@@ -39,6 +39,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from adaptloop.learners.specs import Spec
+from adaptloop.validation import check_number
+
 __all__ = [
     "SCHEDULES",
     "Constant",
@@ -51,14 +54,6 @@ __all__ = [
     "make_schedule",
     "refined_factors",
 ]
-
-
-def _number(value: object, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    if not low <= float(value) <= high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
 
 
 def _horizon(value: object) -> int | None:
@@ -87,7 +82,7 @@ class _Table:
         return float(self.factors[min(t, len(self.factors) - 1)])
 
 
-class Schedule(ABC):
+class Schedule(Spec, ABC):
     """A learning-rate schedule: the factor of the peak rate at each step of a ``T``-step fit.
 
     ``horizon`` (``None``: one fit per re-fit or per ``learn`` call, see the module doc) makes
@@ -132,16 +127,6 @@ class Schedule(ABC):
     def _params(self) -> dict[str, Any]:
         return {"horizon": self.horizon}
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and repr(other) == repr(self)
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
-
 
 class Constant(Schedule):
     """The tuned rate at every step (the same as no schedule, but recorded as one).
@@ -161,7 +146,7 @@ class _Decay(Schedule):
 
     def __init__(self, min_ratio: float = 0.0, horizon: int | None = None) -> None:
         super().__init__(horizon)
-        self.min_ratio = _number(min_ratio, "min_ratio", 0.0, 1.0)
+        self.min_ratio = check_number(min_ratio, "min_ratio", 0.0, 1.0)
 
     def factors(self, total_steps: int, trace: np.ndarray | None = None) -> np.ndarray:
         shape = self._shape(_steps(total_steps) / total_steps)
@@ -235,7 +220,7 @@ class UBA(_Decay):
 
     def __init__(self, phi: float = 1.0, min_ratio: float = 0.0, horizon: int | None = None):
         super().__init__(min_ratio, horizon)
-        self.phi = _number(phi, "phi", 0.0, 2.0)
+        self.phi = check_number(phi, "phi", 0.0, 2.0)
 
     def _shape(self, x: np.ndarray) -> np.ndarray:
         c = 1.0 + np.cos(np.pi * x)  # in (0, 2] for the steps t < T
@@ -270,7 +255,7 @@ def refined_factors(trace: Sequence[float], total_steps: int, width: float = 0.1
     from scipy.ndimage import median_filter
 
     steps = _steps(total_steps)
-    width = _number(width, "width", 0.0, 1.0)
+    width = check_number(width, "width", 0.0, 1.0)
     G = np.asarray(trace, dtype=np.float64)
     if G.ndim != 1 or len(G) == 0 or not np.isfinite(G).all() or (G < 0).any():
         raise ValueError("trace must be a non-empty 1-d sequence of finite gradient norms >= 0")
@@ -306,7 +291,7 @@ class Refined(Schedule):
         horizon: int | None = None,
     ) -> None:
         super().__init__(horizon)
-        self.width = _number(width, "width", 0.0, 1.0)
+        self.width = check_number(width, "width", 0.0, 1.0)
         if trace is not None:
             refined_factors(trace, 1, self.width)  # checks the trace
             trace = tuple(float(g) for g in trace)
