@@ -244,12 +244,13 @@ class EdgeMiddleware:
 
 
 def _json(value: Any) -> bytes:
-    """Compact JSON, as FastAPI writes it.
+    """Compact JSON, as FastAPI writes it; a NaN or an infinity (a model that diverged) is an
+    error, never the invalid JSON token ``NaN``.
 
     >>> _json({"accepted": 1, "seq": [1]})
     b'{"accepted":1,"seq":[1]}'
     """
-    return json.dumps(value, separators=(",", ":")).encode()
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _header(scope: dict, name: bytes) -> str | None:
