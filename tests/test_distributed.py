@@ -218,7 +218,7 @@ def test_server_counts_each_update_once_and_drops_late_ones():
     ("rule", "message"),
     [
         (lambda: FedAvg(clients_per_round=0), "clients_per_round must be an integer >= 1"),
-        (lambda: FedBuff(staleness="cubic"), "staleness must be 'none', 'sqrt' or 'poly'"),
+        (lambda: FedBuff(staleness="cubic"), "staleness: must be 'none', 'sqrt' or 'poly'"),
         (lambda: FedStale(beta=1.5), r"beta must be a number in \[0, 1\]"),
         (lambda: FedCompass(latest_factor=0.5), "latest_factor must be >= 1"),
         (lambda: FedFix(window=-1), "window must be a number > 0"),

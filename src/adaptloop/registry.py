@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from adaptloop.parameters import declared
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -46,9 +48,14 @@ class Registry:
         self._lazy: dict[str, str] = {}  # name -> "module:attribute", imported by get()
 
     def register(self, name: str) -> Callable[[F], F]:
-        """Decorator registering ``factory`` under ``name``; names are unique per registry."""
+        """Decorator registering ``factory`` under ``name``; names are unique per registry.
+
+        The factory's calls are checked against its declaration from then on
+        (:func:`adaptloop.parameters.declared`), from Python as from an experiment file.
+        """
 
         def decorator(factory: F) -> F:
+            factory = declared(factory)
             taken = name in self._lazy or self._factories.get(name, factory) is not factory
             if taken:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
@@ -81,7 +88,8 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         if name in self._lazy:
             module, attribute = self._lazy.pop(name).split(":")
-            self._factories[name] = getattr(importlib.import_module(module), attribute)
+            factory = getattr(importlib.import_module(module), attribute)
+            self._factories[name] = declared(factory)
         try:
             return self._factories[name]
         except KeyError:

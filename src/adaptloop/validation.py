@@ -15,9 +15,11 @@ ValueError: X has 3 features, expected 4
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+from annotated_types import Ge, Gt, Le
+from pydantic import BeforeValidator
 
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
@@ -123,3 +125,52 @@ def check_number(value: object, name: str, low: float = -math.inf, high: float =
     if not low <= float(value) <= high:
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
+
+
+# -- declared parameter types ------------------------------------------------------------------
+# Constructors declare their parameters with these (adaptloop.parameters reads the
+# declarations): the same check, and the same words, from Python, TOML and HTTP.
+def _integer(value: object) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return int(value)
+
+
+def _real(value: object) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return bool(value)
+
+
+_INTEGER, _REAL, _FLAG = BeforeValidator(_integer), BeforeValidator(_real), BeforeValidator(_flag)
+EXACT_CHECKS = (_INTEGER, _REAL, _FLAG)
+"""The validators that make a declared ``int``, ``float`` or ``bool`` exact."""
+
+Integer = Annotated[int, _INTEGER]
+"""An integer (numpy integers too); not a bool, a float or a string."""
+Real = Annotated[float, _REAL]
+"""A finite real number (integers too); not a bool or a string."""
+Flag = Annotated[bool, _FLAG]
+"""True or False (numpy bools too); not 0/1 or a string."""
+Count = Annotated[int, _INTEGER, Ge(1)]
+"""An integer >= 1: sizes, counts, periods."""
+NonNegativeInt = Annotated[int, _INTEGER, Ge(0)]
+"""An integer >= 0."""
+Seed = Annotated[int, _INTEGER, Ge(0)]
+"""A random seed: an integer >= 0 (what numpy's generators take)."""
+PositiveReal = Annotated[float, _REAL, Gt(0)]
+"""A finite number > 0: rates, scales."""
+NonNegativeReal = Annotated[float, _REAL, Ge(0)]
+"""A finite number >= 0: penalties, tolerances, decays."""
+Fraction = Annotated[float, _REAL, Ge(0), Le(1)]
+"""A number in [0, 1]: probabilities, shares, noise levels."""
