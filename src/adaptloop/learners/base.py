@@ -30,6 +30,8 @@ from __future__ import annotations
 import copy
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -65,6 +67,107 @@ class Classifier(Learner, Protocol):
 
 def is_classifier(learner: object) -> bool:
     return callable(getattr(learner, "predict_proba", None))
+
+
+# -- capabilities: what a learner can do beyond the two calls, checked with isinstance ---------
+@runtime_checkable
+class TaskAware(Protocol):
+    """Told where tasks begin and end: by :func:`~adaptloop.evaluation.continual_evaluation`
+    on a task sequence, or on a drifting stream at a known drift or a detector's alarm.
+
+    ``classes``: the new task's labels in a task-incremental sequence, else ``None``;
+    ``end_task`` gets the finished task's training data (what a strategy consolidates)."""
+
+    def begin_task(self, task: int, classes: Sequence[int] | None = None) -> None: ...
+
+    def end_task(self, X: np.ndarray, y: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class DriftReporting(Protocol):
+    """Reports where it detected drift: ``alarms``, sample positions in what it learned."""
+
+    @property
+    def alarms(self) -> list[int]: ...
+
+
+@runtime_checkable
+class Representing(Protocol):
+    """Gives a hidden representation of its input (error memories, probes, plots)."""
+
+    def hidden_representation(self, X: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Refitting(Protocol):
+    """Trains under a budget that re-fitting wrappers announce (learning-rate schedules span
+    one fit): ``plan_fit(sizes, previous)`` before the ``learn`` calls of a re-fit."""
+
+    def plan_fit(self, sizes: Sequence[int], previous: object = None) -> None: ...
+
+
+@runtime_checkable
+class TorchTrainable(Protocol):
+    """A learner whose PyTorch network others may train: what continual-learning plugins
+    attach to (their losses, replayed samples and gradient changes run through this step).
+
+    ``network`` (``torch.nn.Module``; ``None`` before the first ``learn``), ``rng`` (the
+    mini-batch order), ``epochs`` and ``batch_size`` (a ``learn`` call's passes and mini-batch
+    size); ``inputs(X)`` / ``targets(y)``: checked arrays as the tensors the network and loss
+    take (standardised, typed); ``loss(output, target)``: the learner's own training loss;
+    ``begin_learn(X)`` starts a ``learn`` call (builds the network on the first one, updates
+    running statistics); ``train_step(loss_fn, adjust)`` runs one optimiser step on
+    ``loss_fn()`` with ``adjust()`` changing the gradients in place before it."""
+
+    network: Any
+    rng: np.random.Generator
+    epochs: int
+    batch_size: int | None
+
+    def inputs(self, X: np.ndarray) -> Any: ...
+
+    def targets(self, y: np.ndarray) -> Any: ...
+
+    def loss(self, output: Any, target: Any) -> Any: ...
+
+    def begin_learn(self, X: np.ndarray) -> None: ...
+
+    def train_step(
+        self, loss_fn: Callable[[], Any], adjust: Callable[[], None] | None = None
+    ) -> float: ...
+
+
+@dataclass(frozen=True)
+class StateRoles:
+    """Which parts of a ``state_dict()`` are what, for federation (see :class:`Federated`).
+
+    Paths are dotted from the state's root and take shell wildcards (``"learned.scaler"``,
+    ``"model.learned.optimizer"``). ``statistics``: running statistics dicts (``count``,
+    ``mean``, ``m2``), pooled exactly by the server; ``local``: kept by each client, never sent
+    (optimiser state, schedules, generators, step counters); every other numeric leaf is a
+    shared parameter, averaged.
+
+    >>> StateRoles(local=("learned.rng",)).within("model").local
+    ('model.learned.rng',)
+    """
+
+    local: tuple[str, ...] = ()
+    statistics: tuple[str, ...] = ()
+
+    def within(self, prefix: str) -> StateRoles:
+        """The same roles for a state nested under ``prefix`` (a wrapper's served model)."""
+        return StateRoles(
+            tuple(f"{prefix}.{p}" for p in self.local),
+            tuple(f"{prefix}.{p}" for p in self.statistics),
+        )
+
+
+@runtime_checkable
+class Federated(Protocol):
+    """Declares which parts of its state are shared parameters, mergeable statistics or local,
+    so federation never guesses from key names."""
+
+    def state_roles(self) -> StateRoles: ...
 
 
 class BaseLearner(ABC):
