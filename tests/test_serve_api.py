@@ -15,7 +15,7 @@ from typer.testing import CliRunner  # noqa: E402
 from adaptloop.cli import app as cli_app  # noqa: E402
 from adaptloop.learners.base import states_equal  # noqa: E402
 from adaptloop.serve.app import create_app  # noqa: E402
-from adaptloop.serve.worker import Service, ServiceConfig  # noqa: E402
+from adaptloop.serve.service import Service, ServiceConfig  # noqa: E402
 from adaptloop.streams import registry as streams  # noqa: E402
 
 TOKEN = "test-token-123"

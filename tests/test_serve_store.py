@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from adaptloop.learners.base import states_equal
+from adaptloop.serve.errors import (
+    ExperimentMismatch,
+    LearnerMismatch,
+    StoreError,
+    UnknownLearner,
+)
 from adaptloop.serve.gate import UpdateGate
-from adaptloop.serve.store import Store, StoreError
-from adaptloop.serve.worker import Service, ServiceConfig, ServiceError
+from adaptloop.serve.schemas import FeedbackItem
+from adaptloop.serve.service import Service, ServiceConfig
+from adaptloop.serve.store import Store
 from adaptloop.streams import registry as streams
 
 CONFIG = ServiceConfig(micro_batch=8, gate_window=16, max_nfr=0.1, checkpoint_every=3)
@@ -26,23 +33,15 @@ def open_service(path) -> Service:
 
 
 def add_feedback(service: Service, X: np.ndarray, y: np.ndarray) -> None:
-    """Predict and store the predictions, then store their labels (as the API does)."""
-    version, pred, proba = service.predict(X)
-    ids = [uuid.uuid4().hex for _ in range(len(X))]
-    now = time.time()
-    rows = [
-        (ids[i], now, version, X[i].tobytes(), float(pred[i]), proba[i].astype("f4").tobytes())
-        for i in range(len(X))
+    """Predict and log the predictions, then store their labels (as the API does)."""
+    records = [dict(zip(("x0", "x1", "x2"), map(float, row), strict=True)) for row in X]
+    served, logged = service.predict_records(records)
+    logged.result()
+    labels = [
+        FeedbackItem(prediction_id=pid, label=int(label))
+        for pid, label in zip(served.ids, y, strict=True)
     ]
-    fb = [(ids[i], now, X[i].tobytes(), float(y[i])) for i in range(len(X))]
-
-    def write(conn) -> None:
-        conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", rows)
-        conn.executemany(
-            "INSERT INTO feedback (prediction_id, created, features, label) VALUES (?,?,?,?)", fb
-        )
-
-    service.store.call(write)
+    service.add_feedback(labels).result()
 
 
 def run(service: Service, n: int, seed: int = 5, start: int = 0, learn: bool = True) -> None:
@@ -150,14 +149,17 @@ def test_stop_writes_a_final_checkpoint(tmp_path):
 
 def test_another_experiment_or_learner_on_an_existing_database_is_refused(tmp_path):
     open_service(tmp_path / "s.db").stop()
-    with pytest.raises(ServiceError, match="--learner"):
+    with pytest.raises(LearnerMismatch, match="serves learner 'adwin_reset'") as refused:
         Service.open(tmp_path / "s.db", learner="static")
+    assert refused.value.field == "learner"
     other = tmp_path / "other.toml"
     other.write_text('[stream]\nkind = "sea"\nn = 100\n[learners.lr]\nkind = "logistic"\n')
-    with pytest.raises(ServiceError, match="--experiment"):
+    with pytest.raises(ExperimentMismatch) as refused:
         Service.open(tmp_path / "s.db", experiment=other)
-    with pytest.raises(ServiceError, match="--learner: no learner 'nope'"):
+    assert refused.value.field == "experiment"
+    with pytest.raises(UnknownLearner, match="no learner 'nope'") as refused:
         Service.open(tmp_path / "new.db", learner="nope")
+    assert refused.value.field == "learner"
     service = Service.open(tmp_path / "s.db")  # what it was created with
     assert service.spec.learner == "adwin_reset"
     service.store.close()
@@ -318,8 +320,7 @@ def test_row_batcher_a_waiter_that_gives_up_does_not_cancel_the_others(tmp_path)
     assert first.cancel()
     gate.set()
     assert second.result(5) == 2  # both rows stored: the cancelled caller's too
-    keys = store.call(lambda conn: conn.execute("SELECT key FROM meta ORDER BY key").fetchall())
-    assert keys == [("a",), ("b",)]
+    assert store.get_meta() == {"a": 1, "b": 2}
     log.add([("c", "3")]).result(5)  # the batcher goes on with new batches
     store.close()
     with pytest.raises(StoreError, match="not running"):

@@ -31,6 +31,15 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def _flag(parameter: str) -> str:
+    """The option that sets a library parameter: ``micro_batch`` -> ``--micro-batch``.
+
+    >>> _flag("token_file")
+    '--token-file'
+    """
+    return "--" + parameter.replace("_", "-")
+
+
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
@@ -375,7 +384,8 @@ def serve(
 
         from adaptloop.serve.app import create_app
         from adaptloop.serve.auth import check_bind, load_token
-        from adaptloop.serve.worker import Service, ServiceConfig, ServiceError
+        from adaptloop.serve.errors import ServiceError
+        from adaptloop.serve.service import Service, ServiceConfig
     except ImportError as error:
         raise _fail(f"adaptloop serve needs the [serve] extra: {error}") from None
     try:
@@ -383,7 +393,9 @@ def serve(
         check_bind(host, token)
         config = ServiceConfig(micro_batch=micro_batch, gate_window=gate_window, max_nfr=max_nfr)
         service = Service.open(db, experiment, learner, config, checkpoint=checkpoint)
-    except (ValueError, ServiceError) as error:
+    except ServiceError as error:
+        raise _fail(error.format(_flag)) from None
+    except ValueError as error:  # an experiment file that cannot be run
         raise _fail(str(error)) from None
     console.print(
         f"serving [bold]{service.spec.learner}[/] of {service.spec.experiment.name} "
@@ -409,13 +421,17 @@ def checkpoint_export(
 ) -> None:
     """Write the served model of --db (or of --version) to a checkpoint file. It holds a
     pickle: share it only with people who trust you, load only files you trust."""
-    from adaptloop.serve.checkpoint import export_from_db, read_checkpoint, write_checkpoint
+    from adaptloop.serve.checkpoint import export_from_db, write_checkpoint
+    from adaptloop.serve.errors import ServiceError
 
     try:
-        written = write_checkpoint(out, export_from_db(db, version))
-        header = read_checkpoint(written).header
-    except (ValueError, LookupError, OSError) as error:
-        raise _fail(str(error)) from None
+        exported = export_from_db(db, version)
+        written = write_checkpoint(out, exported)
+    except ServiceError as error:
+        raise _fail(error.format(_flag)) from None
+    except OSError as error:
+        raise _fail(f"--out: {out}: {error.strerror or error}") from None
+    header = exported.header
     console.print(
         f"checkpoint: [bold]{written}[/] (learner {header['learner']} of "
         f"{header['experiment_name']}, model version {header['model_version']}, "

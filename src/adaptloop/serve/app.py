@@ -1,8 +1,11 @@
-"""The FastAPI application: predict, feedback, model versions, metrics, health.
+"""The HTTP transport: requests to service calls, domain errors to statuses. Nothing else.
 
-``create_app(service)`` builds the app; its lifespan recovers the service (newest verified
-checkpoint + replay) and starts the worker, and stops both on shutdown. Nothing runs at
-import time.
+``create_app(service)`` builds the FastAPI app; every route calls one method of the
+:class:`~adaptloop.serve.service.Service` (which holds the model, the gate and the versions,
+and reaches the database through :mod:`adaptloop.serve.store`), and a domain error
+(:mod:`adaptloop.serve.errors`) becomes the status :data:`STATUS` gives its type, with its
+``field`` and message. The app's lifespan recovers the service (newest verified checkpoint +
+replay) and starts its worker, and stops both on shutdown. Nothing runs at import time.
 
 Endpoints: ``POST /v1/predict``, ``POST /v1/feedback`` (token), ``GET /v1/model``,
 ``POST /v1/model/snapshot`` (token), ``POST /v1/model/rollback/{version}`` (token),
@@ -27,14 +30,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -49,20 +49,18 @@ from prometheus_client import (
 from pydantic import ValidationError
 
 from adaptloop.serve.auth import TokenCheck
+from adaptloop.serve.errors import Conflict, InputError, NotFound, ServiceError, StoreError
 from adaptloop.serve.schemas import (
     CheckpointInfo,
+    FeedbackItem,
     FeedbackRequest,
     FeedbackResponse,
     Health,
-    InputError,
     ModelStatus,
     PredictRequest,
     PredictResponse,
-    label_code,
-    records_to_array,
 )
-from adaptloop.serve.store import RowBatcher
-from adaptloop.serve.worker import Service
+from adaptloop.serve.service import Predictions, Service
 
 MAX_BODY_BYTES = 1_000_000
 """Largest request body accepted (413 above it)."""
@@ -77,6 +75,16 @@ ROUTES = (
     "/docs",
     "/openapi.json",
 )
+STATUS: dict[type[ServiceError], int] = {
+    InputError: 422,
+    NotFound: 404,
+    Conflict: 409,
+    StoreError: 503,
+    ServiceError: 400,
+}
+"""HTTP status of each domain error type (the nearest one in a type's MRO decides)."""
+REFUSED = tuple(kind for kind, status in STATUS.items() if status < 500)
+"""Domain errors that refuse a request (4xx): nothing changed."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -127,7 +135,7 @@ class Telemetry:
             ["metric", "scope"],
             registry=r,
         )
-        for name in service.tracker.metrics:
+        for name in service.spec.metrics:
             for scope, key in (("cumulative", name), ("window", f"{name}_window")):
                 metrics.labels(name, scope).set_function(
                     lambda key=key: _or_nan(service.report.get(key))
@@ -282,6 +290,106 @@ def _field(loc: tuple | list) -> str:
     return out or "body"
 
 
+def status_of(error: ServiceError) -> int:
+    """The HTTP status of a domain error (see :data:`STATUS`).
+
+    >>> from adaptloop.serve.errors import UnknownVersion, DuplicateFeedback
+    >>> status_of(UnknownVersion("version", "none")), status_of(DuplicateFeedback("id", "twice"))
+    (404, 409)
+    """
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+
+
+def error_response(error: ServiceError) -> JSONResponse:
+    """A domain error as an answer: its status, ``detail`` and ``field``; a failure (5xx)
+    says only that nothing was stored, never the server's paths or messages."""
+    status = status_of(error)
+    detail = str(error) if status < 500 else f"{error.field}: unavailable, nothing was stored"
+    return JSONResponse({"detail": detail, "field": error.field}, status_code=status)
+
+
+def predictions_json(classes: tuple[str, ...] | None, served: Predictions) -> bytes:
+    """The ``POST /v1/predict`` answer: class names and probabilities by class name
+    (classification) or values (regression).
+
+    >>> import numpy as np
+    >>> served = Predictions(2, ["a"], np.array([1]), np.array([[0.25, 0.75]]))
+    >>> predictions_json(("no", "yes"), served)
+    b'{"model_version":2,"predictions":[{"id":"a","prediction":"yes","probabilities":{"no":0.25,"yes":0.75}}]}'
+    """
+    ids, pred = served.ids, served.pred
+    if classes is None:
+        out = [
+            {"id": ids[i], "prediction": float(pred[i]), "probabilities": None}
+            for i in range(len(ids))
+        ]
+    else:
+        probs = served.proba.tolist()
+        out = [
+            {
+                "id": ids[i],
+                "prediction": classes[int(pred[i])],
+                "probabilities": dict(zip(classes, probs[i], strict=True)),
+            }
+            for i in range(len(ids))
+        ]
+    # serialized here, not through a response model: validating these server-built
+    # values again would cost a third of a one-record request
+    return _json({"model_version": served.version, "predictions": out})
+
+
+class Endpoints:
+    """The work of the predict and feedback endpoints, shared by their routes and their edge
+    fast paths: both call the same service methods, so they answer alike."""
+
+    def __init__(self, service: Service, telemetry: Telemetry, check: TokenCheck) -> None:
+        self.service, self.telemetry, self.check = service, telemetry, check
+
+    async def predict(self, records: Sequence[Mapping[str, float]]) -> bytes:
+        """Predict ``records``; answered once the predictions are logged."""
+        served, logged = self.service.predict_records(records)
+        await asyncio.wrap_future(logged)
+        self.telemetry.predictions.inc(len(served.ids))
+        return predictions_json(self.service.spec.classes, served)
+
+    async def feedback(self, items: Sequence[FeedbackItem]) -> bytes:
+        """Store labels; answered once they are durably stored."""
+        seqs = await asyncio.wrap_future(self.service.add_feedback(items))
+        self.telemetry.feedback.inc(len(seqs))
+        return _json({"accepted": len(seqs), "seq": seqs})
+
+    async def predict_fast(self, body: bytes, scope: dict) -> bytes | None:
+        try:
+            return await self.predict(PredictRequest.model_validate_json(body).records)
+        except (ValidationError, *REFUSED):
+            return None  # refused, nothing stored: the route words the error
+
+    async def feedback_fast(self, body: bytes, scope: dict) -> bytes | None:
+        if not self.check.allows(_header(scope, b"authorization")):
+            return None  # the route refuses it (401)
+        try:
+            return await self.feedback(FeedbackRequest.model_validate_json(body).feedback)
+        except (ValidationError, *REFUSED):
+            return None  # refused, nothing stored: the route words the error
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """A request pydantic refused: 400 for malformed JSON, else 422 naming the fields."""
+    errors = error.errors()
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        message = first.get("ctx", {}).get("error", "malformed JSON")
+        return JSONResponse(
+            {"detail": f"body: malformed JSON ({message})", "field": "body"}, status_code=400
+        )
+    summary = "; ".join(f"{_field(e.get('loc', ()))}: {e['msg']}" for e in errors[:5])
+    return JSONResponse({"detail": summary, "field": _field(first.get("loc", ()))}, status_code=422)
+
+
+async def _refused(request: Request, error: ServiceError) -> JSONResponse:
+    return error_response(error)
+
+
 def create_app(
     service: Service,
     token: str | None = None,
@@ -293,7 +401,8 @@ def create_app(
     ``background=False`` starts no worker thread: feedback is then learned only when
     ``service.step()`` is called (tests use it to be deterministic)."""
     check = TokenCheck(token)
-    telemetry_box: list[Telemetry] = []
+    telemetry = Telemetry(service)
+    endpoints = Endpoints(service, telemetry, check)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -302,8 +411,6 @@ def create_app(
         # out of the collector, whose full passes over it (~1e5 objects) would stall requests
         gc.collect()
         gc.freeze()
-        telemetry_box.append(Telemetry(service))
-        app.state.telemetry = telemetry_box[0]
         try:
             yield
         finally:
@@ -317,36 +424,18 @@ def create_app(
         # look up its providers on every request even with no exporter configured
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-
-    class _LazyTelemetry:  # the middleware is built before the lifespan runs
-        def observe(self, *args: Any) -> None:
-            if telemetry_box:
-                telemetry_box[0].observe(*args)
-
-    fast_paths: dict[str, FastPath] = {}  # filled below, next to the routes they stand for
+    app.state.telemetry = telemetry
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=max_body_bytes,
-        telemetry=_LazyTelemetry(),
-        fast_paths=fast_paths,
+        telemetry=telemetry,
+        fast_paths={
+            "/v1/predict": endpoints.predict_fast,
+            "/v1/feedback": endpoints.feedback_fast,
+        },
     )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = error.errors()
-        first = errors[0]
-        field = _field(first.get("loc", ()))
-        if first.get("type") == "json_invalid":
-            message = first.get("ctx", {}).get("error", "malformed JSON")
-            return JSONResponse(
-                {"detail": f"body: malformed JSON ({message})", "field": "body"}, status_code=400
-            )
-        summary = "; ".join(f"{_field(e.get('loc', ()))}: {e['msg']}" for e in errors[:5])
-        return JSONResponse({"detail": summary, "field": field}, status_code=422)
-
-    @app.exception_handler(InputError)
-    async def _refused(request: Request, error: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(error), "field": error.field}, status_code=error.status)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(ServiceError, _refused)
 
     async def writer(authorization: str | None = Header(None)) -> None:
         if not check.allows(authorization):
@@ -356,134 +445,15 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    spec = service.spec
-    # not fsynced per prediction (see adaptloop.serve.store): a killed process keeps them
-    prediction_log = RowBatcher(
-        service.store, "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", durable=False
-    )
-    names = spec.feature_names
-    classes = spec.classes
-
-    async def predict_array(X: np.ndarray) -> bytes:
-        """Predict ``X``, log the predictions (answered once stored), the JSON answer."""
-        version, pred, proba = service.predict(X)
-        now = time.time()
-        ids = [uuid.uuid4().hex for _ in range(len(X))]
-        rows = [
-            (
-                ids[i],
-                now,
-                version,
-                X[i].tobytes(),
-                float(pred[i]),
-                None if proba is None else proba[i].astype("float32").tobytes(),
-            )
-            for i in range(len(X))
-        ]
-        await asyncio.wrap_future(prediction_log.add(rows))
-        if telemetry_box:
-            telemetry_box[0].predictions.inc(len(X))
-        if classes is None:
-            out = [
-                {"id": ids[i], "prediction": float(pred[i]), "probabilities": None}
-                for i in range(len(X))
-            ]
-        else:
-            probs = proba.tolist()
-            out = [
-                {
-                    "id": ids[i],
-                    "prediction": classes[int(pred[i])],
-                    "probabilities": dict(zip(classes, probs[i], strict=True)),
-                }
-                for i in range(len(X))
-            ]
-        # serialized here, not through a response model: validating these server-built
-        # values again would cost a third of a one-record request
-        return _json({"model_version": version, "predictions": out})
-
-    async def predict_fast(body: bytes, scope: dict) -> bytes | None:
-        try:
-            X = records_to_array(PredictRequest.model_validate_json(body).records, names)
-        except (ValidationError, InputError):
-            return None  # the route refuses it, wording the error
-        return await predict_array(X)
-
-    fast_paths["/v1/predict"] = predict_fast
-
     @app.post("/v1/predict", response_model=PredictResponse)
     async def predict(body: PredictRequest) -> Response:
         """Predict a batch of records; each prediction gets an id for its later feedback."""
-        X = records_to_array(body.records, names)
-        return Response(await predict_array(X), media_type="application/json")
-
-    async def store_feedback_request(body: FeedbackRequest) -> bytes:
-        """Store the labels of ``body`` (answered once durably stored), the JSON answer."""
-        items: list[tuple[int, str | None, bytes | None, float]] = []
-        seen: set[str] = set()
-        for i, item in enumerate(body.feedback):
-            field = f"feedback[{i}]"
-            label = label_code(item.label, classes, f"{field}.label")
-            if item.prediction_id is not None:
-                if item.prediction_id in seen:
-                    raise InputError(
-                        409, f"{field}.prediction_id", "the same prediction id appears twice"
-                    )
-                seen.add(item.prediction_id)
-                items.append((i, item.prediction_id, None, label))
-            else:
-                X = records_to_array([item.record], names, f"{field}.record")
-                items.append((i, None, X[0].tobytes(), label))
-        now = time.time()
-
-        def store_feedback(conn) -> list[int]:
-            seqs = []
-            for i, pid, features, label in items:
-                if pid is not None:
-                    row = conn.execute(
-                        "SELECT features FROM predictions WHERE id = ?", (pid,)
-                    ).fetchone()
-                    if row is None:
-                        raise InputError(
-                            404, f"feedback[{i}].prediction_id", f"unknown prediction id {pid!r}"
-                        )
-                    if conn.execute(
-                        "SELECT 1 FROM feedback WHERE prediction_id = ?", (pid,)
-                    ).fetchone():
-                        raise InputError(
-                            409,
-                            f"feedback[{i}].prediction_id",
-                            f"feedback for prediction id {pid!r} was already received",
-                        )
-                    features = row[0]
-                cursor = conn.execute(
-                    "INSERT INTO feedback (prediction_id, created, features, label) "
-                    "VALUES (?, ?, ?, ?)",
-                    (pid, now, features, label),
-                )
-                seqs.append(cursor.lastrowid)
-            return seqs
-
-        seqs = await asyncio.wrap_future(service.store.submit(store_feedback))
-        service.notify()
-        if telemetry_box:
-            telemetry_box[0].feedback.inc(len(seqs))
-        return _json({"accepted": len(seqs), "seq": seqs})
-
-    async def feedback_fast(body: bytes, scope: dict) -> bytes | None:
-        if not check.allows(_header(scope, b"authorization")):
-            return None  # the route refuses it (401)
-        try:
-            return await store_feedback_request(FeedbackRequest.model_validate_json(body))
-        except (ValidationError, InputError):
-            return None  # refused, nothing stored: the route words the error
-
-    fast_paths["/v1/feedback"] = feedback_fast
+        return Response(await endpoints.predict(body.records), media_type="application/json")
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(writer)])
     async def feedback(body: FeedbackRequest) -> Response:
         """Labels for earlier predictions (or records with labels); answered once stored."""
-        return Response(await store_feedback_request(body), media_type="application/json")
+        return Response(await endpoints.feedback(body.feedback), media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelStatus)
     def model() -> dict[str, Any]:
@@ -505,17 +475,11 @@ def create_app(
         """A checkpoint file of the served model (or of ``version``): start a service from it
         with ``adaptloop serve --checkpoint FILE --db NEW.db``. It holds a pickle: treat it
         as trusted code."""
-        try:
-            data = service.export_checkpoint(version)
-        except LookupError as error:
-            raise InputError(404, "version", str(error).split(": ", 1)[1]) from None
-        served = version if version is not None else service.version
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{spec.experiment.name}-{spec.learner}-v{served}")
-        name += ".ckpt"
+        exported = service.export_checkpoint(version)
         return Response(
-            data,
+            exported.to_bytes(),
             media_type="application/octet-stream",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={"Content-Disposition": f'attachment; filename="{exported.file_name()}"'},
         )
 
     @app.post(
@@ -525,15 +489,12 @@ def create_app(
     )
     def rollback(version: int) -> dict[str, Any]:
         """Serve an earlier version's model again (as a new version)."""
-        try:
-            return service.rollback(version)
-        except LookupError as error:
-            raise InputError(404, "version", str(error).split(": ", 1)[1]) from None
+        return service.rollback(version)
 
     @app.get("/metrics")
     def metrics() -> Response:
         """Prometheus text format."""
-        return Response(generate_latest(telemetry_box[0].registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:

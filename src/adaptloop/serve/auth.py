@@ -20,11 +20,14 @@ import ipaddress
 import os
 from pathlib import Path
 
+from adaptloop.serve.errors import InputError, Namer
+
 TOKEN_ENV = "ADAPTLOOP_TOKEN"
 
 
 def load_token(token_file: str | Path | None = None, env: str = TOKEN_ENV) -> str | None:
-    """The configured token: from ``token_file`` if given, else ``$ADAPTLOOP_TOKEN``, else None.
+    """The configured token: from ``token_file`` if given, else ``$ADAPTLOOP_TOKEN``, else None
+    (``InputError``, field ``token_file``, when the file is missing or empty).
 
     >>> load_token(None, env="ADAPTLOOP_NO_SUCH_VARIABLE") is None
     True
@@ -32,10 +35,10 @@ def load_token(token_file: str | Path | None = None, env: str = TOKEN_ENV) -> st
     if token_file is not None:
         path = Path(token_file)
         if not path.is_file():
-            raise ValueError(f"--token-file: no such file: {path}")
+            raise InputError("token_file", f"no such file: {path}")
         token = path.read_text(encoding="utf-8").strip()
         if not token:
-            raise ValueError(f"--token-file: {path} is empty")
+            raise InputError("token_file", f"{path} is empty")
         return token
     token = os.environ.get(env, "").strip()
     return token or None
@@ -51,18 +54,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse a non-loopback ``host`` without a token (``ValueError`` naming ``--host``).
+class UnsafeBind(InputError):
+    """A non-loopback ``host`` without a token: anyone on the network could write."""
 
-    >>> check_bind("0.0.0.0", None)  # doctest: +ELLIPSIS
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__("host", f"refusing to serve on {host} without a token")
+
+    def describe(self, name: Namer = str) -> str:
+        return f"{self.detail} ({name('token_file')} or {TOKEN_ENV})"
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse a non-loopback ``host`` without a token (:class:`UnsafeBind`, field ``host``).
+
+    >>> check_bind("0.0.0.0", None)
     Traceback (most recent call last):
     ...
-    ValueError: --host: refusing to serve on 0.0.0.0 without a token (...)
+    adaptloop.serve.auth.UnsafeBind: host: refusing to serve on 0.0.0.0 without a token (token_file or ADAPTLOOP_TOKEN)
     """
     if token is None and not is_loopback(host):
-        raise ValueError(
-            f"--host: refusing to serve on {host} without a token (--token-file or {TOKEN_ENV})"
-        )
+        raise UnsafeBind(host)
 
 
 class TokenCheck:

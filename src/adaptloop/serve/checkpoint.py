@@ -1,4 +1,4 @@
-"""Checkpoint files: one served model in one self-describing file, to start a service from.
+"""Checkpoints: one served model in one self-describing file, and choosing a stored one.
 
 A checkpoint file holds everything needed to serve a model again on a new database: the
 experiment's TOML source, the learner's name, the stream's schema (feature names, task,
@@ -17,24 +17,29 @@ in the state. :func:`read_checkpoint` verifies the checksum before anything is u
 Checkpoint files are pickles: load only files you trust, since unpickling runs code (the
 checksum detects corruption, not a malicious file written with a matching checksum).
 
-Write one with ``GET /v1/model/checkpoint`` (token required) or ``adaptloop checkpoint export
---db DB [--version N] --out FILE``; serve it with ``adaptloop serve --checkpoint FILE --db NEW.db``.
+There is one export: :func:`export_checkpoint` writes the served model of the newest stored
+checkpoint (of a version) that verifies. ``GET /v1/model/checkpoint`` calls it on the running
+service's store, ``adaptloop checkpoint export --db DB [--version N] --out FILE`` on the
+database opened read-only (:func:`export_from_db`); serve the file with ``adaptloop serve
+--checkpoint FILE --db NEW.db``. :func:`newest_usable` is the one rule for picking a stored
+checkpoint (newest first, skipping those that do not verify or load), for exports, rollbacks
+and recovery alike.
 
 >>> import tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
 >>> header = {"experiment_source": "seed = 1", "experiment_name": "x", "learner": "lr",
 ...           "feature_names": ["x0"], "task": "binary", "classes": ["0", "1"]}
->>> write_checkpoint(path, encode_checkpoint(header, 3, {"w": [1.0, 2.0]})).name
+>>> write_checkpoint(path, CheckpointFile.encode(header, 3, {"w": [1.0, 2.0]})).name
 'model.ckpt'
 >>> ckpt = read_checkpoint(path)
->>> ckpt.model_version, ckpt.learner, ckpt.state()
-(3, 'lr', {'w': [1.0, 2.0]})
+>>> ckpt.model_version, ckpt.header["learner"], ckpt.state(), ckpt.file_name()
+(3, 'lr', {'w': [1.0, 2.0]}, 'x-lr-v3.ckpt')
 >>> with open(path, "r+b") as f:
 ...     _ = f.seek(-3, os.SEEK_END); _ = f.write(b"!")
 >>> read_checkpoint(path)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-adaptloop.serve.checkpoint.CheckpointFileError: ...: checksum mismatch (...)
+adaptloop.serve.errors.CheckpointFileError: checkpoint: ...: checksum mismatch (...)
 """
 
 from __future__ import annotations
@@ -43,23 +48,23 @@ import hashlib
 import json
 import os
 import pickle
-import sqlite3
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from adaptloop.serve.store import Checkpoint
+from adaptloop.serve.errors import CheckpointFileError, UnknownVersion
+from adaptloop.serve.store import Checkpoint, ReadOnlyStore
+
+T = TypeVar("T")
 
 MAGIC = b"adaptloop-checkpoint 1\n"
 """First line of every checkpoint file (format version 1)."""
 SPEC_KEYS = ("experiment_source", "experiment_name", "learner", "feature_names", "task", "classes")
 """Header keys that describe what is served (the same as a database's ``meta``)."""
 MAX_HEADER_BYTES = 16 * 1024 * 1024
-
-
-class CheckpointFileError(ValueError):
-    """A checkpoint file that cannot be used; the message is one line naming the file."""
 
 
 def _digest(header: dict[str, Any], payload: bytes) -> str:
@@ -74,76 +79,61 @@ def _adaptloop_version() -> str:
     return __version__
 
 
-def encode_checkpoint(
-    spec_meta: dict[str, Any], model_version: int, state: Any, **extra: Any
-) -> bytes:
-    """The bytes of a checkpoint file serving ``state`` (a learner's ``state_dict()``) as
-    ``model_version`` of what ``spec_meta`` describes (a database's ``meta``: see
-    :data:`SPEC_KEYS`); ``extra`` goes into the header as it is (JSON values).
-
-    >>> encode_checkpoint({k: None for k in SPEC_KEYS}, 1, {}).startswith(MAGIC)
-    True
-    """
-    missing = [key for key in SPEC_KEYS if key not in spec_meta]
-    if missing:
-        raise ValueError(f"checkpoint header: missing {', '.join(missing)}")
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    header = {
-        **{key: spec_meta[key] for key in SPEC_KEYS},
-        **extra,
-        "format": 1,
-        "model_version": int(model_version),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "adaptloop_version": _adaptloop_version(),
-        "pickle_protocol": pickle.HIGHEST_PROTOCOL,
-        "payload_bytes": len(payload),
-    }
-    header["sha256"] = _digest(header, payload)
-    return MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
-
-
-def write_checkpoint(path: str | Path, data: bytes) -> Path:
-    """Write checkpoint bytes to ``path`` atomically (a temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-    return path
-
-
 @dataclass(frozen=True)
 class CheckpointFile:
-    """A read and verified checkpoint file (see :func:`read_checkpoint`); the state is still
-    pickled until :meth:`state` is called."""
+    """A checkpoint file's verified header and its still pickled state; ``path`` is where it
+    was read from (None for one just encoded)."""
 
-    path: Path
     header: dict[str, Any]
     payload: bytes
+    path: Path | None = None
+
+    @classmethod
+    def encode(
+        cls, spec_meta: dict[str, Any], model_version: int, state: Any, **extra: Any
+    ) -> CheckpointFile:
+        """A checkpoint serving ``state`` (a learner's ``state_dict()``) as ``model_version``
+        of what ``spec_meta`` describes (a database's ``meta``: see :data:`SPEC_KEYS`);
+        ``extra`` goes into the header as it is (JSON values).
+
+        >>> CheckpointFile.encode({k: None for k in SPEC_KEYS}, 1, {}).to_bytes()[:20]
+        b'adaptloop-checkpoint'
+        """
+        missing = [key for key in SPEC_KEYS if key not in spec_meta]
+        if missing:
+            raise ValueError(f"checkpoint header: missing {', '.join(missing)}")
+        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        header = {
+            **{key: spec_meta[key] for key in SPEC_KEYS},
+            **extra,
+            "format": 1,
+            "model_version": int(model_version),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "adaptloop_version": _adaptloop_version(),
+            "pickle_protocol": pickle.HIGHEST_PROTOCOL,
+            "payload_bytes": len(payload),
+        }
+        header["sha256"] = _digest(header, payload)
+        return cls(header, payload)
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes."""
+        return MAGIC + json.dumps(self.header, sort_keys=True).encode() + b"\n" + self.payload
 
     @property
     def model_version(self) -> int:
         return int(self.header["model_version"])
 
-    @property
-    def learner(self) -> str:
-        return str(self.header["learner"])
-
-    @property
-    def experiment_source(self) -> str:
-        return str(self.header["experiment_source"])
-
-    @property
-    def sha256(self) -> str:
-        return str(self.header["sha256"])
+    def file_name(self) -> str:
+        """``<experiment>-<learner>-v<version>.ckpt``, safe as a file name."""
+        stem = f"{self.header['experiment_name']}-{self.header['learner']}-v{self.model_version}"
+        return re.sub(r"[^A-Za-z0-9._-]", "_", stem) + ".ckpt"
 
     def provenance(self) -> dict[str, Any]:
         """What a database started from this file records about it."""
         keys = ("sha256", "model_version", "created", "adaptloop_version", "experiment_name")
-        return {"file": self.path.name, **{key: self.header.get(key) for key in keys}}
+        name = None if self.path is None else self.path.name
+        return {"file": name, **{key: self.header.get(key) for key in keys}}
 
     def state(self) -> Any:
         """The learner's state, unpickled (the checksum was verified on reading)."""
@@ -151,6 +141,19 @@ class CheckpointFile:
             return pickle.loads(self.payload)
         except Exception as error:
             raise CheckpointFileError(f"{self.path}: cannot unpickle the state: {error}") from None
+
+
+def write_checkpoint(path: str | Path, checkpoint: CheckpointFile) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically (a temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as f:
+        f.write(checkpoint.to_bytes())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+    return path
 
 
 def read_checkpoint(path: str | Path) -> CheckpointFile:
@@ -188,45 +191,98 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
         raise CheckpointFileError(
             f"{path}: checksum mismatch (the file is corrupted or was changed)"
         )
-    return CheckpointFile(path, header, payload)
+    return CheckpointFile(header, payload, path)
 
 
-def export_from_db(db: str | Path, version: int | None = None) -> bytes:
-    """Checkpoint bytes of the model served by database ``db``: its newest verified stored
-    checkpoint (of ``version`` when given). Opens ``db`` read-only, so a running service may
-    keep using it. ``LookupError`` when there is no such checkpoint, ``ValueError`` when
-    ``db`` is not an adaptloop database."""
-    db = Path(db)
-    if not db.is_file():
-        raise ValueError(f"--db: no such database: {db}")
-    try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        raise ValueError(f"--db: {db}: {error}") from None
-    try:
-        meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-        sql = "SELECT id, version, kind, learned_seq, sha256, meta, state FROM checkpoints"
-        args: tuple = ()
-        if version is not None:
-            sql, args = sql + " WHERE version = ?", (int(version),)
-        rows = conn.execute(sql + " ORDER BY id DESC", args).fetchall()
-    except sqlite3.Error as error:
-        raise ValueError(f"--db: {db} is not an adaptloop database ({error})") from None
-    finally:
-        conn.close()
-    if not meta:
-        raise ValueError(f"--db: {db} is not an adaptloop database (no meta)")
-    errors = []
-    for r in rows:
-        stored = Checkpoint(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+def newest_usable(
+    stored: Iterable[Checkpoint], use: Callable[[Checkpoint, Any], T], skipped: list[str]
+) -> T | None:
+    """``use(checkpoint, verified state)`` for each stored checkpoint, newest first, until
+    one succeeds: its result (None when none does). Each one that does not verify or that
+    ``use`` refuses is skipped, and why is appended to ``skipped`` (one line naming it).
+
+    >>> import pickle
+    >>> from adaptloop.serve.store import checksum
+    >>> good = pickle.dumps({"served": 1})
+    >>> stored = [Checkpoint(2, 1, "snapshot", 0, "bad", {}, b""),
+    ...           Checkpoint(1, 1, "initial", 0, checksum(good), {}, good)]
+    >>> skipped = []
+    >>> newest_usable(stored, lambda c, state: (c.id, state["served"]), skipped), skipped
+    ((1, 1), ['checkpoint 2 (version 1): checksum mismatch'])
+    """
+    for checkpoint in stored:
         try:
-            served = stored.verified_state()["served"]
-        except (ValueError, KeyError, TypeError) as error:
-            errors.append(str(error))
-            continue
-        return encode_checkpoint(
-            meta, stored.version, served, source_checkpoint=stored.id, kind=stored.kind
-        )
-    which = "" if version is None else f" of version {version}"
-    detail = f" ({'; '.join(errors)})" if errors else ""
-    raise LookupError(f"--version: no verified checkpoint{which} in {db}{detail}")
+            return use(checkpoint, checkpoint.verified_state())
+        except Exception as error:
+            message = str(error)
+            if not message.startswith("checkpoint "):
+                message = f"checkpoint {checkpoint.id} (version {checkpoint.version}): "
+                message += f"cannot restore: {type(error).__name__}: {error}"
+            skipped.append(message)
+    return None
+
+
+def require_usable(
+    stored: Iterable[Checkpoint],
+    use: Callable[[Checkpoint, Any], T],
+    version: int | None,
+    where: str = "",
+) -> T:
+    """:func:`newest_usable`, or ``UnknownVersion`` (field ``version``) naming ``version``,
+    ``where`` and why each stored checkpoint was skipped when none is usable."""
+    skipped: list[str] = []
+    result = newest_usable(stored, use, skipped)
+    if result is None:
+        which = "" if version is None else f" of version {version}"
+        detail = f" ({'; '.join(skipped)})" if skipped else ""
+        raise UnknownVersion("version", f"no verified checkpoint{which}{where}{detail}")
+    return result
+
+
+class StoredCheckpoints(Protocol):
+    """Where checkpoints are stored: a :class:`~adaptloop.serve.store.Store` or a
+    :class:`~adaptloop.serve.store.ReadOnlyStore`."""
+
+    def get_meta(self) -> dict[str, Any]: ...
+
+    def checkpoints(self, version: int | None = None) -> list[Checkpoint]: ...
+
+
+def export_checkpoint(
+    store: StoredCheckpoints, version: int | None = None, where: str = ""
+) -> CheckpointFile:
+    """A checkpoint file of the served model of the newest checkpoint in ``store`` (of
+    ``version`` when given) that verifies; ``UnknownVersion`` (field ``version``, naming
+    ``where``) when none does.
+
+    >>> import tempfile, os
+    >>> from adaptloop.serve.store import Store
+    >>> store = Store(os.path.join(tempfile.mkdtemp(), "e.db")).start()
+    >>> export_checkpoint(store, 7)
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.errors.UnknownVersion: version: no verified checkpoint of version 7
+    >>> store.close()
+    """
+    meta = store.get_meta()
+    return require_usable(
+        store.checkpoints(version),
+        lambda checkpoint, state: CheckpointFile.encode(
+            meta,
+            checkpoint.version,
+            state["served"],
+            source_checkpoint=checkpoint.id,
+            kind=checkpoint.kind,
+        ),
+        version,
+        where,
+    )
+
+
+def export_from_db(db: str | Path, version: int | None = None) -> CheckpointFile:
+    """A checkpoint file of the model served by database ``db``: its newest verified stored
+    checkpoint (of ``version`` when given). Opens ``db`` read-only, so a running service may
+    keep using it. ``UnknownVersion`` when there is no such checkpoint, ``StoreError`` (field
+    ``db``) when ``db`` is not an adaptloop database."""
+    with ReadOnlyStore(db) as store:
+        return export_checkpoint(store, version, f" in {db}")

@@ -10,12 +10,13 @@ records are objects keyed by the stream's feature names; every refusal names the
 >>> records_to_array([{"x0": 1.0}], ("x0", "x1"))
 Traceback (most recent call last):
 ...
-adaptloop.serve.schemas.InputError: records[0]: missing feature(s) 'x1'; expected x0, x1
+adaptloop.serve.errors.InputError: records[0]: missing feature(s) 'x1'; expected x0, x1
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -29,23 +30,13 @@ from pydantic import (
     model_validator,
 )
 
+from adaptloop.serve.errors import InputError
+
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A finite JSON number (an integer is accepted as a float)."""
 Record = dict[str, Finite]
 MAX_BATCH = 1000
 """Most records in one predict or feedback request."""
-
-
-class InputError(ValueError):
-    """A request refused after parsing: HTTP ``status``, the ``field`` at fault, a message.
-
-    >>> str(InputError(404, "feedback[0].prediction_id", "unknown prediction id 'x'"))
-    "feedback[0].prediction_id: unknown prediction id 'x'"
-    """
-
-    def __init__(self, status: int, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.status, self.field, self.message = status, field, message
 
 
 class PredictRequest(BaseModel):
@@ -157,9 +148,9 @@ class Health(BaseModel):
 
 
 def records_to_array(
-    records: list[dict[str, float]], feature_names: tuple[str, ...], field: str = "records"
+    records: Sequence[Mapping[str, float]], feature_names: tuple[str, ...], field: str = "records"
 ) -> np.ndarray:
-    """Records as a float32 ``(n, d)`` array in ``feature_names`` order; ``InputError`` (422)
+    """Records as a float32 ``(n, d)`` array in ``feature_names`` order; ``InputError``
     naming the record when its feature names differ."""
     expected = set(feature_names)
     for i, record in enumerate(records):
@@ -172,7 +163,7 @@ def records_to_array(
             if unknown:
                 parts.append("unknown feature(s) " + ", ".join(map(repr, unknown)))
             parts.append("expected " + ", ".join(feature_names))
-            raise InputError(422, f"{field}[{i}]", "; ".join(parts))
+            raise InputError(f"{field}[{i}]", "; ".join(parts))
     return np.array([[r[name] for name in feature_names] for r in records], dtype=np.float32)
 
 
@@ -184,15 +175,15 @@ def label_code(label: int | str | float, classes: tuple[str, ...] | None, field:
     >>> label_code("yes", ("0", "1"), "feedback[0].label")
     Traceback (most recent call last):
     ...
-    adaptloop.serve.schemas.InputError: feedback[0].label: unknown label 'yes'; classes are '0', '1'
+    adaptloop.serve.errors.InputError: feedback[0].label: unknown label 'yes'; classes are '0', '1'
     """
     if classes is None:
         if isinstance(label, str):
-            raise InputError(422, field, f"a regression label must be a number, got {label!r}")
+            raise InputError(field, f"a regression label must be a number, got {label!r}")
         return float(label)
     name = str(label) if isinstance(label, (int, str)) else None
     if name not in classes:
         raise InputError(
-            422, field, f"unknown label {label!r}; classes are {', '.join(map(repr, classes))}"
+            field, f"unknown label {label!r}; classes are {', '.join(map(repr, classes))}"
         )
     return float(classes.index(name))

@@ -3,7 +3,9 @@
 Tables: ``meta`` (what the database serves), ``predictions`` (features, prediction and
 probabilities per prediction id), ``feedback`` (labels in arrival order: ``seq``),
 ``checkpoints`` (pickled service states with a SHA-256 checksum) and ``decisions`` (every
-update-gate decision with its numbers).
+update-gate decision with its numbers). All of the service's SQL lives in this module, in the
+:class:`Store`'s methods (and :class:`ReadOnlyStore`'s, for reading a database a running
+service may be writing); every query reads its columns by name (``sqlite3.Row``).
 
 Durability: every write goes through one writer thread that runs the queued jobs of all
 waiting requests in one transaction (a savepoint per job, so a refused job changes nothing)
@@ -55,6 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
+from adaptloop.serve.errors import DuplicateFeedback, StoreError, UnknownPrediction
 from adaptloop.serve.wal import WalCheckpointer
 
 T = TypeVar("T")
@@ -94,10 +99,6 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 
 _STOP = object()
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used (closed, or the database is unreadable)."""
 
 
 def check_parameters(parameters: Any) -> None:
@@ -178,6 +179,17 @@ class Checkpoint:
     sha256: str
     meta: dict[str, Any]
     blob: bytes
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The row without its state: ``id``, ``version``, ``kind``, ``learned_seq`` and the
+        checkpoint's ``meta`` keys (what ``GET /v1/model`` shows as its last checkpoint).
+
+        >>> Checkpoint(4, 2, "rollback", 9, "ab", {"rolled_back_to": 1}, b"").info
+        {'id': 4, 'version': 2, 'kind': 'rollback', 'learned_seq': 9, 'rolled_back_to': 1}
+        """
+        keys = {"id": self.id, "version": self.version, "kind": self.kind}
+        return {**keys, "learned_seq": self.learned_seq, **self.meta}
 
     def verified_state(self) -> Any:
         """The unpickled state, or ``ValueError`` when the checksum or the pickle is bad.
@@ -305,6 +317,13 @@ class Store:
         self._closed = False
         self._level = synchronous  # the connection's current synchronous setting
         self.commits = 0
+        # not fsynced per prediction (see the module docstring): a killed process keeps them
+        self._prediction_log = RowBatcher(
+            self,
+            "INSERT INTO predictions (id, created, model_version, features, prediction, proba) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            durable=False,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Store:
@@ -339,6 +358,7 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # self.wal checkpoints, off this thread
             conn.execute(f"PRAGMA journal_size_limit={64 * 2**20}")  # the log file after a restart
             conn.executescript(SCHEMA)
+            conn.row_factory = sqlite3.Row  # every query reads its columns by name
         except sqlite3.DatabaseError as error:
             conn.close()
             raise StoreError(f"{self.path}: {error}") from None
@@ -429,20 +449,77 @@ class Store:
             else:
                 future.set_exception(value)
 
-    # -- typed helpers (each runs on the writer thread) -------------------------------------------
+    # -- what the service stores (each runs on the writer thread) ------------------------------
     def get_meta(self) -> dict[str, Any]:
         """Everything in ``meta``, JSON-decoded."""
-        rows = self.call(lambda c: c.execute("SELECT key, value FROM meta").fetchall())
-        return {key: json.loads(value) for key, value in rows}
+        return self.call(_select_meta)
 
     def set_meta(self, values: dict[str, Any]) -> None:
         """Insert or replace ``meta`` keys (values are JSON-encoded)."""
-        rows = [(key, json.dumps(value)) for key, value in values.items()]
+        self.call(lambda conn: _write_meta(conn, values))
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
+    def log_predictions(
+        self,
+        ids: list[str],
+        version: int,
+        X: np.ndarray,
+        pred: np.ndarray,
+        proba: np.ndarray | None,
+    ) -> Future:
+        """Log served predictions: ``ids[i]`` for row ``X[i]``, predicted ``pred[i]`` (class code
+        or value) with probabilities ``proba[i]`` by model ``version``. The future resolves
+        once they are written (not fsynced: see the module docstring); the rows of concurrent
+        callers share one insert."""
+        now = time.time()
+        rows = [
+            (
+                ids[i],
+                now,
+                int(version),
+                X[i].tobytes(),
+                float(pred[i]),
+                None if proba is None else proba[i].astype("float32").tobytes(),
+            )
+            for i in range(len(ids))
+        ]
+        return self._prediction_log.add(rows)
 
-        self.call(write)
+    def add_feedback(self, items: list[NewFeedback]) -> Future:
+        """Store labels in the order given, all or none: the future resolves to their ``seq``
+        numbers once fsynced, or raises :class:`UnknownPrediction` or
+        :class:`DuplicateFeedback` naming ``feedback[i].prediction_id`` (nothing stored)."""
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> list[int]:
+            seqs = []
+            for i, item in enumerate(items):
+                features = item.features
+                if item.prediction_id is not None:
+                    features = _unlabelled_prediction(conn, item.prediction_id, i)
+                cursor = conn.execute(
+                    "INSERT INTO feedback (prediction_id, created, features, label) "
+                    "VALUES (?, ?, ?, ?)",
+                    (item.prediction_id, now, features, item.label),
+                )
+                seqs.append(cursor.lastrowid)
+            return seqs
+
+        return self.submit(write)
+
+    def feedback_after(self, seq: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` feedback rows with ``seq`` greater than ``seq``, joined with the
+        stored prediction: keys ``seq``, ``features``, ``label``, ``prediction`` and ``proba``
+        (the last two are None for records sent with their label)."""
+        return self.call(
+            lambda conn: _dicts(
+                conn.execute(
+                    "SELECT f.seq, f.features, f.label, p.prediction, p.proba FROM feedback f "
+                    "LEFT JOIN predictions p ON p.id = f.prediction_id "
+                    "WHERE f.seq > ? ORDER BY f.seq LIMIT ?",
+                    (seq, limit),
+                )
+            )
+        )
 
     def add_checkpoint(
         self,
@@ -452,77 +529,164 @@ class Store:
         state: Any,
         meta: dict[str, Any],
         meta_values: dict[str, Any] | None = None,
-    ) -> int:
-        """Pickle ``state``, store it with its checksum, return the checkpoint id; with
-        ``meta_values``, set those ``meta`` keys in the same transaction."""
+    ) -> dict[str, Any]:
+        """Pickle ``state`` and store it with its checksum; with ``meta_values``, set those
+        ``meta`` keys in the same transaction. Returns the checkpoint's
+        :attr:`Checkpoint.info`."""
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        row = (time.time(), version, kind, learned_seq, checksum(blob), json.dumps(meta), blob)
-        pairs = [(key, json.dumps(value)) for key, value in (meta_values or {}).items()]
+        sha256 = checksum(blob)
 
         def write(conn: sqlite3.Connection) -> int:
-            if pairs:
-                conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", pairs)
+            _write_meta(conn, meta_values or {})
             return conn.execute(
                 "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, "
                 "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                row,
+                (time.time(), version, kind, learned_seq, sha256, json.dumps(meta), blob),
             ).lastrowid
 
-        return self.call(write)
+        checkpoint_id = self.call(write)
+        return Checkpoint(checkpoint_id, version, kind, learned_seq, sha256, meta, blob).info
 
     def checkpoints(self, version: int | None = None) -> list[Checkpoint]:
         """Checkpoints newest first (only those of ``version`` when given)."""
-        sql = "SELECT id, version, kind, learned_seq, sha256, meta, state FROM checkpoints"
-        args: tuple = ()
-        if version is not None:
-            sql, args = sql + " WHERE version = ?", (version,)
-        rows = self.call(lambda c: c.execute(sql + " ORDER BY id DESC", args).fetchall())
-        return [Checkpoint(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
-
-    def checkpoint_list(self) -> list[dict[str, Any]]:
-        """Checkpoint rows without their states, oldest first."""
-        rows = self.call(
-            lambda c: c.execute(
-                "SELECT id, created, version, kind, learned_seq, sha256, length(state) "
-                "FROM checkpoints ORDER BY id"
-            ).fetchall()
-        )
-        keys = ("id", "created", "version", "kind", "learned_seq", "sha256", "bytes")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
-    def feedback_after(self, seq: int, limit: int) -> list[tuple]:
-        """Up to ``limit`` feedback rows with ``seq`` greater than ``seq``, joined with the
-        stored prediction: ``(seq, features, label, prediction, proba)`` (the last two are
-        None for records sent with their label)."""
-        return self.call(
-            lambda c: c.execute(
-                "SELECT f.seq, f.features, f.label, p.prediction, p.proba FROM feedback f "
-                "LEFT JOIN predictions p ON p.id = f.prediction_id "
-                "WHERE f.seq > ? ORDER BY f.seq LIMIT ?",
-                (seq, limit),
-            ).fetchall()
-        )
+        return self.call(lambda conn: _select_checkpoints(conn, version))
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (one of the store's tables)."""
         if table not in ("predictions", "feedback", "checkpoints", "decisions"):
             raise ValueError(f"unknown table {table!r}")
-        return self.call(lambda c: c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return self.call(
+            lambda conn: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+        )
 
     def add_decision(self, at_seq: int, record: dict[str, Any]) -> None:
         """Record an update-gate decision (once per feedback position: replays do not repeat)."""
         row = (at_seq, time.time(), json.dumps(record))
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?)", row)
+            conn.execute(
+                "INSERT OR IGNORE INTO decisions (at_seq, created, record) VALUES (?, ?, ?)", row
+            )
 
         self.call(write)
 
     def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
         """The last ``limit`` gate decisions, oldest first."""
         rows = self.call(
-            lambda c: c.execute(
-                "SELECT record FROM decisions ORDER BY at_seq DESC LIMIT ?", (limit,)
-            ).fetchall()
+            lambda conn: _dicts(
+                conn.execute(
+                    "SELECT record FROM decisions ORDER BY at_seq DESC LIMIT ?", (limit,)
+                )
+            )
         )
-        return [json.loads(row[0]) for row in reversed(rows)]
+        return [json.loads(row["record"]) for row in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class NewFeedback:
+    """A label to store: for the prediction ``prediction_id`` (its features are the logged
+    ones) or, with ``prediction_id`` None, for the record ``features`` (float32 bytes).
+    ``label`` is the class code or the regression value."""
+
+    prediction_id: str | None
+    features: bytes | None
+    label: float
+
+
+class ReadOnlyStore:
+    """A service database opened read-only: a running service may keep writing it.
+
+    ``StoreError`` (field ``db``) when ``path`` is missing or not a service database.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "r.db")
+    >>> store = Store(path).start(); store.set_meta({"learner": "lr"}); store.close()
+    >>> with ReadOnlyStore(path) as db:
+    ...     db.get_meta(), db.checkpoints()
+    ({'learner': 'lr'}, [])
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"no such database: {self.path}")
+        try:
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: {error}") from None
+        self._conn.row_factory = sqlite3.Row
+        if not self._read(_select_meta):
+            self.close()
+            raise StoreError(f"{self.path} is not an adaptloop database (no meta)")
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return query(self._conn)
+        except sqlite3.Error as error:
+            self.close()
+            raise StoreError(f"{self.path} is not an adaptloop database ({error})") from None
+
+    def get_meta(self) -> dict[str, Any]:
+        """Everything in ``meta``, JSON-decoded."""
+        return self._read(_select_meta)
+
+    def checkpoints(self, version: int | None = None) -> list[Checkpoint]:
+        """Checkpoints newest first (only those of ``version`` when given)."""
+        return self._read(lambda conn: _select_checkpoints(conn, version))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ReadOnlyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- the queries (on a connection whose rows are sqlite3.Row) ---------------------------------
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """The cursor's rows as dicts by column name (plain values: they may leave the thread)."""
+    return [dict(row) for row in cursor.fetchall()]
+
+
+def _select_meta(conn: sqlite3.Connection) -> dict[str, Any]:
+    rows = conn.execute("SELECT key, value FROM meta").fetchall()
+    return {row["key"]: json.loads(row["value"]) for row in rows}
+
+
+def _write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
+    rows = [(key, json.dumps(value)) for key, value in values.items()]
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
+
+
+def _select_checkpoints(conn: sqlite3.Connection, version: int | None) -> list[Checkpoint]:
+    sql = "SELECT id, version, kind, learned_seq, sha256, meta, state FROM checkpoints"
+    args: tuple = ()
+    if version is not None:
+        sql, args = sql + " WHERE version = ?", (int(version),)
+    return [
+        Checkpoint(
+            id=row["id"],
+            version=row["version"],
+            kind=row["kind"],
+            learned_seq=row["learned_seq"],
+            sha256=row["sha256"],
+            meta=json.loads(row["meta"]),
+            blob=row["state"],
+        )
+        for row in conn.execute(sql + " ORDER BY id DESC", args).fetchall()
+    ]
+
+
+def _unlabelled_prediction(conn: sqlite3.Connection, prediction_id: str, index: int) -> bytes:
+    """The logged features of ``prediction_id``, which must have no label yet."""
+    field = f"feedback[{index}].prediction_id"
+    row = conn.execute("SELECT features FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
+    if row is None:
+        raise UnknownPrediction(field, f"unknown prediction id {prediction_id!r}")
+    if conn.execute("SELECT 1 FROM feedback WHERE prediction_id = ?", (prediction_id,)).fetchone():
+        raise DuplicateFeedback(
+            field, f"feedback for prediction id {prediction_id!r} was already received"
+        )
+    return row["features"]

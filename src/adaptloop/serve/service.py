@@ -1,10 +1,16 @@
-"""The served model, its background adaptation worker, checkpoints and crash recovery.
+"""The service: the served model, feedback intake, the adaptation worker, versions, recovery.
 
 A :class:`Service` holds two learners: the *served* one (never mutated once published: requests
 predict with it while the worker runs) and the *candidate*, which learns every labelled
-feedback record. Feedback is processed in fixed micro-batches of ``micro_batch`` records in
-arrival order (``seq``), so the result is a pure function of the stored feedback and the
-manual actions (snapshot, rollback, each recorded as a checkpoint); for each micro-batch:
+feedback record. It is what the HTTP app (:mod:`adaptloop.serve.app`) calls, and what a
+Python program can call the same way: :meth:`Service.predict_records` (predict and log),
+:meth:`Service.add_feedback`, :meth:`Service.snapshot`, :meth:`Service.rollback`,
+:meth:`Service.export_checkpoint`, :meth:`Service.status`. Refusals are the types of
+:mod:`adaptloop.serve.errors`, each naming its field; nothing changes when one is raised.
+
+Feedback is processed in fixed micro-batches of ``micro_batch`` records in arrival order
+(``seq``), so the result is a pure function of the stored feedback and the manual actions
+(snapshot, rollback, each recorded as a checkpoint); for each micro-batch:
 
 1. the prediction that was served for each record (or, for records sent with their label,
    the served model's prediction now) is scored: prequential metrics over feedback;
@@ -20,12 +26,14 @@ and skipped) and the feedback recorded after it is replayed, so after a crash th
 serves what it would have served without the crash.
 
 >>> import tempfile, os
->>> import numpy as np
+>>> from adaptloop.serve.schemas import FeedbackItem
 >>> service = Service.open(os.path.join(tempfile.mkdtemp(), "s.db"), learner="adwin_reset")
 >>> service.start(background=False)
->>> version, pred, proba = service.predict(np.zeros((2, 3), dtype=np.float32))
->>> version, pred.shape, proba.shape
-(1, (2,), (2, 2))
+>>> served, logged = service.predict_records([{"x0": 1.0, "x1": 2.0, "x2": 3.0}])
+>>> served.version, served.pred.shape, served.proba.shape, logged.result()
+(1, (1,), (1, 2), 1)
+>>> service.add_feedback([FeedbackItem(prediction_id=served.ids[0], label="1")]).result()
+[1]
 >>> service.stop()
 """
 
@@ -35,7 +43,9 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +55,6 @@ import numpy as np
 from adaptloop.evaluation.metrics import MetricTracker, default_metrics
 from adaptloop.experiment import (
     Experiment,
-    ExperimentError,
     build_learner,
     build_stream,
     load_experiment,
@@ -54,45 +63,61 @@ from adaptloop.experiment import (
 from adaptloop.learners.base import Learner, is_classifier
 from adaptloop.serve.checkpoint import (
     CheckpointFile,
-    CheckpointFileError,
-    encode_checkpoint,
+    export_checkpoint,
+    newest_usable,
     read_checkpoint,
+    require_usable,
+)
+from adaptloop.serve.errors import (
+    CheckpointFileError,
+    CheckpointMismatch,
+    DuplicateFeedback,
+    ExclusiveOptions,
+    ExperimentMismatch,
+    InputError,
+    LearnerMismatch,
+    UnknownLearner,
 )
 from adaptloop.serve.gate import UpdateGate
-from adaptloop.serve.store import Store
+from adaptloop.serve.schemas import FeedbackItem, label_code, records_to_array
+from adaptloop.serve.store import Checkpoint, NewFeedback, Store
 
 log = logging.getLogger("adaptloop.serve")
 
 
-class ServiceError(RuntimeError):
-    """The service cannot start or cannot do what was asked (the message says why)."""
-
-
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Tuning of the adaptation loop.
-
-    ``micro_batch``: feedback records per adaptation step; ``gate_window``: samples the gate
-    sees per decision; ``max_nfr``: highest negative flip rate allowed for a promotion;
-    ``gate_tolerance``: regression only, absolute error that counts as correct;
-    ``checkpoint_every``: micro-batches between periodic checkpoints (promotions, snapshots
-    and rollbacks always write one); ``poll_seconds``: idle wait of the worker.
+    """Tuning of the adaptation loop; a value out of range is an :class:`InputError` naming it.
 
     >>> ServiceConfig(micro_batch=8).gate_window
     64
+    >>> ServiceConfig(micro_batch=0)
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.errors.InputError: micro_batch: must be an integer >= 1, got 0
     """
 
     micro_batch: int = 16
+    """Feedback records per adaptation step."""
     gate_window: int = 64
+    """Samples the update gate sees per decision."""
     max_nfr: float = 0.05
+    """Highest negative flip rate allowed for a promotion, in [0, 1]."""
     gate_tolerance: float = 0.5
+    """Regression only: absolute error that counts as correct."""
     checkpoint_every: int = 50
+    """Micro-batches between periodic checkpoints (promotions, snapshots and rollbacks always
+    write one)."""
     poll_seconds: float = 0.05
+    """Idle wait of the worker."""
 
     def __post_init__(self) -> None:
         for name in ("micro_batch", "gate_window", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(name, f"must be an integer >= 1, got {value!r}")
+        if not 0.0 <= self.max_nfr <= 1.0:
+            raise InputError("max_nfr", f"must be in [0, 1], got {self.max_nfr!r}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,10 @@ class ModelSpec:
     >>> spec = ModelSpec.from_experiment(load_experiment(None), None)
     >>> spec.learner, spec.feature_names, spec.classes
     ('static', ('x0', 'x1', 'x2'), ('0', '1'))
+    >>> ModelSpec.from_experiment(load_experiment(None), "nope")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.errors.UnknownLearner: learner: no learner 'nope' in the experiment; ...
     """
 
     experiment: Experiment
@@ -115,16 +144,24 @@ class ModelSpec:
         name = learner or next(iter(experiment.learners))
         if name not in experiment.learners:
             known = ", ".join(experiment.learners)
-            raise ServiceError(f"--learner: no learner {name!r} in the experiment; known: {known}")
+            raise UnknownLearner("learner", f"no learner {name!r} in the experiment; known: {known}")
         info = build_stream(experiment).info
         return cls(experiment, name, info.feature_names, info.task, info.classes)
 
-    def build(self) -> Learner:
-        """A fresh learner (seeded: the same every time)."""
-        info = build_stream(self.experiment).info
-        return build_learner(self.experiment, self.learner, info)
+    @property
+    def metrics(self) -> list[str]:
+        """The prequential metrics over feedback: the experiment's, or the task's default."""
+        return self.experiment.evaluation.metrics or default_metrics(self.task)
+
+    def build(self, state: dict | None = None) -> Learner:
+        """A fresh learner (seeded: the same every time), loaded with ``state`` when given."""
+        learner = build_learner(self.experiment, self.learner, build_stream(self.experiment).info)
+        if state is not None:
+            learner.load_state_dict(state)
+        return learner
 
     def meta(self) -> dict[str, Any]:
+        """What a database (and a checkpoint file's header) records about what it serves."""
         return {
             "experiment_source": self.experiment.source,
             "experiment_name": self.experiment.name,
@@ -137,41 +174,64 @@ class ModelSpec:
 
 def _spec_of(ckpt: CheckpointFile) -> ModelSpec:
     """The spec a checkpoint file describes; its schema must be what its experiment builds."""
-    experiment = parse_experiment(ckpt.experiment_source, f"{ckpt.path} (embedded experiment)")
-    spec = ModelSpec.from_experiment(experiment, ckpt.learner)
     header = ckpt.header
-    if (
-        list(spec.feature_names) != list(header["feature_names"])
-        or spec.task != header["task"]
-        or (None if spec.classes is None else list(spec.classes)) != header["classes"]
-    ):
-        raise ServiceError(
-            f"--checkpoint: {ckpt.path}: its schema differs from what its experiment builds"
-        )
+    experiment = parse_experiment(header["experiment_source"], f"{ckpt.path} (embedded experiment)")
+    spec = ModelSpec.from_experiment(experiment, header["learner"])
+    if {key: header[key] for key in ("feature_names", "task", "classes")} != {
+        key: spec.meta()[key] for key in ("feature_names", "task", "classes")
+    }:
+        raise CheckpointFileError(f"{ckpt.path}: its schema differs from what its experiment builds")
     return spec
 
 
 def _check_reopen(db: str | Path, meta: dict[str, Any], ckpt: CheckpointFile) -> None:
-    """``--checkpoint`` on an existing database: allowed only when it was created from the
-    same file (a restart); anything else is refused naming what the database serves."""
+    """A checkpoint file on an existing database: allowed only when the database was created
+    from the same file (a restart)."""
     origin = meta.get("from_checkpoint") or {}
-    if origin.get("sha256") == ckpt.sha256:
+    if origin.get("sha256") == ckpt.header["sha256"]:
         return
-    if meta["experiment_source"] != ckpt.experiment_source:
-        raise ServiceError(
-            f"--checkpoint: {db} was created from experiment {meta['experiment_name']!r}, "
-            f"another experiment than the checkpoint's ({ckpt.header['experiment_name']!r}); "
-            "use a new --db"
+    if meta["experiment_source"] != ckpt.header["experiment_source"]:
+        raise ExperimentMismatch(
+            "checkpoint",
+            f"{db} was created from experiment {meta['experiment_name']!r}, another experiment "
+            f"than the checkpoint's ({ckpt.header['experiment_name']!r})",
         )
     made = f"checkpoint file {origin.get('file')!r}" if origin else "the experiment"
-    raise ServiceError(
-        f"--checkpoint: {db} already serves learner {meta['learner']!r}, created from {made} "
-        "and not from this checkpoint; start without --checkpoint or use a new --db"
+    raise CheckpointMismatch(
+        "checkpoint",
+        f"{db} already serves learner {meta['learner']!r}, created from {made} "
+        "and not from this checkpoint",
     )
+
+
+def _stored_spec(
+    db: str | Path, meta: dict[str, Any], experiment: str | Path | None, learner: str | None
+) -> ModelSpec:
+    """What an existing database serves; a given ``experiment`` or ``learner`` must agree."""
+    stored = parse_experiment(meta["experiment_source"], f"{db} (stored experiment)")
+    if experiment is not None and load_experiment(experiment).source != stored.source:
+        raise ExperimentMismatch(
+            "experiment",
+            f"{db} was created with experiment {meta['experiment_name']!r} and another file",
+        )
+    if learner is not None and learner != meta["learner"]:
+        raise LearnerMismatch("learner", f"{db} serves learner {meta['learner']!r}, not {learner!r}")
+    return ModelSpec.from_experiment(stored, meta["learner"])
 
 
 def _nan_to_none(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if v != v else v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Served predictions: by model ``version``, one id per record (for its feedback), the
+    predictions (class codes, or values for regression) and the class probabilities."""
+
+    version: int
+    ids: list[str]
+    pred: np.ndarray
+    proba: np.ndarray | None
 
 
 class Service:
@@ -212,73 +272,45 @@ class Service:
         is refused, and so is a ``checkpoint`` unless the database was created from it: then
         it is simply reopened). Checkpoint files are pickles: open only files you trust."""
         if checkpoint is not None and experiment is not None:
-            raise ServiceError(
-                "--checkpoint: give --experiment or --checkpoint, not both (a checkpoint "
-                "file carries its experiment)"
+            raise ExclusiveOptions(
+                "checkpoint", "experiment", "a checkpoint file carries its experiment"
             )
-        ckpt = None
-        if checkpoint is not None:
-            try:
-                ckpt = (
-                    checkpoint
-                    if isinstance(checkpoint, CheckpointFile)
-                    else read_checkpoint(checkpoint)
-                )
-            except CheckpointFileError as error:
-                raise ServiceError(f"--checkpoint: {error}") from None
-            if learner is not None and learner != ckpt.learner:
-                raise ServiceError(
-                    f"--learner: the checkpoint serves learner {ckpt.learner!r}, not {learner!r}"
-                )
+        ckpt = checkpoint
+        if checkpoint is not None and not isinstance(checkpoint, CheckpointFile):
+            ckpt = read_checkpoint(checkpoint)
+        if ckpt is not None and learner is not None and learner != ckpt.header["learner"]:
+            raise InputError(
+                "learner", f"the checkpoint serves learner {ckpt.header['learner']!r}, not {learner!r}"
+            )
         store = Store(db).start()
         try:
             meta = store.get_meta()
             if meta and ckpt is not None:
                 _check_reopen(db, meta, ckpt)
             if meta:
-                stored = parse_experiment(meta["experiment_source"], f"{db} (stored experiment)")
-                if experiment is not None:
-                    given = load_experiment(experiment)
-                    if given.source != stored.source:
-                        raise ServiceError(
-                            f"--experiment: {db} was created with experiment "
-                            f"{meta['experiment_name']!r} and another file; start without "
-                            "--experiment or use a new --db"
-                        )
-                if learner is not None and learner != meta["learner"]:
-                    raise ServiceError(
-                        f"--learner: {db} serves learner {meta['learner']!r}, not {learner!r}"
-                    )
-                spec = ModelSpec.from_experiment(stored, meta["learner"])
-            elif ckpt is not None:
+                return cls(store, _stored_spec(db, meta, experiment, learner), config)
+            if ckpt is not None:
                 service = cls(store, _spec_of(ckpt), config)
                 service._seed(ckpt)
                 return service
-            else:
-                spec = ModelSpec.from_experiment(load_experiment(experiment), learner)
-                store.set_meta(spec.meta())
-        except (ServiceError, ExperimentError) as error:
-            store.close()
-            raise ServiceError(str(error)) from None
+            spec = ModelSpec.from_experiment(load_experiment(experiment), learner)
+            store.set_meta(spec.meta())
+            return cls(store, spec, config)
         except BaseException:
             store.close()
             raise
-        return cls(store, spec, config)
 
     def _seed(self, ckpt: CheckpointFile) -> None:
         """A new database: serve the checkpoint's model as version 1; the candidate starts
         from it. The initial checkpoint and ``meta`` are written in one transaction."""
         with self._state_lock:
+            state = ckpt.state()
             try:
-                state = ckpt.state()
-                model = self.spec.build()
-                model.load_state_dict(state)
-            except CheckpointFileError as error:
-                raise ServiceError(f"--checkpoint: {error}") from None
+                model = self.spec.build(state)
             except Exception as error:
-                raise ServiceError(
-                    f"--checkpoint: {ckpt.path}: cannot load the state into learner "
-                    f"{ckpt.learner!r}: {type(error).__name__}: {error}"
+                raise CheckpointFileError(
+                    f"{ckpt.path}: cannot load the state into learner "
+                    f"{self.spec.learner!r}: {type(error).__name__}: {error}"
                 ) from None
             self._fresh(model)
             origin = ckpt.provenance()
@@ -290,26 +322,6 @@ class Service:
                 {"from_checkpoint": origin},
                 meta_values={**self.spec.meta(), "from_checkpoint": origin},
             )
-
-    def export_checkpoint(self, version: int | None = None) -> bytes:
-        """A checkpoint file (bytes) of the served model, or of the newest verified stored
-        checkpoint of ``version`` (``LookupError`` when there is none)."""
-        meta = self.spec.meta()
-        if version is None:
-            current, served = self.current
-            return encode_checkpoint(meta, current, served.state_dict())
-        errors = []
-        for stored in self.store.checkpoints(version):
-            try:
-                served = stored.verified_state()["served"]
-            except (ValueError, KeyError, TypeError) as error:
-                errors.append(str(error))
-                continue
-            return encode_checkpoint(
-                meta, version, served, source_checkpoint=stored.id, kind=stored.kind
-            )
-        detail = f" ({'; '.join(errors)})" if errors else ""
-        raise LookupError(f"version: no verified checkpoint of version {version}{detail}")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -368,10 +380,9 @@ class Service:
     def _fresh(self, model: Learner | None = None) -> None:
         model = self.spec.build() if model is None else model
         self.candidate = copy.deepcopy(model)
-        evaluation = self.spec.experiment.evaluation
-        metrics = evaluation.metrics or default_metrics(self.spec.task)
         n_classes = None if self.spec.classes is None else len(self.spec.classes)
-        self.tracker = MetricTracker(metrics, self.spec.task, n_classes, evaluation.window)
+        window = self.spec.experiment.evaluation.window
+        self.tracker = MetricTracker(self.spec.metrics, self.spec.task, n_classes, window)
         tolerance = None if self.classifier else self.config.gate_tolerance
         self.gate = UpdateGate(self.config.gate_window, self.config.max_nfr, tolerance=tolerance)
         self._learned_seq = 0
@@ -393,59 +404,36 @@ class Service:
             "batches": self.batches,
         }
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        served, candidate = self.spec.build(), self.spec.build()
-        served.load_state_dict(state["served"])
-        candidate.load_state_dict(state["candidate"])
+    def _restore(self, checkpoint: Checkpoint, state: dict[str, Any]) -> Checkpoint:
+        served, candidate = self.spec.build(state["served"]), self.spec.build(state["candidate"])
         self.candidate = candidate
         self.tracker, self.gate = state["tracker"], state["gate"]
         self._learned_seq = self._checkpoint_seq = int(state["learned_seq"])
         self.samples_learned, self.batches = int(state["samples_learned"]), int(state["batches"])
         self._publish(int(state["version"]), served)
+        return checkpoint
 
     def _checkpoint(self, kind: str, **meta: Any) -> dict[str, Any]:
-        version = self.version
-        checkpoint_id = self.store.add_checkpoint(
-            version, kind, self._learned_seq, self._state(), meta
+        self.last_checkpoint = self.store.add_checkpoint(
+            self.version, kind, self._learned_seq, self._state(), meta
         )
         self._checkpoint_seq = self._learned_seq
-        self.last_checkpoint = {
-            "id": checkpoint_id,
-            "version": version,
-            "kind": kind,
-            "learned_seq": self._learned_seq,
-            **meta,
-        }
         return self.last_checkpoint
 
     def _recover(self) -> None:
         with self._state_lock:
-            restored = False
-            for checkpoint in self.store.checkpoints():
-                try:
-                    self._restore(checkpoint.verified_state())
-                except Exception as error:
-                    message = str(error)
-                    if not message.startswith("checkpoint "):
-                        message = f"checkpoint {checkpoint.id} (version {checkpoint.version}): "
-                        message += f"cannot restore: {error}"
-                    log.warning("skipping %s", message)
-                    self.skipped_checkpoints.append(message)
-                    continue
-                self.last_checkpoint = {
-                    "id": checkpoint.id,
-                    "version": checkpoint.version,
-                    "kind": checkpoint.kind,
-                    "learned_seq": checkpoint.learned_seq,
-                    **checkpoint.meta,
-                }
-                self.restored_from = checkpoint.id
-                restored = True
-                break
-            if not restored:
+            skipped: list[str] = []
+            restored = newest_usable(self.store.checkpoints(), self._restore, skipped)
+            for message in skipped:
+                log.warning("skipping %s", message)
+            self.skipped_checkpoints.extend(skipped)
+            if restored is None:
                 self._fresh()
                 self.restored_from = None
                 self._checkpoint("initial")
+            else:
+                self.last_checkpoint = restored.info
+                self.restored_from = restored.id
             self.report = _nan_to_none(self.tracker.report())
             before = self.samples_learned
             while self.step():
@@ -456,14 +444,53 @@ class Service:
             if self.replayed:
                 log.info("replayed %d feedback records", self.replayed)
 
-    # -- predictions -----------------------------------------------------------------------------
+    # -- predictions and feedback ----------------------------------------------------------------
     def predict(self, X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray | None]:
-        """``(version, predictions, probabilities or None)`` from the served model."""
+        """``(version, predictions, probabilities or None)`` from the served model (not
+        logged: see :meth:`predict_records`)."""
         version, model = self.current
         if self.classifier and is_classifier(model):
             proba = np.asarray(model.predict_proba(X))
             return version, proba.argmax(axis=1), proba
         return version, np.asarray(model.predict(X)), None
+
+    def predict_records(
+        self, records: Sequence[Mapping[str, float]]
+    ) -> tuple[Predictions, Future]:
+        """Predict ``records`` (feature name -> value) and log the predictions: the
+        predictions, and the future of the log write (answer once it resolves: a prediction
+        must be stored before its id is handed out). ``InputError`` naming ``records[i]``
+        when a record's feature names differ."""
+        X = records_to_array(records, self.spec.feature_names)
+        version, pred, proba = self.predict(X)
+        ids = [uuid.uuid4().hex for _ in range(len(X))]
+        logged = self.store.log_predictions(ids, version, X, pred, proba)
+        return Predictions(version, ids, pred, proba), logged
+
+    def add_feedback(self, items: Sequence[FeedbackItem]) -> Future:
+        """Store the labels of ``items`` (all or none), for the worker to learn: the future
+        resolves to their ``seq`` numbers once fsynced (acknowledge only then). Refusals name
+        ``feedback[i]...``: an unknown label or record (``InputError``), a prediction id
+        given twice or already labelled (``DuplicateFeedback``) or never served
+        (``UnknownPrediction``)."""
+        new: list[NewFeedback] = []
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            field = f"feedback[{i}]"
+            label = label_code(item.label, self.spec.classes, f"{field}.label")
+            if item.prediction_id is None:
+                X = records_to_array([item.record], self.spec.feature_names, f"{field}.record")
+                new.append(NewFeedback(None, X[0].tobytes(), label))
+                continue
+            if item.prediction_id in seen:
+                raise DuplicateFeedback(
+                    f"{field}.prediction_id", "the same prediction id appears twice"
+                )
+            seen.add(item.prediction_id)
+            new.append(NewFeedback(item.prediction_id, None, label))
+        stored = self.store.add_feedback(new)
+        stored.add_done_callback(lambda _: self.notify())
+        return stored
 
     # -- adaptation ------------------------------------------------------------------------------
     def step(self) -> bool:
@@ -474,22 +501,22 @@ class Service:
         if len(rows) < size:
             return False
         d = len(self.spec.feature_names)
-        X = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(size, d)
-        labels = np.array([r[2] for r in rows])
+        X = np.frombuffer(b"".join(r["features"] for r in rows), dtype=np.float32)
+        X = X.reshape(size, d)
+        labels = np.array([r["label"] for r in rows])
         y = labels.astype(np.int64) if self.classifier else labels.astype(np.float32)
         _, served = self.current
         # 1. prequential metrics over feedback: what was served
-        missing = [i for i, r in enumerate(rows) if r[3] is None]
+        missing = [i for i, r in enumerate(rows) if r["prediction"] is None]
         _, now_pred, now_proba = self.predict(X[missing]) if missing else (0, None, None)
-        pred = np.array([0 if r[3] is None else r[3] for r in rows])
+        pred = np.array([0 if r["prediction"] is None else r["prediction"] for r in rows])
         pred = pred.astype(np.int64) if self.classifier else pred.astype(np.float32)
         proba = None
         if self.classifier and self.tracker.needs_proba:
-            k = len(self.spec.classes)
-            proba = np.empty((size, k), dtype=np.float64)
+            proba = np.empty((size, len(self.spec.classes)), dtype=np.float64)
             for i, r in enumerate(rows):
-                if r[4] is not None:
-                    proba[i] = np.frombuffer(r[4], dtype=np.float32)
+                if r["proba"] is not None:
+                    proba[i] = np.frombuffer(r["proba"], dtype=np.float32)
         if missing:
             pred[missing] = now_pred
             if proba is not None:
@@ -499,7 +526,7 @@ class Service:
         self.gate.add(y, np.asarray(served.predict(X)), np.asarray(self.candidate.predict(X)))
         # 3. the candidate learns
         self.candidate.learn(X, y)
-        self._learned_seq = int(rows[-1][0])
+        self._learned_seq = int(rows[-1]["seq"])
         self.samples_learned += size
         self.batches += 1
         self.report = _nan_to_none(self.tracker.report())
@@ -535,25 +562,26 @@ class Service:
 
     def rollback(self, version: int) -> dict[str, Any]:
         """Serve (as a new version) the model of an earlier ``version``; the candidate starts
-        over from it and the gate's evidence is reset. ``LookupError`` if no checkpoint of
+        over from it and the gate's evidence is reset. ``UnknownVersion`` if no checkpoint of
         that version verifies."""
         with self._state_lock:
-            errors = []
-            for checkpoint in self.store.checkpoints(version):
-                try:
-                    state = checkpoint.verified_state()
-                    model = self.spec.build()
-                    model.load_state_dict(state["served"])
-                except Exception as error:
-                    errors.append(str(error))
-                    continue
-                self.candidate = copy.deepcopy(model)
-                self.gate.reset()
-                new_version = self.version + 1
-                self._publish(new_version, model)
-                return self._checkpoint("rollback", rolled_back_to=version)
-            detail = f" ({'; '.join(errors)})" if errors else ""
-            raise LookupError(f"version: no verified checkpoint of version {version}{detail}")
+            model = require_usable(
+                self.store.checkpoints(version),
+                lambda checkpoint, state: self.spec.build(state["served"]),
+                version,
+            )
+            self.candidate = copy.deepcopy(model)
+            self.gate.reset()
+            self._publish(self.version + 1, model)
+            return self._checkpoint("rollback", rolled_back_to=version)
+
+    def export_checkpoint(self, version: int | None = None) -> CheckpointFile:
+        """A checkpoint file of the served model (or of ``version``): the newest verified
+        stored checkpoint of that version (``UnknownVersion`` when there is none)."""
+        if version is None:
+            with self._state_lock:  # a new version is published and stored under this lock
+                version = self.version
+        return export_checkpoint(self.store, version)
 
     # -- reporting -------------------------------------------------------------------------------
     def alarms(self) -> list[int]:

@@ -1,0 +1,129 @@
+"""Domain errors of the service: a type for each kind of refusal, the field at fault as data.
+
+Every error carries ``field`` (the parameter or request field it concerns: ``"checkpoint"``,
+``"learner"``, ``"feedback[2].label"``) and ``detail`` (what is wrong with it). Readers name
+fields their own way: :meth:`ServiceError.format` takes a function from a parameter name to
+the name its reader knows (the CLI passes one that writes ``--checkpoint``), and ``str()``
+uses the names as they are (what Python callers and HTTP clients see). Nothing parses the
+message back: the HTTP app maps the *type* to a status, the CLI maps the *field* to a flag.
+
+>>> error = LearnerMismatch("learner", "x.db serves learner 'lr', not 'static'")
+>>> str(error)
+"learner: x.db serves learner 'lr', not 'static'; start without learner or use a new db"
+>>> error.format(lambda name: "--" + name)
+"--learner: x.db serves learner 'lr', not 'static'; start without --learner or use a new --db"
+>>> isinstance(UnknownVersion("version", "no verified checkpoint of version 9"), LookupError)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Namer = Callable[[str], str]
+"""How a reader names a parameter (``str`` keeps the name; the CLI writes its flag)."""
+
+
+class ServiceError(Exception):
+    """Base of the service's errors: ``field`` (what it concerns) and ``detail`` (what is
+    wrong); ``str()`` is ``"<field>: <detail>"``."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field, self.detail = field, detail
+        super().__init__(self.format())
+
+    def describe(self, name: Namer = str) -> str:
+        """The detail, with the parameters it mentions named by ``name``."""
+        return self.detail
+
+    def format(self, name: Namer = str) -> str:
+        """``"<field>: <detail>"`` with every parameter named by ``name``."""
+        return f"{name(self.field)}: {self.describe(name)}"
+
+
+class InputError(ServiceError, ValueError):
+    """A value refused before anything changed (a record, a label, a setting).
+
+    >>> str(InputError("records[0]", "missing feature(s) 'x1'"))
+    "records[0]: missing feature(s) 'x1'"
+    """
+
+
+class ExclusiveOptions(InputError):
+    """Two parameters given that exclude each other (``field`` and ``other``).
+
+    >>> str(ExclusiveOptions("checkpoint", "experiment", "a checkpoint file carries its experiment"))
+    'checkpoint: give experiment or checkpoint, not both (a checkpoint file carries its experiment)'
+    """
+
+    def __init__(self, field: str, other: str, reason: str) -> None:
+        self.other, self.reason = other, reason
+        super().__init__(field, reason)
+
+    def describe(self, name: Namer = str) -> str:
+        return f"give {name(self.other)} or {name(self.field)}, not both ({self.reason})"
+
+
+class NotFound(ServiceError, LookupError):
+    """Something named that does not exist."""
+
+
+class UnknownLearner(NotFound):
+    """The experiment has no learner of that name."""
+
+
+class UnknownPrediction(NotFound):
+    """Feedback for a prediction id that was never served."""
+
+
+class UnknownVersion(NotFound):
+    """No stored checkpoint of that model version verifies."""
+
+
+class Conflict(ServiceError):
+    """A request that contradicts what is already stored."""
+
+
+class DuplicateFeedback(Conflict):
+    """Feedback for a prediction that already has its label (or twice in one request)."""
+
+
+class DatabaseMismatch(Conflict):
+    """A database opened with an experiment, learner or checkpoint other than the one it was
+    created with (``field`` names the parameter given); it serves what it was created with."""
+
+    def describe(self, name: Namer = str) -> str:
+        return f"{self.detail}; start without {name(self.field)} or use a new {name('db')}"
+
+
+class ExperimentMismatch(DatabaseMismatch):
+    """The database was created with another experiment."""
+
+
+class LearnerMismatch(DatabaseMismatch):
+    """The database (or the checkpoint file) serves another learner."""
+
+
+class CheckpointMismatch(DatabaseMismatch):
+    """The database was not created from this checkpoint file."""
+
+
+class CheckpointFileError(InputError):
+    """A checkpoint file that cannot be used (missing, not a checkpoint, truncated,
+    corrupted, or not loadable into its learner); ``field`` is ``"checkpoint"``.
+
+    >>> str(CheckpointFileError("m.ckpt: not an adaptloop checkpoint file"))
+    'checkpoint: m.ckpt: not an adaptloop checkpoint file'
+    """
+
+    def __init__(self, detail: str, field: str = "checkpoint") -> None:
+        super().__init__(field, detail)
+
+
+class StoreError(ServiceError, RuntimeError):
+    """The database cannot be used (missing, unreadable, not the service's) or the store
+    cannot do its work (closed, or a write failed: nothing was acknowledged); ``field`` is
+    ``"db"``."""
+
+    def __init__(self, detail: str, field: str = "db") -> None:
+        super().__init__(field, detail)
