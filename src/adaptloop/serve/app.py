@@ -80,9 +80,9 @@ STATUS: dict[type[ServiceError], int] = {
     NotFound: 404,
     Conflict: 409,
     StoreError: 503,
-    ServiceError: 400,
 }
-"""HTTP status of each domain error type (the nearest one in a type's MRO decides)."""
+"""HTTP status of each domain error type (the nearest one in a type's MRO decides; a type
+under none of them is a server error, 500)."""
 REFUSED = tuple(kind for kind, status in STATUS.items() if status < 500)
 """Domain errors that refuse a request (4xx): nothing changed."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -296,8 +296,10 @@ def status_of(error: ServiceError) -> int:
     >>> from adaptloop.serve.errors import UnknownVersion, DuplicateFeedback
     >>> status_of(UnknownVersion("version", "none")), status_of(DuplicateFeedback("id", "twice"))
     (404, 409)
+    >>> [kind.__name__ for kind in REFUSED]
+    ['InputError', 'NotFound', 'Conflict']
     """
-    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+    return next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 500)
 
 
 def error_response(error: ServiceError) -> JSONResponse:

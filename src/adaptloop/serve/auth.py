@@ -68,10 +68,10 @@ class UnsafeBind(InputError):
 def check_bind(host: str, token: str | None) -> None:
     """Refuse a non-loopback ``host`` without a token (:class:`UnsafeBind`, field ``host``).
 
-    >>> check_bind("0.0.0.0", None)
+    >>> check_bind("0.0.0.0", None)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    adaptloop.serve.auth.UnsafeBind: host: refusing to serve on 0.0.0.0 without a token (token_file or ADAPTLOOP_TOKEN)
+    adaptloop.serve.auth.UnsafeBind: host: refusing to serve on 0.0.0.0 without a token (...)
     """
     if token is None and not is_loopback(host):
         raise UnsafeBind(host)

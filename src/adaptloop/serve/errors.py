@@ -52,8 +52,8 @@ class InputError(ServiceError, ValueError):
 class ExclusiveOptions(InputError):
     """Two parameters given that exclude each other (``field`` and ``other``).
 
-    >>> str(ExclusiveOptions("checkpoint", "experiment", "a checkpoint file carries its experiment"))
-    'checkpoint: give experiment or checkpoint, not both (a checkpoint file carries its experiment)'
+    >>> str(ExclusiveOptions("checkpoint", "experiment", "it has one"))
+    'checkpoint: give experiment or checkpoint, not both (it has one)'
     """
 
     def __init__(self, field: str, other: str, reason: str) -> None:

@@ -144,7 +144,9 @@ class ModelSpec:
         name = learner or next(iter(experiment.learners))
         if name not in experiment.learners:
             known = ", ".join(experiment.learners)
-            raise UnknownLearner("learner", f"no learner {name!r} in the experiment; known: {known}")
+            raise UnknownLearner(
+                "learner", f"no learner {name!r} in the experiment; known: {known}"
+            )
         info = build_stream(experiment).info
         return cls(experiment, name, info.feature_names, info.task, info.classes)
 
@@ -180,7 +182,9 @@ def _spec_of(ckpt: CheckpointFile) -> ModelSpec:
     if {key: header[key] for key in ("feature_names", "task", "classes")} != {
         key: spec.meta()[key] for key in ("feature_names", "task", "classes")
     }:
-        raise CheckpointFileError(f"{ckpt.path}: its schema differs from what its experiment builds")
+        raise CheckpointFileError(
+            f"{ckpt.path}: its schema differs from what its experiment builds"
+        )
     return spec
 
 
@@ -215,7 +219,9 @@ def _stored_spec(
             f"{db} was created with experiment {meta['experiment_name']!r} and another file",
         )
     if learner is not None and learner != meta["learner"]:
-        raise LearnerMismatch("learner", f"{db} serves learner {meta['learner']!r}, not {learner!r}")
+        raise LearnerMismatch(
+            "learner", f"{db} serves learner {meta['learner']!r}, not {learner!r}"
+        )
     return ModelSpec.from_experiment(stored, meta["learner"])
 
 
@@ -280,7 +286,8 @@ class Service:
             ckpt = read_checkpoint(checkpoint)
         if ckpt is not None and learner is not None and learner != ckpt.header["learner"]:
             raise InputError(
-                "learner", f"the checkpoint serves learner {ckpt.header['learner']!r}, not {learner!r}"
+                "learner",
+                f"the checkpoint serves learner {ckpt.header['learner']!r}, not {learner!r}",
             )
         store = Store(db).start()
         try:
@@ -454,9 +461,7 @@ class Service:
             return version, proba.argmax(axis=1), proba
         return version, np.asarray(model.predict(X)), None
 
-    def predict_records(
-        self, records: Sequence[Mapping[str, float]]
-    ) -> tuple[Predictions, Future]:
+    def predict_records(self, records: Sequence[Mapping[str, float]]) -> tuple[Predictions, Future]:
         """Predict ``records`` (feature name -> value) and log the predictions: the
         predictions, and the future of the log write (answer once it resolves: a prediction
         must be stored before its id is handed out). ``InputError`` naming ``records[i]``

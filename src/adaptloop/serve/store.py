@@ -5,7 +5,8 @@ probabilities per prediction id), ``feedback`` (labels in arrival order: ``seq``
 ``checkpoints`` (pickled service states with a SHA-256 checksum) and ``decisions`` (every
 update-gate decision with its numbers). All of the service's SQL lives in this module, in the
 :class:`Store`'s methods (and :class:`ReadOnlyStore`'s, for reading a database a running
-service may be writing); every query reads its columns by name (``sqlite3.Row``).
+service may be writing); every query reads its columns by name (``sqlite3.Row``). (The
+log-maintenance PRAGMAs of the same database run in :mod:`adaptloop.serve.wal`.)
 
 Durability: every write goes through one writer thread that runs the queued jobs of all
 waiting requests in one transaction (a savepoint per job, so a refused job changes nothing)
@@ -574,9 +575,7 @@ class Store:
         """The last ``limit`` gate decisions, oldest first."""
         rows = self.call(
             lambda conn: _dicts(
-                conn.execute(
-                    "SELECT record FROM decisions ORDER BY at_seq DESC LIMIT ?", (limit,)
-                )
+                conn.execute("SELECT record FROM decisions ORDER BY at_seq DESC LIMIT ?", (limit,))
             )
         )
         return [json.loads(row["record"]) for row in reversed(rows)]
