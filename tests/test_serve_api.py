@@ -274,6 +274,19 @@ def test_feedback_refusals_change_nothing(client, service):
     assert service.store.count("feedback") == 1
 
 
+def test_a_store_failure_is_a_503_that_names_no_server_path(client, service):
+    ids = predict(client, np.array([[1.0, 7.0, 3.0]]))
+    service.store.close()  # every write now fails: nothing can be acknowledged
+    for url, body, headers in (
+        ("/v1/predict", {"records": [{"x0": 1.0, "x1": 2.0, "x2": 3.0}]}, {}),
+        ("/v1/feedback", {"feedback": [{"prediction_id": ids[0], "label": 1}]}, AUTH),
+    ):
+        answer = client.post(url, json=body, headers=headers)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["field"] == "db"
+        assert str(service.store.path.parent) not in answer.text
+
+
 def test_write_endpoints_need_the_token(client, service):
     (X, y), *_ = sea_batches(2, 2)
     ids = predict(client, X)

@@ -83,8 +83,6 @@ STATUS: dict[type[ServiceError], int] = {
 }
 """HTTP status of each domain error type (the nearest one in a type's MRO decides; a type
 under none of them is a server error, 500)."""
-REFUSED = tuple(kind for kind, status in STATUS.items() if status < 500)
-"""Domain errors that refuse a request (4xx): nothing changed."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -296,8 +294,6 @@ def status_of(error: ServiceError) -> int:
     >>> from adaptloop.serve.errors import UnknownVersion, DuplicateFeedback
     >>> status_of(UnknownVersion("version", "none")), status_of(DuplicateFeedback("id", "twice"))
     (404, 409)
-    >>> [kind.__name__ for kind in REFUSED]
-    ['InputError', 'NotFound', 'Conflict']
     """
     return next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 500)
 
@@ -342,7 +338,9 @@ def predictions_json(classes: tuple[str, ...] | None, served: Predictions) -> by
 
 class Endpoints:
     """The work of the predict and feedback endpoints, shared by their routes and their edge
-    fast paths: both call the same service methods, so they answer alike."""
+    fast paths: both call the same service methods, so they answer alike. A fast path answers
+    only success; a refusal or a failure (which stored nothing) goes on to the route, so
+    every error answer has one source."""
 
     def __init__(self, service: Service, telemetry: Telemetry, check: TokenCheck) -> None:
         self.service, self.telemetry, self.check = service, telemetry, check
@@ -363,16 +361,16 @@ class Endpoints:
     async def predict_fast(self, body: bytes, scope: dict) -> bytes | None:
         try:
             return await self.predict(PredictRequest.model_validate_json(body).records)
-        except (ValidationError, *REFUSED):
-            return None  # refused, nothing stored: the route words the error
+        except (ValidationError, ServiceError):
+            return None  # nothing was stored: the route answers it
 
     async def feedback_fast(self, body: bytes, scope: dict) -> bytes | None:
         if not self.check.allows(_header(scope, b"authorization")):
             return None  # the route refuses it (401)
         try:
             return await self.feedback(FeedbackRequest.model_validate_json(body).feedback)
-        except (ValidationError, *REFUSED):
-            return None  # refused, nothing stored: the route words the error
+        except (ValidationError, ServiceError):
+            return None  # nothing was stored: the route answers it
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
