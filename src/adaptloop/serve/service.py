@@ -179,9 +179,8 @@ def _spec_of(ckpt: CheckpointFile) -> ModelSpec:
     header = ckpt.header
     experiment = parse_experiment(header["experiment_source"], f"{ckpt.path} (embedded experiment)")
     spec = ModelSpec.from_experiment(experiment, header["learner"])
-    if {key: header[key] for key in ("feature_names", "task", "classes")} != {
-        key: spec.meta()[key] for key in ("feature_names", "task", "classes")
-    }:
+    built = spec.meta()
+    if any(header[key] != built[key] for key in ("feature_names", "task", "classes")):
         raise CheckpointFileError(
             f"{ckpt.path}: its schema differs from what its experiment builds"
         )
@@ -276,7 +275,14 @@ class Service:
         checkpoint file ``checkpoint`` (as version 1, with its experiment and learner), an
         existing one what it was created with (an ``experiment`` or ``learner`` that differs
         is refused, and so is a ``checkpoint`` unless the database was created from it: then
-        it is simply reopened). Checkpoint files are pickles: open only files you trust."""
+        it is simply reopened). Checkpoint files are pickles: open only files you trust.
+
+        Refusals name the parameter as ``error.field``: :class:`ExclusiveOptions` (both
+        ``experiment`` and ``checkpoint``), :class:`CheckpointFileError`,
+        :class:`UnknownLearner`, :class:`ExperimentMismatch`, :class:`LearnerMismatch` or
+        :class:`CheckpointMismatch` (the database serves something else), ``StoreError``
+        (``db`` unreadable); an experiment file that cannot run raises its own
+        ``ExperimentError``. A refusal changes nothing in an existing database."""
         if checkpoint is not None and experiment is not None:
             raise ExclusiveOptions(
                 "checkpoint", "experiment", "a checkpoint file carries its experiment"
