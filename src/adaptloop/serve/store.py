@@ -36,7 +36,7 @@ Checkpoints are pickles: load them only from databases you trust (pickle runs co
 
 >>> import tempfile, os
 >>> store = Store(os.path.join(tempfile.mkdtemp(), "demo.db")).start()
->>> store.call(lambda conn: conn.execute("SELECT 1 + 1").fetchone()[0])
+>>> store.call(lambda conn: conn.execute("SELECT 1 + 1 AS two").fetchone()["two"])
 2
 >>> store.close()
 """
@@ -235,11 +235,11 @@ class RowBatcher:
 
     >>> import tempfile, os
     >>> store = Store(os.path.join(tempfile.mkdtemp(), "b.db")).start()
-    >>> log = RowBatcher(store, "INSERT INTO meta VALUES (?, ?)")
+    >>> log = RowBatcher(store, "INSERT INTO meta (key, value) VALUES (?, ?)")
     >>> log.add([("a", "1"), ("b", "2")]).result()
     2
-    >>> store.call(lambda conn: conn.execute("SELECT count(*) FROM meta").fetchone()[0])
-    2
+    >>> store.get_meta()
+    {'a': 1, 'b': 2}
     >>> store.close()
     """
 
@@ -350,7 +350,7 @@ class Store:
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, factory=_Connection)
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
