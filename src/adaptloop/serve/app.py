@@ -424,7 +424,6 @@ def create_app(
         # look up its providers on every request even with no exporter configured
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.telemetry = telemetry
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=max_body_bytes,
