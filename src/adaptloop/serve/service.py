@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,8 @@ from adaptloop.experiment import (
     load_experiment,
     parse_experiment,
 )
-from adaptloop.learners.base import Learner, is_classifier
+from adaptloop.learners.base import DriftReporting, Learner, is_classifier
+from adaptloop.parameters import ParameterError, check_parameters
 from adaptloop.serve.checkpoint import (
     CheckpointFile,
     export_checkpoint,
@@ -81,43 +82,44 @@ from adaptloop.serve.errors import (
 from adaptloop.serve.gate import UpdateGate
 from adaptloop.serve.schemas import FeedbackItem, label_code, records_to_array
 from adaptloop.serve.store import Checkpoint, NewFeedback, Store
+from adaptloop.validation import Count, Fraction, NonNegativeReal, PositiveReal
 
 log = logging.getLogger("adaptloop.serve")
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Tuning of the adaptation loop; a value out of range is an :class:`InputError` naming it.
+    """Tuning of the adaptation loop, declared once (types of :mod:`adaptloop.validation`); a
+    refused value is an :class:`InputError` naming it.
 
     >>> ServiceConfig(micro_batch=8).gate_window
     64
     >>> ServiceConfig(micro_batch=0)
     Traceback (most recent call last):
     ...
-    adaptloop.serve.errors.InputError: micro_batch: must be an integer >= 1, got 0
+    adaptloop.serve.errors.InputError: micro_batch: must be >= 1, got 0
     """
 
-    micro_batch: int = 16
+    micro_batch: Count = 16
     """Feedback records per adaptation step."""
-    gate_window: int = 64
+    gate_window: Count = 64
     """Samples the update gate sees per decision."""
-    max_nfr: float = 0.05
-    """Highest negative flip rate allowed for a promotion, in [0, 1]."""
-    gate_tolerance: float = 0.5
+    max_nfr: Fraction = 0.05
+    """Highest negative flip rate allowed for a promotion."""
+    gate_tolerance: NonNegativeReal = 0.5
     """Regression only: absolute error that counts as correct."""
-    checkpoint_every: int = 50
+    checkpoint_every: Count = 50
     """Micro-batches between periodic checkpoints (promotions, snapshots and rollbacks always
     write one)."""
-    poll_seconds: float = 0.05
+    poll_seconds: PositiveReal = 0.05
     """Idle wait of the worker."""
 
     def __post_init__(self) -> None:
-        for name in ("micro_batch", "gate_window", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(name, f"must be an integer >= 1, got {value!r}")
-        if not 0.0 <= self.max_nfr <= 1.0:
-            raise InputError("max_nfr", f"must be in [0, 1], got {self.max_nfr!r}")
+        given = {field.name: getattr(self, field.name) for field in fields(self)}
+        try:
+            check_parameters(ServiceConfig, given)
+        except ParameterError as error:
+            raise InputError(error.path, error.reason) from None
 
 
 @dataclass(frozen=True)
@@ -597,7 +599,9 @@ class Service:
     # -- reporting -------------------------------------------------------------------------------
     def alarms(self) -> list[int]:
         """Drift alarms of the learning line (positions in learned feedback samples)."""
-        return [int(a) for a in getattr(self.candidate, "alarms", None) or []]
+        if not isinstance(self.candidate, DriftReporting):
+            return []
+        return [int(a) for a in self.candidate.alarms]
 
     def status(self) -> dict[str, Any]:
         """What ``GET /v1/model`` returns."""
