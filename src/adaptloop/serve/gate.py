@@ -16,6 +16,9 @@ its accuracy is not lower than the served model's (``min_gain`` = 0) and its NFR
 ``max_nfr``. After each decision the evidence is reset, so decisions use disjoint samples.
 
 >>> import numpy as np
+
+from adaptloop.parameters import declared
+from adaptloop.validation import Count, Fraction, NonNegativeReal
 >>> gate = UpdateGate(window=4, max_nfr=0.25)
 >>> y = np.array([1, 0, 1, 1])
 >>> gate.add(y, old=np.array([1, 0, 0, 0]), new=np.array([1, 1, 1, 1]))
@@ -31,6 +34,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from adaptloop.parameters import declared
+from adaptloop.validation import Count, Fraction, NonNegativeReal
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,13 @@ class GateDecision:
         return asdict(self)
 
 
+@declared
 class UpdateGate:
     """Collect old-vs-new correctness on fresh labelled samples; decide once ``window`` are in.
 
     For regression, a prediction counts as correct when its absolute error is at most
-    ``tolerance`` (the gate then compares hit rates).
+    ``tolerance`` (the gate then compares hit rates). A refused parameter is a
+    ``ParameterError`` naming it.
 
     >>> gate = UpdateGate(window=2, max_nfr=0.0)
     >>> gate.add(np.array([0, 1]), old=np.array([0, 1]), new=np.array([1, 1]))
@@ -69,15 +77,11 @@ class UpdateGate:
 
     def __init__(
         self,
-        window: int = 64,
-        max_nfr: float = 0.05,
+        window: Count = 64,
+        max_nfr: Fraction = 0.05,
         min_gain: float = 0.0,
-        tolerance: float | None = None,
+        tolerance: NonNegativeReal | None = None,
     ) -> None:
-        if window < 1:
-            raise ValueError(f"gate window must be >= 1, got {window}")
-        if not 0.0 <= max_nfr <= 1.0:
-            raise ValueError(f"max_nfr must be in [0, 1], got {max_nfr}")
         self.window = int(window)
         self.max_nfr = float(max_nfr)
         self.min_gain = float(min_gain)
