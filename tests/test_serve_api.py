@@ -387,6 +387,19 @@ def test_serve_refuses_a_public_address_without_token(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "--token-file" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--micro-batch", "0"], "error: --micro-batch: must be >= 1, got 0"),
+        (["--max-nfr", "1.5"], "error: --max-nfr: must be <= 1, got 1.5"),
+        (["--learner", "nope"], "error: --learner: no learner 'nope' in the experiment"),
+    ],
+)
+def test_serve_names_the_flag_of_a_refused_setting(tmp_path, args, message):
+    result = CliRunner().invoke(cli_app, ["serve", "--db", str(tmp_path / "x.db"), *args])
+    assert result.exit_code == 2 and result.output.startswith(message), result.output
+
+
 # -- checkpoint files ------------------------------------------------------------------------
 def serve_via_cli(monkeypatch, args: list[str]):
     """Run `adaptloop serve ARGS` with uvicorn.run replaced: returns (result, app or None)."""
