@@ -5,7 +5,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from adaptloop.evaluation.continual import (
-    RECORD_COLUMNS,
     continual_evaluation,
     continual_metrics,
     min_acc,
@@ -13,9 +12,9 @@ from adaptloop.evaluation.continual import (
     wc_acc,
     windowed_forgetting,
     windowed_plasticity,
-    write_continual_results,
 )
 from adaptloop.learners.wrapping import MajorityClass
+from adaptloop.results import CONTINUAL_RECORD_COLUMNS, write_results
 from adaptloop.streams.tasks import split
 
 NAN = np.nan
@@ -76,13 +75,21 @@ def test_stability_gaps_measure_drop_and_recovery():
     gaps = stability_gaps(ITS, ACC, BOUNDS, eval_task=0, within=50, recover=0.95)
     assert [g["switch"] for g in gaps] == [2, 4]
     first, second = gaps
-    assert first["before"] == 0.9 and first["minimum"] == 0.3
+    assert first["before"] == 0.9 and first["minimum"] == 0.3 and first["iteration"] == 3
     assert first["drop"] == pytest.approx(0.6)
     assert first["recovery"] is None  # 0.8 < 0.95 * 0.9 before task 2 starts
     assert second["drop"] == pytest.approx(0.1) and second["recovery"] == 2  # 0.85 >= 0.76
     on_task_1 = stability_gaps(ITS, ACC, BOUNDS, eval_task=1, within=1, recover=0.9)
     assert on_task_1 == [  # 0.90 >= 0.9 * 0.95: recovered at the next point
-        {"switch": 4, "task": 2, "before": 0.95, "minimum": 0.4, "drop": 0.55, "recovery": 2}
+        {
+            "switch": 4,
+            "task": 2,
+            "before": 0.95,
+            "minimum": 0.4,
+            "iteration": 5,
+            "drop": 0.55,
+            "recovery": 2,
+        }
     ]
 
 
@@ -114,7 +121,7 @@ def test_loop_records_every_k_iterations_and_at_task_ends():
     # 20 samples per task in batches of 3: 7 iterations per epoch, 14 per task
     assert result.task_boundaries == [0, 14]
     table = result.records.to_pandas()
-    assert list(table.columns) == list(RECORD_COLUMNS)
+    assert list(table.columns) == list(CONTINUAL_RECORD_COLUMNS)
     points = sorted(set(table["iteration"]))
     assert points == [3, 6, 9, 12, 14, 15, 18, 21, 24, 27, 28]
     assert (
@@ -171,7 +178,7 @@ def test_bad_settings_are_refused():
 
 def test_results_folder_schema(tmp_path):
     result = continual_evaluation(toy_sequence(), {"a": MajorityClass(4), "b": Hooked()}, 5)
-    folder = write_continual_results(result, tmp_path / "out", "x = 1\n", seed=3)
+    folder = write_results(result, tmp_path / "out", "x = 1\n", seed=3)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["kind"] == "continual" and summary["seed"] == 3
     assert summary["tasks"] == ["0-1", "2-3"] and summary["task_boundaries"] == [0, 4]

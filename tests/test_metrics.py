@@ -1,14 +1,8 @@
 import numpy as np
 import pytest
 
-from adaptloop.evaluation.metrics import (
-    BinnedAUC,
-    MetricTracker,
-    RingBuffer,
-    check_metrics,
-    default_metrics,
-    roc_auc,
-)
+from adaptloop.evaluation.metrics import BinnedAUC, MetricTracker, ValueWindow, roc_auc
+from adaptloop.results import METRICS, Metric, check_metrics, default_metrics, get_metric
 
 
 def brute_force_auc(y, score):
@@ -39,8 +33,8 @@ def test_binned_auc_is_close_to_exact():
 
 
 @pytest.mark.parametrize("chunks", [[1] * 12, [5, 7], [12], [3, 20]])
-def test_ring_buffer_keeps_last_values_in_order(chunks):
-    ring = RingBuffer(5)
+def test_value_window_keeps_last_values_in_order(chunks):
+    ring = ValueWindow(5)
     written = []
     start = 0
     for size in chunks:
@@ -101,7 +95,35 @@ def test_mape_is_in_percent():
     assert tracker.report()["mape"] == pytest.approx(37.5)
 
 
-def test_every_metric_has_a_direction():
-    from adaptloop.evaluation.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK
+def test_every_metric_applies_to_a_task_and_says_its_direction():
+    for name, metric in METRICS.items():
+        assert metric.name == name and metric.tasks
+        assert metric.direction in ("higher is better", "lower is better")
+        assert name in metric.axis_label
+    assert {m for task in ("binary", "multiclass", "regression") for m in default_metrics(task)} == (
+        set(METRICS)
+    )
 
-    assert {m for ms in METRICS_BY_TASK.values() for m in ms} <= set(HIGHER_IS_BETTER)
+
+def test_metrics_needing_probabilities_make_the_tracker_ask_for_them():
+    assert [m for m, metric in METRICS.items() if metric.needs_proba] == ["log_loss", "roc_auc"]
+    assert MetricTracker(["accuracy", "log_loss"], "binary", 2, window=5).needs_proba
+    assert not MetricTracker(["accuracy"], "binary", 2, window=5).needs_proba
+
+
+def test_a_registered_metric_is_tracked_windowed_and_checked(monkeypatch):
+    """A new metric is one Metric object: the tracker, the checks and the tables read it."""
+    squared = Metric(
+        "max_error_sq", False, ("regression",), "target units²",
+        per_sample=lambda y, pred, proba: (pred - y) ** 2,
+    )
+    monkeypatch.setitem(METRICS, squared.name, squared)
+    assert "max_error_sq" in default_metrics("regression")
+    tracker = MetricTracker(["mae", "max_error_sq"], "regression", None, window=2)
+    tracker.update(np.array([0.0, 0.0, 0.0]), np.array([1.0, 2.0, 3.0]))
+    report = tracker.report()
+    assert report["max_error_sq"] == pytest.approx(14 / 3)
+    assert report["max_error_sq_window"] == pytest.approx(6.5)
+    assert get_metric("max_error_sq").better(1.0, 2.0)
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        get_metric("nope")

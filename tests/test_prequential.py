@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from adaptloop.evaluation import RECORD_COLUMNS, prequential
+from adaptloop.evaluation import prequential
+from adaptloop.results import PREQUENTIAL_RECORD_COLUMNS
 from adaptloop.learners.base import BaseClassifier, BaseLearner
 from adaptloop.streams import ArrayStream, Drift
 
@@ -95,7 +96,7 @@ def test_records_one_row_per_batch_and_learner():
         assert rows["record"].tolist() == list(range(16))
     for column in ("accuracy", "accuracy_window", "accuracy_batch", "log_loss", "roc_auc_window"):
         assert column in table.columns
-    documented = {c.replace("{metric}", "accuracy") for c in RECORD_COLUMNS}
+    documented = {c.replace("{metric}", "accuracy") for c in PREQUENTIAL_RECORD_COLUMNS}
     assert documented <= set(table.columns)
     # identical learners on identical batches record identical metrics
     a, b = (table[table.learner == k].reset_index(drop=True) for k in ("a", "b"))

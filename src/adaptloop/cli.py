@@ -9,17 +9,20 @@ adaptloop checkpoint export --db PATH [--version N] --out FILE
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from adaptloop.results import Table as ResultTable
 
 app = typer.Typer(
     help="Keep models accurate while their data keeps changing.",
@@ -124,177 +127,41 @@ def run(
     except (ValueError, FileNotFoundError, ImportError) as error:
         raise _fail(str(error)) from None
     elapsed = time.perf_counter() - started
-    from adaptloop.evaluation.continual import ContinualSuite, write_continual_results
-    from adaptloop.evaluation.results import write_results
+    from adaptloop.results import write_results
 
     meta = {"experiment_name": spec.name, "seed": spec.seed, "wall_seconds": elapsed}
-    if isinstance(result, ContinualSuite):
-        if len(result.seeds) > 1:  # the seeds are in summary.json's "seeds"
-            del meta["seed"]
-        folder = write_continual_results(result, out, spec.source, **meta)
-        for sequence in result.runs:
-            console.print(continual_table(result, sequence))
-    else:
-        if isinstance(spec, FederatedExperiment):
-            meta.update(result.summary_extra())
-        folder = write_results(result, out, spec.source, **meta)
-        console.print(summary_table(result))
-        if isinstance(spec, FederatedExperiment):
-            console.print(federated_table(result))
-        if result.drifts:
-            console.print(drift_table(result))
+    folder = write_results(result, out, spec.source, **meta)
+    for table in result.tables():
+        if table.terminal_title is not None:
+            console.print(rich_table(table.for_terminal()))
     console.print(f"results: [bold]{folder}[/] ({elapsed:.1f} s)")
     if not no_report:
         _write_report(folder)
 
 
-def _fmt(value: object, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+MARKS = {"best": "bold", "never": "bold dark_orange"}
+"""Terminal styles of marked cells (see :class:`adaptloop.results.Cell`)."""
 
 
-def _rate(per_second: float) -> str:
-    """Samples per second, short: 950k, 1.99M."""
-    for scale, suffix in ((1e6, "M"), (1e3, "k")):
-        if per_second >= scale:
-            return f"{per_second / scale:.3g}{suffix}"
-    return f"{per_second:.3g}"
-
-
-def summary_table(result) -> Table:
-    """Final metrics per learner: each metric over the whole stream, the first one also over
-    the last window, then throughput and drift alarms."""
-    primary = result.metrics[0]
-    table = Table(
-        title=f"{result.info.name}: prequential summary",
+def rich_table(table: ResultTable) -> Table:
+    """A result's summary table (:mod:`adaptloop.results.tables`) as a Rich table."""
+    out = Table(
+        title=table.terminal_title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("learner", style="bold", no_wrap=True)
-    for metric in result.metrics:
-        table.add_column(metric, justify="right")
-    table.add_column(f"{primary}\nlast {result.window:,}", justify="right")
-    table.add_column("samples/s", justify="right")
-    table.add_column("alarms", justify="right")
-    for name, summary in result.summary.items():
-        table.add_row(
-            name,
-            *(_fmt(summary.get(metric)) for metric in result.metrics),
-            _fmt(summary.get(f"{primary}_window")),
-            _rate(summary["samples_per_second"]),
-            str(len(summary["alarms"])),
+    for i, column in enumerate(table.columns):
+        out.add_column(
+            column.name,
+            justify="right" if column.numeric else "left",
+            no_wrap=not column.numeric,
+            style="bold" if i == 0 else None,
         )
-    return table
-
-
-def drift_table(result) -> Table:
-    """Before / after / recovery per known drift and learner."""
-    metric = result.drifts[0]["metric"]
-    table = Table(
-        title=f"around each known drift ({metric})",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    after = f"first {result.drifts[0]['after_samples']:,} after"
-    for column in ("learner", "drift at", "before", after, "drop", "recovery\n(samples)"):
-        left = column == "learner"
-        table.add_column(column, justify="left" if left else "right", no_wrap=left)
-    for seg in result.drifts:
-        recovery = "never" if seg["recovery"] is None else f"{seg['recovery']:,}"
-        table.add_row(
-            seg["learner"],
-            f"{seg['position']:,}",
-            _fmt(seg["before"]),
-            _fmt(seg["after"]),
-            _fmt(seg["drop"]),
-            recovery,
-        )
-    return table
-
-
-def federated_table(result) -> Table:
-    """Per aggregation rule: time to the target (simulated and wall-clock), accuracy at the end
-    and just after each drift, updates, server steps, failures."""
-    fed = result.federated
-    target = fed["target"]
-    table = Table(
-        title=f"{fed['clients']} clients on the {fed['engine']} engine"
-        + (f", target accuracy {target}" if target is not None else ""),
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    columns = [
-        "rule",
-        "time to\ntarget",
-        "wall s to\ntarget",
-        "final\naccuracy",
-        "after\ndrift",
-        "updates",
-        "server\nsteps",
-        "failures",
-    ]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "rule" else "right", no_wrap=True)
-    for name, rule in fed["rules"].items():
-        after = ", ".join(_fmt(a, 3) for a in rule["accuracy_after_drift"]) or "-"
-        table.add_row(
-            name,
-            _fmt(rule["time_to_target"], 1),
-            _fmt(rule["wall_to_target"], 2),
-            _fmt(result.summary[name]["accuracy_final"]),
-            after,
-            str(rule["updates"]),
-            str(rule["server_steps"]),
-            str(rule["failures"]),
-        )
-    return table
-
-
-def continual_table(suite, sequence: str) -> Table:
-    """Continual metrics per learner on one sequence: final average, min-ACC, WC-ACC, windowed
-    forgetting and the largest drop of task 0 just after a task switch (the stability gap);
-    mean +- std over the seeds when there are several."""
-    first = next(iter(suite.runs[sequence].values()))
-    n_seeds = len(suite.runs[sequence])
-    windows = [str(w) for w in first.windows]
-    seeds = f", {n_seeds} seeds: mean ± std" if n_seeds > 1 else ""
-    table = Table(
-        title=f"{sequence}: continual evaluation (every {first.eval_every} it.{seeds})",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    columns = ["learner", "avg acc", "min-ACC", "WC-ACC", *(f"WF{w}" for w in windows)]
-    for column in [*columns, "task-0 gap\n(max drop)", "train s", "eval s"]:
-        left = column == "learner"
-        table.add_column(column, justify="left" if left else "right", no_wrap=left)
-
-    def cell(mean: object, std: object) -> str:
-        if n_seeds == 1 or mean is None:
-            return _fmt(mean)
-        return f"{_fmt(mean, 3)}±{_fmt(std, 3)}"
-
-    for name, s in suite.summary(sequence).items():
-        std = s["std"]
-        table.add_row(
-            name,
-            *(cell(s[k], std[k]) for k in ("avg_acc", "min_acc", "wc_acc")),
-            *(cell(s["wf"][w], std["wf"][w]) for w in windows),
-            cell(s["max_gap"], std["max_gap"]),
-            f"{s['train_seconds']:.1f}",
-            f"{s['eval_seconds']:.1f}",
-        )
-    return table
+    for row in table.rows:
+        out.add_row(*(Text(cell.text, style=MARKS.get(cell.mark, "")) for cell in row))
+    return out
 
 
 def _write_report(results_dir: Path, out: Path | None = None) -> None:

@@ -65,9 +65,12 @@ class FederatedResult(PrequentialResult):
 
     federated: dict = field(default_factory=dict)
 
-    def summary_extra(self) -> dict:
-        """Top-level keys for ``summary.json`` (``write_results``' extra keys)."""
-        return {"federated": self.federated, "position_label": POSITION_LABEL}
+    def summary_json(self, **extra) -> dict:
+        """The prequential ``summary.json`` plus ``federated`` and the x-axis label reports use
+        (``position_label``); the tables add the federation's (per rule)."""
+        return super().summary_json(
+            federated=self.federated, position_label=POSITION_LABEL, **extra
+        )
 
 
 def time_to(rows: list[dict], target: float | None, key: str = "time") -> float | None:

@@ -1,4 +1,5 @@
-"""Evaluation that shows adaptation: test-then-train over a stream, metrics, drift segments.
+"""Evaluation that shows adaptation: test-then-train over a stream, metrics, drift segments;
+its results are written with :func:`write_results` (from :mod:`adaptloop.results`).
 
 >>> from adaptloop.evaluation import prequential, default_metrics
 >>> default_metrics("binary")
@@ -6,11 +7,11 @@
 """
 
 from adaptloop.evaluation.drift import drift_segments
-from adaptloop.evaluation.metrics import MetricTracker, check_metrics, default_metrics, roc_auc
-from adaptloop.evaluation.prequential import RECORD_COLUMNS, PrequentialResult, prequential
+from adaptloop.evaluation.metrics import MetricTracker, roc_auc
+from adaptloop.evaluation.prequential import PrequentialResult, prequential
+from adaptloop.results import check_metrics, default_metrics, write_results
 
 __all__ = [
-    "RECORD_COLUMNS",
     "MetricTracker",
     "PrequentialResult",
     "check_metrics",
@@ -18,4 +19,5 @@ __all__ = [
     "drift_segments",
     "prequential",
     "roc_auc",
+    "write_results",
 ]

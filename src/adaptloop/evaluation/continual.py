@@ -31,12 +31,14 @@ evaluation point ``n``; ``end_k`` the last iteration of task ``k``; ``T`` tasks)
   WP, which it defines as the mirror of WF for learning the current task).
 - ``gaps`` (stability gap of ``eval_task`` 0 at each later task switch, see :func:`stability_gaps`).
 
-Results schema (``write_continual_results``), which reports rely on. A run covers one or more
+Results schema (``summary_json``, written by :func:`adaptloop.results.write_results`), which
+reports rely on. A run covers one or more
 task sequences, each over one or more seeds (a :class:`ContinualSuite`; a single
 :class:`ContinualResult` is a suite of one):
 
 - ``records.parquet``: one row per (sequence, seed, learner, evaluation point, evaluated task),
-  columns ``sequence`` (str, the sequence's name), ``seed`` (int), ``learner`` (str),
+  columns (:data:`~adaptloop.results.schema.CONTINUAL_RECORD_COLUMNS`) ``sequence`` (str,
+  the sequence's name), ``seed`` (int), ``learner`` (str),
   ``iteration`` (int, training iterations done so far), ``task`` (int, the task being trained
   at that point), ``eval_task`` (int, the task whose test set was evaluated), ``accuracy``
   (float).
@@ -71,32 +73,25 @@ task sequences, each over one or more seeds (a :class:`ContinualSuite`; a single
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from adaptloop.learners.base import Learner
+from adaptloop.results import (
+    CONTINUAL_RECORD_COLUMNS,
+    Table,
+    continual_tables,
+    json_safe,
+    run_metadata,
+)
 from adaptloop.streams.base import check_batch_size
 from adaptloop.streams.tasks import TaskSequence
 
-RECORD_COLUMNS = {
-    "sequence": "name of the task sequence",
-    "seed": "seed of the run (task split, batch order, learners)",
-    "learner": "name of the learner",
-    "iteration": "training iterations (learn calls) done so far",
-    "task": "index of the task being trained at this point",
-    "eval_task": "index of the task whose test set was evaluated",
-    "accuracy": "accuracy on eval_task's test set (or its fixed subsample)",
-}
-"""Columns of a continual run's ``records.parquet``."""
-
 __all__ = [
-    "RECORD_COLUMNS",
     "ContinualResult",
     "ContinualSuite",
     "aggregate_seeds",
@@ -107,7 +102,6 @@ __all__ = [
     "wc_acc",
     "windowed_forgetting",
     "windowed_plasticity",
-    "write_continual_results",
 ]
 
 
@@ -192,16 +186,18 @@ def stability_gaps(
     """The stability gap of ``eval_task`` at each later task switch.
 
     For every task ``k > eval_task``: ``before`` is the accuracy at the last point before the
-    switch, ``minimum`` the lowest accuracy within the first ``within`` iterations after it,
-    ``drop = before - minimum`` and ``recovery`` the iterations from the switch to the first
-    point at or after that minimum where the accuracy is back to ``recover * before``
-    (``None`` if not before the next switch).
+    switch, ``minimum`` the lowest accuracy within the first ``within`` iterations after it
+    (reached at iteration ``iteration``), ``drop = before - minimum`` and ``recovery`` the
+    iterations from the switch to the first point at or after that minimum where the accuracy
+    is back to ``recover * before`` (``None`` if not before the next switch).
 
     >>> its = np.arange(1, 9)
     >>> acc = np.array([0.5, 1.0, 0.2, 0.4, 0.96, 0.9, 0.5, 0.6])[:, None]
     >>> stability_gaps(its, acc, [0, 2, 6], within=2)  # doctest: +NORMALIZE_WHITESPACE
-    [{'switch': 2, 'task': 1, 'before': 1.0, 'minimum': 0.2, 'drop': 0.8, 'recovery': 3},
-     {'switch': 6, 'task': 2, 'before': 0.9, 'minimum': 0.5, 'drop': 0.4, 'recovery': None}]
+    [{'switch': 2, 'task': 1, 'before': 1.0, 'minimum': 0.2, 'iteration': 3, 'drop': 0.8,
+      'recovery': 3},
+     {'switch': 6, 'task': 2, 'before': 0.9, 'minimum': 0.5, 'iteration': 7, 'drop': 0.4,
+      'recovery': None}]
     """
     iterations, accuracy = np.asarray(iterations), np.asarray(accuracy, dtype=float)
     ends = _task_ends(boundaries, int(iterations[-1]))
@@ -223,6 +219,7 @@ def stability_gaps(
                 "task": k,
                 "before": before,
                 "minimum": minimum,
+                "iteration": int(iterations[low]),
                 "drop": round(before - minimum, 12),
                 "recovery": recovery,
             }
@@ -302,6 +299,14 @@ class ContinualResult:
         acc[row, tasks] = table["accuracy"].to_numpy()
         return points, acc
 
+    def summary_json(self, **extra) -> dict:
+        """The JSON-ready ``summary.json`` (that of a suite of this one run)."""
+        return ContinualSuite.of(self).summary_json(**extra)
+
+    def tables(self) -> list[Table]:
+        """The summary tables (:func:`~adaptloop.results.tables.continual_tables`)."""
+        return ContinualSuite.of(self).tables()
+
 
 class _Evaluator:
     """The seen tasks' test sets, concatenated once; one prediction per evaluation point."""
@@ -379,7 +384,7 @@ def continual_evaluation(
         boundaries.append(start)
         start += epochs * -(-len(task.y_train) // batch_size)
 
-    columns: dict[str, list] = {name: [] for name in RECORD_COLUMNS}
+    columns: dict[str, list] = {name: [] for name in CONTINUAL_RECORD_COLUMNS}
     summary = {}
     for name, learner in learners.items():
         iterations, rows = [], []
@@ -464,11 +469,12 @@ def aggregate_seeds(runs: Sequence[dict]) -> dict:
     None if a seed has none); ``"std"`` holds the population standard deviation of
     :data:`AGGREGATED_STD` and of ``wf`` / ``wp``. ``gaps`` are averaged per task switch;
     a switch's ``recovery`` is the mean over seeds if every seed recovered, else None, and
-    ``recoveries`` lists each seed's.
+    ``recoveries`` lists each seed's (``iteration``, where the minimum is, is averaged too).
 
     >>> a = {"avg_acc": 0.8, "min_acc": 0.4, "wc_acc": 0.6, "max_gap": 0.2, "wf": {"10": 0.2},
     ...      "wp": {"10": 0.5}, "final_task_acc": [0.7, 0.9], "gaps": [{"switch": 5, "task": 1,
-    ...      "before": 0.9, "minimum": 0.7, "drop": 0.2, "recovery": 4}], "train_seconds": 1.0}
+    ...      "before": 0.9, "minimum": 0.7, "iteration": 6, "drop": 0.2, "recovery": 4}],
+    ...      "train_seconds": 1.0}
     >>> b = {**a, "avg_acc": 0.6, "final_task_acc": [0.5, 0.7], "gaps": [{**a["gaps"][0],
     ...      "recovery": None}]}
     >>> m = aggregate_seeds([a, b])
@@ -500,7 +506,7 @@ def aggregate_seeds(runs: Sequence[dict]) -> dict:
         per_seed = [r["gaps"][i] for r in runs if i < len(r["gaps"])]
         recoveries = [g["recovery"] for g in per_seed]
         entry = {"switch": gap["switch"], "task": gap["task"]}
-        for key in ("before", "minimum", "drop"):
+        for key in ("before", "minimum", "iteration", "drop"):
             entry[key] = _mean_std([g[key] for g in per_seed])[0]
         entry["recovery"] = _mean_std(recoveries)[0]
         entry["recoveries"] = recoveries
@@ -544,66 +550,43 @@ class ContinualSuite:
             name: aggregate_seeds([r.summary[name] for r in results]) for name in results[0].summary
         }
 
+    def summary_json(self, **extra) -> dict:
+        """The JSON-ready ``summary.json`` of the suite (see the module docstring for its
+        schema; ``extra`` keys at the top level, except ``seed`` when the suite ran several:
+        they are in ``"seeds"``)."""
+        if len(self.seeds) > 1:
+            extra.pop("seed", None)
+        sequences = {}
+        for name, per_seed in self.runs.items():
+            run = next(iter(per_seed.values()))
+            sequences[name] = {
+                "tasks": run.task_names,
+                "task_boundaries": run.task_boundaries,
+                "sequence": run.sequence.to_dict(),
+                "learners": self.summary(name),
+                "seeds": {
+                    str(seed): {"task_boundaries": r.task_boundaries, "learners": r.summary}
+                    for seed, r in per_seed.items()
+                },
+            }
+        first = next(iter(sequences.values()))
+        return json_safe(
+            {
+                "kind": "continual",
+                **run_metadata(),
+                "tasks": first["tasks"],
+                "task_boundaries": first["task_boundaries"],
+                "eval_every": self.first.eval_every,
+                "windows": self.first.windows,
+                "sequence": first["sequence"],
+                "learners": first["learners"],
+                "seeds": self.seeds,
+                "sequences": sequences,
+                "record_columns": CONTINUAL_RECORD_COLUMNS,
+                **extra,
+            }
+        )
 
-# -- results folder -----------------------------------------------------------------------------
-def summary_dict(result: ContinualResult | ContinualSuite, **extra) -> dict:
-    """The JSON-ready ``summary.json`` of a continual run (``extra`` keys at the top level)."""
-    from adaptloop.evaluation.results import _json_safe, run_metadata
-
-    suite = result if isinstance(result, ContinualSuite) else ContinualSuite.of(result)
-    sequences = {}
-    for name, per_seed in suite.runs.items():
-        run = next(iter(per_seed.values()))
-        sequences[name] = {
-            "tasks": run.task_names,
-            "task_boundaries": run.task_boundaries,
-            "sequence": run.sequence.to_dict(),
-            "learners": suite.summary(name),
-            "seeds": {
-                str(seed): {"task_boundaries": r.task_boundaries, "learners": r.summary}
-                for seed, r in per_seed.items()
-            },
-        }
-    first = next(iter(sequences.values()))
-    return _json_safe(
-        {
-            "kind": "continual",
-            **run_metadata(),
-            "tasks": first["tasks"],
-            "task_boundaries": first["task_boundaries"],
-            "eval_every": suite.first.eval_every,
-            "windows": suite.first.windows,
-            "sequence": first["sequence"],
-            "learners": first["learners"],
-            "seeds": suite.seeds,
-            "sequences": sequences,
-            "record_columns": RECORD_COLUMNS,
-            **extra,
-        }
-    )
-
-
-def write_continual_results(
-    result: ContinualResult | ContinualSuite, out_dir: str | Path, experiment_text: str, **extra
-) -> Path:
-    """Write ``records.parquet``, ``summary.json`` and ``experiment.toml``; return the folder.
-
-    >>> import tempfile
-    >>> from adaptloop.learners.wrapping import MajorityClass
-    >>> from adaptloop.streams.tasks import split
-    >>> X, y = np.eye(4, dtype=np.float32), np.arange(4)
-    >>> result = continual_evaluation(split(X, y, X, y, [[0, 1], [2, 3]]), {"m": MajorityClass(4)})
-    >>> folder = write_continual_results(result, tempfile.mkdtemp(), "")
-    >>> summary = json.loads((folder / "summary.json").read_text())
-    >>> summary["kind"], list(summary["sequences"]), summary["seeds"]
-    ('continual', ['split'], [0])
-    """
-    import pyarrow.parquet as pq
-
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(result.records, folder / "records.parquet")
-    summary = summary_dict(result, **extra)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (folder / "experiment.toml").write_text(experiment_text, encoding="utf-8")
-    return folder
+    def tables(self) -> list[Table]:
+        """The summary tables (:func:`~adaptloop.results.tables.continual_tables`)."""
+        return continual_tables(self.summary_json())

@@ -29,20 +29,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from adaptloop.evaluation.metrics import HIGHER_IS_BETTER
+from adaptloop.results.metrics import Metric, get_metric
 from adaptloop.streams.base import Drift
 
 
-def _mean_over(positions, counts, batch_values, metric: str, lo: int, hi: int) -> float | None:
-    """Sample-weighted mean of the batch values of records ending in ``(lo, hi]``."""
+def _mean_over(positions, counts, batch_values, metric: Metric, lo: int, hi: int) -> float | None:
+    """The metric over the records ending in ``(lo, hi]``, from their batch values."""
     mask = (positions > lo) & (positions <= hi)
     if not mask.any():
         return None
-    weights = counts[mask].astype(np.float64)
-    values = batch_values[mask].astype(np.float64)
-    if metric == "rmse":
-        return float(np.sqrt(np.average(values**2, weights=weights)))
-    return float(np.average(values, weights=weights))
+    return metric.weighted(batch_values[mask], counts[mask])
 
 
 def segment(
@@ -61,11 +57,12 @@ def segment(
 
     ``horizon`` is where the search for recovery stops: the next drift's start or the end.
     """
-    before = _mean_over(positions, counts, batch_values, metric, drift.start - window, drift.start)
+    scored = get_metric(metric)
+    before = _mean_over(positions, counts, batch_values, scored, drift.start - window, drift.start)
     after_value = _mean_over(
-        positions, counts, batch_values, metric, drift.position, drift.position + after
+        positions, counts, batch_values, scored, drift.position, drift.position + after
     )
-    higher = HIGHER_IS_BETTER[metric]
+    higher = scored.bigger_is_better
     drop = None
     if before is not None and after_value is not None:
         drop = before - after_value if higher else after_value - before

@@ -18,63 +18,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from adaptloop.results.metrics import check_metrics, default_metrics, get_metric
 from adaptloop.validation import Task
 
-PER_SAMPLE_METRICS = ("accuracy", "log_loss", "mae", "rmse", "mape")
-"""Metrics that are a mean (or root mean) of a per-sample quantity: additive over samples."""
-RANKING_METRICS = ("roc_auc",)
-METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "binary": ("accuracy", "log_loss", "roc_auc"),
-    "multiclass": ("accuracy", "log_loss"),
-    "regression": ("mae", "rmse", "mape"),
-}
-HIGHER_IS_BETTER = {
-    "accuracy": True,
-    "roc_auc": True,
-    "log_loss": False,
-    "mae": False,
-    "rmse": False,
-    "mape": False,
-}
-NEEDS_PROBA = {"log_loss", "roc_auc"}
-_EPS = 1e-15
-_MAPE_FLOOR = 1e-8
+__all__ = [
+    "BinnedAUC",
+    "MetricTracker",
+    "ValueWindow",
+    "check_metrics",
+    "default_metrics",
+    "roc_auc",
+]
+
 _AUC_BINS = 4096
 _MAX_PENDING = 4096  # queued batches before they are scored (bounds memory)
 
 
-def default_metrics(task: Task) -> list[str]:
-    """The metrics reported when an experiment names none.
+class ValueWindow:
+    """The last ``capacity`` values of a float64 series, written batch-wise (a metric's
+    sliding window).
 
-    >>> default_metrics("regression")
-    ['mae', 'rmse', 'mape']
-    """
-    return list(METRICS_BY_TASK[task])
-
-
-def check_metrics(metrics: Sequence[str], task: Task) -> list[str]:
-    """Refuse metric names that do not exist or do not fit the task.
-
-    >>> check_metrics(["accuracy", "mae"], "binary")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: metric 'mae' does not apply to a binary task; choose from accuracy, ...
-    """
-    allowed = METRICS_BY_TASK[task]
-    for name in metrics:
-        if name not in allowed:
-            raise ValueError(
-                f"metric {name!r} does not apply to a {task} task; choose from {', '.join(allowed)}"
-            )
-    if len(set(metrics)) != len(metrics):
-        raise ValueError(f"metrics are listed twice: {list(metrics)}")
-    return list(metrics)
-
-
-class RingBuffer:
-    """The last ``capacity`` values of a float64 series, written batch-wise.
-
-    >>> ring = RingBuffer(3)
+    >>> ring = ValueWindow(3)
     >>> ring.extend(np.array([1.0, 2.0, 3.0, 4.0]))
     >>> ring.values().tolist(), ring.total()
     ([2.0, 3.0, 4.0], 9.0)
@@ -113,31 +77,6 @@ class RingBuffer:
         if self._size < self._data.shape[0]:
             return self._data[: self._size].copy()
         return np.concatenate([self._data[self._next :], self._data[: self._next]])
-
-
-def per_sample(name: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
-    """The per-sample quantity whose mean is the metric (squared error for ``rmse``)."""
-    if name == "accuracy":
-        return (pred == y).astype(np.float64)
-    if name == "log_loss":
-        p = proba[np.arange(y.shape[0]), y]
-        return -np.log(np.clip(p, _EPS, 1.0))
-    if name == "mae":
-        return np.abs(pred.astype(np.float64) - y)
-    if name == "rmse":
-        return (pred.astype(np.float64) - y) ** 2
-    if name == "mape":  # percent; targets near zero are floored at 1e-8 in magnitude
-        y64 = y.astype(np.float64)
-        return 100.0 * np.abs(pred.astype(np.float64) - y64) / np.maximum(np.abs(y64), _MAPE_FLOOR)
-    raise ValueError(f"unknown per-sample metric {name!r}")
-
-
-def finish(name: str, total: float, count: int) -> float:
-    """Turn a sum of per-sample quantities into the metric value (NaN for no samples)."""
-    if count == 0:
-        return float("nan")
-    mean = total / count
-    return float(np.sqrt(mean)) if name == "rmse" else float(mean)
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -198,17 +137,18 @@ class MetricTracker:
         self.window = window
         self.count = 0
         self._since_report = 0
-        self._sums = {m: 0.0 for m in self.metrics if m in PER_SAMPLE_METRICS}
+        self._additive = [get_metric(m) for m in self.metrics if get_metric(m).additive]
+        self._sums = {m.name: 0.0 for m in self._additive}
         self._batch_sums = dict.fromkeys(self._sums, 0.0)
-        self._rings = {m: RingBuffer(window) for m in self._sums}
+        self._rings = {m: ValueWindow(window) for m in self._sums}
         self._auc = BinnedAUC() if "roc_auc" in self.metrics else None
-        self._auc_window = (RingBuffer(window), RingBuffer(window)) if self._auc else None
+        self._auc_window = (ValueWindow(window), ValueWindow(window)) if self._auc else None
         self._keep_proba = self.needs_proba
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
 
     @property
     def needs_proba(self) -> bool:
-        return any(m in NEEDS_PROBA for m in self.metrics)
+        return any(get_metric(m).needs_proba for m in self.metrics)
 
     def update(self, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None = None) -> None:
         """Add a batch of true labels, predictions and (for probability metrics) probabilities.
@@ -233,8 +173,9 @@ class MetricTracker:
             pred = np.concatenate([p[1] for p in self._pending])
             proba = np.concatenate([p[2] for p in self._pending]) if self._keep_proba else None
         self._pending.clear()
-        for name in self._sums:
-            values = per_sample(name, y, pred, proba)
+        for metric in self._additive:
+            name = metric.name
+            values = metric.per_sample(y, pred, proba)
             total = float(values.sum())
             self._sums[name] += total
             self._batch_sums[name] += total
@@ -252,11 +193,12 @@ class MetricTracker:
         """
         self._flush()
         out: dict[str, float] = {}
-        for name, total in self._sums.items():
-            out[name] = finish(name, total, self.count)
+        for metric in self._additive:
+            name = metric.name
+            out[name] = metric.finish(self._sums[name], self.count)
             ring = self._rings[name]
-            out[f"{name}_window"] = finish(name, ring.total(), len(ring))
-            out[f"{name}_batch"] = finish(name, self._batch_sums[name], self._since_report)
+            out[f"{name}_window"] = metric.finish(ring.total(), len(ring))
+            out[f"{name}_batch"] = metric.finish(self._batch_sums[name], self._since_report)
             self._batch_sums[name] = 0.0
         if self._auc is not None:
             out["roc_auc"] = self._auc.value()

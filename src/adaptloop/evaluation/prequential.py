@@ -1,7 +1,8 @@
 """Test-then-train evaluation: every batch is first predicted by every learner, then learned.
 
 All learners see the same batches in one pass over the stream. Records are kept per batch (or
-every ``record_every`` samples) and per learner; see :data:`RECORD_COLUMNS`.
+every ``record_every`` samples) and per learner; see
+:data:`~adaptloop.results.schema.PREQUENTIAL_RECORD_COLUMNS`.
 
 >>> import numpy as np
 >>> from adaptloop.streams import ArrayStream
@@ -35,37 +36,30 @@ import numpy as np
 import pyarrow as pa
 
 from adaptloop.evaluation.drift import drift_segments
-from adaptloop.evaluation.metrics import (
-    PER_SAMPLE_METRICS,
-    MetricTracker,
+from adaptloop.evaluation.metrics import MetricTracker
+from adaptloop.learners.base import Learner, is_classifier
+from adaptloop.results import (
+    PREQUENTIAL_RECORD_COLUMNS,
+    Table,
     check_metrics,
     default_metrics,
+    get_metric,
+    json_safe,
+    prequential_tables,
+    run_metadata,
 )
-from adaptloop.learners.base import Learner, is_classifier
 from adaptloop.streams.base import Stream, StreamInfo, check_batch_size
-
-RECORD_COLUMNS = {
-    "learner": "name of the learner",
-    "record": "index of the record (0, 1, ...) for this learner",
-    "position": "samples seen so far, including this record's batch(es)",
-    "n": "samples added since the previous record",
-    "{metric}": "metric over all samples so far (cumulative)",
-    "{metric}_window": "metric over the last `window` samples",
-    "{metric}_batch": "metric over the `n` samples of this record (per-sample metrics only)",
-    "predict_seconds": "time spent in predict / predict_proba for this record's samples",
-    "learn_seconds": "time spent in learn for this record's samples",
-    "alarms": "stream positions of drift alarms raised during this record (list)",
-}
-"""Columns of ``records.parquet``: one row per record and learner."""
 
 
 @dataclass
 class PrequentialResult:
     """What a prequential run measured.
 
-    ``records`` is a pyarrow Table (columns in :data:`RECORD_COLUMNS`), ``summary`` maps each
+    ``records`` is a pyarrow Table (columns in
+    :data:`~adaptloop.results.schema.PREQUENTIAL_RECORD_COLUMNS`), ``summary`` maps each
     learner to its final metrics and throughput, ``drifts`` lists drift-segmented metrics
-    (one dict per learner and known drift, see :mod:`adaptloop.evaluation.drift`).
+    (one dict per learner and known drift, see :mod:`adaptloop.evaluation.drift`). It is a
+    :class:`~adaptloop.results.Result`.
     """
 
     info: StreamInfo
@@ -78,6 +72,28 @@ class PrequentialResult:
     def to_pandas(self):
         """The records as a pandas DataFrame."""
         return self.records.to_pandas()
+
+    def summary_json(self, **extra) -> dict:
+        """The JSON-ready ``summary.json``: run metadata, the stream's metadata (including
+        known drifts), metrics and window, per-learner final metrics and throughput,
+        drift-segmented metrics (``extra`` keys are added at the top level)."""
+        return json_safe(
+            {
+                "kind": "prequential",
+                **run_metadata(),
+                "stream": self.info.to_dict(),
+                "metrics": self.metrics,
+                "window": self.window,
+                "learners": self.summary,
+                "drifts": self.drifts,
+                "record_columns": PREQUENTIAL_RECORD_COLUMNS,
+                **extra,
+            }
+        )
+
+    def tables(self) -> list[Table]:
+        """The summary tables (:func:`~adaptloop.results.tables.prequential_tables`)."""
+        return prequential_tables(self.summary_json())
 
 
 class _LearnerRun:
@@ -240,7 +256,7 @@ def _result(info, metrics, window, runs, after, tolerance) -> PrequentialResult:
         columns["alarms"] = pa.array(columns["alarms"], type=pa.list_(pa.int64()))
         tables.append(pa.table(columns))
     records = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    segment_metric = next((m for m in metrics if m in PER_SAMPLE_METRICS), None)
+    segment_metric = next((m for m in metrics if get_metric(m).additive), None)
     drifts = []
     if info.drifts and segment_metric is not None:
         for run in runs:

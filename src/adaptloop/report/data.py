@@ -2,7 +2,8 @@
 
 Two kinds of folder are understood, told apart by ``summary.json``'s ``"kind"``:
 
-- ``"prequential"`` (:func:`adaptloop.evaluation.results.write_results`): the windowed primary
+- ``"prequential"`` (:class:`adaptloop.evaluation.PrequentialResult`, also federated runs): the
+  windowed primary
   metric per learner is read from ``records.parquet``; alarms, throughput and drift segments come
   from ``summary.json``;
 - ``"continual"``: ``records.parquet`` has one row per learner, evaluation point and evaluated
@@ -19,22 +20,31 @@ exact record lookup. A missing or partial folder raises :class:`ReportError` wit
 names what is missing.
 
 >>> import tempfile
->>> load_results(tempfile.mkdtemp())
+>>> load_results(tempfile.mkdtemp())  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-adaptloop.report.data.ReportError: ... is not a complete results folder: summary.json is missing
+adaptloop.results.folder.ResultsError: ... is not a complete results folder: summary.json is missing
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from adaptloop.results.folder import ResultsError, incomplete, read_summary
+from adaptloop.results.tables import (
+    Table,
+    continual_tables,
+    final_task_std,
+    prequential_tables,
+    primary_metric,
+    seed_runs,
+    sequence_entries,
+)
 
 MAX_POINTS = 4000
 """Points per plotted curve at most (plotting only; tables use the full records)."""
@@ -45,21 +55,9 @@ CONTINUAL_KEYS = ("tasks", "task_boundaries", "learners")
 CONTINUAL_COLUMNS = ("learner", "iteration", "task", "eval_task", "accuracy")
 
 
-LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape"})
-"""Metrics where smaller is better (kept here so reports do not import the evaluation code)."""
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better.
-
-    >>> higher_is_better("accuracy"), higher_is_better("log_loss")
-    (True, False)
-    """
-    return metric not in LOWER_IS_BETTER
-
-
-class ReportError(ValueError):
-    """A results folder that cannot be reported on; the message is one line naming why."""
+ReportError = ResultsError
+"""A results folder that cannot be reported on; the message is one line naming why (the
+:class:`adaptloop.results.ResultsError` of the results folder)."""
 
 
 @dataclass
@@ -87,6 +85,10 @@ class PrequentialResults:
     def learners(self) -> list[str]:
         """Learner names in the order of ``summary.json``."""
         return list(self.summary["learners"])
+
+    def tables(self) -> list[Table]:
+        """The summary tables, with the windowed metric when each learner recovered."""
+        return prequential_tables(self.summary, self.recovered)
 
 
 @dataclass
@@ -117,21 +119,19 @@ class ContinualSequence:
 
     def final_task_std(self, learner: str) -> list[float | None]:
         """Standard deviation over the seeds of ``learner``'s final accuracy on each task
-        (population, as ``summary.json``'s ``"std"``); None where a seed has no value.
+        (:func:`adaptloop.results.tables.final_task_std`)."""
+        return final_task_std(self.runs, learner, len(self.tasks))
 
-        >>> seq = ContinualSequence("s", ["A", "B"], [0, 5], {}, {
-        ...     "0": {"m": {"final_task_acc": [0.2, 0.9]}},
-        ...     "1": {"m": {"final_task_acc": [0.4, None]}}}, {})
-        >>> [None if v is None else round(v, 6) for v in seq.final_task_std("m")]
-        [0.1, None]
+    def gaps(self, learner: str) -> list[dict]:
+        """``learner``'s stability gaps of the first task as ``summary.json`` records them
+        (:func:`adaptloop.evaluation.continual.stability_gaps`; over seeds, their means):
+        the report marks and tabulates exactly these.
+
+        >>> ContinualSequence("s", ["A", "B"], [0, 5], {"m": {"gaps": [{"drop": 0.3}]}}, {},
+        ...                   {}).gaps("m")
+        [{'drop': 0.3}]
         """
-        runs = [run[learner].get("final_task_acc") or [] for run in self.runs.values()]
-        out: list[float | None] = []
-        for t in range(len(self.tasks)):
-            values = [r[t] if t < len(r) else None for r in runs]
-            known = [float(v) for v in values if v is not None and math.isfinite(v)]
-            out.append(float(np.std(known)) if known and len(known) == len(values) else None)
-        return out
+        return list(self.learners.get(learner, {}).get("gaps") or [])
 
 
 @dataclass
@@ -170,6 +170,10 @@ class ContinualResults:
     def curves(self) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
         """The first sequence's curves (mean over its seeds)."""
         return self.sequences[0].curves
+
+    def tables(self) -> list[Table]:
+        """The summary tables of every sequence (those ``adaptloop run`` prints, and more)."""
+        return continual_tables(self.summary)
 
 
 def _extremes_index(
@@ -231,64 +235,35 @@ def downsample_band(
     return x[index], y[index], low[index], high[index]
 
 
-def _incomplete(folder: Path, what: str) -> ReportError:
-    return ReportError(f"{folder} is not a complete results folder: {what}")
-
-
-def read_summary_checked(folder: Path) -> dict:
-    """``summary.json`` of ``folder``, or :class:`ReportError` naming what is wrong.
-
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "summary.json").write_text('{"kind": "prequential"}')
-    >>> read_summary_checked(folder)["kind"]
-    'prequential'
-    """
-    if not folder.exists():
-        raise ReportError(f"results folder not found: {folder}")
-    if not folder.is_dir():
-        raise ReportError(f"not a results folder (not a directory): {folder}")
-    path = folder / "summary.json"
-    if not path.is_file():
-        raise _incomplete(folder, "summary.json is missing")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise _incomplete(folder, f"summary.json is not valid JSON ({error})") from None
-    if not isinstance(summary, dict):
-        raise _incomplete(folder, "summary.json is not a JSON object")
-    return summary
-
-
 def _require_keys(folder: Path, mapping: dict, keys: tuple[str, ...], where: str) -> None:
     for key in keys:
         if key not in mapping:
-            raise _incomplete(folder, f"{where} has no {key!r}")
+            raise incomplete(folder, f"{where} has no {key!r}")
 
 
 def _records_schema(folder: Path) -> pa.Schema:
     path = folder / "records.parquet"
     if not path.is_file():
-        raise _incomplete(folder, "records.parquet is missing")
+        raise incomplete(folder, "records.parquet is missing")
     try:
         return pq.read_schema(path)
     except (pa.ArrowException, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise _incomplete(folder, f"records.parquet cannot be read ({message})") from None
+        raise incomplete(folder, f"records.parquet cannot be read ({message})") from None
 
 
 def _read_columns(folder: Path, columns: list[str], dictionary: list[str]) -> pa.Table:
     schema = _records_schema(folder)
     for column in columns:
         if column not in schema.names:
-            raise _incomplete(folder, f"records.parquet has no column {column!r}")
+            raise incomplete(folder, f"records.parquet has no column {column!r}")
     try:
         return pq.read_table(
             folder / "records.parquet", columns=columns, read_dictionary=dictionary
         )
     except (pa.ArrowException, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise _incomplete(folder, f"records.parquet cannot be read ({message})") from None
+        raise incomplete(folder, f"records.parquet cannot be read ({message})") from None
 
 
 def _groups(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
@@ -346,7 +321,7 @@ def load_results(
     ('prequential', 'accuracy', 1800, ['adwin_reset', 'static', 'window_retrain'])
     """
     folder = Path(folder)
-    summary = read_summary_checked(folder)
+    summary = read_summary(folder)
     kind = summary.get("kind", "prequential")
     if kind == "prequential":
         return _load_prequential(folder, summary, max_points)
@@ -358,14 +333,12 @@ def load_results(
 def _load_prequential(folder: Path, summary: dict, max_points: int) -> PrequentialResults:
     _require_keys(folder, summary, PREQUENTIAL_KEYS, "summary.json")
     if not summary["metrics"]:
-        raise _incomplete(folder, "summary.json lists no metrics")
+        raise incomplete(folder, "summary.json lists no metrics")
     if not summary["learners"]:
-        raise _incomplete(folder, "summary.json lists no learners")
+        raise incomplete(folder, "summary.json lists no learners")
     for name, values in summary["learners"].items():
         _require_keys(folder, values, PREQUENTIAL_LEARNER_KEYS, f"summary.json learner {name!r}")
-    # the plotted metric: the one drift segments use (the first per-sample one), else the first
-    metric = next((s["metric"] for s in summary["drifts"] if s.get("metric")), None)
-    metric = metric or summary["metrics"][0]
+    metric = primary_metric(summary)  # the plotted one
     schema = _records_schema(folder)
     wanted = [metric] + [s["metric"] for s in summary["drifts"] if s.get("metric")]
     wanted += [m for m in summary["metrics"] if f"{m}_window" in schema.names]
@@ -381,7 +354,7 @@ def _load_prequential(folder: Path, summary: dict, max_points: int) -> Prequenti
     for learner in summary["learners"]:
         where = rows.get(names.index(learner)) if learner in names else None
         if where is None:
-            raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
+            raise incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
         x = positions[where]
         order = np.argsort(x, kind="stable") if np.any(np.diff(x) < 0) else None
         if order is not None:
@@ -425,17 +398,14 @@ def _task_index(values: np.ndarray, tasks: list[str]) -> np.ndarray:
 
 
 def _sequence_entries(folder: Path, summary: dict) -> dict[str, dict]:
-    """Each sequence's ``summary.json`` entry; a folder without ``"sequences"`` is one sequence
-    (its top level)."""
-    sequences = summary.get("sequences")
-    if not sequences:
-        name = (summary.get("sequence") or {}).get("name") or ""
-        return {str(name): summary}
-    if not isinstance(sequences, dict):
-        raise _incomplete(folder, "summary.json 'sequences' is not an object")
-    for name, entry in sequences.items():
-        _require_keys(folder, entry, CONTINUAL_KEYS, f"summary.json sequence {name!r}")
-    return {str(name): entry for name, entry in sequences.items()}
+    """Each sequence's ``summary.json`` entry, checked."""
+    if summary.get("sequences") and not isinstance(summary["sequences"], dict):
+        raise incomplete(folder, "summary.json 'sequences' is not an object")
+    entries = sequence_entries(summary)
+    if summary.get("sequences"):
+        for name, entry in entries.items():
+            _require_keys(folder, entry, CONTINUAL_KEYS, f"summary.json sequence {name!r}")
+    return entries
 
 
 def _mean_and_band(
@@ -457,7 +427,7 @@ def _mean_and_band(
 def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualResults:
     _require_keys(folder, summary, CONTINUAL_KEYS, "summary.json")
     if not summary["learners"]:
-        raise _incomplete(folder, "summary.json lists no learners")
+        raise incomplete(folder, "summary.json lists no learners")
     entries = _sequence_entries(folder, summary)
     # several sequences need the records' sequence column; a single one may lack it
     nested = len(entries) > 1 or (
@@ -478,25 +448,24 @@ def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualRe
         boundaries = [int(b) for b in entry["task_boundaries"]]
         where = f"summary.json sequence {sequence!r}" if nested else "summary.json"
         if not tasks:
-            raise _incomplete(folder, f"{where} lists no tasks")
+            raise incomplete(folder, f"{where} lists no tasks")
         if len(boundaries) != len(tasks):
-            raise _incomplete(
+            raise incomplete(
                 folder, f"{where} has {len(tasks)} tasks but {len(boundaries)} task_boundaries"
             )
         rows: slice | np.ndarray = slice(None)
         if nested:
             if sequence not in sequence_names:
-                raise _incomplete(folder, f"records.parquet has no rows for sequence {sequence!r}")
+                raise incomplete(folder, f"records.parquet has no rows for sequence {sequence!r}")
             rows = in_sequence[sequence_names.index(sequence)]
-        seeds = entry.get("seeds") if isinstance(entry.get("seeds"), dict) else {}
-        runs = {str(seed): run["learners"] for seed, run in seeds.items()}
+        runs = seed_runs(entry)
         its, learner_codes = iterations[rows], codes[rows]
         eval_tasks, values = _task_index(eval_column[rows], tasks), accuracy[rows]
         curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         bands: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         for learner in entry["learners"]:
             if learner not in names:
-                raise _incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
+                raise incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
             mine = learner_codes == names.index(learner)
             for t in range(len(tasks)):
                 mask = mine & (eval_tasks == t)

@@ -17,17 +17,24 @@ from __future__ import annotations
 
 import base64
 import html
-import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from adaptloop import __version__
-from adaptloop.report.data import (
-    ContinualResults,
-    ContinualSequence,
-    PrequentialResults,
-    higher_is_better,
+from adaptloop.report.data import ContinualResults, ContinualSequence, PrequentialResults
+from adaptloop.report.figures import FigureFile
+from adaptloop.results.metrics import get_metric
+from adaptloop.results.tables import (
+    SCORES,
+    Cell,
+    Column,
+    Table,
+    best_of,
+    format_number,
+    plus_minus,
+    short_number,
 )
-from adaptloop.report.figures import FigureFile, short_number
 
 KEY_PACKAGES = ("numpy", "pyarrow", "pandas", "river", "torch", "matplotlib", "scikit-learn")
 """Packages whose versions the report lists (as installed when the report was built)."""
@@ -57,18 +64,6 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _fmt(value: object, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def package_versions() -> dict[str, str]:
     """Installed versions of adaptloop's key dependencies (``not installed`` when absent).
 
@@ -84,27 +79,40 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _table(header: list[str], rows: list[list[tuple[str, str]]]) -> str:
-    """``rows`` of (text, css class) cells."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+def table_element(table: Table) -> str:
+    """``table`` as an HTML ``<table>`` (marked cells get their mark as CSS class)."""
+    head = "".join(f"<th>{_e(c.name)}</th>" for c in table.columns)
     body = "".join(
         "<tr>"
-        + "".join(f'<td class="{c}">{_e(t)}</td>' if c else f"<td>{_e(t)}</td>" for t, c in row)
+        + "".join(
+            f'<td class="{c.mark}">{_e(c.text)}</td>' if c.mark else f"<td>{_e(c.text)}</td>"
+            for c in row
+        )
         + "</tr>"
-        for row in rows
+        for row in table.rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _best(values: dict[str, float | None], higher: bool) -> str | None:
-    known = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
-    if not known:
-        return None
-    return (max if higher else min)(known, key=known.get)
+def table_html(table: Table, heading: str = "h2") -> str:
+    """``table`` under its title (as ``heading``) and note.
+
+    >>> table = Table("Summary", [Column("learner", numeric=False)], [[Cell("a", "best")]])
+    >>> table_html(table)[:60]
+    '<h2>Summary</h2><table><thead><tr><th>learner</th></tr></thead>'
+    """
+    note = f"<p class='note'>{_e(table.note)}</p>" if table.note else ""
+    return f"<{heading}>{_e(table.title)}</{heading}>{note}{table_element(table)}"
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> str:
+    """A plain two-way table of texts."""
+    columns = [Column(h, numeric=False) for h in header]
+    return table_element(Table("", columns, [[Cell(t) for t in row] for row in rows]))
 
 
 # -- prequential -----------------------------------------------------------------------------
-def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
+def _prequential_highlights(results: PrequentialResults) -> list[str]:
     """What happened in a few plain sentences, from the summary alone.
 
     >>> import tempfile
@@ -114,13 +122,11 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
     >>> print(lines[0])
     60,000 samples from stream synthetic (binary), 3 learners, 2 known drifts at 20,000 and 40,000.
     """
-    if isinstance(results, ContinualResults):
-        return _continual_highlights(results)
     summary = results.summary
     stats = summary["learners"]
     stream = summary["stream"]
     metric = results.metric
-    higher = higher_is_better(metric)
+    higher = get_metric(metric).bigger_is_better
     drifts = stream.get("drifts") or []
     n = stream.get("n_samples") or max(s.get("n_samples", 0) for s in stats.values())
     where = ""
@@ -135,12 +141,12 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
         f" {len(stats)} learner{'s' if len(stats) != 1 else ''}{where}."
     ]
     overall = {name: s.get(metric) for name, s in stats.items()}
-    best = _best(overall, higher)
-    worst = _best(overall, not higher)
+    best = best_of(overall, higher)
+    worst = best_of(overall, not higher)
     if best is not None:
-        line = f"Best {metric} over the whole stream: {best} ({_fmt(overall[best])})"
+        line = f"Best {metric} over the whole stream: {best} ({format_number(overall[best])})"
         if worst is not None and worst != best:
-            line += f"; worst: {worst} ({_fmt(overall[worst])})"
+            line += f"; worst: {worst} ({format_number(overall[worst])})"
         lines.append(line + ".")
     for d, drift in enumerate(drifts):
         segs = [s for s in summary["drifts"] if int(s.get("drift", -1)) == d]
@@ -149,12 +155,12 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
         drops = {s["learner"]: s.get("drop") for s in segs}
         recoveries = {s["learner"]: s.get("recovery") for s in segs}
         parts = []
-        least = _best(drops, higher=False)
+        least = best_of(drops, False)
         if least is not None and drops[least] < 0:
-            parts.append(f"{least} even got better ({_fmt(-drops[least], 3)})")
+            parts.append(f"{least} even got better ({format_number(-drops[least], 3)})")
         elif least is not None:
-            parts.append(f"smallest drop {least} ({_fmt(drops[least], 3)})")
-        fastest = _best({k: v for k, v in recoveries.items() if v is not None}, higher=False)
+            parts.append(f"smallest drop {least} ({format_number(drops[least], 3)})")
+        fastest = best_of({k: v for k, v in recoveries.items() if v is not None}, False)
         if fastest is not None:
             parts.append(
                 f"fastest back to its pre-drift level {fastest} ({recoveries[fastest]:,} samples)"
@@ -174,9 +180,9 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
     else:
         lines.append("No drift detector raised an alarm.")
     rates = {name: s.get("samples_per_second") for name, s in stats.items()}
-    fastest = _best(rates, higher=True)
+    fastest = best_of(rates, True)
     if fastest is not None:
-        slowest = _best(rates, higher=False)
+        slowest = best_of(rates, False)
         lines.append(
             f"Fastest: {fastest} ({short_number(rates[fastest])} samples/s); "
             f"slowest: {slowest} ({short_number(rates[slowest])} samples/s)."
@@ -184,89 +190,7 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
     return lines
 
 
-def _prequential_tables(results: PrequentialResults) -> str:
-    summary = results.summary
-    stats = summary["learners"]
-    metrics = list(summary["metrics"])
-    window = int(summary["window"])
-    header = [
-        "learner",
-        *metrics,
-        f"{results.metric} last {window:,}",
-        "samples/s",
-        "predict s",
-        "learn s",
-        "alarms",
-    ]
-    best = {m: _best({k: s.get(m) for k, s in stats.items()}, higher_is_better(m)) for m in metrics}
-    rows = []
-    for name, s in stats.items():
-        rows.append(
-            [
-                (name, ""),
-                *((_fmt(s.get(m)), "best" if best[m] == name else "") for m in metrics),
-                (_fmt(s.get(f"{results.metric}_window")), ""),
-                (short_number(s["samples_per_second"] or 0), ""),
-                (_fmt(s.get("predict_seconds"), 3), ""),
-                (_fmt(s.get("learn_seconds"), 3), ""),
-                (f"{len(s.get('alarms') or []):,}", ""),
-            ]
-        )
-    out = (
-        "<h2>Summary</h2><p class='note'>Metrics over the whole stream (best in bold) and "
-        f"over the last {window:,} samples; throughput over predict and learn.</p>"
-        + _table(header, rows)
-    )
-    if summary["drifts"]:
-        first = summary["drifts"][0]
-        metric, after = first.get("metric", results.metric), first.get("after_samples")
-        header = [
-            "learner",
-            "drift",
-            "at",
-            f"{metric} before",
-            f"first {_fmt(after)} after",
-            "drop",
-            "when recovered",
-            "recovery (samples)",
-        ]
-        rows = []
-        for seg in summary["drifts"]:
-            recovered = results.recovered.get((seg["learner"], int(seg.get("drift", 0))))
-            recovery = seg.get("recovery")
-            rows.append(
-                [
-                    (seg["learner"], ""),
-                    (str(int(seg.get("drift", 0)) + 1), ""),
-                    (_fmt(seg.get("position")), ""),
-                    (_fmt(seg.get("before")), ""),
-                    (_fmt(seg.get("after")), ""),
-                    (_fmt(seg.get("drop")), ""),
-                    (_fmt(recovered), ""),
-                    ("never", "never") if recovery is None else (_fmt(recovery), ""),
-                ]
-            )
-        out += (
-            "<h2>Around each drift</h2><p class='note'>before: the window before the drift;"
-            f" after: the first {_fmt(after)} samples from the drift; drop: how much worse "
-            "(positive = worse); recovery: samples from the drift to the start of the first"
-            " full window back within tolerance of the pre-drift level.</p>" + _table(header, rows)
-        )
-    return out
-
-
 # -- continual -------------------------------------------------------------------------------
-def _pm(value: object, std: object, digits: int = 4) -> str:
-    """``value ± std`` (``value`` alone when ``std`` is None).
-
-    >>> _pm(0.81234, 0.0123), _pm(0.5, None), _pm(None, 0.1)
-    ('0.8123 ± 0.0123', '0.5000', '–')
-    """
-    if std is None or value is None:
-        return _fmt(value, digits)
-    return f"{_fmt(value, digits)} ± {_fmt(float(std), digits)}"
-
-
 def _seed_list(sequence: ContinualSequence) -> str:
     return ", ".join(sequence.runs)
 
@@ -276,13 +200,6 @@ def _std(sequence: ContinualSequence, learner: str, key: str) -> float | None:
     if sequence.n_seeds == 1:
         return None
     return (sequence.learners[learner].get("std") or {}).get(key)
-
-
-SCORES = (
-    ("avg_acc", "final average accuracy"),
-    ("min_acc", "min-ACC (worst dip of earlier tasks)"),
-    ("wc_acc", "worst-case accuracy (WC-ACC)"),
-)
 
 
 def _continual_highlights(results: ContinualResults) -> list[str]:
@@ -312,13 +229,13 @@ def _continual_highlights(results: ContinualResults) -> list[str]:
             "are means ± standard deviation over the seeds."
         )
     stats = first.learners
-    for key, label in SCORES:
+    for key, _, label in SCORES:
         values = {name: s.get(key) for name, s in stats.items()}
-        best = _best(values, True)
+        best = best_of(values, True)
         if best is not None:
             spread = _std(first, best, key)
-            lines.append(f"Best {label}: {best} ({_pm(values[best], spread)}).")
-    return lines + _gap_highlights(results, first)
+            lines.append(f"Best {label}: {best} ({plus_minus(values[best], spread)}).")
+    return lines + _gap_highlights(first)
 
 
 def _sequence_highlight(sequence: ContinualSequence) -> str:
@@ -326,28 +243,28 @@ def _sequence_highlight(sequence: ContinualSequence) -> str:
     largest stability gap of the first task per learner."""
     stats = sequence.learners
     parts = []
-    for key, label in SCORES:
+    for key, _, label in SCORES:
         values = {name: s.get(key) for name, s in stats.items()}
-        best = _best(values, True)
+        best = best_of(values, True)
         if best is not None:
             spread = _std(sequence, best, key)
-            parts.append(f"best {label} {best} ({_pm(values[best], spread)})")
+            parts.append(f"best {label} {best} ({plus_minus(values[best], spread)})")
     gaps = {name: s.get("max_gap") for name, s in stats.items() if s.get("max_gap") is not None}
     if gaps:
         parts.append(
             f"largest stability gap of {sequence.tasks[0]}: "
-            + ", ".join(f"{name} {_fmt(gap, 2)}" for name, gap in gaps.items())
+            + ", ".join(f"{name} {format_number(gap, 2)}" for name, gap in gaps.items())
         )
     return f"{sequence.name}: " + "; ".join(parts) + "."
 
 
-def _gap_highlights(results: ContinualResults, sequence: ContinualSequence) -> list[str]:
-    from adaptloop.report.figures import stability_gaps
-
+def _gap_highlights(sequence: ContinualSequence) -> list[str]:
+    """The largest stability gap of the first task per learner, as ``summary.json`` has it
+    (the gaps the figure marks and the table lists)."""
     tasks = sequence.tasks
     lines = []
-    for name, s in sequence.learners.items():
-        recorded = [g for g in s.get("gaps") or [] if g.get("drop") is not None]
+    for name in sequence.learners:
+        recorded = [g for g in sequence.gaps(name) if g.get("drop") is not None]
         if recorded:  # as the evaluation measured it (for the first task)
             worst = max(recorded, key=lambda g: g["drop"])
             if worst["drop"] <= 0:
@@ -355,151 +272,17 @@ def _gap_highlights(results: ContinualResults, sequence: ContinualSequence) -> l
                 continue
             new = int(worst.get("task", 0))
             back = worst.get("recovery")
+            before, low = format_number(worst["before"], 2), format_number(worst["minimum"], 2)
             lines.append(
-                f"{name}: largest stability gap on {tasks[0]}: {_fmt(worst['before'], 2)} → "
-                f"{_fmt(worst['minimum'], 2)} when {tasks[new] if new < len(tasks) else new} "
-                "started, "
+                f"{name}: largest stability gap on {tasks[0]}: {before} → {low} when "
+                f"{tasks[new] if new < len(tasks) else new} started, "
                 + (
                     "never back to 95 % before the next task."
                     if back is None
-                    else f"back to 95 % after {_fmt(back, 1)} iterations."
+                    else f"back to 95 % after {format_number(back, 1)} iterations."
                 )
             )
-            continue
-        gaps = stability_gaps(sequence, name)
-        if gaps:
-            worst = max(gaps, key=lambda g: g["gap"])
-            lines.append(
-                f"{name}: largest stability gap {worst['gap']:.2f}: accuracy on "
-                f"{tasks[worst['task']]} fell from {worst['before']:.2f} to "
-                f"{worst['accuracy']:.2f} after {tasks[worst['boundary']]} started."
-            )
     return lines
-
-
-def _numeric(key: str) -> tuple:
-    return (0, float(key), "") if str(key).replace(".", "", 1).isdigit() else (1, 0.0, str(key))
-
-
-def _recovery_cell(gap: dict, n_seeds: int) -> tuple[str, str]:
-    """The recovery of a gap: iterations (the mean over seeds if all recovered), ``never``, or
-    how many seeds never recovered.
-
-    >>> _recovery_cell({"recovery": 3}, 1), _recovery_cell({"recovery": 2.5}, 2)
-    (('3', ''), ('2.5', ''))
-    >>> _recovery_cell({"recovery": None, "recoveries": [4, None, None]}, 3)
-    ('never in 2 of 3 seeds', 'never')
-    """
-    back = gap.get("recovery")
-    if back is not None:
-        return (_fmt(back), "") if n_seeds == 1 else (_fmt(float(back), 1), "")
-    missing = [r for r in gap.get("recoveries") or [] if r is None]
-    if n_seeds > 1 and 0 < len(missing) < n_seeds:
-        return f"never in {len(missing)} of {n_seeds} seeds", "never"
-    return "never", "never"
-
-
-def _continual_tables(
-    results: ContinualResults, sequence: ContinualSequence | None = None, heading: str = "h2"
-) -> str:
-    """The tables of ``sequence`` (default: the first): summary, final accuracy per task,
-    stability gap and, with several seeds, each seed's numbers; headings as ``heading``."""
-    sequence = sequence or results.sequences[0]
-    stats = sequence.learners
-    tasks = sequence.tasks
-    n_seeds = sequence.n_seeds
-    spread = n_seeds > 1
-    wf_keys = sorted({k for s in stats.values() for k in (s.get("wf") or {})}, key=_numeric)
-    wp_keys = sorted({k for s in stats.values() for k in (s.get("wp") or {})}, key=_numeric)
-    header = ["learner"] + ["seeds"] * spread + ["avg acc", "min-ACC", "WC-ACC"]
-    header += [f"WF {k}" for k in wf_keys] + [f"WP {k}" for k in wp_keys]
-    header += ["train s", "eval s"]
-    scores = ("avg_acc", "min_acc", "wc_acc")
-    best = {k: _best({n: s.get(k) for n, s in stats.items()}, True) for k in scores}
-    rows = []
-    for name, s in stats.items():
-        wf, wp = s.get("wf") or {}, s.get("wp") or {}
-        std = (s.get("std") or {}) if spread else {}
-        row = [(name, "")] + [(str(n_seeds), "")] * spread
-        row += [(_pm(s.get(k), std.get(k)), "best" if best[k] == name else "") for k in scores]
-        row += [(_pm(wf.get(k), (std.get("wf") or {}).get(k)), "") for k in wf_keys]
-        row += [(_pm(wp.get(k), (std.get("wp") or {}).get(k)), "") for k in wp_keys]
-        row += [(_fmt(s.get("train_seconds"), 2), ""), (_fmt(s.get("eval_seconds"), 2), "")]
-        rows.append(row)
-    over = (
-        f" With {n_seeds} seeds ({_seed_list(sequence)}), each cell is the mean ± the standard "
-        "deviation over the seeds (population, as summary.json records it; seconds: the mean "
-        "per run); each seed's own numbers are in the last table."
-        if spread
-        else ""
-    )
-    out = (
-        f"<{heading}>Summary</{heading}><p class='note'>avg acc: final accuracy averaged over "
-        "tasks; min-ACC: average over earlier tasks of their lowest accuracy after being learned;"
-        " WC-ACC: worst-case accuracy; WF / WP: windowed forgetting / plasticity over the given "
-        f"number of iterations (best in bold).{_e(over)}</p>" + _table(header, rows)
-    )
-    task_rows = []
-    for name, s in stats.items():
-        finals = list(s.get("final_task_acc") or [])[: len(tasks)]
-        finals += [None] * (len(tasks) - len(finals))
-        stds = sequence.final_task_std(name) if spread else [None] * len(tasks)
-        cells = [(_pm(v, d), "") for v, d in zip(finals, stds, strict=True)]
-        task_rows.append([(name, ""), *cells])
-    out += f"<{heading}>Final accuracy per task</{heading}>" + _table(
-        ["learner", *tasks], task_rows
-    )
-    gap_rows = []
-    for name, s in stats.items():
-        for gap in s.get("gaps") or []:
-            new = int(gap.get("task", 0))
-            gap_rows.append(
-                [
-                    (name, ""),
-                    (tasks[new] if 0 <= new < len(tasks) else str(new), ""),
-                    (_fmt(gap.get("switch")), ""),
-                    (_fmt(gap.get("before")), ""),
-                    (_fmt(gap.get("minimum")), ""),
-                    (_fmt(gap.get("drop")), ""),
-                    _recovery_cell(gap, n_seeds),
-                ]
-            )
-    if gap_rows:
-        header = ["learner", "new task", "at iteration", "before", "lowest", "gap", "recovery"]
-        out += (
-            f"<{heading}>Stability gap of {_e(tasks[0])}</{heading}><p class='note'>Accuracy on "
-            "the first task just before each new task starts, its lowest point shortly after, "
-            "and the iterations until it is back to 95 % of the level before"
-            + (f" (means over the {n_seeds} seeds)." if spread else ".")
-            + "</p>"
-            + _table(header, gap_rows)
-        )
-    if spread:
-        out += _per_seed_table(sequence, heading, wf_keys)
-    return out
-
-
-def _per_seed_table(sequence: ContinualSequence, heading: str, wf_keys: list[str]) -> str:
-    """Each seed's own scores per learner (from ``summary.json``'s per-seed entries)."""
-    header = ["learner", "seed", "avg acc", "min-ACC", "WC-ACC"]
-    header += [f"WF {k}" for k in wf_keys] + [f"final {t}" for t in sequence.tasks] + ["max gap"]
-    rows = []
-    for name in sequence.learners:
-        for seed, run in sequence.runs.items():
-            s = run.get(name)
-            if s is None:
-                continue
-            finals = list(s.get("final_task_acc") or [])[: len(sequence.tasks)]
-            finals += [None] * (len(sequence.tasks) - len(finals))
-            row = [(name, ""), (seed, "")]
-            row += [(_fmt(s.get(k)), "") for k in ("avg_acc", "min_acc", "wc_acc")]
-            row += [(_fmt((s.get("wf") or {}).get(k)), "") for k in wf_keys]
-            row += [(_fmt(v), "") for v in finals] + [(_fmt(s.get("max_gap")), "")]
-            rows.append(row)
-    return (
-        f"<{heading}>Per seed</{heading}><p class='note'>Each seed's run on its own "
-        "(max gap: the largest stability gap of the first task).</p>" + _table(header, rows)
-    )
 
 
 # -- page ------------------------------------------------------------------------------------
@@ -516,48 +299,90 @@ def _environment(results: PrequentialResults | ContinualResults) -> str:
     summary = results.summary
     machine = summary.get("machine") or {}
     ran = summary.get("adaptloop_version") or summary.get("version") or "not recorded"
-    rows = [[("adaptloop (run)", ""), (ran, "")], [("adaptloop (report)", ""), (__version__, "")]]
-    rows += [[(f"{k} (report)", ""), (v, "")] for k, v in package_versions().items()]
-    machine_rows = [[(str(k), ""), (str(v), "")] for k, v in machine.items()]
+    rows = [["adaptloop (run)", ran], ["adaptloop (report)", __version__]]
+    rows += [[f"{k} (report)", v] for k, v in package_versions().items()]
+    machine_rows = [[str(k), str(v)] for k, v in machine.items()]
     for key in ("created", "wall_seconds", "seed"):
         if key in summary:
             value = summary[key]
             machine_rows.append(
-                [(key, ""), (_fmt(value, 1) if key == "wall_seconds" else str(value), "")]
+                [key, format_number(value, 1) if key == "wall_seconds" else str(value)]
             )
     return (
         "<h2>Versions and machine</h2><p class='note'>The run recorded adaptloop's version "
         "and its machine; the other versions are those installed where this report was "
         "built.</p><div style='display:flex;gap:40px;flex-wrap:wrap'>"
-        + _table(["package", "version"], rows)
-        + _table(["run", "value"], machine_rows or [[("machine", ""), ("not recorded", "")]])
+        + _grid(["package", "version"], rows)
+        + _grid(["run", "value"], machine_rows or [["machine", "not recorded"]])
         + "</div>"
     )
 
 
-def _sequence_section(
-    results: ContinualResults, sequence: ContinualSequence, figures: list[FigureFile]
-) -> str:
-    """A run with several sequences: one section per sequence, its accuracy figure, its tables,
-    then its other figures."""
-    mine = [f for f in figures if f.sequence == sequence.name]
+def _sequence_intro(results: ContinualResults, name: str) -> str:
+    """The heading and one line about a task sequence of a run with several."""
+    sequence = next(s for s in results.sequences if s.name == name)
     seeds = f", {sequence.n_seeds} seeds ({_seed_list(sequence)})" if sequence.n_seeds > 1 else ""
     return (
         f"<h2>Sequence {_e(sequence.name)}</h2><p class='note'>{len(sequence.tasks)} tasks "
         f"({_e(', '.join(sequence.tasks))}){_e(seeds)}.</p>"
-        + "".join(_figure_html(f) for f in mine[:1])
-        + _continual_tables(results, sequence, "h3")
-        + "".join(_figure_html(f) for f in mine[1:])
     )
+
+
+@dataclass(frozen=True)
+class PageKind:
+    """What the page of one kind of run says: its name, its highlights and the introduction of
+    a section (the runs of a kind with several, such as task sequences)."""
+
+    label: str
+    highlights: Callable
+    section_intro: Callable = lambda results, name: f"<h2>{_e(name)}</h2>"
+
+
+KINDS = {
+    "prequential": PageKind("prequential", _prequential_highlights),
+    "continual": PageKind("continual learning", _continual_highlights, _sequence_intro),
+}
+"""The page of each kind of results folder (``summary.json``'s ``"kind"``)."""
+
+
+def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
+    """What happened in a few plain sentences, from the summary alone.
+
+    >>> from adaptloop.report.synthetic import example_results
+    >>> print(highlights(example_results("prequential"))[0])
+    60,000 samples from stream synthetic (binary), 3 learners, 2 known drifts at 20,000 and 40,000.
+    """
+    return KINDS[results.kind].highlights(results)
+
+
+def _sections(
+    results: PrequentialResults | ContinualResults, figures: list[FigureFile]
+) -> tuple[str, list[FigureFile]]:
+    """The main figure and the tables, and the figures left for the end; a run with several
+    sections (sequences) gets one each: its first figure, its tables (under ``h3`` headings),
+    then its other figures."""
+    tables = results.tables()
+    names = list(dict.fromkeys(t.section for t in tables if t.section is not None))
+    if not names:
+        main = "".join(_figure_html(f) for f in figures[:1]) + "".join(map(table_html, tables))
+        return main, figures[1:]
+    out = ""
+    for name in names:
+        mine = [f for f in figures if f.sequence == name]
+        out += (
+            KINDS[results.kind].section_intro(results, name)
+            + "".join(_figure_html(f) for f in mine[:1])
+            + "".join(table_html(t, "h3") for t in tables if t.section == name)
+            + "".join(_figure_html(f) for f in mine[1:])
+        )
+    return out, [f for f in figures if f.sequence is None]
 
 
 def render_html(results: PrequentialResults | ContinualResults, figures: list[FigureFile]) -> str:
     """The report page as one HTML string (figures read from their PNG files).
 
-    >>> import tempfile
-    >>> from adaptloop.report.data import load_results
-    >>> from adaptloop.report.synthetic import write_continual_folder
-    >>> page = render_html(load_results(write_continual_folder(tempfile.mkdtemp())), [])
+    >>> from adaptloop.report.synthetic import example_results
+    >>> page = render_html(example_results("continual"), [])
     >>> "<h2>Final accuracy per task</h2>" in page, "<script" in page
     (True, False)
     """
@@ -571,8 +396,7 @@ def render_html(results: PrequentialResults | ContinualResults, figures: list[Fi
         )
         or results.folder.name
     )
-    kind = "continual learning" if isinstance(results, ContinualResults) else "prequential"
-    meta = [f"{kind} run", f"results folder {results.folder}"]
+    meta = [f"{KINDS[results.kind].label} run", f"results folder {results.folder}"]
     if summary.get("created"):
         meta.append(f"created {summary['created']}")
     if summary.get("seed") is not None:
@@ -581,17 +405,7 @@ def render_html(results: PrequentialResults | ContinualResults, figures: list[Fi
         meta.append("seeds " + ", ".join(str(seed) for seed in summary["seeds"]))
     meta.append(f"{results.n_records:,} records")
     glance = "".join(f"<li>{_e(line)}</li>" for line in highlights(results))
-    if isinstance(results, ContinualResults) and len(results.sequences) > 1:
-        sections = "".join(_sequence_section(results, s, figures) for s in results.sequences)
-        rest = [f for f in figures if f.sequence is None]
-    else:
-        first, rest = figures[:1], figures[1:]
-        tables = (
-            _continual_tables(results)
-            if isinstance(results, ContinualResults)
-            else _prequential_tables(results)
-        )
-        sections = "".join(_figure_html(f) for f in first) + tables
+    sections, rest = _sections(results, figures)
     experiment = (
         f"<pre>{_e(results.experiment)}</pre>"
         if results.experiment is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,8 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adaptloop import __version__
+from adaptloop.evaluation.continual import stability_gaps
 from adaptloop.evaluation.drift import drift_segments
-from adaptloop.evaluation.prequential import RECORD_COLUMNS
+from adaptloop.report.data import ContinualResults, PrequentialResults, load_results
+from adaptloop.results.schema import PREQUENTIAL_RECORD_COLUMNS
 from adaptloop.streams.base import Drift
 
 DEFAULT_LEARNERS = ("static", "window_retrain", "adwin_reset")
@@ -177,7 +180,7 @@ def write_prequential_folder(
         "window": window,
         "learners": summaries,
         "drifts": segments,
-        "record_columns": RECORD_COLUMNS,
+        "record_columns": PREQUENTIAL_RECORD_COLUMNS,
         "experiment_name": "synthetic",
         "seed": seed,
         "wall_seconds": float(
@@ -225,6 +228,7 @@ def write_continual_folder(
     for i, name in enumerate(learners):
         keep = 0.25 if i == 0 else 0.85
         finals = []
+        curves = np.full((len(iterations), n_tasks), np.nan)
         for t in range(n_tasks):
             start = boundaries[t]
             learned = 0.95 * (1 - np.exp(-(iterations - start) / (0.15 * iterations_per_task)))
@@ -238,6 +242,7 @@ def write_continual_folder(
             acc = np.clip(acc + rng.normal(0, 0.01, len(iterations)), 0, 1)
             finals.append(float(acc[-1]))
             seen = iterations >= start  # a task is evaluated from its own training on
+            curves[seen, t] = acc[seen]
             its, acc = iterations[seen], acc[seen]
             training = np.searchsorted(boundaries, its, side="right") - 1
             rows["learner"] += [name] * len(its)
@@ -249,6 +254,7 @@ def write_continual_folder(
                 rows["task"] += list(training)
                 rows["eval_task"] += [t] * len(its)
             accuracy_parts.append(acc)
+        gaps = stability_gaps(iterations, curves, boundaries)  # as evaluation records them
         stats[name] = {
             "avg_acc": float(np.mean(finals)),
             "min_acc": float(min(finals) - 0.05),
@@ -256,6 +262,8 @@ def write_continual_folder(
             "wf": {"10": float(0.3 * (1 - keep))},
             "wp": {"10": 0.2},
             "final_task_acc": finals,
+            "gaps": gaps,
+            "max_gap": max(g["drop"] for g in gaps) if gaps else None,
             "train_seconds": float(rng.uniform(1, 5)),
             "eval_seconds": float(rng.uniform(0.2, 1)),
         }
@@ -289,3 +297,15 @@ def write_continual_folder(
         f'name = "synthetic_continual"\nseed = {seed}\n', encoding="utf-8"
     )
     return folder
+
+
+def example_results(kind: str = "prequential", **kwargs) -> PrequentialResults | ContinualResults:
+    """A synthetic results folder of ``kind`` (``"prequential"`` or ``"continual"``) in a new
+    temporary directory, loaded as a report reads it (``kwargs`` go to the folder's writer):
+    for examples and doctests.
+
+    >>> example_results("continual", n_tasks=2, iterations_per_task=50).tasks
+    ['T1', 'T2']
+    """
+    writers = {"prequential": write_prequential_folder, "continual": write_continual_folder}
+    return load_results(writers[kind](tempfile.mkdtemp(), **kwargs))
