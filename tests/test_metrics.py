@@ -100,9 +100,9 @@ def test_every_metric_applies_to_a_task_and_says_its_direction():
         assert metric.name == name and metric.tasks
         assert metric.direction in ("higher is better", "lower is better")
         assert name in metric.axis_label
-    assert {m for task in ("binary", "multiclass", "regression") for m in default_metrics(task)} == (
-        set(METRICS)
-    )
+    assert {
+        m for task in ("binary", "multiclass", "regression") for m in default_metrics(task)
+    } == (set(METRICS))
 
 
 def test_metrics_needing_probabilities_make_the_tracker_ask_for_them():
@@ -114,7 +114,10 @@ def test_metrics_needing_probabilities_make_the_tracker_ask_for_them():
 def test_a_registered_metric_is_tracked_windowed_and_checked(monkeypatch):
     """A new metric is one Metric object: the tracker, the checks and the tables read it."""
     squared = Metric(
-        "max_error_sq", False, ("regression",), "target units²",
+        "max_error_sq",
+        False,
+        ("regression",),
+        "target units²",
         per_sample=lambda y, pred, proba: (pred - y) ** 2,
     )
     monkeypatch.setitem(METRICS, squared.name, squared)

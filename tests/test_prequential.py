@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from adaptloop.evaluation import prequential
-from adaptloop.results import PREQUENTIAL_RECORD_COLUMNS
 from adaptloop.learners.base import BaseClassifier, BaseLearner
+from adaptloop.results import PREQUENTIAL_RECORD_COLUMNS
 from adaptloop.streams import ArrayStream, Drift
 
 

@@ -13,13 +13,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
-from adaptloop.evaluation.results import write_results
 from adaptloop.experiment import parse_experiment, run_experiment
 from adaptloop.report import build_report, load_results
 from adaptloop.report.data import MAX_POINTS, ReportError, downsample_minmax
-from adaptloop.report.figures import OKABE_ITO, stability_gaps
+from adaptloop.report.figures import OKABE_ITO, gap_markers, task_accuracy_figure
 from adaptloop.report.html import package_versions
 from adaptloop.report.synthetic import write_continual_folder, write_prequential_folder
+from adaptloop.results import write_results
 
 runner = CliRunner()
 
@@ -141,9 +141,9 @@ def test_continual_records_with_task_indices_or_names(tmp_path, names):
     ]
     x, _ = results.curves[("replay", 2)]
     assert x.min() >= 200  # a task is evaluated from its own training on
-    gaps = stability_gaps(results, "replay")
-    assert {(g["task"], g["boundary"]) for g in gaps} >= {(0, 1), (0, 2), (1, 2)}
-    assert all(g["before"] - g["accuracy"] == pytest.approx(g["gap"]) for g in gaps)
+    gaps = gap_markers(results.sequences[0], "replay")
+    assert [g["task"] for g in gaps] == [1, 2]  # task 0's gap when each later task starts
+    assert all(g["before"] - g["minimum"] == pytest.approx(g["drop"]) for g in gaps)
 
 
 # -- numbers and downsampling ----------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_run_writes_the_report_unless_no_report(tmp_path):
 
 
 def test_report_of_a_real_continual_run(tmp_path):
-    from adaptloop.evaluation.continual import continual_evaluation, write_continual_results
+    from adaptloop.evaluation.continual import continual_evaluation
     from adaptloop.learners.wrapping import MajorityClass
     from adaptloop.streams.tasks import split
 
@@ -351,7 +351,7 @@ def test_report_of_a_real_continual_run(tmp_path):
     y = np.repeat(np.arange(4), 16)
     sequence = split(X, y, X, y, [[0, 1], [2, 3]])
     result = continual_evaluation(sequence, {"majority": MajorityClass(n_classes=4)}, batch_size=4)
-    folder = write_continual_results(result, tmp_path / "c", "seed = 0\n", seed=0)
+    folder = write_results(result, tmp_path / "c", "seed = 0\n", seed=0)
     report = build_report(folder)
     assert [f.name for f in report.figures] == ["tasks", "final", "time"]
     for figure in report.figures:
@@ -400,10 +400,8 @@ def _suite(orders, seeds):
 @pytest.fixture(scope="module")
 def multi_run(tmp_path_factory):
     """Two task orders (A, B), three seeds each."""
-    from adaptloop.evaluation.continual import write_continual_results
-
     suite = _suite({"A": [[0, 1], [2, 3]], "B": [[2, 3], [0, 1]]}, (0, 1, 2))
-    return write_continual_results(suite, tmp_path_factory.mktemp("multi"), "seeds = [0, 1, 2]\n")
+    return write_results(suite, tmp_path_factory.mktemp("multi"), "seeds = [0, 1, 2]\n")
 
 
 @pytest.fixture(scope="module")
@@ -466,16 +464,13 @@ def test_report_of_several_sequences_has_their_figures_and_numbers(multi_run, mu
 
 
 def test_multi_seed_curves_are_shaded_single_seed_curves_are_not(multi_run, tmp_path):
-    from adaptloop.evaluation.continual import write_continual_results
-    from adaptloop.report.figures import task_accuracy_figure
-
     results = load_results(multi_run)
     for sequence in results.sequences:
         fig = task_accuracy_figure(results, sequence)
         assert all(len(ax.collections) == 2 for ax in fig.axes[:2])  # one band per task
         assert fig._suptitle.get_text().startswith(f"{sequence.name}: ")
     single = _suite({"A": [[0, 1], [2, 3]]}, (0,))
-    folder = write_continual_results(single, tmp_path / "one", "")
+    folder = write_results(single, tmp_path / "one", "")
     one = load_results(folder)
     assert one.sequences[0].bands == {} and one.sequences[0].n_seeds == 1
     fig = task_accuracy_figure(one)
@@ -484,9 +479,7 @@ def test_multi_seed_curves_are_shaded_single_seed_curves_are_not(multi_run, tmp_
 
 
 def test_single_sequence_single_seed_report_is_unchanged(tmp_path):
-    from adaptloop.evaluation.continual import write_continual_results
-
-    folder = write_continual_results(_suite({"A": [[0, 1], [2, 3]]}, (0,)), tmp_path / "c", "")
+    folder = write_results(_suite({"A": [[0, 1], [2, 3]]}, (0,)), tmp_path / "c", "")
     report = build_report(folder)
     assert [f.name for f in report.figures] == ["tasks", "final", "time"]
     page = report.html.read_text()
@@ -498,9 +491,7 @@ def test_single_sequence_single_seed_report_is_unchanged(tmp_path):
 
 
 def test_one_sequence_over_seeds_shows_mean_and_sd_without_sections(tmp_path):
-    from adaptloop.evaluation.continual import write_continual_results
-
-    folder = write_continual_results(_suite({"A": [[0, 1], [2, 3]]}, (3, 4)), tmp_path / "c", "")
+    folder = write_results(_suite({"A": [[0, 1], [2, 3]]}, (3, 4)), tmp_path / "c", "")
     report = build_report(folder)
     assert [f.name for f in report.figures] == ["tasks", "final", "time"]
     text = " ".join(parse(report.html).text)
@@ -508,3 +499,51 @@ def test_one_sequence_over_seeds_shows_mean_and_sd_without_sections(tmp_path):
     assert f"{stats['avg_acc']:.4f} ± {stats['std']['avg_acc']:.4f}" in text
     assert "Per seed" in text and "each over 2 seeds (3, 4)" in text
     assert "Sequence A" not in text
+
+
+# -- one source for the numbers --------------------------------------------------------------
+def _marked_gaps(fig, learner):
+    """(iteration, accuracy) of the stability-gap markers drawn for ``learner``."""
+    return [
+        tuple(float(v) for v in (line.get_xdata()[0], line.get_ydata()[0]))
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if (line.get_gid() or "").startswith(f"gap:{learner}:")
+    ]
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1, 2)])
+def test_figure_and_tables_show_exactly_the_gaps_of_the_summary(tmp_path, seeds):
+    folder = write_results(_suite({"A": [[0, 1], [2, 3]]}, seeds), tmp_path / "c", "")
+    summary = json.loads((folder / "summary.json").read_text())
+    results = load_results(folder)
+    fig = task_accuracy_figure(results)
+    gap_table = next(t for t in results.tables() if t.title.startswith("Stability gap"))
+    shown = [[cell.text for cell in row] for row in gap_table.rows]
+    expected_rows = []
+    for learner, stats in summary["learners"].items():
+        gaps = stats["gaps"]
+        assert gaps, learner
+        assert _marked_gaps(fig, learner) == [
+            pytest.approx((g["iteration"], g["minimum"])) for g in gaps
+        ]
+        expected_rows += [
+            [learner, f"{g['drop']:.4f}", f"{g['minimum']:.4f}", f"{g['before']:.4f}"] for g in gaps
+        ]
+    assert [[r[0], r[5], r[4], r[3]] for r in shown] == expected_rows
+    page = " ".join(parse(build_report(folder).html).text)
+    worst = max(summary["learners"]["logistic"]["gaps"], key=lambda g: g["drop"])
+    assert f"{worst['before']:.2f} → {worst['minimum']:.2f}" in page
+
+
+def test_run_prints_the_tables_the_report_shows(real_run):
+    """The CLI's tables and the report's come from the same summary and the same code."""
+    spec = parse_experiment(SMALL)
+    from_run = [t.for_terminal() for t in run_experiment(spec).tables()]
+    from_folder = [t.for_terminal() for t in load_results(real_run).tables()]
+    assert [t.terminal_title for t in from_run] == [t.terminal_title for t in from_folder]
+    assert [[c.name for c in t.columns] for t in from_run] == [
+        [c.name for c in t.columns] for t in from_folder
+    ]
+    drifts = [[cell.text for cell in row] for row in from_folder[-1].rows]
+    assert drifts == [[cell.text for cell in row] for row in from_run[-1].rows]

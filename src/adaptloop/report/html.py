@@ -98,8 +98,9 @@ def table_html(table: Table, heading: str = "h2") -> str:
     """``table`` under its title (as ``heading``) and note.
 
     >>> table = Table("Summary", [Column("learner", numeric=False)], [[Cell("a", "best")]])
-    >>> table_html(table)[:60]
-    '<h2>Summary</h2><table><thead><tr><th>learner</th></tr></thead>'
+    >>> page = table_html(table)
+    >>> page[:16], page.endswith('<td class="best">a</td></tr></tbody></table>')
+    ('<h2>Summary</h2>', True)
     """
     note = f"<p class='note'>{_e(table.note)}</p>" if table.note else ""
     return f"<{heading}>{_e(table.title)}</{heading}>{note}{table_element(table)}"
