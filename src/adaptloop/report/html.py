@@ -196,11 +196,17 @@ def _seed_list(sequence: ContinualSequence) -> str:
     return ", ".join(sequence.runs)
 
 
-def _std(sequence: ContinualSequence, learner: str, key: str) -> float | None:
-    """The standard deviation over seeds of a learner's ``key``; None with a single seed."""
-    if sequence.n_seeds == 1:
-        return None
-    return (sequence.learners[learner].get("std") or {}).get(key)
+def _best_scores(sequence: ContinualSequence) -> list[tuple[str, str]]:
+    """``(score, "<learner> (<mean ± std>)")`` for the best learner by each score."""
+    out = []
+    for key, _, label in SCORES:
+        values = {name: s.get(key) for name, s in sequence.learners.items()}
+        best = best_of(values, True)
+        if best is not None:
+            std = (sequence.learners[best].get("std") or {}).get(key)
+            spread = std if sequence.n_seeds > 1 else None
+            out.append((label, f"{best} ({plus_minus(values[best], spread)})"))
+    return out
 
 
 def _continual_highlights(results: ContinualResults) -> list[str]:
@@ -229,13 +235,7 @@ def _continual_highlights(results: ContinualResults) -> list[str]:
             lines[0][:-1] + f", each over {first.n_seeds} seeds ({_seed_list(first)}): numbers "
             "are means ± standard deviation over the seeds."
         )
-    stats = first.learners
-    for key, _, label in SCORES:
-        values = {name: s.get(key) for name, s in stats.items()}
-        best = best_of(values, True)
-        if best is not None:
-            spread = _std(first, best, key)
-            lines.append(f"Best {label}: {best} ({plus_minus(values[best], spread)}).")
+    lines += [f"Best {label}: {best}." for label, best in _best_scores(first)]
     return lines + _gap_highlights(first)
 
 
@@ -243,13 +243,7 @@ def _sequence_highlight(sequence: ContinualSequence) -> str:
     """One line per sequence of a run with several: the best learner by each score and the
     largest stability gap of the first task per learner."""
     stats = sequence.learners
-    parts = []
-    for key, _, label in SCORES:
-        values = {name: s.get(key) for name, s in stats.items()}
-        best = best_of(values, True)
-        if best is not None:
-            spread = _std(sequence, best, key)
-            parts.append(f"best {label} {best} ({plus_minus(values[best], spread)})")
+    parts = [f"best {label} {best}" for label, best in _best_scores(sequence)]
     gaps = {name: s.get("max_gap") for name, s in stats.items() if s.get("max_gap") is not None}
     if gaps:
         parts.append(

@@ -216,7 +216,7 @@ def _drift_table(summary: dict, recovered: dict[tuple[str, int], float | None] |
     columns = [
         _label("learner"),
         Column("drift", terminal=False),
-        Column("at"),
+        Column("drift at"),
         Column(f"{metric} before"),
         Column(f"first {format_number(after)} after"),
         Column("drop"),
