@@ -323,11 +323,9 @@ def load_results(
     folder = Path(folder)
     summary = read_summary(folder)
     kind = summary.get("kind", "prequential")
-    if kind == "prequential":
-        return _load_prequential(folder, summary, max_points)
-    if kind == "continual":
-        return _load_continual(folder, summary, max_points)
-    raise ReportError(f"{folder}: unknown results kind {kind!r} in summary.json")
+    if kind not in LOADERS:
+        raise ReportError(f"{folder}: unknown results kind {kind!r} in summary.json")
+    return LOADERS[kind](folder, summary, max_points)
 
 
 def _load_prequential(folder: Path, summary: dict, max_points: int) -> PrequentialResults:
@@ -488,3 +486,7 @@ def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualRe
         sequences=sequences,
         n_records=table.num_rows,
     )
+
+
+LOADERS = {"prequential": _load_prequential, "continual": _load_continual}
+"""How each kind of results folder (``summary.json``'s ``"kind"``) is read."""

@@ -73,15 +73,14 @@ def new_figure(height: float) -> Figure:
     return fig
 
 
-def legend_right(fig: Figure, handles: list | None = None) -> None:
-    """The figure's legend, outside the axes on the right."""
+def finish(fig: Figure, title: str | None = None, handles: list | None = None) -> Figure:
+    """Give ``fig`` its legend (``handles``, default: the labelled artists), outside the axes
+    on the right, and its ``title``, left-aligned; return it."""
     kwargs = {"handles": handles} if handles is not None else {}
     fig.legend(loc="outside right upper", frameon=False, fontsize=9, **kwargs)
-
-
-def title_left(fig: Figure, text: str) -> None:
-    """The figure's title, left-aligned."""
-    fig.suptitle(text, x=0.01, ha="left", fontsize=11)
+    if title is not None:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    return fig
 
 
 def boundary_handle(label: str) -> Line2D:

@@ -24,12 +24,11 @@ from adaptloop.report.figures.common import (
     GRID,
     FigureSpec,
     boundary_handle,
-    legend_right,
+    finish,
     new_figure,
     slug,
     style,
     time_bars,
-    title_left,
 )
 from adaptloop.results.tables import format_number
 
@@ -160,14 +159,12 @@ def task_accuracy_figure(
             label=f"lowest point of {tasks[0]}\nafter a new task\nstarts (stability gap)",
         ),
     ]
-    legend_right(fig, handles)
     title = (
         f"{sequence.name}: accuracy on each task during training"
         if len(results.sequences) > 1
         else "accuracy on each task while training on the task sequence"
     )
-    title_left(fig, title + _seeds_text(sequence))
-    return fig
+    return finish(fig, title + _seeds_text(sequence), handles)
 
 
 def final_accuracy_figure(
@@ -225,13 +222,11 @@ def final_accuracy_figure(
     ax.grid(True, axis="y", **GRID)
     if spread:
         ax.plot([], [], color="#333333", lw=1, label=f"±1 sd over\n{sequence.n_seeds} seeds")
-    legend_right(fig)
-    title_left(
+    return finish(
         fig,
         f"{_sequence_title(results, sequence)}accuracy on each task after the whole sequence"
         + (f" (mean over {sequence.n_seeds} seeds)" if spread else ""),
     )
-    return fig
 
 
 def run_seconds(results: ContinualResults, learner: str, key: str) -> float:
@@ -268,9 +263,7 @@ def continual_time_figure(results: ContinualResults) -> Figure:
     }
     parts = [("train", seconds["train"], "#E69F00"), ("evaluate", seconds["eval"], "#56B4E9")]
     time_bars(fig.subplots(), learners, parts, "time spent (seconds)")
-    legend_right(fig)
-    title_left(fig, "time per learner")
-    return fig
+    return finish(fig, "time per learner")
 
 
 def specs(results: ContinualResults) -> list[FigureSpec]:

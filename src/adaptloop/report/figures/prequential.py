@@ -22,11 +22,10 @@ from adaptloop.report.figures.common import (
     GRID,
     FigureSpec,
     boundary_handle,
-    legend_right,
+    finish,
     new_figure,
     style,
     time_bars,
-    title_left,
 )
 from adaptloop.results.metrics import get_metric
 from adaptloop.results.tables import short_number
@@ -202,8 +201,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
     strip.set_xlabel(_position_label(summary))
     strip.xaxis.set_major_formatter(FuncFormatter(short_number))
     strip.set_xlim(0, n_samples)
-    legend_right(fig, handles)
-    return fig
+    return finish(fig, handles=handles)
 
 
 def drift_figure(results: PrequentialResults) -> Figure | None:
@@ -311,13 +309,10 @@ def drift_figure(results: PrequentialResults) -> Figure | None:
             )
             for d in range(len(drifts))
         ]
-    legend_right(fig, handles)
     total = len(summary["stream"].get("drifts") or [])
     more = f" (first {MAX_DRIFT_PANELS} of {total} drifts)" if total > MAX_DRIFT_PANELS else ""
-    title_left(
-        fig, f"around each known drift: {metric} before, just after and when recovered{more}"
-    )
-    return fig
+    title = f"around each known drift: {metric} before, just after and when recovered{more}"
+    return finish(fig, title, handles)
 
 
 def metrics_figure(results: PrequentialResults) -> Figure | None:
@@ -352,9 +347,9 @@ def metrics_figure(results: PrequentialResults) -> Figure | None:
     handles = [Line2D([], [], lw=1.4, label=name, **style(i)) for i, name in enumerate(learners)]
     if drifts:
         handles.append(boundary_handle("known drift"))
-    legend_right(fig, handles)
-    title_left(fig, f"the other metrics over the stream, sliding window of {window:,} samples")
-    return fig
+    return finish(
+        fig, f"the other metrics over the stream, sliding window of {window:,} samples", handles
+    )
 
 
 def throughput_figure(results: PrequentialResults) -> Figure:
@@ -397,9 +392,7 @@ def throughput_figure(results: PrequentialResults) -> Figure:
     }
     parts = [("predict", seconds["predict"], "#56B4E9"), ("learn", seconds["learn"], "#E69F00")]
     time_bars(split, learners, parts, "time spent (seconds)")
-    legend_right(fig)
-    title_left(fig, "throughput per learner")
-    return fig
+    return finish(fig, "throughput per learner")
 
 
 def specs(results: PrequentialResults) -> list[FigureSpec]:
