@@ -468,14 +468,14 @@ def test_multi_seed_curves_are_shaded_single_seed_curves_are_not(multi_run, tmp_
     for sequence in results.sequences:
         fig = task_accuracy_figure(results, sequence)
         assert all(len(ax.collections) == 2 for ax in fig.axes[:2])  # one band per task
-        assert fig._suptitle.get_text().startswith(f"{sequence.name}: ")
+        assert fig.get_suptitle().startswith(f"{sequence.name}: ")
     single = _suite({"A": [[0, 1], [2, 3]]}, (0,))
     folder = write_results(single, tmp_path / "one", "")
     one = load_results(folder)
     assert one.sequences[0].bands == {} and one.sequences[0].n_seeds == 1
     fig = task_accuracy_figure(one)
     assert all(len(ax.collections) == 0 for ax in fig.axes[:2])
-    assert fig._suptitle.get_text() == "accuracy on each task while training on the task sequence"
+    assert fig.get_suptitle() == "accuracy on each task while training on the task sequence"
 
 
 def test_single_sequence_single_seed_report_is_unchanged(tmp_path):
