@@ -326,11 +326,12 @@ def _sequence_intro(results: ContinualResults, name: str) -> str:
 @dataclass(frozen=True)
 class PageKind:
     """What the page of one kind of run says: its name, its highlights and the introduction of
-    a section (the runs of a kind with several, such as task sequences)."""
+    a section (the runs of a kind with several, such as task sequences; None for kinds
+    without sections)."""
 
     label: str
     highlights: Callable
-    section_intro: Callable = lambda results, name: f"<h2>{_e(name)}</h2>"
+    section_intro: Callable | None = None
 
 
 KINDS = {

@@ -312,11 +312,7 @@ def sequence_entries(summary: dict) -> dict[str, dict]:
     if not sequences:
         name = (summary.get("sequence") or {}).get("name") or ""
         return {str(name): summary}
-    return (
-        {str(name): entry for name, entry in sequences.items()}
-        if isinstance(sequences, dict)
-        else {}
-    )
+    return {str(name): entry for name, entry in sequences.items()}
 
 
 def seed_runs(entry: dict) -> dict[str, dict[str, dict]]:

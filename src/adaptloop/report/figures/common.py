@@ -83,6 +83,16 @@ def finish(fig: Figure, title: str | None = None, handles: list | None = None) -
     return fig
 
 
+def grid(ax: Axes, axis: str = "both") -> None:
+    """Light grid lines on ``axis`` (``"x"``, ``"y"`` or ``"both"``)."""
+    ax.grid(True, axis=axis, **GRID)
+
+
+def boundary_line(ax: Axes, x: float, lw: float = 1.1) -> None:
+    """A dashed vertical line at ``x``: a known drift or a task boundary."""
+    ax.axvline(x, **BOUNDARY, lw=lw, zorder=1)
+
+
 def boundary_handle(label: str) -> Line2D:
     """A legend entry for the dashed boundary lines."""
     return Line2D([], [], **BOUNDARY, label=label)
@@ -111,7 +121,7 @@ def time_bars(
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlabel(xlabel)
     ax.set_xlim(0, max(left.max(), 1e-9) * 1.1)
-    ax.grid(True, axis="x", **GRID)
+    grid(ax, "x")
 
 
 def slug(name: str) -> str:

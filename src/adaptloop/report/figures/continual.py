@@ -20,11 +20,11 @@ from matplotlib.ticker import MaxNLocator
 
 from adaptloop.report.data import ContinualResults, ContinualSequence
 from adaptloop.report.figures.common import (
-    BOUNDARY,
-    GRID,
     FigureSpec,
     boundary_handle,
+    boundary_line,
     finish,
+    grid,
     new_figure,
     slug,
     style,
@@ -86,7 +86,7 @@ def task_accuracy_figure(
             if k % 2 == 1:
                 ax.axvspan(edges[k], edges[k + 1], color="#eeeeee", lw=0, zorder=0)
             if k > 0:
-                ax.axvline(edges[k], **BOUNDARY, lw=1.1, zorder=1)
+                boundary_line(ax, edges[k])
             if row == 0:
                 ax.text(
                     (edges[k] + edges[k + 1]) / 2,
@@ -132,7 +132,7 @@ def task_accuracy_figure(
             )
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(f"{learner}\naccuracy (fraction)")
-        ax.grid(True, **GRID)
+        grid(ax)
     axes[-1].set_xlabel("training iteration")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlim(edges[0], last)
@@ -219,7 +219,7 @@ def final_accuracy_figure(
     ax.set_xticks(range(len(learners)), learners)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("final accuracy (fraction)")
-    ax.grid(True, axis="y", **GRID)
+    grid(ax, "y")
     if spread:
         ax.plot([], [], color="#333333", lw=1, label=f"±1 sd over\n{sequence.n_seeds} seeds")
     return finish(

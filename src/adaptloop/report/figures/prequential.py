@@ -18,11 +18,11 @@ from matplotlib.ticker import FuncFormatter
 
 from adaptloop.report.data import PrequentialResults
 from adaptloop.report.figures.common import (
-    BOUNDARY,
-    GRID,
     FigureSpec,
     boundary_handle,
+    boundary_line,
     finish,
+    grid,
     new_figure,
     style,
     time_bars,
@@ -76,9 +76,9 @@ def stream_figure(results: PrequentialResults) -> Figure:
     seen = max((float(x[-1]) for x, _ in results.curves.values() if len(x)), default=0.0)
     n_samples = seen or float(summary["stream"].get("n_samples") or 1)  # max_samples may cut
     fig = new_figure(5.2 + 0.22 * len(learners))
-    grid = fig.add_gridspec(2, 1, height_ratios=[4.0, 0.6 + 0.22 * len(learners)])
-    ax = fig.add_subplot(grid[0])
-    strip = fig.add_subplot(grid[1], sharex=ax)
+    layout = fig.add_gridspec(2, 1, height_ratios=[4.0, 0.6 + 0.22 * len(learners)])
+    ax = fig.add_subplot(layout[0])
+    strip = fig.add_subplot(layout[1], sharex=ax)
     handles = []
     for i, learner in enumerate(learners):
         x, y = results.curves[learner]
@@ -88,7 +88,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
     for d, drift in enumerate(drifts):
         position, width = float(drift["position"]), float(drift.get("width", 1) or 1)
         for axis in (ax, strip):
-            axis.axvline(position, **BOUNDARY, lw=1.1, zorder=1)
+            boundary_line(axis, position)
             if width > 1:
                 axis.axvspan(
                     position - width / 2,
@@ -168,7 +168,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
         loc="left",
         pad=(44 if any(float(d.get("width", 1) or 1) > 1 for d in drifts) else 30) if drifts else 8,
     )
-    ax.grid(True, **GRID)
+    grid(ax)
     ax.tick_params(labelbottom=False)
     any_alarm = False
     for i, learner in enumerate(learners):
@@ -252,7 +252,7 @@ def drift_figure(results: PrequentialResults) -> Figure | None:
                     )
         ax.set_title(f"drift {d + 1} at {float(drift['position']):,.0f}", fontsize=10)
         ax.set_xlabel(f"{metric}\n({get_metric(metric).direction})")
-        ax.grid(True, axis="x", **GRID)
+        grid(ax, "x")
         ax.margins(x=0.15)
     axes[0].set_yticks(rows, learners)
     axes[0].set_ylim(n - 0.5, -0.5)
@@ -292,7 +292,7 @@ def drift_figure(results: PrequentialResults) -> Figure | None:
     rec.set_title("recovery time", fontsize=10)
     rec.set_xlabel("samples from the drift until the\nwindowed metric is back")
     rec.xaxis.set_major_formatter(FuncFormatter(short_number))
-    rec.grid(True, axis="x", **GRID)
+    grid(rec, "x")
     handles = [
         Line2D([], [], marker=m, color=c, ls="none", ms=8, label=label)
         for c, m, label in PHASES.values()
@@ -336,14 +336,14 @@ def metrics_figure(results: PrequentialResults) -> Figure | None:
         for i, learner in enumerate(learners):
             ax.plot(*curves[learner], lw=1.2, label=learner if ax is axes[0] else None, **style(i))
         for drift in drifts:
-            ax.axvline(float(drift["position"]), **BOUNDARY, lw=1.0)
+            boundary_line(ax, float(drift["position"]), lw=1.0)
         _clip_warm_up(ax, curves.values(), window)
         ax.set_title(f"{metric} ({get_metric(metric).direction})", fontsize=10)
         ax.set_ylabel(f"{get_metric(metric).axis_label}, last {window:,}")
         ax.set_xlabel(_position_label(results.summary))
         ax.xaxis.set_major_formatter(FuncFormatter(short_number))
         ax.set_xlim(0, max((float(x[-1]) for x, _ in curves.values() if len(x)), default=1.0))
-        ax.grid(True, **GRID)
+        grid(ax)
     handles = [Line2D([], [], lw=1.4, label=name, **style(i)) for i, name in enumerate(learners)]
     if drifts:
         handles.append(boundary_handle("known drift"))
@@ -385,7 +385,7 @@ def throughput_figure(results: PrequentialResults) -> Figure:
         )
     speed.set_xlabel("throughput (samples per second, predict + learn)")
     speed.xaxis.set_major_formatter(FuncFormatter(short_number))
-    speed.grid(True, axis="x", **GRID)
+    grid(speed, "x")
     seconds = {
         key: np.array([float(stats[name][f"{key}_seconds"] or 0) for name in learners])
         for key in ("predict", "learn")
