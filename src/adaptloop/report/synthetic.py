@@ -234,9 +234,9 @@ def write_continual_folder(
             learned = 0.95 * (1 - np.exp(-(iterations - start) / (0.15 * iterations_per_task)))
             acc = np.where(iterations < start, 0.1 + 0.0 * iterations, 0.1 + 0.85 * learned)
             for k in range(t + 1, n_tasks):
-                since = iterations - boundaries[k]
-                later = since >= 0
-                dip = 0.45 * np.exp(-since / (0.08 * iterations_per_task))
+                since = iterations - boundaries[k]  # the point at the boundary ends task k - 1
+                later = since > 0
+                dip = 0.45 * np.exp(-(since - eval_every) / (0.08 * iterations_per_task))
                 target = 0.1 + (acc - 0.1) * keep
                 acc = np.where(later, np.minimum(acc, target) - dip, acc)
             acc = np.clip(acc + rng.normal(0, 0.01, len(iterations)), 0, 1)

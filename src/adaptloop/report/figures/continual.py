@@ -292,9 +292,10 @@ def specs(results: ContinualResults) -> list[FigureSpec]:
                 lambda s=sequence: task_accuracy_figure(results, s),
                 f"Accuracy on each task during training{of}",
                 "Each panel is one learner; each line is the accuracy on one task, measured every "
-                "few iterations. Dashed lines mark where training on a new task starts. A dip of an"
-                " earlier task right after a boundary (▼) is the stability gap; a line that stays "
-                "low is forgetting." + mean,
+                "few iterations. Dashed lines mark where training on a new task starts. ▼ marks "
+                "the lowest accuracy on the first task shortly after each new task starts: the "
+                "stability gaps of the summary, listed in the stability-gap table (a dip that "
+                "climbs back is a stability gap; a line that stays low is forgetting)." + mean,
                 label,
             ),
             (
