@@ -36,15 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adaptloop.results.folder import ResultsError, incomplete, read_summary
-from adaptloop.results.tables import (
-    Table,
-    continual_tables,
-    final_task_std,
-    prequential_tables,
-    primary_metric,
-    seed_runs,
-    sequence_entries,
-)
+from adaptloop.results.tables import Table, continual_tables, prequential_tables
+from adaptloop.results.tables.continual import final_task_std, seed_runs, sequence_entries
+from adaptloop.results.tables.prequential import primary_metric
 
 MAX_POINTS = 4000
 """Points per plotted curve at most (plotting only; tables use the full records)."""

@@ -25,9 +25,7 @@ from adaptloop import __version__
 from adaptloop.report.data import ContinualResults, ContinualSequence, PrequentialResults
 from adaptloop.report.figures import FigureFile
 from adaptloop.results.metrics import get_metric
-from adaptloop.results.tables import (
-    SCORES,
-    Cell,
+from adaptloop.results.tables.common import (
     Column,
     Table,
     best_of,
@@ -35,6 +33,7 @@ from adaptloop.results.tables import (
     plus_minus,
     short_number,
 )
+from adaptloop.results.tables.continual import SCORES
 
 KEY_PACKAGES = ("numpy", "pyarrow", "pandas", "river", "torch", "matplotlib", "scikit-learn")
 """Packages whose versions the report lists (as installed when the report was built)."""
@@ -97,7 +96,8 @@ def table_element(table: Table) -> str:
 def table_html(table: Table, heading: str = "h2") -> str:
     """``table`` under its title (as ``heading``) and note.
 
-    >>> table = Table("Summary", [Column("learner", numeric=False)], [[Cell("a", "best")]])
+    >>> from adaptloop.results import Cell
+    >>> table = Table("Summary", [Column.label("learner")], [[Cell("a", "best")]])
     >>> page = table_html(table)
     >>> page[:16], page.endswith('<td class="best">a</td></tr></tbody></table>')
     ('<h2>Summary</h2>', True)
@@ -108,8 +108,8 @@ def table_html(table: Table, heading: str = "h2") -> str:
 
 def _grid(header: list[str], rows: list[list[str]]) -> str:
     """A plain two-way table of texts."""
-    columns = [Column(h, numeric=False) for h in header]
-    return table_element(Table("", columns, [[Cell(t) for t in row] for row in rows]))
+    columns = [Column.label(h) for h in header]
+    return table_element(Table("", columns, rows))
 
 
 # -- prequential -----------------------------------------------------------------------------

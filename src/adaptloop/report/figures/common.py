@@ -36,8 +36,6 @@ OKABE_ITO = (
 LINESTYLES = ("-", "--", ":", "-.")
 GRID = {"color": "#dddddd", "lw": 0.6}
 """Grid lines of every axis."""
-BOUNDARY = {"color": "#444444", "ls": (0, (4, 3))}
-"""Dashed vertical lines: known drifts, task boundaries."""
 
 
 @dataclass
@@ -88,14 +86,24 @@ def grid(ax: Axes, axis: str = "both") -> None:
     ax.grid(True, axis=axis, **GRID)
 
 
-def boundary_line(ax: Axes, x: float, lw: float = 1.1) -> None:
-    """A dashed vertical line at ``x``: a known drift or a task boundary."""
-    ax.axvline(x, **BOUNDARY, lw=lw, zorder=1)
+class Boundary:
+    """Dashed vertical lines: known drifts, task boundaries.
 
+    >>> Boundary.handle("known drift").get_linestyle()
+    '--'
+    """
 
-def boundary_handle(label: str) -> Line2D:
-    """A legend entry for the dashed boundary lines."""
-    return Line2D([], [], **BOUNDARY, label=label)
+    STYLE = {"color": "#444444", "ls": (0, (4, 3))}
+
+    @classmethod
+    def line(cls, ax: Axes, x: float, lw: float = 1.1) -> None:
+        """A boundary at ``x`` on ``ax``."""
+        ax.axvline(x, **cls.STYLE, lw=lw, zorder=1)
+
+    @classmethod
+    def handle(cls, label: str) -> Line2D:
+        """A legend entry for boundaries."""
+        return Line2D([], [], **cls.STYLE, label=label)
 
 
 def time_bars(

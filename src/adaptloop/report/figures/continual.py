@@ -20,9 +20,8 @@ from matplotlib.ticker import MaxNLocator
 
 from adaptloop.report.data import ContinualResults, ContinualSequence
 from adaptloop.report.figures.common import (
+    Boundary,
     FigureSpec,
-    boundary_handle,
-    boundary_line,
     finish,
     grid,
     new_figure,
@@ -86,7 +85,7 @@ def task_accuracy_figure(
             if k % 2 == 1:
                 ax.axvspan(edges[k], edges[k + 1], color="#eeeeee", lw=0, zorder=0)
             if k > 0:
-                boundary_line(ax, edges[k])
+                Boundary.line(ax, edges[k])
             if row == 0:
                 ax.text(
                     (edges[k] + edges[k + 1]) / 2,
@@ -148,7 +147,7 @@ def task_accuracy_figure(
             )
         )
     handles += [
-        boundary_handle("new task starts"),
+        Boundary.handle("new task starts"),
         Line2D(
             [],
             [],

@@ -18,9 +18,8 @@ from matplotlib.ticker import FuncFormatter
 
 from adaptloop.report.data import PrequentialResults
 from adaptloop.report.figures.common import (
+    Boundary,
     FigureSpec,
-    boundary_handle,
-    boundary_line,
     finish,
     grid,
     new_figure,
@@ -88,7 +87,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
     for d, drift in enumerate(drifts):
         position, width = float(drift["position"]), float(drift.get("width", 1) or 1)
         for axis in (ax, strip):
-            boundary_line(axis, position)
+            Boundary.line(axis, position)
             if width > 1:
                 axis.axvspan(
                     position - width / 2,
@@ -128,7 +127,7 @@ def stream_figure(results: PrequentialResults) -> Figure:
         )
         recovered_any = True
     if drifts:
-        handles.append(boundary_handle("known drift"))
+        handles.append(Boundary.handle("known drift"))
     if any(float(d.get("width", 1) or 1) > 1 for d in drifts):
         handles.append(Patch(color="#999999", alpha=0.3, label="gradual drift (width)"))
     if recovered_any:
@@ -336,7 +335,7 @@ def metrics_figure(results: PrequentialResults) -> Figure | None:
         for i, learner in enumerate(learners):
             ax.plot(*curves[learner], lw=1.2, label=learner if ax is axes[0] else None, **style(i))
         for drift in drifts:
-            boundary_line(ax, float(drift["position"]), lw=1.0)
+            Boundary.line(ax, float(drift["position"]), lw=1.0)
         _clip_warm_up(ax, curves.values(), window)
         ax.set_title(f"{metric} ({get_metric(metric).direction})", fontsize=10)
         ax.set_ylabel(f"{get_metric(metric).axis_label}, last {window:,}")
@@ -346,7 +345,7 @@ def metrics_figure(results: PrequentialResults) -> Figure | None:
         grid(ax)
     handles = [Line2D([], [], lw=1.4, label=name, **style(i)) for i, name in enumerate(learners)]
     if drifts:
-        handles.append(boundary_handle("known drift"))
+        handles.append(Boundary.handle("known drift"))
     return finish(
         fig, f"the other metrics over the stream, sliding window of {window:,} samples", handles
     )
