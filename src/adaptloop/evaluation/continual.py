@@ -553,7 +553,18 @@ class ContinualSuite:
     def summary_json(self, **extra) -> dict:
         """The JSON-ready ``summary.json`` of the suite (see the module docstring for its
         schema; ``extra`` keys at the top level, except ``seed`` when the suite ran several:
-        they are in ``"seeds"``)."""
+        they are in ``"seeds"``).
+
+        >>> from adaptloop.learners.wrapping import MajorityClass
+        >>> from adaptloop.streams.tasks import split
+        >>> X, y = np.eye(4, dtype=np.float32), np.arange(4)
+        >>> seq = split(X, y, X, y, [[0, 1], [2, 3]])
+        >>> suite = ContinualSuite({"split": {s: continual_evaluation(seq, {"m": MajorityClass(4)},
+        ...                                                           seed=s) for s in (0, 1)}})
+        >>> summary = suite.summary_json(seed=0)
+        >>> summary["kind"], list(summary["sequences"]), summary["seeds"], "seed" in summary
+        ('continual', ['split'], [0, 1], False)
+        """
         if len(self.seeds) > 1:
             extra.pop("seed", None)
         sequences = {}
