@@ -114,7 +114,8 @@ class TorchTrainable(Protocol):
     ``network`` (``torch.nn.Module``; ``None`` before the first ``learn``), ``rng`` (the
     mini-batch order), ``epochs`` and ``batch_size`` (a ``learn`` call's passes and mini-batch
     size); ``inputs(X)`` / ``targets(y)``: checked arrays as the tensors the network and loss
-    take (standardised, typed); ``loss(output, target)``: the learner's own training loss;
+    take (standardised, typed); ``forward(inputs)``: the network applied to them, with
+    gradients; ``loss(output, target)``: the learner's own training loss;
     ``begin_learn(X)`` starts a ``learn`` call (builds the network on the first one, updates
     running statistics); ``train_step(loss_fn, adjust)`` runs one optimiser step on
     ``loss_fn()`` with ``adjust()`` changing the gradients in place before it."""
@@ -129,6 +130,8 @@ class TorchTrainable(Protocol):
     def targets(self, y: np.ndarray) -> Any: ...
 
     def loss(self, output: Any, target: Any) -> Any: ...
+
+    def forward(self, inputs: Any) -> Any: ...
 
     def begin_learn(self, X: np.ndarray) -> None: ...
 

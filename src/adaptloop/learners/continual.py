@@ -136,7 +136,7 @@ class ContinualStrategy(Wrapper):
         return self.model_  # type: ignore[return-value]
 
     def _inputs(self, X: np.ndarray) -> Any:
-        return self._mlp._tensor(X)
+        return self._mlp.inputs(X)
 
     def _labels(self, y: np.ndarray) -> Any:
         return _torch().from_numpy(np.asarray(y, dtype=np.int64))

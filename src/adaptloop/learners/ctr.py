@@ -189,7 +189,9 @@ class CTRClassifier(TrainedLearner, BaseClassifier):
             )
         return X
 
-    def _tensors(self, X: np.ndarray) -> tuple[Any, Any]:
+    def inputs(self, X: np.ndarray) -> tuple[Any, Any]:
+        """Checked features as the network's two inputs: the categorical codes (int64, modulo
+        ``vocab_size``) and the standardised numeric columns (float32)."""
         torch = _torch()
         cat, num = self._columns(X.shape[1])
         codes = torch.from_numpy(X[:, cat].astype(np.int64) % self.vocab_size)
@@ -228,37 +230,24 @@ class CTRClassifier(TrainedLearner, BaseClassifier):
         )
         self._count, self._mean, self._m2 = 0, np.zeros(len(num)), np.zeros(len(num))
 
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        torch = _torch()
-        if self._net is None:
-            self._build(X.shape[1])
-        self._apply_plan()
-        if self.standardize:
-            self._update_scaler(X)
-        codes, numeric = self._tensors(X)
-        target = torch.from_numpy(np.asarray(y, dtype=np.int64))
-        n = len(X)
-        size = n if self.batch_size is None else min(self.batch_size, n)
-        net, trainer = self._net, self._trainer
-        trainer.begin_call(self.steps_per_call(n))
-        net.train()
-        for _ in range(self.epochs):
-            order = self._rng.permutation(n) if size < n else np.arange(n)
-            for start in range(0, n, size):
-                i = torch.from_numpy(order[start : start + size])
-                trainer.step(
-                    lambda i=i: torch.nn.functional.cross_entropy(
-                        net(codes[i], numeric[i]), target[i]
-                    )
-                )
-        net.eval()
+    def forward(self, inputs: tuple[Any, Any]) -> Any:
+        """The logits of :meth:`inputs`' codes and numeric columns, with gradients."""
+        return self._net(*inputs)
+
+    def targets(self, y: np.ndarray) -> Any:
+        """Class codes as an int64 tensor."""
+        return _torch().from_numpy(np.asarray(y, dtype=np.int64))
+
+    def loss(self, output: Any, target: Any) -> Any:
+        """Cross-entropy of the logits."""
+        return _torch().nn.functional.cross_entropy(output, target)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
             return np.full((len(X), self._n_classes), 1.0 / self._n_classes)
         torch = _torch()
         with torch.no_grad():
-            return self._net(*self._tensors(X)).double().softmax(dim=1).numpy()
+            return self._net(*self.inputs(X)).double().softmax(dim=1).numpy()
 
     def hidden_representation(self, X: np.ndarray) -> np.ndarray:
         """The concatenated cross and deep outputs, float32 ``(n, width + hidden[-1])``.
@@ -274,7 +263,7 @@ class CTRClassifier(TrainedLearner, BaseClassifier):
             return np.zeros((len(X), size), dtype=np.float32)
         torch = _torch()
         with torch.no_grad():
-            return self._net.hidden(*self._tensors(X)).numpy().astype(np.float32, copy=False)
+            return self._net.hidden(*self.inputs(X)).numpy().astype(np.float32, copy=False)
 
     # -- state -------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

@@ -81,6 +81,7 @@ from adaptloop.learners.mlp import (
     _MLPCore,
     _torch,
 )
+from adaptloop.learners.training import train_epochs
 from adaptloop.learners.wrapping import RingBuffer
 
 __all__ = ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
@@ -140,8 +141,8 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
     """The shared recurrent regressor: ``_MLPCore``'s training loop and scaler, a sequence net."""
 
     _kind = ""
-    _target = MLPRegressor._target
-    _loss = MLPRegressor._loss
+    targets = MLPRegressor.targets
+    loss = MLPRegressor.loss
 
     def __init__(
         self,
@@ -248,7 +249,7 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
 
     def _forward(self, X: np.ndarray, upto_hidden: bool = False) -> Any:
         with _torch().no_grad():
-            return self._net(self._tensor(X))
+            return self._net(self.inputs(X))
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
@@ -273,21 +274,13 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
     def _fit_warmup(self) -> None:
         """``warmup_epochs`` shuffled passes over the kept warm-up samples, then drop them.
 
-        The loop is ``_MLPCore._learn``'s without its scaler update: the scaler has already
-        seen these samples, once each."""
-        torch = _torch()
+        The loop is ``learn``'s without its scaler update: the scaler has already seen these
+        samples, once each."""
         X, y = self._warm.get()
-        inputs, target = self._tensor(X), self._target(y)
         size = min(self.batch_size or 32, len(X))
-        net = self._net
         self._trainer.begin_call(self.warmup_epochs * -(-len(X) // size))
-        net.train()
-        for _ in range(self.warmup_epochs):
-            order = torch.from_numpy(self._rng.permutation(len(X)))
-            for start in range(0, len(X), size):
-                index = order[start : start + size]
-                self.train_step(lambda i=index: self._loss(net(inputs[i]), target[i]))
-        net.eval()
+        inputs, target = self.inputs(X), self.targets(y)
+        train_epochs(self, inputs, target, self.warmup_epochs, size, shuffle=True)
         self._warm = RingBuffer(max(self.warmup, 1))
 
     def _get_state(self) -> dict[str, Any]:

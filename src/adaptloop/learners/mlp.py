@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -101,9 +100,10 @@ class _MLPCore(TrainedLearner, ABC):
     """Network, trainer (optimiser, schedule), feature scaler and shuffling generator shared
     by the torch learners built on it (both MLPs, the recurrent regressors).
 
-    The training step is public for strategies that train the network themselves (the
-    continual-learning wrappers): :meth:`begin_learn` at the start of a ``learn`` call, then
-    :meth:`train_step` per mini-batch. :meth:`plan_fit` announces a re-fit's budget.
+    A :class:`~adaptloop.learners.base.TorchTrainable`: strategies that train the network
+    themselves (the continual-learning wrappers) call :meth:`begin_learn` at the start of a
+    ``learn`` call, then :meth:`train_step` per mini-batch on :meth:`loss` of :meth:`forward`.
+    :meth:`plan_fit` announces a re-fit's budget.
     """
 
     hidden: tuple[int, ...]
@@ -182,7 +182,8 @@ class _MLPCore(TrainedLearner, ABC):
         self._m2 = self._m2 + delta * delta * (self._count * n / total)
         self._count = total
 
-    def _tensor(self, X: np.ndarray) -> Any:
+    def inputs(self, X: np.ndarray) -> Any:
+        """Checked features as the float32 tensor the network takes (standardised)."""
         torch = _torch()
         if self.standardize:
             std = np.sqrt(self._m2 / max(self._count, 1))
@@ -193,7 +194,7 @@ class _MLPCore(TrainedLearner, ABC):
     def _forward(self, X: np.ndarray, upto_hidden: bool = False) -> Any:
         torch = _torch()
         with torch.no_grad():
-            h = self._tensor(X)
+            h = self.inputs(X)
             layers = list(self._net)[:-1] if upto_hidden else self._net
             for layer in layers:
                 h = layer(h)
@@ -201,49 +202,12 @@ class _MLPCore(TrainedLearner, ABC):
 
     # -- learning ------------------------------------------------------------------------------
     @abstractmethod
-    def _loss(self, out: Any, target: Any) -> Any:
+    def loss(self, output: Any, target: Any) -> Any:
         """The training loss of a forward pass against its targets."""
 
     @abstractmethod
-    def _target(self, y: np.ndarray) -> Any:
-        """Labels or values as the tensor the loss takes."""
-
-    # -- the training step (public for strategies that train the network themselves) ----------
-    def begin_learn(self, X: np.ndarray) -> None:
-        """Start a ``learn`` call on the checked batch ``X``: build the network on the first
-        one, update the scaler, begin the call's steps in the trainer."""
-        if self._net is None:
-            self._build(X.shape[1])
-            self.n_features_in_ = X.shape[1]
-        self._apply_plan()
-        if self.standardize:
-            self._update_scaler(X)
-        self._trainer.begin_call(self.steps_per_call(X.shape[0]))
-
-    def train_step(
-        self, loss_fn: Callable[[], Any], adjust: Callable[[], None] | None = None
-    ) -> float:
-        """One optimiser step on ``loss_fn()`` (see :meth:`Trainer.step`); returns the loss."""
-        return self._trainer.step(loss_fn, adjust)
-
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.begin_learn(X)
-        inputs = self._tensor(X)
-        target = self._target(y)
-        n = X.shape[0]
-        size = n if self.batch_size is None else min(self.batch_size, n)
-        net = self._net
-        net.train()
-        for _ in range(self.epochs):
-            order = self._rng.permutation(n) if size < n else None
-            for start in range(0, n, size):
-                if order is None:
-                    xb, yb = inputs[start : start + size], target[start : start + size]
-                else:
-                    index = _torch().from_numpy(order[start : start + size])
-                    xb, yb = inputs[index], target[index]
-                self.train_step(lambda xb=xb, yb=yb: self._loss(net(xb), yb))
-        net.eval()
+    def targets(self, y: np.ndarray) -> Any:
+        """Labels or values as the tensor :meth:`loss` takes."""
 
     # -- state ----------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
@@ -362,11 +326,13 @@ class MLPClassifier(_MLPCore, BaseClassifier):
         self.seed = seed
         self._init_core(self._n_classes)
 
-    def _target(self, y: np.ndarray) -> Any:
+    def targets(self, y: np.ndarray) -> Any:
+        """Class codes as an int64 tensor."""
         return _torch().from_numpy(np.array(y, dtype=np.int64))
 
-    def _loss(self, out: Any, target: Any) -> Any:
-        return _torch().nn.functional.cross_entropy(out, target)
+    def loss(self, output: Any, target: Any) -> Any:
+        """Cross-entropy of the logits."""
+        return _torch().nn.functional.cross_entropy(output, target)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
@@ -418,11 +384,13 @@ class MLPRegressor(_MLPCore, BaseLearner):
         self.seed = seed
         self._init_core(1)
 
-    def _target(self, y: np.ndarray) -> Any:
+    def targets(self, y: np.ndarray) -> Any:
+        """Values as a float32 tensor."""
         return _torch().from_numpy(np.array(y, dtype=np.float32))
 
-    def _loss(self, out: Any, target: Any) -> Any:
-        return _torch().nn.functional.mse_loss(out[:, 0], target)
+    def loss(self, output: Any, target: Any) -> Any:
+        """Mean squared error of the single output."""
+        return _torch().nn.functional.mse_loss(output[:, 0], target)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
