@@ -80,7 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from adaptloop.learners.base import Learner
+from adaptloop.learners.base import Learner, TaskAware
 from adaptloop.results import (
     CONTINUAL_RECORD_COLUMNS,
     Table,
@@ -392,9 +392,8 @@ def continual_evaluation(
         iteration = 0
         for t, task in enumerate(sequence):
             t0 = time.perf_counter()
-            begin = getattr(learner, "begin_task", None)
-            if callable(begin):
-                begin(t, task.classes if sequence.scenario == "task" else None)
+            if isinstance(learner, TaskAware):
+                learner.begin_task(t, task.classes if sequence.scenario == "task" else None)
             train_seconds += time.perf_counter() - t0
             n = len(task.y_train)
             for epoch, order in enumerate(orders[t]):
@@ -421,9 +420,8 @@ def continual_evaluation(
                     if on_iteration is not None:
                         on_iteration(name, iteration)
             t0 = time.perf_counter()
-            end = getattr(learner, "end_task", None)
-            if callable(end):
-                end(task.X_train, task.y_train)
+            if isinstance(learner, TaskAware):
+                learner.end_task(task.X_train, task.y_train)
             train_seconds += time.perf_counter() - t0
         its, acc = np.asarray(iterations), np.vstack(rows)
         gaps = stability_gaps(its, acc, boundaries, 0, gap_within, gap_recover)

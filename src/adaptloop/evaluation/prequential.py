@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from adaptloop.evaluation.drift import drift_segments
 from adaptloop.evaluation.metrics import MetricTracker
-from adaptloop.learners.base import Learner, is_classifier
+from adaptloop.learners.base import DriftReporting, HasTask, Learner, is_classifier
 from adaptloop.results import (
     PREQUENTIAL_RECORD_COLUMNS,
     Table,
@@ -109,7 +109,7 @@ class _LearnerRun:
         self.learn_seconds = 0.0
         self._record_predict = 0.0
         self._record_learn = 0.0
-        self._alarms_seen = len(getattr(learner, "alarms", ()) or ())
+        self._alarms_seen = len(_alarms(learner))
         self.alarms: list[int] = []
         self.columns: dict[str, list] = {}
 
@@ -129,7 +129,7 @@ class _LearnerRun:
         self.tracker.update(y, pred, proba)
 
     def record(self, position: int, n: int) -> None:
-        alarms = list(getattr(self.learner, "alarms", ()) or ())
+        alarms = _alarms(self.learner)
         new_alarms = [int(a) for a in alarms[self._alarms_seen :]]
         self._alarms_seen = len(alarms)
         self.alarms.extend(new_alarms)
@@ -166,17 +166,22 @@ class _LearnerRun:
         }
 
 
+def _alarms(learner: object) -> list[int]:
+    return list(learner.alarms) if isinstance(learner, DriftReporting) else []
+
+
 def _check_learner_fits(name: str, learner: object, info: StreamInfo) -> None:
     if not isinstance(learner, Learner):
         raise ValueError(
             f"learner {name!r} is not a Learner (needs predict, learn, state_dict, ...)"
         )
-    task = getattr(learner, "task", None)
+    task, n_classes = (
+        (learner.task, learner.n_classes) if isinstance(learner, HasTask) else (None, None)
+    )
     if info.task == "regression" and is_classifier(learner):
         raise ValueError(f"learner {name!r} is a classifier but stream {info.name!r} is regression")
     if info.task != "regression" and task == "regression":
         raise ValueError(f"learner {name!r} is a regressor but stream {info.name!r} is {info.task}")
-    n_classes = getattr(learner, "n_classes", None)
     if info.n_classes is not None and n_classes is not None and n_classes != info.n_classes:
         raise ValueError(
             f"learner {name!r} has n_classes={n_classes} but stream {info.name!r} has "

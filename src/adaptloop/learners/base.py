@@ -43,8 +43,30 @@ registry = Registry("learner")
 """Learners and wrappers by name; implementing modules register with ``@registry.register``."""
 
 
+class _Capability(type(Protocol)):  # type: ignore[misc]
+    """Metaclass of the protocols below: ``isinstance`` also asks the object for each member
+    (``hasattr``), so a wrapper whose member raises ``AttributeError`` because its served model
+    lacks it is not an instance -- on every Python (3.12 stopped asking, reading the class)."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        if not super().__instancecheck__(instance):
+            return False
+        if not cls.__dict__.get("_is_protocol", False):
+            return True
+        return all(hasattr(instance, name) for name in _members(cls))
+
+
+def _members(protocol: type) -> set[str]:
+    names: set[str] = set()
+    for klass in protocol.__mro__:
+        if klass.__dict__.get("_is_protocol", False) and klass is not Protocol:
+            names |= {n for n in vars(klass) if not n.startswith("_")}
+            names |= {n for n in vars(klass).get("__annotations__", {}) if not n.startswith("_")}
+    return names
+
+
 @runtime_checkable
-class Learner(Protocol):
+class Learner(Protocol, metaclass=_Capability):
     """What adapts: batch in, batch out (see DESIGN.md, "The two calls")."""
 
     def predict(self, X: np.ndarray) -> np.ndarray: ...
@@ -66,12 +88,39 @@ class Classifier(Learner, Protocol):
 
 
 def is_classifier(learner: object) -> bool:
-    return callable(getattr(learner, "predict_proba", None))
+    """Whether ``learner`` is a :class:`Classifier` (a wrapper is one when its model is).
+
+    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> is_classifier(MajorityClass()), is_classifier(object())
+    (True, False)
+    """
+    return isinstance(learner, Classifier)
 
 
 # -- capabilities: what a learner can do beyond the two calls, checked with isinstance ---------
 @runtime_checkable
-class TaskAware(Protocol):
+class HasTask(Protocol, metaclass=_Capability):
+    """Says what it predicts: ``task`` (``binary``, ``multiclass``, ``regression``; ``None``
+    when unknown, as a wrapper around a learner that does not say) and ``n_classes``
+    (``None`` for regression)."""
+
+    @property
+    def task(self) -> Task | None: ...
+
+    @property
+    def n_classes(self) -> int | None: ...
+
+
+@runtime_checkable
+class Validating(Protocol, metaclass=_Capability):
+    """Checks a batch without learning it: ``check_Xy(X, y)`` returns the checked arrays or
+    raises ``ValueError`` (what a wrapper asks its model before changing any state)."""
+
+    def check_Xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class TaskAware(Protocol, metaclass=_Capability):
     """Told where tasks begin and end: by :func:`~adaptloop.evaluation.continual_evaluation`
     on a task sequence, or on a drifting stream at a known drift or a detector's alarm.
 
@@ -84,7 +133,7 @@ class TaskAware(Protocol):
 
 
 @runtime_checkable
-class DriftReporting(Protocol):
+class DriftReporting(Protocol, metaclass=_Capability):
     """Reports where it detected drift: ``alarms``, sample positions in what it learned."""
 
     @property
@@ -92,22 +141,27 @@ class DriftReporting(Protocol):
 
 
 @runtime_checkable
-class Representing(Protocol):
+class Representing(Protocol, metaclass=_Capability):
     """Gives a hidden representation of its input (error memories, probes, plots)."""
 
     def hidden_representation(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @runtime_checkable
-class Refitting(Protocol):
+class Refitting(Protocol, metaclass=_Capability):
     """Trains under a budget that re-fitting wrappers announce (learning-rate schedules span
-    one fit): ``plan_fit(sizes, previous)`` before the ``learn`` calls of a re-fit."""
+    one fit): ``plan_fit(sizes, previous)`` before the ``learn`` calls of a re-fit.
+    ``trainer_``: its :class:`~adaptloop.learners.training.Trainer` (``None`` before the first
+    ``learn``), whose gradient-norm trace the re-fit that replaces it may read."""
+
+    @property
+    def trainer_(self) -> Any: ...
 
     def plan_fit(self, sizes: Sequence[int], previous: object = None) -> None: ...
 
 
 @runtime_checkable
-class TorchTrainable(Protocol):
+class TorchTrainable(Protocol, metaclass=_Capability):
     """A learner whose PyTorch network others may train: what continual-learning plugins
     attach to (their losses, replayed samples and gradient changes run through this step).
 
@@ -166,7 +220,7 @@ class StateRoles:
 
 
 @runtime_checkable
-class Federated(Protocol):
+class Federated(Protocol, metaclass=_Capability):
     """Declares which parts of its state are shared parameters, mergeable statistics or local,
     so federation never guesses from key names."""
 

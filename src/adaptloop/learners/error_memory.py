@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adaptloop.learners.base import Learner, registry
+from adaptloop.learners.base import Learner, Representing, registry
 from adaptloop.learners.memory_index import ExactIndex, SketchIndex, cosine
 from adaptloop.learners.wrapping import Wrapper, check_positive_int
 
@@ -179,8 +179,7 @@ class ErrorMemory(Wrapper):
 
     def _raw_keys(self, X: np.ndarray) -> np.ndarray:
         source = self.key_model_ if self.key_model_ is not None else self.model_
-        hidden = getattr(source, "hidden_representation", None)
-        keys = hidden(X) if callable(hidden) else X
+        keys = source.hidden_representation(X) if isinstance(source, Representing) else X
         return np.asarray(keys, dtype=np.float32)
 
     def _standardise(self, keys: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ DropMuon(momentum=0.95, nesterov=True, ns_steps=5, adjust_lr='match_rms_adamw', 
 from __future__ import annotations
 
 import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
@@ -37,6 +38,7 @@ __all__ = [
     "OptimizerLike",
     "OptimizerSpec",
     "make_optimizer",
+    "muon_lr_ratio",
 ]
 
 AdjustLR = Literal["original", "match_rms_adamw"]
@@ -44,17 +46,34 @@ Precision = Literal["float32", "bfloat16"]
 _MUON: list[Any] = []  # the float32 Muon class, made on first use (torch is imported lazily)
 
 
+def muon_lr_ratio(adjust_lr: str | None, shape: tuple[int, ...]) -> float:
+    """The factor Muon scales ``lr`` by for a weight of ``shape`` ``(A, B, ...)``:
+    ``sqrt(max(1, A / B))`` (``"original"``, Keller Jordan's), ``0.2 * sqrt(max(A, B))``
+    (``"match_rms_adamw"``, Liu et al. 2025, matching AdamW's update RMS), else 1 -- the rule
+    of ``torch.optim.Muon``, written here because torch keeps it private.
+
+    >>> muon_lr_ratio("original", (4, 1)), muon_lr_ratio("match_rms_adamw", (4, 100))
+    (2.0, 2.0)
+    """
+    a, b = shape[:2]
+    if adjust_lr is None or adjust_lr == "original":
+        return math.sqrt(max(1, a / b))
+    if adjust_lr == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(a, b))
+    return 1.0
+
+
 def _float32_muon() -> Any:
     """``torch.optim.Muon`` whose Newton-Schulz iteration runs in float32, not bfloat16.
 
     PyTorch casts to bfloat16, fast on GPUs; on CPUs without bfloat16 matrix units it is ~25x
     slower than float32 (a 256x256 product: 44.7 vs 1.7 ms here). The step is PyTorch's
-    (``torch.optim._muon._single_tensor_muon``, torch 2.13), the iteration its quintic with its
-    coefficients, only the dtype differs."""
+    (``torch.optim._muon._single_tensor_muon``, torch 2.13) through public API only: its
+    momentum buffers (``state[p]["momentum_buffer"]``), its quintic iteration with its
+    coefficients and its learning-rate ratio (:func:`muon_lr_ratio`); only the dtype differs."""
     if _MUON:
         return _MUON[0]
     import torch
-    from torch.optim._muon import _adjust_lr
 
     def newton_schulz(update: Any, coefficients: tuple, steps: int, eps: float) -> Any:
         a, b, c = coefficients
@@ -74,19 +93,23 @@ def _float32_muon() -> Any:
                 with torch.enable_grad():
                     loss = closure()
             for group in self.param_groups:
-                params: list[Any] = []
-                grads: list[Any] = []
-                buffers: list[Any] = []
-                self._init_group(group, params, grads, buffers)
                 lr, momentum = float(group["lr"]), group["momentum"]
-                for param, grad, buffer in zip(params, grads, buffers, strict=True):
+                for param in group["params"]:
+                    grad = param.grad
+                    if grad is None:
+                        continue
+                    state = self.state[param]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(grad)
+                    buffer = state["momentum_buffer"]
                     buffer.lerp_(grad, 1 - momentum)
                     update = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
                     update = newton_schulz(
                         update, group["ns_coefficients"], group["ns_steps"], group["eps"]
                     )
                     param.mul_(1 - lr * group["weight_decay"])
-                    param.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
+                    ratio = muon_lr_ratio(group["adjust_lr_fn"], tuple(param.shape))
+                    param.add_(update, alpha=-lr * ratio)
             return loss
 
     _MUON.append(Float32Muon)

@@ -34,7 +34,14 @@ import numpy as np
 from river import base as river_base
 from river import compose
 
-from adaptloop.learners.base import BaseClassifier, BaseLearner, Learner, is_classifier, registry
+from adaptloop.learners.base import (
+    BaseClassifier,
+    BaseLearner,
+    HasTask,
+    Learner,
+    is_classifier,
+    registry,
+)
 from adaptloop.learners.linear import LogisticRegression  # noqa: F401  (module doctest)
 from adaptloop.validation import check_features
 
@@ -491,7 +498,8 @@ class ToRiver:
 class _ToRiverClassifier(ToRiver, river_base.Classifier):
     @property
     def _multiclass(self) -> bool:
-        return (getattr(self.learner, "n_classes", 2) or 2) > 2
+        learner = self.learner
+        return isinstance(learner, HasTask) and (learner.n_classes or 2) > 2
 
     def predict_proba_one(self, x: dict[Any, Any]) -> dict[int, float]:  # type: ignore[override]
         """Probability of each class code."""

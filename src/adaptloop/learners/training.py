@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import TorchTrainable
+from adaptloop.learners.base import Refitting, TorchTrainable
 from adaptloop.learners.optimizers import OptimizerSpec
 from adaptloop.learners.schedules import Schedule, _Table
 
@@ -308,7 +308,7 @@ class TrainedLearner:
         steps = sum(self.steps_per_call(int(n)) for n in sizes if n > 0)
         if steps == 0:
             return
-        trainer = getattr(previous, "trainer_", None)
+        trainer = previous.trainer_ if isinstance(previous, Refitting) else None
         trace = None if trainer is None or not len(trainer.grad_norms_) else trainer.grad_norms_
         if self._trainer is None:
             self._plan = (steps, trace)

@@ -3,7 +3,8 @@
 A wrapper takes a learner (``base``) and is a learner. ``base`` stays an unfitted template;
 the wrapper serves ``model_``, a clone of it that it trains and may replace by a fresh clone.
 The base may be any ``Learner`` (a River adapter too): only the protocol is relied upon, plus
-``task``, ``n_classes``, ``check_Xy`` and ``predict_proba`` where the base has them.
+the capabilities the base has (:class:`~adaptloop.learners.base.HasTask`, ``Validating``,
+``Classifier``, ``Representing``, ``DriftReporting``, ``Refitting``), which the wrapper passes on.
 
 >>> import numpy as np
 >>> buf = RingBuffer(3)
@@ -19,7 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import BaseLearner, Learner, is_classifier, registry
+from adaptloop.learners.base import (
+    BaseLearner,
+    DriftReporting,
+    HasTask,
+    Learner,
+    Refitting,
+    Representing,
+    Validating,
+    is_classifier,
+    registry,
+)
 from adaptloop.validation import Task, check_features, check_targets
 
 __all__ = ["MajorityClass", "RingBuffer", "Wrapper", "check_positive_int", "resolve_learner"]
@@ -172,18 +183,17 @@ class Wrapper(BaseLearner):
     @property
     def task(self) -> Task | None:  # type: ignore[override]
         """The base's task (``binary``, ``multiclass``, ``regression``), ``None`` if it has none."""
-        return getattr(self.model_, "task", None) or getattr(self.base, "task", None)
+        return self.model_.task if isinstance(self.model_, HasTask) else None
 
     @property
     def n_classes(self) -> int | None:
         """The base's number of classes, ``None`` for regression or when it does not say."""
-        value = getattr(self.model_, "n_classes", None)
-        return value if value is not None else getattr(self.base, "n_classes", None)
+        return self.model_.n_classes if isinstance(self.model_, HasTask) else None
 
     @property
     def alarms(self) -> list[int]:
         """Drift alarm positions of the served model (nested wrappers), else ``[]``."""
-        return list(getattr(self.model_, "alarms", None) or [])
+        return list(self.model_.alarms) if isinstance(self.model_, DriftReporting) else []
 
     def _is_classifier(self) -> bool:
         task = self.task
@@ -203,9 +213,8 @@ class Wrapper(BaseLearner):
             y = check_targets(y, X.shape[0], task, self.n_classes)
         else:
             y = _check_any_targets(y, X.shape[0])
-        model_check = getattr(self.model_, "check_Xy", None)
-        if callable(model_check):
-            X, y = model_check(X, y)
+        if isinstance(self.model_, Validating):
+            X, y = self.model_.check_Xy(X, y)
         return X, y
 
     # -- serving -------------------------------------------------------------------------------
@@ -215,7 +224,7 @@ class Wrapper(BaseLearner):
     @property
     def predict_proba(self) -> Any:
         """Class probabilities of the served model; missing (``AttributeError``) for regressors."""
-        if not callable(getattr(self.model_, "predict_proba", None)):
+        if not is_classifier(self.model_):
             raise AttributeError(
                 f"{type(self).__name__} has no predict_proba: its base "
                 f"{type(self.base).__name__} is not a classifier"
@@ -228,13 +237,13 @@ class Wrapper(BaseLearner):
     @property
     def hidden_representation(self) -> Any:
         """The served model's ``hidden_representation(X)``; missing when that model has none."""
-        inner = getattr(self.model_, "hidden_representation", None)
-        if not callable(inner):
+        model = self.model_
+        if not isinstance(model, Representing):
             raise AttributeError(
                 f"{type(self).__name__} has no hidden_representation: its base "
                 f"{type(self.base).__name__} has none"
             )
-        return lambda X: inner(self.check_X(X))
+        return lambda X: model.hidden_representation(self.check_X(X))
 
     # -- state ---------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
@@ -262,10 +271,9 @@ class Wrapper(BaseLearner):
         if len(X) == 0:
             return model
         step = len(X) if batch_size is None else batch_size
-        plan = getattr(model, "plan_fit", None)
-        if callable(plan):
+        if isinstance(model, Refitting):
             sizes = [min(step, len(X) - start) for start in range(0, len(X), step)]
-            plan(sizes * epochs, previous=getattr(self, "model_", None))
+            model.plan_fit(sizes * epochs, previous=self.model_)
         for _ in range(epochs):
             for start in range(0, len(X), step):
                 model.learn(X[start : start + step], y[start : start + step])
