@@ -32,6 +32,7 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -217,6 +218,36 @@ class StateRoles:
             tuple(f"{prefix}.{p}" for p in self.local),
             tuple(f"{prefix}.{p}" for p in self.statistics),
         )
+
+    def __add__(self, other: StateRoles) -> StateRoles:
+        """Both declarations (a wrapper's own entries and its model's)."""
+        return StateRoles(self.local + other.local, self.statistics + other.statistics)
+
+    def paths(self, state: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The dotted paths of ``state``'s local and statistics entries, in the state's order.
+
+        A local entry is listed, not what it holds; a statistics dict is listed and searched
+        on (its other keys may hold local entries).
+
+        >>> state = {"learned": {"w": 1.0, "rng": {"seed": 3}, "scaler": {"count": 2}}}
+        >>> StateRoles(local=("learned.rng",), statistics=("learned.s*",)).paths(state)
+        (['learned.rng'], ['learned.scaler'])
+        """
+        local: list[str] = []
+        statistics: list[str] = []
+
+        def walk(value: Any, path: str) -> None:
+            if path and any(fnmatchcase(path, p) for p in self.local):
+                local.append(path)
+                return
+            if path and any(fnmatchcase(path, p) for p in self.statistics):
+                statistics.append(path)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, f"{path}.{key}" if path else str(key))
+
+        walk(state, "")
+        return local, statistics
 
 
 @runtime_checkable

@@ -63,6 +63,8 @@ class DriftReset(Wrapper):
     )
     """
 
+    _local_state = ("n_seen", "alarms", "detector")  # the detector is pickled: per client
+
     alarms: list[int] = []  # noqa: RUF012 - per-instance list set in __init__; shadows Wrapper.alarms
 
     def __init__(

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adaptloop.learners.base import Learner, Representing, registry
+from adaptloop.learners.base import Learner, Representing, StateRoles, registry
 from adaptloop.learners.memory_index import ExactIndex, SketchIndex, cosine
 from adaptloop.learners.wrapping import Wrapper, check_positive_int
 
@@ -124,6 +124,9 @@ class ErrorMemory(Wrapper):
     >>> model.predict_proba(X).round(2).tolist()  # corrected towards each neighbour's label
     [[0.25, 0.75], [0.75, 0.25]]
     """
+
+    _local_state = ("n_seen",)
+    _statistics_state = ("scaler",)
 
     def __init__(
         self,
@@ -290,6 +293,10 @@ class ErrorMemory(Wrapper):
         return self.correct(X)[1][:, 0].astype(np.float32)
 
     # -- state -------------------------------------------------------------------------------------
+    def _roles(self, model: StateRoles) -> StateRoles:
+        """The wrapper's roles, and the key model's (a copy of the base) as the model's."""
+        return super()._roles(model) + model.within("learned.key_model")
+
     def _get_state(self) -> dict[str, Any]:
         memory = None
         if self.memory_ is not None:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adaptloop.learners.base import BaseClassifier, BaseLearner, registry
+from adaptloop.learners.base import BaseClassifier, BaseLearner, StateRoles, registry
 from adaptloop.validation import check_features, check_targets
 
 Optimizer = Literal["sgd", "adam"]
@@ -442,6 +442,12 @@ class _LinearCore:
 
     def _set_state(self, state: Any) -> None:
         self._set_core_state(state)
+
+    def state_roles(self) -> StateRoles:
+        """Federation: the optimiser's step count and moments stay on each client; the running
+        feature statistics (``count``, ``mean``, ``m2`` beside ``theta``) are pooled."""
+        local = ("learned.steps", "learned.adam_m", "learned.adam_v")
+        return StateRoles(local=local, statistics=("learned",))
 
 
 def _dot(a: list[float], b: list[float]) -> float:

@@ -72,7 +72,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adaptloop.learners.base import BaseLearner, registry
+from adaptloop.learners.base import BaseLearner, StateRoles, registry
 from adaptloop.learners.mlp import (
     MLPRegressor,
     Optimizer,
@@ -141,6 +141,7 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
     """The shared recurrent regressor: ``_MLPCore``'s training loop and scaler, a sequence net."""
 
     _kind = ""
+    _local_state = ("optimizer", "rng", "n_seen")
     targets = MLPRegressor.targets
     loss = MLPRegressor.loss
 
@@ -409,6 +410,10 @@ class Persistence(BaseLearner):
 
     def _get_state(self) -> dict[str, Any]:
         return {}
+
+    def state_roles(self) -> StateRoles:
+        """Nothing to federate: no state."""
+        return StateRoles()
 
     def _set_state(self, state: Any) -> None:
         if state != {}:

@@ -39,6 +39,7 @@ from adaptloop.learners.base import (
     BaseLearner,
     HasTask,
     Learner,
+    StateRoles,
     is_classifier,
     registry,
 )
@@ -314,6 +315,11 @@ class RiverLearner(BaseLearner):
 
     def _get_state(self) -> dict[str, Any]:
         return {"model": pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)}
+
+    def state_roles(self) -> StateRoles:
+        """No local entries or statistics: the state is the pickled River model, which cannot
+        be averaged (federation refuses it, naming ``learned.model``)."""
+        return StateRoles()
 
     def _set_state(self, state: Any) -> None:
         if not isinstance(state, dict) or set(state) != {"model"}:

@@ -31,11 +31,11 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from adaptloop.learners.base import Refitting, TorchTrainable
+from adaptloop.learners.base import Refitting, StateRoles, TorchTrainable
 from adaptloop.learners.optimizers import OptimizerSpec
 from adaptloop.learners.schedules import Schedule, _Table
 
@@ -247,6 +247,7 @@ class TrainedLearner:
     epochs: int
     batch_size: int | None
     standardize: bool
+    _local_state: ClassVar[tuple[str, ...]] = ("optimizer", "rng")
     _net: Any
     _rng: np.random.Generator
     _trainer: Trainer | None
@@ -287,6 +288,11 @@ class TrainedLearner:
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
         self.begin_learn(X)
         train_epochs(self, self.inputs(X), self.targets(y), self.epochs, self.batch_size)
+
+    def state_roles(self) -> StateRoles:
+        """Federation: the optimiser (with the trainer's schedule, traces and generator) and
+        the mini-batch generator stay on each client; the scaler's statistics are pooled."""
+        return StateRoles(self._local_state, ("scaler",)).within("learned")
 
     # -- budget ------------------------------------------------------------------------------
     @property

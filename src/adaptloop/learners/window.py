@@ -57,6 +57,8 @@ class WindowRetrain(Wrapper):
     (1, 6, array([1]))
     """
 
+    _local_state = ("n_seen",)
+
     def __init__(
         self,
         base: Learner,

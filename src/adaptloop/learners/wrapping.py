@@ -16,17 +16,20 @@ the capabilities the base has (:class:`~adaptloop.learners.base.HasTask`, ``Vali
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from adaptloop.learners.base import (
     BaseLearner,
     DriftReporting,
+    Federated,
     HasTask,
     Learner,
     Refitting,
     Representing,
+    StateRoles,
     Validating,
     is_classifier,
     registry,
@@ -246,6 +249,27 @@ class Wrapper(BaseLearner):
         return lambda X: model.hidden_representation(self.check_X(X))
 
     # -- state ---------------------------------------------------------------------------------
+    _local_state: ClassVar[tuple[str, ...]] = ()
+    """Keys of the wrapper's own state kept on each client in federation."""
+    _statistics_state: ClassVar[tuple[str, ...]] = ()
+    """Keys of the wrapper's own running statistics (``count``, ``mean``, ``m2``), pooled."""
+
+    @property
+    def state_roles(self) -> Callable[[], StateRoles]:
+        """The served model's roles under ``learned.model``, plus the wrapper's own local and
+        statistics entries; missing when the model declares none (not ``Federated``)."""
+        model = self.model_
+        if not isinstance(model, Federated):
+            raise AttributeError(
+                f"{type(self).__name__} has no state_roles: its base "
+                f"{type(self.base).__name__} declares none"
+            )
+        return lambda: self._roles(model.state_roles())
+
+    def _roles(self, model: StateRoles) -> StateRoles:
+        own = StateRoles(self._local_state, self._statistics_state).within("learned")
+        return model.within("learned.model") + own
+
     def _get_state(self) -> dict[str, Any]:
         return {"model": self.model_.state_dict()}
 
@@ -326,6 +350,10 @@ class MajorityClass(BaseLearner):
 
     def _get_state(self) -> dict[str, Any]:
         return {"counts": self.counts.copy()}
+
+    def state_roles(self) -> StateRoles:
+        """Federation: the counts are shared (averaged)."""
+        return StateRoles()
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.counts = np.asarray(state["counts"], dtype=np.int64).copy()
