@@ -226,8 +226,8 @@ class StateRoles:
     def paths(self, state: dict[str, Any]) -> tuple[list[str], list[str]]:
         """The dotted paths of ``state``'s local and statistics entries, in the state's order.
 
-        A local entry is listed, not what it holds; a statistics dict is listed and searched
-        on (its other keys may hold local entries).
+        A local entry is listed, not what it holds; a statistics entry is a dict, listed and
+        searched on (its other keys may hold local entries).
 
         >>> state = {"learned": {"w": 1.0, "rng": {"seed": 3}, "scaler": {"count": 2}}}
         >>> StateRoles(local=("learned.rng",), statistics=("learned.s*",)).paths(state)
@@ -240,11 +240,12 @@ class StateRoles:
             if path and any(fnmatchcase(path, p) for p in self.local):
                 local.append(path)
                 return
+            if not isinstance(value, dict):
+                return
             if path and any(fnmatchcase(path, p) for p in self.statistics):
                 statistics.append(path)
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    walk(item, f"{path}.{key}" if path else str(key))
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
 
         walk(state, "")
         return local, statistics
