@@ -71,11 +71,11 @@ def test_codes_are_checked_and_refused_batches_change_nothing():
         model.predict(bad)
     assert states_equal(model.state_dict(), before)
     for params, match in [
-        ({"categorical": (0, 0)}, "twice"),
-        ({"categorical": "0"}, "categorical"),
-        ({"vocab_size": 0}, "vocab_size"),
-        ({"n_cross": -1}, "n_cross"),
-        ({"hidden": (0,)}, "hidden"),
+        ({"categorical": (0, 0)}, r"^CTRClassifier\.categorical: lists a column twice"),
+        ({"categorical": "0"}, r"^CTRClassifier\.categorical: "),
+        ({"vocab_size": 0}, r"^CTRClassifier\.vocab_size: must be >= 1, got 0"),
+        ({"n_cross": -1}, r"^CTRClassifier\.n_cross: "),
+        ({"hidden": (0,)}, r"^CTRClassifier\.hidden\[0\]: "),
     ]:
         with pytest.raises(ValueError, match=match):
             small(**params)

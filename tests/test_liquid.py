@@ -172,7 +172,7 @@ def test_width_below_seq_len_is_refused(cls):
     ],
 )
 def test_bad_params(params, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=rf"^CfCRegressor\.{name}: "):
         CfCRegressor(**params)
 
 

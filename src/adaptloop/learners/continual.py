@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.mlp import MLPClassifier, _torch
+from adaptloop.learners.mlp import MLPClassifier
+from adaptloop.learners.torch_core import import_torch as _torch
 from adaptloop.learners.wrapping import Wrapper, check_positive_int
 from adaptloop.validation import check_number
 

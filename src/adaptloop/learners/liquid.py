@@ -35,8 +35,8 @@ value as the reference). ``"difference"`` subtracts the last value instead (any 
 Training. Each ``learn`` call runs ``epochs`` passes of Adam (or SGD, Muon, Drop-Muon over two
 blocks: the recurrent layer, then the head) over the batch, in mini-batches of ``batch_size``,
 on the squared error, at a rate that follows ``schedule`` (constant when ``None``; the frozen
-mode's warm-up epochs are one fit); inputs are standardised online (as in
-:class:`~adaptloop.learners.mlp.MLPRegressor`, whose machinery these learners share).
+mode's warm-up epochs are one fit); inputs are standardised online (the machinery of every
+torch learner, :mod:`adaptloop.learners.torch_core`).
 ``mode="online"`` keeps updating on every batch. ``mode="frozen"`` learns the first ``warmup``
 samples as they come, keeps them, and when the warm-up is complete trains ``warmup_epochs``
 more passes over all of them in shuffled mini-batches (``batch_size``, 32 when ``None``) -- the
@@ -67,37 +67,26 @@ True
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import numpy as np
 
 from adaptloop.learners.base import BaseLearner, StateRoles, registry
-from adaptloop.learners.mlp import (
-    MLPRegressor,
-    Optimizer,
-    Schedule,
-    _check_params,
-    _MLPCore,
-    _torch,
+from adaptloop.learners.torch_core import (
+    SquaredErrorLoss,
+    TorchLearner,
+    import_torch,
+    train_epochs,
+    trains,
 )
-from adaptloop.learners.training import train_epochs
 from adaptloop.learners.wrapping import RingBuffer
+from adaptloop.parameters import declared
+from adaptloop.validation import Count, NonNegativeInt
 
 __all__ = ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
 
 Mode = Literal["online", "frozen"]
 Normalize = Literal["none", "ratio", "difference"]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_seq_len(seq_len: object) -> int:
-    if not _is_int(seq_len) or seq_len < 1:
-        raise ValueError(f"seq_len must be an integer >= 1, got {seq_len!r}")
-    return int(seq_len)
 
 
 def _check_width(X: np.ndarray, seq_len: int) -> np.ndarray:
@@ -111,7 +100,7 @@ def _check_width(X: np.ndarray, seq_len: int) -> np.ndarray:
 
 def _sequence_module(kind: str, n_inputs: int, units: int, seq_len: int) -> Any:
     """``(n, d)`` rows -> ``(n, seq_len, n_inputs)`` sequences -> recurrent net -> ``(n, 1)``."""
-    torch = _torch()
+    torch = import_torch()
 
     class SequenceNet(torch.nn.Module):
         def __init__(self) -> None:
@@ -137,63 +126,33 @@ def _sequence_module(kind: str, n_inputs: int, units: int, seq_len: int) -> Any:
     return SequenceNet()
 
 
-class _SequenceRegressor(_MLPCore, BaseLearner):
-    """The shared recurrent regressor: ``_MLPCore``'s training loop and scaler, a sequence net."""
+@declared
+@trains(lr=0.005)
+class _SequenceRegressor(SquaredErrorLoss, TorchLearner, BaseLearner):
+    """The shared recurrent regressor: a sequence net, trained as every torch learner."""
 
     _kind = ""
     _local_state = ("optimizer", "rng", "n_seen")
-    targets = MLPRegressor.targets
-    loss = MLPRegressor.loss
+    _STATE = TorchLearner._STATE | {"n_seen", "warm"}
 
     def __init__(
         self,
-        units: int = 16,
-        seq_len: int = 12,
-        lr: float = 0.005,
-        epochs: int = 1,
+        units: Count = 16,
+        seq_len: Count = 12,
         mode: Mode = "online",
-        warmup: int = 1000,
-        warmup_epochs: int = 10,
+        warmup: NonNegativeInt = 1000,
+        warmup_epochs: NonNegativeInt = 10,
         normalize: Normalize = "none",
-        batch_size: int | None = None,
-        weight_decay: float = 0.0,
-        optimizer: Optimizer = "adam",
-        standardize: bool = True,
-        seed: int = 0,
-        schedule: Schedule = None,
+        **training: Any,
     ) -> None:
-        if not _is_int(units) or units < 1:
-            raise ValueError(f"units must be an integer >= 1, got {units!r}")
-        seq_len = _check_seq_len(seq_len)
-        if mode not in ("online", "frozen"):
-            raise ValueError(f"mode must be 'online' or 'frozen', got {mode!r}")
-        if not _is_int(warmup) or warmup < 0:
-            raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
-        if not _is_int(warmup_epochs) or warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
-        if normalize not in ("none", "ratio", "difference"):
-            raise ValueError(
-                f"normalize must be 'none', 'ratio' or 'difference', got {normalize!r}"
-            )
-        _check_params(
-            (units,), lr, epochs, batch_size, weight_decay, optimizer, standardize, seed, schedule
-        )
         super().__init__(task="regression")
-        self.units = int(units)
+        self.units = units
         self.seq_len = seq_len
-        self.lr = lr
-        self.epochs = epochs
         self.mode = mode
-        self.warmup = int(warmup)
-        self.warmup_epochs = int(warmup_epochs)
+        self.warmup = warmup
+        self.warmup_epochs = warmup_epochs
         self.normalize = normalize
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.optimizer = copy.deepcopy(optimizer)
-        self.schedule = copy.deepcopy(schedule)
-        self.standardize = standardize
-        self.seed = seed
-        self._init_core(1)
+        self._init_training(training)
         self.n_seen_ = 0
         self._warm = RingBuffer(max(self.warmup, 1))  # frozen mode: the warm-up samples
 
@@ -233,29 +192,27 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
             return out * ref
         return out + ref if self.normalize == "difference" else out
 
-    def _build(self, d: int) -> None:
-        torch = _torch()
+    def _network(self, d: int) -> tuple[Any, list[Any]]:
+        torch = import_torch()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
             net = _sequence_module(self._kind, 1 + d - self.seq_len, self.units, self.seq_len)
         net.eval()
-        self._net = net
-        self._make_trainer()
-        self._count = 0
-        self._mean, self._m2 = np.zeros(d), np.zeros(d)
+        return net, [net.rnn, net.head]  # Drop-Muon's blocks: the recurrent layer, the head
 
-    def _blocks(self) -> list[Any]:
-        """Drop-Muon's blocks: the recurrent layer, then the linear head."""
-        return [self._net.rnn, self._net.head]
+    def inputs(self, X: np.ndarray) -> Any:
+        """Checked rows (relative, see ``normalize``) as the float32 tensor the network takes
+        (standardised)."""
+        return import_torch().from_numpy(self._standardised(X))
 
-    def _forward(self, X: np.ndarray, upto_hidden: bool = False) -> Any:
-        with _torch().no_grad():
-            return self._net(self.inputs(X))
+    def _n_features(self, model: dict[str, Any], scaler: dict[str, Any]) -> int:
+        return len(scaler["mean"])
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
             return np.zeros(X.shape[0], dtype=np.float32)
-        out = self._forward(self._relative(X)[0])[:, 0].numpy().astype(np.float64)
+        with import_torch().no_grad():
+            out = self._net(self.inputs(self._relative(X)[0]))[:, 0].numpy().astype(np.float64)
         return self._absolute(out, X).astype(np.float32)
 
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -288,31 +245,12 @@ class _SequenceRegressor(_MLPCore, BaseLearner):
         return {**super()._get_state(), "n_seen": self.n_seen_, "warm": self._warm.state()}
 
     def _set_state(self, state: Any) -> None:
-        name = type(self).__name__
-        keys = {"model", "optimizer", "scaler", "rng", "n_seen", "warm"}
-        if not isinstance(state, dict) or set(state) != keys:
-            raise ValueError(f"state of {name} must be a dict with keys {sorted(keys)}")
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng"]
+        if not isinstance(state, dict) or set(state) != self._STATE:
+            name = type(self).__name__
+            raise ValueError(f"state of {name} must be a dict with keys {sorted(self._STATE)}")
         warm = RingBuffer.from_state(max(self.warmup, 1), state["warm"])
-        if state["model"] is None:
-            self._init_core(1)
-        else:
-            self._build(len(state["scaler"]["mean"]))
-            try:
-                self._net.load_state_dict(state["model"])
-                self._trainer.load(state["optimizer"])
-            except (RuntimeError, KeyError, ValueError) as error:
-                raise ValueError(
-                    f"state of {name} does not fit units={self.units}, seq_len={self.seq_len}: "
-                    f"{error}"
-                ) from error
-            scaler = state["scaler"]
-            self._count = int(scaler["count"])
-            self._mean = np.asarray(scaler["mean"], dtype=np.float64)
-            self._m2 = np.asarray(scaler["m2"], dtype=np.float64)
+        super()._set_state(state)
         self._warm = warm
-        self._rng = rng
         self.n_seen_ = int(state["n_seen"])
 
 
@@ -321,13 +259,12 @@ class CfCRegressor(_SequenceRegressor):
     """A closed-form continuous-time (CfC) network, ``ncps.torch.CfC``, as a regressor.
 
     Parameters: ``units`` (neurons); ``seq_len`` (series values per row, see the module doc);
-    ``lr``; ``epochs`` (passes over each batch); ``mode`` (``"online"`` or ``"frozen"``);
-    ``warmup`` (samples learned before freezing, frozen mode only); ``warmup_epochs`` (passes
-    over the warm-up samples when it completes); ``normalize`` (``"none"``, ``"ratio"`` or
-    ``"difference"``: inputs relative to the last series value, see the module doc); ``batch_size``
-    (mini-batches within a ``learn`` call, ``None`` for the whole batch); ``weight_decay``;
-    ``optimizer``; ``standardize``; ``seed``; ``schedule`` (as
-    :class:`~adaptloop.learners.mlp.MLPRegressor`'s). Predicts 0.0 before the first ``learn``.
+    ``mode`` (``"online"`` or ``"frozen"``); ``warmup`` (samples learned before freezing,
+    frozen mode only); ``warmup_epochs`` (passes over the warm-up samples when it completes);
+    ``normalize`` (``"none"``, ``"ratio"`` or ``"difference"``: inputs relative to the last
+    series value, see the module doc); the training parameters of
+    :func:`~adaptloop.learners.torch_core.training_parameters` (``lr`` 0.005 by default).
+    Predicts 0.0 before the first ``learn``.
 
     >>> import numpy as np
     >>> model = CfCRegressor(units=4, seq_len=3, mode="frozen", warmup=2)
@@ -395,9 +332,9 @@ class Persistence(BaseLearner):
     array([3.], dtype=float32)
     """
 
-    def __init__(self, seq_len: int = 12) -> None:
+    def __init__(self, seq_len: Count = 12) -> None:
         super().__init__(task="regression")
-        self.seq_len = _check_seq_len(seq_len)
+        self.seq_len = seq_len
 
     def check_X(self, X: object) -> np.ndarray:
         return _check_width(super().check_X(X), self.seq_len)

@@ -29,17 +29,15 @@ become ``previous_grad_norms_`` (what a ``Refined`` schedule without a trace of 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import Refitting, StateRoles, TorchTrainable
 from adaptloop.learners.optimizers import OptimizerSpec
 from adaptloop.learners.schedules import Schedule, _Table
 
-__all__ = ["TrainedLearner", "Trainer", "train_epochs"]
+__all__ = ["Trainer"]
 
 _KEYS = {"more_optimizers", "step", "budget", "planned", "norms", "previous", "factors", "rng"}
 
@@ -231,145 +229,3 @@ class Trainer:
         self._schedulers = []
         if self.schedule is not None and self._factors is not None:
             self._schedule_at(self.step_)
-
-
-class TrainedLearner:
-    """Mixin for a learner whose torch network a :class:`Trainer` trains: the public members
-    of :class:`~adaptloop.learners.base.TorchTrainable`, the steps of a ``learn`` call and the
-    re-fit budget that wrappers announce.
-
-    The learner sets ``epochs``, ``batch_size``, ``_net`` and ``_trainer`` (``None`` until
-    built), ``_rng`` (the mini-batch order) and ``_plan`` (``None``), and implements
-    ``inputs``, ``targets``, ``loss``, ``_build(d)`` (network and trainer for ``d`` features)
-    and ``_update_scaler(X)``. Its ``learn`` is :func:`train_epochs` over the batch.
-    """
-
-    epochs: int
-    batch_size: int | None
-    standardize: bool
-    _local_state: ClassVar[tuple[str, ...]] = ("optimizer", "rng")
-    _net: Any
-    _rng: np.random.Generator
-    _trainer: Trainer | None
-    _plan: tuple[int, np.ndarray | None] | None
-
-    # -- TorchTrainable ----------------------------------------------------------------------
-    @property
-    def network(self) -> Any:
-        """The ``torch.nn.Module``; ``None`` before the first ``learn``."""
-        return self._net
-
-    @property
-    def rng(self) -> np.random.Generator:
-        """The generator of the mini-batch order."""
-        return self._rng
-
-    def forward(self, inputs: Any) -> Any:
-        """The network applied to :meth:`inputs`' output, with gradients."""
-        return self._net(inputs)
-
-    def begin_learn(self, X: np.ndarray) -> None:
-        """Start a ``learn`` call on the checked batch ``X``: build the network on the first
-        one, update the scaler, begin the call's steps in the trainer."""
-        if self._net is None:
-            self._build(X.shape[1])
-            self.n_features_in_ = X.shape[1]
-        self._apply_plan()
-        if self.standardize:
-            self._update_scaler(X)
-        self._trainer.begin_call(self.steps_per_call(X.shape[0]))
-
-    def train_step(
-        self, loss_fn: Callable[[], Any], adjust: Callable[[], None] | None = None
-    ) -> float:
-        """One optimiser step on ``loss_fn()`` (see :meth:`Trainer.step`); returns the loss."""
-        return self._trainer.step(loss_fn, adjust)
-
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.begin_learn(X)
-        train_epochs(self, self.inputs(X), self.targets(y), self.epochs, self.batch_size)
-
-    def state_roles(self) -> StateRoles:
-        """Federation: the optimiser (with the trainer's schedule, traces and generator) and
-        the mini-batch generator stay on each client; the scaler's statistics are pooled."""
-        return StateRoles(self._local_state, ("scaler",)).within("learned")
-
-    # -- budget ------------------------------------------------------------------------------
-    @property
-    def trainer_(self) -> Trainer | None:
-        """The :class:`Trainer` (optimisers, schedule, recorded gradient norms); ``None``
-        before the first ``learn``."""
-        return self._trainer
-
-    def steps_per_call(self, n_samples: int) -> int:
-        """Optimiser steps one ``learn`` call on ``n_samples`` samples takes."""
-        size = n_samples if self.batch_size is None else min(self.batch_size, n_samples)
-        return self.epochs * math.ceil(n_samples / size)
-
-    def plan_fit(self, sizes: Sequence[int], previous: object = None) -> None:
-        """Announce a re-fit: the ``learn`` calls that follow, by batch size, form one budgeted
-        fit, which the schedule spans (``WindowRetrain`` and the other re-fitting wrappers call
-        this on each fresh clone). ``previous``: the model the re-fit replaces; a refined
-        schedule reads its gradient-norm trace."""
-        steps = sum(self.steps_per_call(int(n)) for n in sizes if n > 0)
-        if steps == 0:
-            return
-        trainer = previous.trainer_ if isinstance(previous, Refitting) else None
-        trace = None if trainer is None or not len(trainer.grad_norms_) else trainer.grad_norms_
-        if self._trainer is None:
-            self._plan = (steps, trace)
-        else:
-            self._trainer.plan(steps, trace)
-
-    def _apply_plan(self) -> None:
-        if self._plan is not None and self._trainer is not None:
-            self._trainer.plan(*self._plan)
-            self._plan = None
-
-
-def _take(inputs: Any, index: Any) -> Any:
-    if isinstance(inputs, tuple):
-        return tuple(part[index] for part in inputs)
-    return inputs[index]
-
-
-def train_epochs(
-    learner: TorchTrainable,
-    inputs: Any,
-    target: Any,
-    epochs: int,
-    batch_size: int | None,
-    shuffle: bool = False,
-) -> None:
-    """``epochs`` passes of ``learner.train_step`` over ``inputs`` (a tensor or a tuple of
-    tensors, as ``learner.inputs`` gives) and ``target``, in mini-batches of ``batch_size``
-    (all when ``None``) in the order of ``learner.rng`` -- shuffled when the mini-batches are
-    smaller than the data, or always with ``shuffle``. Uses only the public members of
-    :class:`~adaptloop.learners.base.TorchTrainable`; the network trains in train mode and is
-    left in eval mode.
-
-    >>> import numpy as np
-    >>> from adaptloop.learners.mlp import MLPRegressor
-    >>> model = MLPRegressor(hidden=(4,), epochs=1)
-    >>> X, y = np.ones((8, 2), dtype=np.float32), np.ones(8, dtype=np.float32)
-    >>> model.begin_learn(X)
-    >>> train_epochs(model, model.inputs(X), model.targets(y), epochs=3, batch_size=4)
-    >>> model.trainer_.step_
-    6
-    """
-    import torch
-
-    n = len(target)
-    size = n if batch_size is None else min(batch_size, n)
-    net = learner.network
-    net.train()
-    for _ in range(epochs):
-        order = learner.rng.permutation(n) if shuffle or size < n else None
-        for start in range(0, n, size):
-            if order is None:
-                index: Any = slice(start, start + size)
-            else:
-                index = torch.from_numpy(order[start : start + size])
-            xb, yb = _take(inputs, index), target[index]
-            learner.train_step(lambda xb=xb, yb=yb: learner.loss(learner.forward(xb), yb))
-    net.eval()
