@@ -180,19 +180,19 @@ def test_bad_state_and_parameters_are_refused():
     with pytest.raises(ValueError, match="sketch state"):
         model.load_state_dict(state)
     assert states_equal(model.state_dict(), before)
-    for bad, match in [
-        ({"backend": "faiss"}, "backend"),
-        ({"k": 0}, "k must"),
-        ({"n_bits": 30}, "n_bits"),
-        ({"tau": 0.0}, "tau"),
-        ({"gamma": 1.5}, "gamma"),
-        ({"lam": -1.0}, "lam"),
-        ({"reset_every": 0}, "reset_every"),
-        ({"prior_count": -1.0}, "prior_count"),
-        ({"frozen_keys": "yes"}, "frozen_keys"),
+    for name, value in [
+        ("backend", "faiss"),
+        ("k", 0),
+        ("n_bits", 30),
+        ("tau", 0.0),
+        ("gamma", 1.5),
+        ("lam", -1.0),
+        ("reset_every", 0),
+        ("prior_count", -1.0),
+        ("frozen_keys", "yes"),
     ]:
-        with pytest.raises(ValueError, match=match):
-            ErrorMemory(LogisticRegression(), **bad)
+        with pytest.raises(ValueError, match=rf"^ErrorMemory\.{name}: "):
+            ErrorMemory(LogisticRegression(), **{name: value})
 
 
 def test_indexes_write_and_read_batches_of_any_size():

@@ -258,10 +258,10 @@ def test_predictions_before_learning_and_no_state_change():
     ],
 )
 def test_bad_parameters_are_refused_by_name(params, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=rf"^LogisticRegression\.{name}: "):
         LogisticRegression(**params)
     if name != "n_classes":
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ValueError, match=rf"^LinearRegression\.{name}: "):
             LinearRegression(**params)
 
 

@@ -75,11 +75,17 @@ def test_model_by_dotted_name_with_params_and_seed():
         ({"model": 42}, "River estimator"),
         ({"model": linear_model.LinearRegression(), "n_classes": 2}, "n_classes"),
         ({"model": linear_model.LogisticRegression(), "n_classes": 3}, "binary only"),
-        ({"model": tree.HoeffdingTreeClassifier(), "n_classes": 1}, "n_classes"),
+        (
+            {"model": tree.HoeffdingTreeClassifier(), "n_classes": 1},
+            r"^RiverClassifier\.n_classes: ",
+        ),
         ({"model": tree.HoeffdingTreeClassifier(), "use_many": True}, "learn_many"),
-        ({"model": tree.HoeffdingTreeClassifier(), "use_many": "yes"}, "use_many"),
+        (
+            {"model": tree.HoeffdingTreeClassifier(), "use_many": "yes"},
+            r"^RiverClassifier\.use_many: ",
+        ),
         ({"model": tree.HoeffdingTreeClassifier(), "feature_names": ["a", "a"]}, "feature_names"),
-        ({"model": tree.HoeffdingTreeClassifier(), "seed": 1.5}, "seed"),
+        ({"model": tree.HoeffdingTreeClassifier(), "seed": 1.5}, r"^RiverClassifier\.seed: "),
     ],
 )
 def test_bad_construction_is_refused(kwargs, pattern):

@@ -234,7 +234,7 @@ def test_window_retrain_batch_larger_than_window():
     ],
 )
 def test_window_retrain_parameters_are_checked(params, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=rf"^WindowRetrain\.{match}: "):
         WindowRetrain(Recorder(), **params)
 
 
@@ -386,7 +386,7 @@ def test_static_learns_the_first_n_train_samples_then_freezes():
 
 
 def test_static_parameters_are_checked():
-    with pytest.raises(ValueError, match="n_train"):
+    with pytest.raises(ValueError, match=r"^Static\.n_train: must be >= 1, got 0"):
         Static(Recorder(), n_train=0)
 
 

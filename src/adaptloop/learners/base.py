@@ -29,16 +29,19 @@ from __future__ import annotations
 
 import copy
 import inspect
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from adaptloop.registry import Registry
 from adaptloop.validation import Task, check_features, check_targets
+
+C = TypeVar("C", bound=type)
 
 registry = Registry("learner")
 """Learners and wrappers by name; implementing modules register with ``@registry.register``."""
@@ -257,6 +260,53 @@ class Federated(Protocol, metaclass=_Capability):
     so federation never guesses from key names."""
 
     def state_roles(self) -> StateRoles: ...
+
+
+def shares(declaration: Callable[..., Any], **defaults: Any) -> Callable[[C], C]:
+    """Class decorator: the class's ``__init__(self, ..., **shared)`` declares the keyword-only
+    parameters of ``declaration`` (a function whose signature is a block of parameters several
+    learners take), ``defaults`` overriding its defaults. The signature and annotations of
+    ``__init__`` gain them, so the declaration check, ``clone``, ``repr`` and ``adaptloop list``
+    see them as the class's own; :func:`shared_arguments` reads them back in ``__init__``.
+
+    >>> def training(*, lr: float = 0.1, epochs: int = 1): ...
+    >>> @shares(training, lr=0.5)
+    ... class Net:
+    ...     def __init__(self, width: int = 3, **shared: Any) -> None:
+    ...         self.width = width
+    ...         vars(self).update(shared_arguments(self, training, shared))
+    >>> list(inspect.signature(Net.__init__).parameters), vars(Net(epochs=2))
+    (['self', 'width', 'lr', 'epochs'], {'width': 3, 'lr': 0.5, 'epochs': 2})
+    """
+    block = inspect.signature(declaration).parameters.values()
+    unknown = set(defaults) - {p.name for p in block}
+    if unknown:
+        raise TypeError(f"{declaration.__name__} declares no {sorted(unknown)}")
+
+    def decorate(cls: C) -> C:
+        init = cls.__dict__["__init__"]
+        own = inspect.signature(init)
+        kept = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = [p.replace(default=defaults.get(p.name, p.default)) for p in block]
+        init.__signature__ = own.replace(parameters=[*kept, *added])
+        hints = typing.get_type_hints(declaration, include_extras=True)
+        init.__annotations__ = {**init.__annotations__, **{p.name: hints[p.name] for p in block}}
+        return cls
+
+    return decorate
+
+
+def shared_arguments(
+    owner: object, declaration: Callable[..., Any], given: dict[str, Any]
+) -> dict[str, Any]:
+    """The parameters of ``declaration`` that ``owner``'s class :func:`shares`: ``given``
+    ones, else its signature's defaults (copies); ``TypeError`` for a name it does not take."""
+    names = list(inspect.signature(declaration).parameters)
+    unknown = set(given) - set(names)
+    if unknown:
+        raise TypeError(f"{type(owner).__name__} got unexpected parameters {sorted(unknown)}")
+    declared = inspect.signature(type(owner).__init__).parameters
+    return {n: copy.deepcopy(given[n] if n in given else declared[n].default) for n in names}
 
 
 class BaseLearner(ABC):

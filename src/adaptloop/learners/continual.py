@@ -40,7 +40,8 @@ import numpy as np
 from adaptloop.learners.base import Learner, registry
 from adaptloop.learners.mlp import MLPClassifier
 from adaptloop.learners.torch_core import import_torch as _torch
-from adaptloop.learners.wrapping import Wrapper, check_positive_int
+from adaptloop.learners.wrapping import Wrapper
+from adaptloop.streams.drift import check_positive_int
 from adaptloop.validation import check_number
 
 __all__ = [

@@ -22,7 +22,8 @@ import numpy as np
 
 from adaptloop.learners.base import Learner, registry
 from adaptloop.learners.detectors import DetectorSpec, is_binary_detector, make_detector
-from adaptloop.learners.wrapping import RingBuffer, Wrapper, check_positive_int
+from adaptloop.learners.wrapping import RingBuffer, Wrapper
+from adaptloop.validation import Count, Seed
 
 __all__ = ["DriftReset"]
 
@@ -71,23 +72,19 @@ class DriftReset(Wrapper):
         self,
         base: Learner,
         detector: DetectorSpec = "adwin",
-        window: int = 2000,
+        window: Count = 2000,
         detector_params: dict[str, Any] | None = None,
-        fit_batch_size: int | None = 256,
-        seed: int | None = None,
+        fit_batch_size: Count | None = 256,
+        seed: Seed | None = None,
     ) -> None:
         self.detector = detector
-        self.window = check_positive_int(window, "window")
+        self.window = window
         if detector_params is not None and not isinstance(detector_params, dict):
             raise ValueError(
                 f"detector_params must be a dict, got {type(detector_params).__name__}"
             )
         self.detector_params = detector_params
-        if fit_batch_size is not None:
-            fit_batch_size = check_positive_int(fit_batch_size, "fit_batch_size")
         self.fit_batch_size = fit_batch_size
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"seed must be an integer or None, got {seed!r}")
         self.seed = seed
         super().__init__(base)
         self._prototype = make_detector(detector, seed=seed, params=detector_params)

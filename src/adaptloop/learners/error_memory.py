@@ -25,27 +25,20 @@ True
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Ge, Le
 
 from adaptloop.learners.base import Learner, Representing, StateRoles, registry
 from adaptloop.learners.memory_index import ExactIndex, SketchIndex, cosine
-from adaptloop.learners.wrapping import Wrapper, check_positive_int
+from adaptloop.learners.wrapping import Wrapper
+from adaptloop.validation import Count, Fraction, NonNegativeReal, PositiveReal, Seed
 
 __all__ = ["ErrorMemory"]
 
 Backend = Literal["sketch", "exact"]
 _EPS = 1e-6  # corrected probabilities stay in [eps, 1 - eps] (finite log loss)
-
-
-def _check_number(value: object, name: str, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(float(value)) and low <= float(value) <= high):
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
-    return float(value)
 
 
 @registry.register("error_memory")
@@ -132,36 +125,28 @@ class ErrorMemory(Wrapper):
         self,
         base: Learner,
         backend: Backend = "sketch",
-        k: int = 8,
-        n_bits: int = 10,
-        capacity: int = 2000,
-        tau: float = 0.1,
-        gamma: float = 1.0,
-        lam: float = 0.5,
-        prior_count: float = 50.0,
-        reset_every: int | None = None,
+        k: Count = 8,
+        n_bits: Annotated[int, Ge(1), Le(24)] = 10,  # 2**n_bits buckets per table
+        capacity: Count = 2000,
+        tau: PositiveReal = 0.1,
+        gamma: Fraction = 1.0,
+        lam: NonNegativeReal = 0.5,
+        prior_count: NonNegativeReal = 50.0,
+        reset_every: Count | None = None,
         frozen_keys: bool = True,
-        seed: int = 0,
+        seed: Seed = 0,
     ) -> None:
-        if backend not in ("sketch", "exact"):
-            raise ValueError(f"backend must be 'sketch' or 'exact', got {backend!r}")
         self.backend = backend
-        self.k = check_positive_int(k, "k")
-        self.n_bits = check_positive_int(n_bits, "n_bits")
-        if self.n_bits > 24:
-            raise ValueError(f"n_bits must be at most 24 (2**24 buckets per table), got {n_bits}")
-        self.capacity = check_positive_int(capacity, "capacity")
-        self.tau = _check_number(tau, "tau", 1e-9)
-        self.gamma = _check_number(gamma, "gamma", 0.0, 1.0)
-        self.lam = _check_number(lam, "lam", 0.0)
-        self.prior_count = _check_number(prior_count, "prior_count", 0.0)
-        if not isinstance(frozen_keys, (bool, np.bool_)):
-            raise ValueError(f"frozen_keys must be True or False, got {frozen_keys!r}")
-        self.frozen_keys = bool(frozen_keys)
-        if reset_every is not None:
-            reset_every = check_positive_int(reset_every, "reset_every")
+        self.k = k
+        self.n_bits = n_bits
+        self.capacity = capacity
+        self.tau = tau
+        self.gamma = gamma
+        self.lam = lam
+        self.prior_count = prior_count
+        self.frozen_keys = frozen_keys
         self.reset_every = reset_every
-        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.seed = seed
         super().__init__(base)
         self.memory_: SketchIndex | ExactIndex | None = None
         self.n_seen_ = 0

@@ -35,12 +35,27 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Ge
 
-from adaptloop.learners.base import BaseClassifier, BaseLearner, StateRoles, registry
-from adaptloop.validation import check_features, check_targets
+from adaptloop.learners.base import (
+    BaseClassifier,
+    BaseLearner,
+    StateRoles,
+    registry,
+    shared_arguments,
+    shares,
+)
+from adaptloop.validation import (
+    Count,
+    NonNegativeReal,
+    PositiveReal,
+    Seed,
+    check_features,
+    check_targets,
+)
 
 Optimizer = Literal["sgd", "adam"]
 
@@ -54,33 +69,16 @@ _sqrt, _tanh, _mul = math.sqrt, math.tanh, float.__mul__  # bound once: hot batc
 _STATE_KEYS = ("theta", "count", "mean", "m2", "inv_std", "steps", "adam_m", "adam_v")
 
 
-def _check_number(name: str, value: object, *, positive: bool) -> None:
-    kind = "a positive" if positive else "a non-negative"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be {kind} number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise ValueError(f"{name} must be {kind} finite number, got {value!r}")
-
-
-def _check_params(
-    lr: object,
-    optimizer: object,
-    l2: object,
-    standardize: object,
-    seed: object,
-    max_steps: object,
+def linear_parameters(
+    *,
+    lr: PositiveReal = 0.01,
+    optimizer: Optimizer = "sgd",
+    l2: NonNegativeReal = 0.0,
+    standardize: bool = True,
+    seed: Seed = 0,
+    max_steps: Count = 16,
 ) -> None:
-    _check_number("lr", lr, positive=True)
-    if optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    _check_number("l2", l2, positive=False)
-    if not isinstance(standardize, (bool, np.bool_)):
-        raise ValueError(f"standardize must be True or False, got {standardize!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    """The declaration of the linear learners' shared parameters (see the module doc)."""
 
 
 def _sigmoid(z: float) -> float:
@@ -456,6 +454,7 @@ def _dot(a: list[float], b: list[float]) -> float:
 
 @registry.register("logistic")
 @registry.register("softmax")
+@shares(linear_parameters)
 class LogisticRegression(_LinearCore, BaseClassifier):
     """Logistic regression (2 classes, sigmoid) or softmax regression (more classes), numpy.
 
@@ -480,24 +479,9 @@ class LogisticRegression(_LinearCore, BaseClassifier):
     array([0, 1, 2])
     """
 
-    def __init__(
-        self,
-        n_classes: int = 2,
-        lr: float = 0.01,
-        optimizer: Optimizer = "sgd",
-        l2: float = 0.0,
-        standardize: bool = True,
-        seed: int = 0,
-        max_steps: int = 16,
-    ) -> None:
-        _check_params(lr, optimizer, l2, standardize, seed, max_steps)
+    def __init__(self, n_classes: Annotated[int, Ge(2)] = 2, **params: Any) -> None:
         super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
-        self.lr = lr
-        self.optimizer = optimizer
-        self.l2 = l2
-        self.standardize = standardize
-        self.seed = seed
-        self.max_steps = max_steps
+        vars(self).update(shared_arguments(self, linear_parameters, params))
         k = self._n_classes
         self._init_core("binary" if k == 2 else "multiclass", 1 if k == 2 else k)
 
@@ -563,6 +547,7 @@ class LogisticRegression(_LinearCore, BaseClassifier):
 
 
 @registry.register("linear")
+@shares(linear_parameters)
 class LinearRegression(_LinearCore, BaseLearner):
     """Linear regression (squared loss ``0.5 * (prediction - y) ** 2``) in numpy.
 
@@ -582,23 +567,9 @@ class LinearRegression(_LinearCore, BaseLearner):
     True
     """
 
-    def __init__(
-        self,
-        lr: float = 0.01,
-        optimizer: Optimizer = "sgd",
-        l2: float = 0.0,
-        standardize: bool = True,
-        seed: int = 0,
-        max_steps: int = 16,
-    ) -> None:
-        _check_params(lr, optimizer, l2, standardize, seed, max_steps)
+    def __init__(self, **params: Any) -> None:
         super().__init__(task="regression")
-        self.lr = lr
-        self.optimizer = optimizer
-        self.l2 = l2
-        self.standardize = standardize
-        self.seed = seed
-        self.max_steps = max_steps
+        vars(self).update(shared_arguments(self, linear_parameters, params))
         self._init_core("regression", 1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -28,9 +28,10 @@ import inspect
 import math
 import pickle
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from annotated_types import Ge
 from river import base as river_base
 from river import compose
 
@@ -44,7 +45,7 @@ from adaptloop.learners.base import (
     registry,
 )
 from adaptloop.learners.linear import LogisticRegression  # noqa: F401  (module doctest)
-from adaptloop.validation import check_features
+from adaptloop.validation import Seed, check_features
 
 
 def _resolve(model: object, params: dict[str, Any] | None, seed: int | None) -> Any:
@@ -186,8 +187,7 @@ class RiverLearner(BaseLearner):
         # (``model`` is optional only so that pickle and copy can call ``cls.__new__(cls)``.)
         if cls is RiverLearner:
             params = kwargs.get("params", args[1] if len(args) > 1 else None)
-            seed = kwargs.get("seed", args[4] if len(args) > 4 else None)
-            estimator = _resolve(model, params, seed if _is_int(seed) else None)
+            estimator = _resolve(model, params, None)  # the kind only; __init__ seeds it
             classifier = isinstance(estimator, river_base.Classifier)
             cls = RiverClassifier if classifier else RiverRegressor
         return super().__new__(cls)
@@ -195,16 +195,12 @@ class RiverLearner(BaseLearner):
     def __init__(
         self,
         model: Any,
-        n_classes: int | None = None,
+        n_classes: Annotated[int, Ge(2)] | None = None,
         params: dict[str, Any] | None = None,
         feature_names: Sequence[str] | None = None,
         use_many: bool | None = None,
-        seed: int | None = None,
+        seed: Seed | None = None,
     ) -> None:
-        if seed is not None and not _is_int(seed):
-            raise ValueError(f"seed must be None or an integer, got {seed!r}")
-        if use_many not in (None, True, False):
-            raise ValueError(f"use_many must be None, True or False, got {use_many!r}")
         if feature_names is not None and (
             isinstance(feature_names, str)
             or not all(isinstance(name, str) for name in feature_names)
@@ -386,10 +382,6 @@ class RiverRegressor(RiverLearner):
             )
         values[~np.isfinite(values)] = 0.0
         return values.astype(np.float32)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _as_float(value: object) -> float:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.wrapping import Wrapper, check_positive_int
+from adaptloop.learners.wrapping import Wrapper
+from adaptloop.validation import Count
 
 __all__ = ["Static"]
 
@@ -43,8 +44,8 @@ class Static(Wrapper):
     ValueError: X has 2 features, expected 1
     """
 
-    def __init__(self, base: Learner, n_train: int = 1000) -> None:
-        self.n_train = check_positive_int(n_train, "n_train")
+    def __init__(self, base: Learner, n_train: Count = 1000) -> None:
+        self.n_train = n_train
         super().__init__(base)
         self.n_learned_ = 0
 

@@ -23,16 +23,20 @@ declaration check, ``clone``, ``repr`` and ``adaptloop list`` see them as the le
 from __future__ import annotations
 
 import copy
-import inspect
 import math
-import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from adaptloop.learners.base import Refitting, StateRoles, TorchTrainable
+from adaptloop.learners.base import (
+    Refitting,
+    StateRoles,
+    TorchTrainable,
+    shared_arguments,
+    shares,
+)
 from adaptloop.learners.optimizers import OptimizerLike, make_optimizer
 from adaptloop.learners.schedules import ScheduleLike, make_schedule
 from adaptloop.learners.training import Trainer
@@ -51,8 +55,6 @@ __all__ = [
     "training_parameters",
     "trains",
 ]
-
-C = TypeVar("C", bound=type)
 
 Hidden = tuple[Count, ...]
 """Widths of hidden layers, each >= 1 (``()``: none)."""
@@ -99,38 +101,11 @@ def training_parameters(
     return {name: value for name, value in locals().items()}
 
 
-_TRAINING = tuple(inspect.signature(training_parameters).parameters)
-
-
-def trains(**defaults: Any) -> Callable[[C], C]:
+def trains(**defaults: Any) -> Callable[[type], type]:
     """Class decorator: the class's ``__init__(self, ..., **training)`` declares the training
-    parameters of :func:`training_parameters` (keyword-only), ``defaults`` overriding theirs.
-
-    >>> @trains(lr=0.5)
-    ... class Net:
-    ...     def __init__(self, width: int = 3, **training: Any) -> None: ...
-    >>> parameters = inspect.signature(Net.__init__).parameters
-    >>> list(parameters)[:3], parameters["lr"].default, parameters["epochs"].default
-    (['self', 'width', 'lr'], 0.5, 1)
-    """
-    unknown = set(defaults) - set(_TRAINING)
-    if unknown:
-        raise TypeError(f"not training parameters: {sorted(unknown)}")
-
-    def decorate(cls: C) -> C:
-        init = cls.__dict__["__init__"]
-        own = inspect.signature(init)
-        kept = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        shared = [
-            p.replace(default=defaults.get(p.name, p.default))
-            for p in inspect.signature(training_parameters).parameters.values()
-        ]
-        init.__signature__ = own.replace(parameters=[*kept, *shared])
-        hints = typing.get_type_hints(training_parameters, include_extras=True)
-        init.__annotations__ = {**init.__annotations__, **{n: hints[n] for n in _TRAINING}}
-        return cls
-
-    return decorate
+    parameters of :func:`training_parameters` (keyword-only), ``defaults`` overriding theirs
+    (see :func:`~adaptloop.learners.base.shares`)."""
+    return shares(training_parameters, **defaults)
 
 
 class TorchLearner(ABC):
@@ -161,13 +136,8 @@ class TorchLearner(ABC):
 
     def _init_training(self, training: dict[str, Any]) -> None:
         """Store the training parameters (given, else the signature's defaults)."""
-        unknown = set(training) - set(_TRAINING)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unexpected parameters {sorted(unknown)}")
-        declared = inspect.signature(type(self).__init__).parameters
-        for name in _TRAINING:
-            value = training[name] if name in training else declared[name].default
-            setattr(self, name, copy.deepcopy(value))
+        for name, value in shared_arguments(self, training_parameters, training).items():
+            setattr(self, name, value)
         for name, make in (("optimizer", make_optimizer), ("schedule", make_schedule)):
             try:
                 make(getattr(self, name))

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.wrapping import RingBuffer, Wrapper, check_positive_int
+from adaptloop.learners.wrapping import RingBuffer, Wrapper
+from adaptloop.validation import Count
 
 __all__ = ["WindowRetrain"]
 
@@ -62,21 +63,17 @@ class WindowRetrain(Wrapper):
     def __init__(
         self,
         base: Learner,
-        window: int = 2000,
-        every: int = 1000,
-        epochs: int = 1,
-        fit_batch_size: int | None = 256,
+        window: Count = 2000,
+        every: Count = 1000,
+        epochs: Count = 1,
+        fit_batch_size: Count | None = 256,
         warmup: bool = True,
     ) -> None:
-        self.window = check_positive_int(window, "window")
-        self.every = check_positive_int(every, "every")
-        self.epochs = check_positive_int(epochs, "epochs")
-        if fit_batch_size is not None:
-            fit_batch_size = check_positive_int(fit_batch_size, "fit_batch_size")
+        self.window = window
+        self.every = every
+        self.epochs = epochs
         self.fit_batch_size = fit_batch_size
-        if not isinstance(warmup, (bool, np.bool_)):
-            raise ValueError(f"warmup must be a bool, got {warmup!r}")
-        self.warmup = bool(warmup)
+        self.warmup = warmup
         super().__init__(base)
         self.buffer_ = RingBuffer(self.window)
         self.n_seen_ = 0

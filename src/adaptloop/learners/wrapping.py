@@ -36,7 +36,7 @@ from adaptloop.learners.base import (
 )
 from adaptloop.validation import Task, check_features, check_targets
 
-__all__ = ["MajorityClass", "RingBuffer", "Wrapper", "check_positive_int", "resolve_learner"]
+__all__ = ["MajorityClass", "RingBuffer", "Wrapper", "resolve_learner"]
 
 
 class RingBuffer:
@@ -52,11 +52,7 @@ class RingBuffer:
     """
 
     def __init__(self, capacity: int) -> None:
-        if not isinstance(capacity, (int, np.integer)) or isinstance(capacity, bool):
-            raise ValueError(f"window must be an integer >= 1, got {capacity!r}")
-        if capacity < 1:
-            raise ValueError(f"window must be an integer >= 1, got {capacity!r}")
-        self.capacity = int(capacity)
+        self.capacity = capacity
         self._X: np.ndarray | None = None
         self._y: np.ndarray | None = None
         self._pos = 0  # next slot to write
@@ -302,21 +298,6 @@ class Wrapper(BaseLearner):
             for start in range(0, len(X), step):
                 model.learn(X[start : start + step], y[start : start + step])
         return model
-
-
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum``, or ``ValueError`` naming ``name``.
-
-    >>> check_positive_int(3, "every")
-    3
-    >>> check_positive_int(0, "every")
-    Traceback (most recent call last):
-    ...
-    ValueError: every must be an integer >= 1, got 0
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class MajorityClass(BaseLearner):
