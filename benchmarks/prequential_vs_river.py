@@ -21,7 +21,7 @@ import numpy as np
 from river import evaluate, linear_model, metrics, preprocessing
 
 from adaptloop.evaluation import prequential
-from adaptloop.learners.linear import LogisticRegression
+from adaptloop.learners.models.linear import LogisticRegression
 from adaptloop.streams import ArrayStream, registry
 
 BATCH_SIZES = (1, 32, 256)

@@ -65,8 +65,8 @@ import torch  # noqa: E402
 
 from adaptloop.evaluation import prequential  # noqa: E402
 from adaptloop.learners import ErrorMemory, MLPClassifier, Static  # noqa: E402
-from adaptloop.learners.ctr import CTRClassifier  # noqa: E402
-from adaptloop.learners.memory_index import ExactIndex, SketchIndex  # noqa: E402
+from adaptloop.learners.models.ctr import CTRClassifier  # noqa: E402
+from adaptloop.learners.wrappers.memory_index import ExactIndex, SketchIndex  # noqa: E402
 from adaptloop.streams import registry as streams  # noqa: E402
 
 N_CLICKS, WARMUP, AFTER, BATCH = 60_000, 10_000, 5_000, 250

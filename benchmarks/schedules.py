@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from adaptloop.learners import MLPClassifier, WindowRetrain
-from adaptloop.learners.schedules import Refined
+from adaptloop.learners.optim.schedules import Refined
 from adaptloop.streams.real import ELEC2_PATH
 from adaptloop.streams.tasks import load_digits_arrays
 

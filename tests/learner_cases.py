@@ -199,7 +199,7 @@ CASES.update(
 
 def _ctr(task: str) -> Any:
     """The DCN-style CTR model; the suite's features are numeric, so no categorical column."""
-    from adaptloop.learners.ctr import CTRClassifier
+    from adaptloop.learners.models.ctr import CTRClassifier
 
     extra: dict[str, Any] = {"lr": 0.01}
     if task == "multiclass":  # Drop-Muon over its three blocks, cosine schedule per call

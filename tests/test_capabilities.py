@@ -16,7 +16,7 @@ from adaptloop.learners.base import (
     TaskAware,
     TorchTrainable,
 )
-from adaptloop.learners.wrapping import MajorityClass
+from adaptloop.learners.models.majority import MajorityClass
 
 
 def test_a_wrapper_has_a_capability_exactly_when_its_model_has_it():

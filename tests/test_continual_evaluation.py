@@ -13,7 +13,7 @@ from adaptloop.evaluation.continual import (
     windowed_forgetting,
     windowed_plasticity,
 )
-from adaptloop.learners.wrapping import MajorityClass
+from adaptloop.learners.models.majority import MajorityClass
 from adaptloop.results import CONTINUAL_RECORD_COLUMNS, write_results
 from adaptloop.streams.tasks import split
 

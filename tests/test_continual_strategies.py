@@ -5,7 +5,7 @@ import torch
 from adaptloop.evaluation.continual import continual_evaluation
 from adaptloop.learners import AGEM, ER, EWC, Finetune, Joint, LogisticRegression, LwF
 from adaptloop.learners.continual import GEM, gem_project
-from adaptloop.learners.mlp import MLPClassifier
+from adaptloop.learners.models.mlp import MLPClassifier
 from adaptloop.streams.tasks import load_digits_arrays, split
 
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from adaptloop.learners import states_equal
-from adaptloop.learners.ctr import CTRClassifier
+from adaptloop.learners.models.ctr import CTRClassifier
 from adaptloop.streams.clicks import clicks
 
 torch = pytest.importorskip("torch")

@@ -15,8 +15,8 @@ from adaptloop.learners import (
     Static,
     states_equal,
 )
-from adaptloop.learners.memory_index import ExactIndex, SketchIndex
-from adaptloop.learners.wrapping import MajorityClass
+from adaptloop.learners.models.majority import MajorityClass
+from adaptloop.learners.wrappers.memory_index import ExactIndex, SketchIndex
 from adaptloop.streams import ArrayStream, Drift
 
 

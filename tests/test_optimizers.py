@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from adaptloop.learners import MLPClassifier, registry  # noqa: E402
-from adaptloop.learners.optimizers import SGD, Adam, DropMuon, Muon, make_optimizer  # noqa: E402
-from adaptloop.learners.training import Trainer  # noqa: E402
+from adaptloop.learners.optim.optimizers import SGD, Adam, DropMuon, Muon, make_optimizer  # noqa: E402
+from adaptloop.learners.optim.training import Trainer  # noqa: E402
 
 
 def three_layers() -> tuple[torch.nn.Sequential, list[torch.nn.Linear]]:

@@ -343,7 +343,7 @@ def test_run_writes_the_report_unless_no_report(tmp_path):
 
 def test_report_of_a_real_continual_run(tmp_path):
     from adaptloop.evaluation.continual import continual_evaluation
-    from adaptloop.learners.wrapping import MajorityClass
+    from adaptloop.learners.models.majority import MajorityClass
     from adaptloop.streams.tasks import split
 
     rng = np.random.default_rng(0)
@@ -374,8 +374,8 @@ def _suite(orders, seeds):
     """A real continual run: each named task order of 4 classes with each seed (the seed sets
     the batch order, so a logistic learner's curves differ between seeds)."""
     from adaptloop.evaluation.continual import ContinualSuite, continual_evaluation
-    from adaptloop.learners.linear import LogisticRegression
-    from adaptloop.learners.wrapping import MajorityClass
+    from adaptloop.learners.models.linear import LogisticRegression
+    from adaptloop.learners.models.majority import MajorityClass
     from adaptloop.streams.tasks import split
 
     rng = np.random.default_rng(0)

@@ -17,7 +17,8 @@ from adaptloop.learners import (
     states_equal,
 )
 from adaptloop.learners.base import BaseClassifier, BaseLearner, Learner
-from adaptloop.learners.wrapping import MajorityClass, RingBuffer
+from adaptloop.learners.models.majority import MajorityClass
+from adaptloop.learners.sample_window import SampleWindow
 
 # -- tiny deterministic learners ---------------------------------------------------------------
 
@@ -495,23 +496,23 @@ def test_base_given_by_name_or_dict():
 
 
 def test_ring_buffer_wraps_in_order():
-    buf = RingBuffer(5)
+    buf = SampleWindow(5)
     for start, n in [(0, 3), (3, 4), (7, 1), (8, 2)]:
         X, y = id_batch(start, n, np.arange(start, start + n))
         buf.extend(X, y)
     X, y = buf.get()
     assert X[:, 0].tolist() == [5, 6, 7, 8, 9] and y.tolist() == [5, 6, 7, 8, 9]
-    restored = RingBuffer.from_state(5, buf.state())
+    restored = SampleWindow.from_state(5, buf.state())
     restored.extend(*id_batch(10, 1, np.array([10])))
     assert restored.get()[1].tolist() == [6, 7, 8, 9, 10]
     with pytest.raises(ValueError, match="window"):
-        RingBuffer.from_state(3, buf.state())
+        SampleWindow.from_state(3, buf.state())
 
 
 def test_ring_buffer_matches_a_reference_on_random_batches():
     rng = np.random.default_rng(0)
     for capacity in (1, 3, 16):
-        buf, start = RingBuffer(capacity), 0
+        buf, start = SampleWindow(capacity), 0
         for n in rng.integers(1, 2 * capacity + 3, size=30).tolist():
             buf.extend(*id_batch(start, n, np.arange(start, start + n)))
             start += n

@@ -57,7 +57,7 @@ task sequences, each over one or more seeds (a :class:`ContinualSuite`; a single
 - ``experiment.toml``: the experiment as run.
 
 >>> import numpy as np
->>> from adaptloop.learners.wrapping import MajorityClass
+>>> from adaptloop.learners.models.majority import MajorityClass
 >>> from adaptloop.streams.tasks import split
 >>> X = np.repeat(np.eye(4, dtype=np.float32), 8, axis=0)
 >>> y = np.repeat(np.arange(4), 8)
@@ -553,7 +553,7 @@ class ContinualSuite:
         schema; ``extra`` keys at the top level, except ``seed`` when the suite ran several:
         they are in ``"seeds"``).
 
-        >>> from adaptloop.learners.wrapping import MajorityClass
+        >>> from adaptloop.learners.models.majority import MajorityClass
         >>> from adaptloop.streams.tasks import split
         >>> X, y = np.eye(4, dtype=np.float32), np.arange(4)
         >>> seq = split(X, y, X, y, [[0, 1], [2, 3]])

@@ -1,4 +1,6 @@
-"""What adapts: the ``Learner`` protocol, base learners and wrappers, registered by name.
+"""What adapts: the ``Learner`` protocol and capabilities (``base``), the models
+(``models/``), the wrappers (``wrappers/``), the continual strategies, the torch training
+machinery (``optim/``) and the learner checks (``checks``), all registered by name.
 
 >>> from adaptloop.learners import registry
 >>> "logistic" in registry
@@ -15,23 +17,24 @@ from adaptloop.learners.base import (
     states_equal,
 )
 from adaptloop.learners.continual import AGEM, ER, EWC, ContinualStrategy, Finetune, Joint, LwF
-from adaptloop.learners.ctr import CTRClassifier
 from adaptloop.learners.detectors import detectors, make_detector
-from adaptloop.learners.drift_reset import DriftReset
-from adaptloop.learners.error_memory import ErrorMemory
-from adaptloop.learners.linear import LinearRegression, LogisticRegression
-from adaptloop.learners.liquid import CfCRegressor, LSTMRegressor, LTCRegressor, Persistence
-from adaptloop.learners.mlp import MLPClassifier, MLPRegressor
-from adaptloop.learners.river_adapter import (
+from adaptloop.learners.models import (
+    CfCRegressor,
+    CTRClassifier,
+    LinearRegression,
+    LogisticRegression,
+    LSTMRegressor,
+    LTCRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    Persistence,
     RiverClassifier,
     RiverLearner,
     RiverRegressor,
     ToRiver,
     hoeffding_adaptive_tree,
 )
-from adaptloop.learners.static import Static
-from adaptloop.learners.window import WindowRetrain
-from adaptloop.learners.wrapping import Wrapper
+from adaptloop.learners.wrappers import DriftReset, ErrorMemory, Static, WindowRetrain, Wrapper
 
 __all__ = [
     "AGEM",

@@ -94,7 +94,7 @@ class Classifier(Learner, Protocol):
 def is_classifier(learner: object) -> bool:
     """Whether ``learner`` is a :class:`Classifier` (a wrapper is one when its model is).
 
-    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> from adaptloop.learners.models.majority import MajorityClass
     >>> is_classifier(MajorityClass()), is_classifier(object())
     (True, False)
     """
@@ -155,7 +155,7 @@ class Representing(Protocol, metaclass=_Capability):
 class Refitting(Protocol, metaclass=_Capability):
     """Trains under a budget that re-fitting wrappers announce (learning-rate schedules span
     one fit): ``plan_fit(sizes, previous)`` before the ``learn`` calls of a re-fit.
-    ``trainer_``: its :class:`~adaptloop.learners.training.Trainer` (``None`` before the first
+    ``trainer_``: its :class:`~adaptloop.learners.optim.training.Trainer` (``None`` before the first
     ``learn``), whose gradient-norm trace the re-fit that replaces it may read."""
 
     @property

@@ -21,7 +21,7 @@ Why hand-written: Avalanche holds these strategies but is a heavy dependency wit
 hierarchy (DESIGN.md); each method here is a few lines on our MLP and follows its paper.
 
 >>> import numpy as np
->>> from adaptloop.learners.mlp import MLPClassifier
+>>> from adaptloop.learners.models.mlp import MLPClassifier
 >>> model = ER(MLPClassifier(n_classes=4, hidden=(16,), lr=0.1, optimizer="sgd"), memory=20)
 >>> X = np.eye(4, dtype=np.float32)
 >>> model.learn(X[:2], np.array([0, 1]))
@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.mlp import MLPClassifier
-from adaptloop.learners.torch_core import import_torch as _torch
-from adaptloop.learners.wrapping import Wrapper
+from adaptloop.learners.models.mlp import MLPClassifier
+from adaptloop.learners.models.torch_core import import_torch as _torch
+from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.streams.drift import check_positive_int
 from adaptloop.validation import check_number
 

@@ -31,8 +31,8 @@ import numpy as np
 from annotated_types import Ge, Le
 
 from adaptloop.learners.base import Learner, Representing, StateRoles, registry
-from adaptloop.learners.memory_index import ExactIndex, SketchIndex, cosine
-from adaptloop.learners.wrapping import Wrapper
+from adaptloop.learners.wrappers.base import Wrapper
+from adaptloop.learners.wrappers.memory_index import ExactIndex, SketchIndex, cosine
 from adaptloop.validation import Count, Fraction, NonNegativeReal, PositiveReal, Seed
 
 __all__ = ["ErrorMemory"]
@@ -68,8 +68,9 @@ class ErrorMemory(Wrapper):
     ``2**n_bits`` buckets, each addressed by ``n_bits`` SimHash bits of ``h``; a bucket keeps
     running sums of keys, targets and base predictions, and the ``k`` entries of a query are the
     mean entries of its ``k`` buckets (O(1) write and read per sample, constant memory;
-    :class:`~adaptloop.learners.memory_index.SketchIndex`). ``"exact"``: the last ``capacity``
-    samples in a FIFO and their exact top-``k`` by cosine similarity (small memories, tests).
+    :class:`~adaptloop.learners.wrappers.memory_index.SketchIndex`). ``"exact"``: the last
+    ``capacity`` samples in a FIFO and their exact top-``k`` by cosine similarity (small
+    memories, tests).
 
     Two readings of the sketch that the paper leaves open (ours; they matter when labels are
     rare, e.g. clicks at a few percent, where a bucket of 10 impressions says little):
@@ -108,7 +109,7 @@ class ErrorMemory(Wrapper):
     ``benchmarks/reloop2.py`` for the sweep.
 
     >>> import numpy as np
-    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> from adaptloop.learners.models.majority import MajorityClass
     >>> model = ErrorMemory(MajorityClass(), backend="exact", k=2, capacity=10)
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> model.learn(X, np.array([1, 0]))

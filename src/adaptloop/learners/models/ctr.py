@@ -34,7 +34,7 @@ import numpy as np
 from annotated_types import Ge
 
 from adaptloop.learners.base import BaseClassifier, registry
-from adaptloop.learners.torch_core import (
+from adaptloop.learners.models.torch_core import (
     CrossEntropyLoss,
     Hidden,
     TorchLearner,
@@ -93,9 +93,9 @@ class CTRClassifier(CrossEntropyLoss, TorchLearner, BaseClassifier):
 
     Parameters: ``n_classes``; ``categorical`` (column indices of the categorical fields,
     ``None``: every column); ``vocab_size`` (embedding rows per field; codes modulo it);
-    ``embedding_dim``; ``n_cross`` (cross layers); ``hidden`` (widths of the MLP); the training
-    parameters of :func:`~adaptloop.learners.torch_core.training_parameters` (``standardize``:
-    of the numeric columns).
+    ``embedding_dim``; ``n_cross`` (cross layers); ``hidden`` (widths of the MLP); the
+    training parameters of :func:`~adaptloop.learners.models.torch_core.training_parameters`
+    (``standardize``: of the numeric columns).
     Categorical columns must hold non-negative integer codes (``ValueError`` otherwise).
     Uniform probabilities before the first ``learn``.
 

@@ -44,7 +44,7 @@ from adaptloop.learners.base import (
     is_classifier,
     registry,
 )
-from adaptloop.learners.linear import LogisticRegression  # noqa: F401  (module doctest)
+from adaptloop.learners.models.linear import LogisticRegression  # noqa: F401  (module doctest)
 from adaptloop.validation import Seed, check_features
 
 
@@ -433,7 +433,7 @@ class ToRiver:
     ``predict_proba_one`` a dict ``{code: probability}`` over all ``n_classes`` codes.
 
     >>> from river import evaluate, metrics
-    >>> from adaptloop.learners.linear import LogisticRegression
+    >>> from adaptloop.learners.models.linear import LogisticRegression
     >>> data = [({"a": float(i % 2), "b": float(i % 3)}, i % 2 == 1) for i in range(200)]
     >>> model = ToRiver(LogisticRegression(lr=0.1))
     >>> evaluate.progressive_val_score(data, model, metrics.Accuracy())

@@ -8,7 +8,7 @@ over all parameters, as the learners always used. Muon is PyTorch's maintained
 the 2-d weight matrices, with momentum SGD for the other parameters (biases, vectors) and for
 embedding tables -- the Euclidean norm of Drop-Muon's layer-wise view. ``drop_muon`` adds
 Drop-Muon's random choice of the layers to update, made by the learner's training step (see
-:class:`DropMuon` and :class:`~adaptloop.learners.training.Trainer`).
+:class:`DropMuon` and :class:`~adaptloop.learners.optim.training.Trainer`).
 
 The torch learners take one as ``optimizer=``: a name, a table
 ``{name = "drop_muon", probs = [0.2, 0.3, 0.5]}`` in an experiment file, or an object.
@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from adaptloop.learners.specs import Spec
+from adaptloop.learners.optim.specs import Spec
 
 __all__ = [
     "OPTIMIZERS",

@@ -1,4 +1,4 @@
-"""Plumbing the wrapper learners share: the ``Wrapper`` base class and a numpy ring buffer.
+"""The ``Wrapper`` base class: a learner around a learner.
 
 A wrapper takes a learner (``base``) and is a learner. ``base`` stays an unfitted template;
 the wrapper serves ``model_``, a clone of it that it trains and may replace by a fresh clone.
@@ -6,12 +6,10 @@ The base may be any ``Learner`` (a River adapter too): only the protocol is reli
 the capabilities the base has (:class:`~adaptloop.learners.base.HasTask`, ``Validating``,
 ``Classifier``, ``Representing``, ``DriftReporting``, ``Refitting``), which the wrapper passes on.
 
->>> import numpy as np
->>> buf = RingBuffer(3)
->>> buf.extend(np.arange(8, dtype=np.float32).reshape(4, 2), np.array([0, 1, 0, 1]))
->>> X, y = buf.get()
->>> X[:, 0], y
-(array([2., 4., 6.], dtype=float32), array([1, 0, 1]))
+>>> from adaptloop.learners.models.majority import MajorityClass
+>>> from adaptloop.learners.wrappers.static import Static
+>>> Static(MajorityClass(n_classes=3), n_train=10).n_classes
+3
 """
 
 from __future__ import annotations
@@ -36,89 +34,7 @@ from adaptloop.learners.base import (
 )
 from adaptloop.validation import Task, check_features, check_targets
 
-__all__ = ["MajorityClass", "RingBuffer", "Wrapper", "resolve_learner"]
-
-
-class RingBuffer:
-    """The last ``capacity`` samples ``(X, y)`` of a stream, in preallocated numpy arrays.
-
-    Writes are vectorised (at most two slice copies per batch, whatever the batch size);
-    ``get`` returns copies, oldest sample first.
-
-    >>> buf = RingBuffer(4)
-    >>> buf.extend(np.ones((2, 1)), np.array([1.0, 2.0]))
-    >>> len(buf), buf.get()[1]
-    (2, array([1., 2.]))
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._X: np.ndarray | None = None
-        self._y: np.ndarray | None = None
-        self._pos = 0  # next slot to write
-        self._size = 0  # filled slots
-
-    def __len__(self) -> int:
-        return self._size
-
-    def extend(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Append a batch; only its last ``capacity`` samples can stay."""
-        cap = self.capacity
-        if self._X is None:
-            self._X = np.empty((cap, X.shape[1]), dtype=X.dtype)
-            self._y = np.empty(cap, dtype=y.dtype)
-        assert self._y is not None
-        if len(X) >= cap:
-            self._X[:] = X[-cap:]
-            self._y[:] = y[-cap:]
-            self._pos, self._size = 0, cap
-            return
-        n = len(X)
-        first = min(n, cap - self._pos)
-        self._X[self._pos : self._pos + first] = X[:first]
-        self._y[self._pos : self._pos + first] = y[:first]
-        rest = n - first
-        if rest:
-            self._X[:rest] = X[first:]
-            self._y[:rest] = y[first:]
-        self._pos = (self._pos + n) % cap
-        self._size = min(cap, self._size + n)
-
-    def get(self) -> tuple[np.ndarray, np.ndarray]:
-        """The stored samples, oldest first (copies); empty arrays before any ``extend``."""
-        if self._X is None or self._y is None:
-            return np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32)
-        if self._size < self.capacity:
-            return self._X[: self._size].copy(), self._y[: self._size].copy()
-        order = np.r_[self._pos : self.capacity, 0 : self._pos]
-        return self._X[order], self._y[order]
-
-    def state(self) -> dict[str, Any] | None:
-        """The contents, oldest first, as plain arrays (``None`` when never written)."""
-        if self._X is None:
-            return None
-        X, y = self.get()
-        return {"X": X, "y": y}
-
-    @classmethod
-    def from_state(cls, capacity: int, state: dict[str, Any] | None) -> RingBuffer:
-        """A buffer holding what ``state()`` returned."""
-        buf = cls(capacity)
-        if state is None:
-            return buf
-        if not isinstance(state, dict) or not {"X", "y"} <= set(state):
-            raise ValueError("buffer state must be None or a dict with keys X, y")
-        X, y = np.asarray(state["X"]), np.asarray(state["y"])
-        if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) > capacity:
-            raise ValueError(
-                f"buffer state holds X {X.shape} and y {y.shape}; expected (n, d) and (n,) "
-                f"with n <= window={capacity}"
-            )
-        buf._X = np.empty((capacity, X.shape[1]), dtype=X.dtype)
-        buf._y = np.empty(capacity, dtype=y.dtype)
-        if len(X):
-            buf.extend(X, y)
-        return buf
+__all__ = ["Wrapper", "resolve_learner"]
 
 
 def resolve_learner(base: object, name: str = "base") -> Learner:
@@ -166,7 +82,7 @@ class Wrapper(BaseLearner):
     that model has one (so ``is_classifier(wrapper)`` tells the truth). ``alarms`` is the served
     model's ``alarms`` (drift positions) or an empty list.
 
-    >>> from adaptloop.learners.static import Static
+    >>> from adaptloop.learners.wrappers.static import Static
     >>> Static(base=3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -298,43 +214,3 @@ class Wrapper(BaseLearner):
             for start in range(0, len(X), step):
                 model.learn(X[start : start + step], y[start : start + step])
         return model
-
-
-class MajorityClass(BaseLearner):
-    """A tiny classifier predicting the most frequent label learned so far (ties: lowest code).
-
-    Not registered; the wrappers' examples use it because its behaviour is obvious.
-    Unfitted, it predicts class 0 with uniform probabilities.
-
-    >>> m = MajorityClass(n_classes=3)
-    >>> m.learn(np.zeros((3, 1)), np.array([2, 2, 1]))
-    >>> m.predict(np.zeros((2, 1))), m.predict_proba(np.zeros((1, 1))).round(2)
-    (array([2, 2]), array([[0.  , 0.33, 0.67]]))
-    """
-
-    def __init__(self, n_classes: int = 2) -> None:
-        super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
-        self.counts = np.zeros(self._n_classes or 2, dtype=np.int64)
-
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.counts += np.bincount(y, minlength=len(self.counts))
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class frequencies, the same row for every sample."""
-        X = self.check_X(X)
-        total = self.counts.sum()
-        p = self.counts / total if total else np.full(len(self.counts), 1 / len(self.counts))
-        return np.tile(p, (len(X), 1))
-
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        return np.full(len(X), int(self.counts.argmax()), dtype=np.int64)
-
-    def _get_state(self) -> dict[str, Any]:
-        return {"counts": self.counts.copy()}
-
-    def state_roles(self) -> StateRoles:
-        """Federation: the counts are shared (averaged)."""
-        return StateRoles()
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self.counts = np.asarray(state["counts"], dtype=np.int64).copy()

@@ -1,8 +1,8 @@
 """``WindowRetrain``: periodic re-fit of a fresh model on the most recent window of samples.
 
 >>> import numpy as np
->>> from adaptloop.learners.window import WindowRetrain
->>> from adaptloop.learners.wrapping import MajorityClass
+>>> from adaptloop.learners.wrappers.window import WindowRetrain
+>>> from adaptloop.learners.models.majority import MajorityClass
 >>> model = WindowRetrain(MajorityClass(), window=4, every=3)
 >>> model.learn(np.ones((5, 1), dtype=np.float32), np.array([0, 1, 1, 1, 1]))
 >>> model.n_refits_, model.predict(np.ones((1, 1), dtype=np.float32))
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.wrapping import RingBuffer, Wrapper
+from adaptloop.learners.sample_window import SampleWindow
+from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.validation import Count
 
 __all__ = ["WindowRetrain"]
@@ -47,7 +48,7 @@ class WindowRetrain(Wrapper):
     last re-fit, counted in the samples that base has learned (the window replay included).
 
     >>> import numpy as np
-    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> from adaptloop.learners.models.majority import MajorityClass
     >>> model = WindowRetrain(MajorityClass(), window=2, every=4, warmup=False)
     >>> X = np.zeros((3, 1), dtype=np.float32)
     >>> model.learn(X, np.array([1, 1, 1]))
@@ -75,7 +76,7 @@ class WindowRetrain(Wrapper):
         self.fit_batch_size = fit_batch_size
         self.warmup = warmup
         super().__init__(base)
-        self.buffer_ = RingBuffer(self.window)
+        self.buffer_ = SampleWindow(self.window)
         self.n_seen_ = 0
         self.n_refits_ = 0
 
@@ -105,7 +106,7 @@ class WindowRetrain(Wrapper):
     def _set_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or not {"buffer", "n_seen", "n_refits"} <= set(state):
             raise ValueError("WindowRetrain state needs keys model, buffer, n_seen, n_refits")
-        buffer = RingBuffer.from_state(self.window, state["buffer"])
+        buffer = SampleWindow.from_state(self.window, state["buffer"])
         model = self._new_model(state)
         self.model_, self.buffer_ = model, buffer
         self.n_seen_, self.n_refits_ = int(state["n_seen"]), int(state["n_refits"])

@@ -1,7 +1,7 @@
 """``Trainer``: the optimiser step shared by the torch learners, with its schedule and budget.
 
-A trainer holds a network's optimiser(s) (:mod:`adaptloop.learners.optimizers`), its
-learning-rate schedule (:mod:`adaptloop.learners.schedules`) and the gradient-norm trace it
+A trainer holds a network's optimiser(s) (:mod:`adaptloop.learners.optim.optimizers`), its
+learning-rate schedule (:mod:`adaptloop.learners.optim.schedules`) and the gradient-norm trace it
 records, and takes one step at a time: ``step(loss_fn)`` freezes the blocks before Drop-Muon's
 start block (if any), computes the loss, backpropagates, lets the caller adjust the gradients
 (A-GEM, GEM), records the gradient norm, steps the optimisers and the schedule.
@@ -13,8 +13,8 @@ of ``horizon`` steps. When a fit starts, the gradient norms recorded over the pr
 become ``previous_grad_norms_`` (what a ``Refined`` schedule without a trace of its own reads).
 
 >>> import torch
->>> from adaptloop.learners.optimizers import make_optimizer
->>> from adaptloop.learners.schedules import make_schedule
+>>> from adaptloop.learners.optim.optimizers import make_optimizer
+>>> from adaptloop.learners.optim.schedules import make_schedule
 >>> net = torch.nn.Linear(2, 1)
 >>> trainer = Trainer(net, [net], make_optimizer("sgd"), make_schedule("linear"), 0.1, 0.0)
 >>> trainer.plan(4)
@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.optimizers import OptimizerSpec
-from adaptloop.learners.schedules import Schedule, _Table
+from adaptloop.learners.optim.optimizers import OptimizerSpec
+from adaptloop.learners.optim.schedules import Schedule, _Table
 
 __all__ = ["Trainer"]
 

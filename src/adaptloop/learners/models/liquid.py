@@ -36,7 +36,7 @@ Training. Each ``learn`` call runs ``epochs`` passes of Adam (or SGD, Muon, Drop
 blocks: the recurrent layer, then the head) over the batch, in mini-batches of ``batch_size``,
 on the squared error, at a rate that follows ``schedule`` (constant when ``None``; the frozen
 mode's warm-up epochs are one fit); inputs are standardised online (the machinery of every
-torch learner, :mod:`adaptloop.learners.torch_core`).
+torch learner, :mod:`adaptloop.learners.models.torch_core`).
 ``mode="online"`` keeps updating on every batch. ``mode="frozen"`` learns the first ``warmup``
 samples as they come, keeps them, and when the warm-up is complete trains ``warmup_epochs``
 more passes over all of them in shuffled mini-batches (``batch_size``, 32 when ``None``) -- the
@@ -72,14 +72,14 @@ from typing import Any, Literal
 import numpy as np
 
 from adaptloop.learners.base import BaseLearner, StateRoles, registry
-from adaptloop.learners.torch_core import (
+from adaptloop.learners.models.torch_core import (
     SquaredErrorLoss,
     TorchLearner,
     import_torch,
     train_epochs,
     trains,
 )
-from adaptloop.learners.wrapping import RingBuffer
+from adaptloop.learners.sample_window import SampleWindow
 from adaptloop.parameters import declared
 from adaptloop.validation import Count, NonNegativeInt
 
@@ -154,7 +154,7 @@ class _SequenceRegressor(SquaredErrorLoss, TorchLearner, BaseLearner):
         self.normalize = normalize
         self._init_training(training)
         self.n_seen_ = 0
-        self._warm = RingBuffer(max(self.warmup, 1))  # frozen mode: the warm-up samples
+        self._warm = SampleWindow(max(self.warmup, 1))  # frozen mode: the warm-up samples
 
     @property
     def frozen(self) -> bool:
@@ -239,7 +239,7 @@ class _SequenceRegressor(SquaredErrorLoss, TorchLearner, BaseLearner):
         self._trainer.begin_call(self.warmup_epochs * -(-len(X) // size))
         inputs, target = self.inputs(X), self.targets(y)
         train_epochs(self, inputs, target, self.warmup_epochs, size, shuffle=True)
-        self._warm = RingBuffer(max(self.warmup, 1))
+        self._warm = SampleWindow(max(self.warmup, 1))
 
     def _get_state(self) -> dict[str, Any]:
         return {**super()._get_state(), "n_seen": self.n_seen_, "warm": self._warm.state()}
@@ -248,7 +248,7 @@ class _SequenceRegressor(SquaredErrorLoss, TorchLearner, BaseLearner):
         if not isinstance(state, dict) or set(state) != self._STATE:
             name = type(self).__name__
             raise ValueError(f"state of {name} must be a dict with keys {sorted(self._STATE)}")
-        warm = RingBuffer.from_state(max(self.warmup, 1), state["warm"])
+        warm = SampleWindow.from_state(max(self.warmup, 1), state["warm"])
         super()._set_state(state)
         self._warm = warm
         self.n_seen_ = int(state["n_seen"])
@@ -263,7 +263,7 @@ class CfCRegressor(_SequenceRegressor):
     frozen mode only); ``warmup_epochs`` (passes over the warm-up samples when it completes);
     ``normalize`` (``"none"``, ``"ratio"`` or ``"difference"``: inputs relative to the last
     series value, see the module doc); the training parameters of
-    :func:`~adaptloop.learners.torch_core.training_parameters` (``lr`` 0.005 by default).
+    :func:`~adaptloop.learners.models.torch_core.training_parameters` (``lr`` 0.005 by default).
     Predicts 0.0 before the first ``learn``.
 
     >>> import numpy as np

@@ -11,7 +11,7 @@ into its signature (keyword-only, with the learner's own defaults where it has s
 declaration check, ``clone``, ``repr`` and ``adaptloop list`` see them as the learner's own.
 
 >>> import numpy as np
->>> from adaptloop.learners.mlp import MLPRegressor
+>>> from adaptloop.learners.models.mlp import MLPRegressor
 >>> model = MLPRegressor(hidden=(4,), epochs=1)
 >>> X, y = np.ones((8, 2), dtype=np.float32), np.ones(8, dtype=np.float32)
 >>> model.begin_learn(X)  # the TorchTrainable step, as continual plugins drive it
@@ -37,9 +37,9 @@ from adaptloop.learners.base import (
     shared_arguments,
     shares,
 )
-from adaptloop.learners.optimizers import OptimizerLike, make_optimizer
-from adaptloop.learners.schedules import ScheduleLike, make_schedule
-from adaptloop.learners.training import Trainer
+from adaptloop.learners.optim.optimizers import OptimizerLike, make_optimizer
+from adaptloop.learners.optim.schedules import ScheduleLike, make_schedule
+from adaptloop.learners.optim.training import Trainer
 from adaptloop.parameters import ParameterError
 from adaptloop.validation import Count, NonNegativeReal, PositiveReal, Seed
 
@@ -60,7 +60,8 @@ Hidden = tuple[Count, ...]
 """Widths of hidden layers, each >= 1 (``()``: none)."""
 Optimizer = OptimizerLike
 """A torch learner's ``optimizer``: ``"adam"``, ``"sgd"``, ``"muon"``, ``"drop_muon"``, a table
-with a ``name`` and its parameters, or an :class:`~adaptloop.learners.optimizers.OptimizerSpec`."""
+with a ``name`` and its parameters, or an
+:class:`~adaptloop.learners.optim.optimizers.OptimizerSpec`."""
 Schedule = ScheduleLike
 """A torch learner's ``schedule``: ``None`` (constant ``lr``), a name, a table or an object."""
 
@@ -91,9 +92,9 @@ def training_parameters(
 
     ``lr``: the learning rate; ``epochs``: passes over each ``learn`` batch; ``batch_size``:
     mini-batch size within a ``learn`` call (``None``: the whole batch); ``weight_decay``;
-    ``optimizer`` (:mod:`adaptloop.learners.optimizers`); ``standardize``: online
+    ``optimizer`` (:mod:`adaptloop.learners.optim.optimizers`); ``standardize``: online
     standardisation of the (numeric) features; ``seed``: weights and mini-batch order;
-    ``schedule``: the learning rate over each fit (:mod:`adaptloop.learners.schedules`).
+    ``schedule``: the learning rate over each fit (:mod:`adaptloop.learners.optim.schedules`).
 
     >>> training_parameters(lr=0.1)["lr"], training_parameters()["batch_size"]
     (0.1, None)

@@ -2,12 +2,12 @@
 
 PyTorch is an optional extra (``pip install adaptloop[torch]``): it is imported only when an
 MLP is built, so ``import adaptloop.learners`` works without it. The training parameters and
-the training step are those of every torch learner (:mod:`adaptloop.learners.torch_core`).
+the training step are those of every torch learner (:mod:`adaptloop.learners.models.torch_core`).
 
 Each ``learn`` call runs ``epochs`` passes over the batch, in mini-batches of ``batch_size``
 (the whole batch when ``None``), with Adam (or SGD, Muon, Drop-Muon:
-:mod:`adaptloop.learners.optimizers`) and optional weight decay, at a rate that follows
-``schedule`` (:mod:`adaptloop.learners.schedules`; ``None``: constant ``lr``). Features are
+:mod:`adaptloop.learners.optim.optimizers`) and optional weight decay, at a rate that follows
+``schedule`` (:mod:`adaptloop.learners.optim.schedules`; ``None``: constant ``lr``). Features are
 standardised online (running mean and variance, as in the linear learners) when
 ``standardize`` is true. The network is built on the first ``learn`` (the number of features is
 fixed then), its weights drawn from a generator seeded with ``seed``: the global torch and
@@ -34,7 +34,7 @@ import numpy as np
 from annotated_types import Ge
 
 from adaptloop.learners.base import BaseClassifier, BaseLearner, registry
-from adaptloop.learners.torch_core import (
+from adaptloop.learners.models.torch_core import (
     CrossEntropyLoss,
     Hidden,
     SquaredErrorLoss,
@@ -112,12 +112,12 @@ class MLPClassifier(CrossEntropyLoss, _MLP, BaseClassifier):
     """An MLP classifier (ReLU hidden layers, softmax output, cross-entropy) in PyTorch.
 
     Parameters: ``n_classes``; ``hidden`` (widths of the hidden layers); the training
-    parameters of :func:`~adaptloop.learners.torch_core.training_parameters` (``lr``,
+    parameters of :func:`~adaptloop.learners.models.torch_core.training_parameters` (``lr``,
     ``epochs``, ``batch_size``, ``weight_decay``, ``optimizer``: ``"adam"``, ``"sgd"``,
     ``"muon"``, ``"drop_muon"`` or a table with parameters, ``standardize``, ``seed``,
     ``schedule``: ``None`` for a constant ``lr``, ``"constant"``, ``"cosine"``, ``"linear"``,
     ``"refined"``, ``"uba"`` or a table such as ``{"name": "uba", "phi": 1.0}``;
-    :mod:`adaptloop.learners.schedules` says what a fit is on a stream and in a re-fit).
+    :mod:`adaptloop.learners.optim.schedules` says what a fit is on a stream and in a re-fit).
     Uniform probabilities before the first ``learn``.
 
     >>> import numpy as np

@@ -1,8 +1,8 @@
 """``DriftReset``: watch the model's errors with a River drift detector; on an alarm, start over.
 
 >>> import numpy as np
->>> from adaptloop.learners.drift_reset import DriftReset
->>> from adaptloop.learners.wrapping import MajorityClass
+>>> from adaptloop.learners.wrappers.drift_reset import DriftReset
+>>> from adaptloop.learners.models.majority import MajorityClass
 >>> model = DriftReset(MajorityClass(), detector="adwin", window=100)
 >>> X = np.zeros((100, 1), dtype=np.float32)
 >>> for y in [np.zeros(100, dtype=np.int64)] * 5 + [np.ones(100, dtype=np.int64)] * 3:
@@ -22,7 +22,8 @@ import numpy as np
 
 from adaptloop.learners.base import Learner, registry
 from adaptloop.learners.detectors import DetectorSpec, is_binary_detector, make_detector
-from adaptloop.learners.wrapping import RingBuffer, Wrapper
+from adaptloop.learners.sample_window import SampleWindow
+from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.validation import Count, Seed
 
 __all__ = ["DriftReset"]
@@ -53,7 +54,7 @@ class DriftReset(Wrapper):
 
     >>> import numpy as np
     >>> from river.drift import ADWIN
-    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> from adaptloop.learners.models.majority import MajorityClass
     >>> DriftReset(MajorityClass(), detector=ADWIN(delta=0.01)).detector_.delta
     0.01
     >>> DriftReset(MajorityClass(), detector={"kind": "ddm", "warm_start": 50}).detector_
@@ -94,7 +95,7 @@ class DriftReset(Wrapper):
                 "classifier base; use adwin, page_hinkley or kswin for regression"
             )
         self.detector_ = self._prototype.clone()
-        self.buffer_ = RingBuffer(self.window)
+        self.buffer_ = SampleWindow(self.window)
         self.n_seen_ = 0
         self.alarms = []  # this wrapper's own alarms (stream positions)
 
@@ -158,7 +159,7 @@ class DriftReset(Wrapper):
         keys = {"buffer", "n_seen", "alarms", "detector"}
         if not isinstance(state, dict) or not keys <= set(state):
             raise ValueError("DriftReset state needs keys model, buffer, n_seen, alarms, detector")
-        buffer = RingBuffer.from_state(self.window, state["buffer"])
+        buffer = SampleWindow.from_state(self.window, state["buffer"])
         detector = pickle.loads(state["detector"])
         if type(detector) is not type(self._prototype):
             raise ValueError(

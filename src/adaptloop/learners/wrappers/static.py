@@ -1,8 +1,8 @@
 """``Static``: the "static (trained once)" baseline — learn from the first samples, then freeze.
 
 >>> import numpy as np
->>> from adaptloop.learners.static import Static
->>> from adaptloop.learners.wrapping import MajorityClass
+>>> from adaptloop.learners.wrappers.static import Static
+>>> from adaptloop.learners.models.majority import MajorityClass
 >>> model = Static(MajorityClass(), n_train=2)
 >>> X = np.zeros((3, 1), dtype=np.float32)
 >>> model.learn(X, np.array([1, 1, 0]))  # learns the first 2 samples only
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.wrapping import Wrapper
+from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.validation import Count
 
 __all__ = ["Static"]
@@ -33,7 +33,7 @@ class Static(Wrapper):
     changes nothing, so the state is frozen. ``alarms`` is the base's, else ``[]``.
 
     >>> import numpy as np
-    >>> from adaptloop.learners.wrapping import MajorityClass
+    >>> from adaptloop.learners.models.majority import MajorityClass
     >>> model = Static(MajorityClass(), n_train=3)
     >>> model.learn(np.zeros((5, 1), dtype=np.float32), np.array([0, 0, 1, 1, 1]))
     >>> model.frozen, model.predict(np.zeros((1, 1), dtype=np.float32))

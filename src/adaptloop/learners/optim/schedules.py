@@ -8,7 +8,7 @@ starts): :meth:`Schedule.factors` returns them all, :meth:`Schedule.scheduler` w
 ``lr * factors[t]``). The torch learners take one as ``schedule=`` -- a name, a table
 ``{name = "uba", phi = 1.0}`` in an experiment file, or an object of this module.
 
-What ``T`` is (see :class:`~adaptloop.learners.training.Trainer`):
+What ``T`` is (see :class:`~adaptloop.learners.optim.training.Trainer`):
 
 - a budgeted re-fit -- ``WindowRetrain`` (or ``Static``, ``DriftReset``) re-fitting a fresh
   clone on its window -- announces its learn calls, so ``T`` is their total number of steps
@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from adaptloop.learners.specs import Spec
+from adaptloop.learners.optim.specs import Spec
 from adaptloop.validation import check_number
 
 __all__ = [
