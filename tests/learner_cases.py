@@ -1,17 +1,18 @@
 """One small, fast, configured instance of every registered learner, for the shared suite.
 
-``tests/test_learner_suite.py`` runs the same checks (in the spirit of scikit-learn's
-estimator checks) over every entry of ``CASES``, for every task the entry lists, and fails
-while some name in ``adaptloop.learners.registry`` has no entry.
+``tests/test_learner_suite.py`` runs the checks shipped in :mod:`adaptloop.learners.checks`
+over every entry of ``CASES``, for every task the entry lists, and fails while some name in
+``adaptloop.learners.registry`` has no entry.
 
 HOW TO ADD A LEARNER (or a wrapper): register it, then add ``CASES["<registry name>"] =
 Case(make=..., tasks=...)`` below. ``make(task)`` returns a fresh instance configured for
 ``task`` -- ``"binary"`` (2 classes), ``"multiclass"`` (3 classes) or ``"regression"`` -- and
-must give equal learners on equal calls (fixed seeds). Keep it small: the suite feeds a few
-hundred samples of 3 features. A wrapper case wraps a small base learner, e.g.
-``lambda task: MyWrapper(base=linear_base(task), window=200)``. Set ``min_score`` lower (or
-``learns=False``) only if the learner cannot learn ``easy_data`` from ``N_LEARN`` samples by
-design, and say why.
+must give equal learners on equal calls (fixed seeds). Keep it small: the checks
+(:mod:`adaptloop.learners.checks`) feed a few hundred samples of 3 features. A wrapper case
+wraps a small base learner, e.g. ``lambda task: MyWrapper(base=linear_base(task),
+window=200)``. Set ``min_score`` lower (or
+``learns=False``) only if the learner cannot learn ``easy_data`` from 480 samples by design,
+and say why.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from adaptloop.learners import (
     DriftReset,
@@ -32,11 +31,9 @@ from adaptloop.learners import (
     WindowRetrain,
     hoeffding_adaptive_tree,
 )
+from adaptloop.learners.checks import CLASSES, LearnerSpec
 
-N_FEATURES = 3
-N_LEARN = 480  # samples a learner gets in the "learning improves the score" check
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-CLASSES = {"binary": 2, "multiclass": 3}
 
 
 @dataclass(frozen=True)
@@ -44,11 +41,8 @@ class Case:
     """How to build one registered learner for the suite.
 
     ``make(task)`` -> a fresh learner for that task; ``tasks`` -> the tasks it supports;
-    ``needs_torch`` -> skipped without PyTorch; ``learns`` -> whether it must improve on
-    ``easy_data`` after ``N_LEARN`` samples, to at least ``min_score`` (accuracy for
-    classifiers, R^2 for regressors); ``exact_states`` -> whether ``state_dict``s compare
-    equal whenever nothing was learned differently (two learners built and fed alike; before
-    and after a prediction). Refused batches must leave even inexact states equal.
+    ``needs_torch`` -> skipped without PyTorch; ``learns``, ``min_score``, ``exact_states``:
+    as :class:`adaptloop.learners.checks.LearnerSpec`.
     """
 
     make: Callable[[str], Any]
@@ -58,20 +52,11 @@ class Case:
     min_score: float = 0.8
     exact_states: bool = True
 
-
-def easy_data(task: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """An easy problem: the target depends on the first feature only (trees and linear models
-    both learn it from a few hundred samples); features are float32 on different scales."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, N_FEATURES)) * np.array([1.0, 5.0, 0.2]) + np.array([0.0, 3.0, -1.0])
-    X = X.astype(np.float32)
-    if task == "binary":
-        y = (X[:, 0] > 0).astype(np.int64)
-    elif task == "multiclass":
-        y = np.digitize(X[:, 0], [-0.45, 0.45]).astype(np.int64)
-    else:
-        y = (2.0 * X[:, 0] + 0.5 * X[:, 2] + 1.0).astype(np.float32)
-    return X, y
+    def spec(self, task: str) -> LearnerSpec:
+        """What the shipped checks take: this case for ``task``."""
+        return LearnerSpec(
+            lambda: self.make(task), task, self.learns, self.min_score, self.exact_states
+        )
 
 
 def linear_base(task: str) -> Any:

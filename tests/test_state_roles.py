@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from learner_cases import CASES, HAS_TORCH, easy_data
+from learner_cases import CASES, HAS_TORCH
 
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Federated
+from adaptloop.learners.checks import easy_data
 
 # The continual strategies keep their generator ("learned.rng") local; they declare it where
 # they are rewritten as plugins (the continual package).
