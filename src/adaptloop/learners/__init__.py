@@ -18,23 +18,22 @@ from adaptloop.learners.base import (
 )
 from adaptloop.learners.continual import AGEM, ER, EWC, ContinualStrategy, Finetune, Joint, LwF
 from adaptloop.learners.detectors import detectors, make_detector
-from adaptloop.learners.models import (
-    CfCRegressor,
-    CTRClassifier,
-    LinearRegression,
-    LogisticRegression,
-    LSTMRegressor,
-    LTCRegressor,
-    MLPClassifier,
-    MLPRegressor,
-    Persistence,
+from adaptloop.learners.models.ctr import CTRClassifier
+from adaptloop.learners.models.linear import LinearRegression, LogisticRegression
+from adaptloop.learners.models.liquid import CfCRegressor, LSTMRegressor, LTCRegressor, Persistence
+from adaptloop.learners.models.mlp import MLPClassifier, MLPRegressor
+from adaptloop.learners.models.river_adapter import (
     RiverClassifier,
     RiverLearner,
     RiverRegressor,
     ToRiver,
     hoeffding_adaptive_tree,
 )
-from adaptloop.learners.wrappers import DriftReset, ErrorMemory, Static, WindowRetrain, Wrapper
+from adaptloop.learners.wrappers.base import Wrapper
+from adaptloop.learners.wrappers.drift_reset import DriftReset
+from adaptloop.learners.wrappers.error_memory import ErrorMemory
+from adaptloop.learners.wrappers.static import Static
+from adaptloop.learners.wrappers.window import WindowRetrain
 
 __all__ = [
     "AGEM",

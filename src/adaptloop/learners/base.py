@@ -265,9 +265,10 @@ class Federated(Protocol, metaclass=_Capability):
 def shares(declaration: Callable[..., Any], **defaults: Any) -> Callable[[C], C]:
     """Class decorator: the class's ``__init__(self, ..., **shared)`` declares the keyword-only
     parameters of ``declaration`` (a function whose signature is a block of parameters several
-    learners take), ``defaults`` overriding its defaults. The signature and annotations of
-    ``__init__`` gain them, so the declaration check, ``clone``, ``repr`` and ``adaptloop list``
-    see them as the class's own; :func:`shared_arguments` reads them back in ``__init__``.
+    classes take, or another class's ``__init__``), ``defaults`` overriding its defaults. The
+    signature and annotations of ``__init__`` gain them, so the declaration check, ``clone``,
+    ``repr`` and ``adaptloop list`` see them as the class's own; :func:`shared_arguments` reads
+    them back in ``__init__``.
 
     >>> def training(*, lr: float = 0.1, epochs: int = 1): ...
     >>> @shares(training, lr=0.5)
@@ -278,13 +279,18 @@ def shares(declaration: Callable[..., Any], **defaults: Any) -> Callable[[C], C]
     >>> list(inspect.signature(Net.__init__).parameters), vars(Net(epochs=2))
     (['self', 'width', 'lr', 'epochs'], {'width': 3, 'lr': 0.5, 'epochs': 2})
     """
-    block = inspect.signature(declaration).parameters.values()
+    declaration = inspect.unwrap(declaration)
+    block = [
+        p.replace(kind=p.KEYWORD_ONLY)
+        for p in inspect.signature(declaration).parameters.values()
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     unknown = set(defaults) - {p.name for p in block}
     if unknown:
         raise TypeError(f"{declaration.__name__} declares no {sorted(unknown)}")
 
     def decorate(cls: C) -> C:
-        init = cls.__dict__["__init__"]
+        init = inspect.unwrap(cls.__dict__["__init__"])  # under a declaration check, if any
         own = inspect.signature(init)
         kept = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
         added = [p.replace(default=defaults.get(p.name, p.default)) for p in block]
@@ -301,7 +307,7 @@ def shared_arguments(
 ) -> dict[str, Any]:
     """The parameters of ``declaration`` that ``owner``'s class :func:`shares`: ``given``
     ones, else its signature's defaults (copies); ``TypeError`` for a name it does not take."""
-    names = list(inspect.signature(declaration).parameters)
+    names = [n for n in inspect.signature(declaration).parameters if n != "self"]
     unknown = set(given) - set(names)
     if unknown:
         raise TypeError(f"{type(owner).__name__} got unexpected parameters {sorted(unknown)}")

@@ -142,6 +142,8 @@ class TorchLearner(ABC):
         for name, make in (("optimizer", make_optimizer), ("schedule", make_schedule)):
             try:
                 make(getattr(self, name))
+            except ParameterError as error:  # a parameter of the table: optimizer.momentum
+                raise ParameterError(f"{type(self).__name__}.{error.path}", error.reason) from None
             except ValueError as error:
                 raise ParameterError(f"{type(self).__name__}.{name}", str(error)) from None
         self._reset()

@@ -14,20 +14,22 @@ The torch learners take one as ``optimizer=``: a name, a table
 ``{name = "drop_muon", probs = [0.2, 0.3, 0.5]}`` in an experiment file, or an object.
 
 >>> make_optimizer("drop_muon")
-DropMuon(momentum=0.95, nesterov=True, ns_steps=5, adjust_lr='match_rms_adamw', precision='float32', probs=None, euclidean=False)
+DropMuon(probs=None, euclidean=False, momentum=0.95, nesterov=True, ns_steps=5, adjust_lr='match_rms_adamw', precision='float32')
 """  # noqa: E501
 
 from __future__ import annotations
 
-import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from annotated_types import Ge, Lt
 
-from adaptloop.learners.optim.specs import Spec
+from adaptloop.learners.base import shares
+from adaptloop.learners.optim.specs import Spec, make_spec
+from adaptloop.validation import Count, NonNegativeReal
 
 __all__ = [
     "OPTIMIZERS",
@@ -116,12 +118,8 @@ def _float32_muon() -> Any:
     return Float32Muon
 
 
-def _fraction(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+Momentum = Annotated[float, Ge(0), Lt(1)]
+"""A momentum coefficient, in [0, 1)."""
 
 
 class OptimizerSpec(Spec, ABC):
@@ -177,8 +175,8 @@ class SGD(OptimizerSpec):
 
     name = "sgd"
 
-    def __init__(self, momentum: float = 0.0) -> None:
-        self.momentum = _fraction(momentum, "momentum")
+    def __init__(self, momentum: Momentum = 0.0) -> None:
+        self.momentum = momentum
 
     def build(self, blocks: Sequence[Any], lr: float, weight_decay: float) -> list:
         import torch
@@ -186,9 +184,6 @@ class SGD(OptimizerSpec):
         return [
             torch.optim.SGD(_all(blocks), lr=lr, momentum=self.momentum, weight_decay=weight_decay)
         ]
-
-    def _params(self) -> dict[str, Any]:
-        return {"momentum": self.momentum}
 
 
 class Muon(OptimizerSpec):
@@ -210,30 +205,18 @@ class Muon(OptimizerSpec):
 
     def __init__(
         self,
-        momentum: float = 0.95,
+        momentum: Momentum = 0.95,
         nesterov: bool = True,
-        ns_steps: int = 5,
+        ns_steps: Count = 5,
         adjust_lr: AdjustLR = "match_rms_adamw",
         precision: Precision = "float32",
     ) -> None:
-        self.momentum = _fraction(momentum, "momentum")
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
-        if nesterov and self.momentum == 0:
+        if nesterov and momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = bool(nesterov)
-        if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, np.integer)):
-            raise ValueError(f"ns_steps must be an integer >= 1, got {ns_steps!r}")
-        if ns_steps < 1:
-            raise ValueError(f"ns_steps must be an integer >= 1, got {ns_steps!r}")
-        self.ns_steps = int(ns_steps)
-        if adjust_lr not in ("original", "match_rms_adamw"):
-            raise ValueError(
-                f"adjust_lr must be 'original' or 'match_rms_adamw', got {adjust_lr!r}"
-            )
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.ns_steps = ns_steps
         self.adjust_lr = adjust_lr
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.precision = precision
 
     def _split(self, blocks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -278,16 +261,8 @@ class Muon(OptimizerSpec):
             )
         return optimizers
 
-    def _params(self) -> dict[str, Any]:
-        return {
-            "momentum": self.momentum,
-            "nesterov": self.nesterov,
-            "ns_steps": self.ns_steps,
-            "adjust_lr": self.adjust_lr,
-            "precision": self.precision,
-        }
 
-
+@shares(Muon.__init__)
 class DropMuon(Muon):
     """Drop-Muon (Gruntkowska, Maziane, Qu & Richtárik 2025, "Drop-Muon: Update Less, Converge
     Faster", Algorithm 1 with randomized progressive training): each step draws a start block
@@ -313,26 +288,20 @@ class DropMuon(Muon):
 
     def __init__(
         self,
-        momentum: float = 0.95,
-        nesterov: bool = True,
-        ns_steps: int = 5,
-        adjust_lr: AdjustLR = "match_rms_adamw",
-        precision: Precision = "float32",
-        probs: Sequence[float] | None = None,
+        probs: tuple[NonNegativeReal, ...] | None = None,
         euclidean: bool = False,
+        **muon: Any,
     ) -> None:
-        super().__init__(momentum, nesterov, ns_steps, adjust_lr, precision)
+        super().__init__(**muon)
         if probs is not None:
-            values = np.asarray(probs, dtype=np.float64) if _numbers(probs) else None
-            if values is None or values.ndim != 1 or len(values) == 0 or (values < 0).any():
+            values = np.asarray(probs, dtype=np.float64)
+            if len(values) == 0:
                 raise ValueError(f"probs must be a list of probabilities >= 0, got {probs!r}")
             if not np.isclose(values.sum(), 1.0):
                 raise ValueError(f"probs must sum to 1, got {probs!r} (sum {values.sum():g})")
             probs = tuple(float(v) for v in values)
         self.probs = probs
-        if not isinstance(euclidean, (bool, np.bool_)):
-            raise ValueError(f"euclidean must be True or False, got {euclidean!r}")
-        self.euclidean = bool(euclidean)
+        self.euclidean = euclidean
 
     def _split(self, blocks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
         matrices, others = super()._split(blocks)
@@ -350,16 +319,6 @@ class DropMuon(Muon):
                 f"drop_muon probs has {len(self.probs)} entries but the network has "
                 f"{n_blocks} blocks (layers)"
             )
-
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "probs": self.probs, "euclidean": self.euclidean}
-
-
-def _numbers(values: object) -> bool:
-    return isinstance(values, (list, tuple)) and all(
-        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-        for v in values
-    )
 
 
 OPTIMIZERS: dict[str, type[OptimizerSpec]] = {cls.name: cls for cls in (Adam, SGD, Muon, DropMuon)}
@@ -379,26 +338,4 @@ def make_optimizer(spec: OptimizerLike) -> OptimizerSpec:
     ...
     ValueError: unknown optimizer 'lion'; known: adam, sgd, muon, drop_muon
     """
-    if isinstance(spec, OptimizerSpec):
-        return spec
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise ValueError(
-            "optimizer must be a name ('adam', 'sgd', 'muon', 'drop_muon'), a table with a "
-            f"'name' (e.g. {{name = \"drop_muon\"}}) or an OptimizerSpec, got {spec!r}"
-        )
-    name = spec["name"]
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[name]
-    accepted = list(inspect.signature(cls).parameters)
-    params = {k: v for k, v in spec.items() if k != "name"}
-    for key in params:
-        if key not in accepted:
-            taken = ", ".join(accepted) or "none"
-            raise ValueError(f"optimizer {name!r} takes no parameter {key!r}; it takes: {taken}")
-    try:
-        return cls(**params)
-    except ValueError as error:
-        raise ValueError(f"optimizer {name!r}: {error}") from None
+    return make_spec(spec, "optimizer", OPTIMIZERS, '{name = "drop_muon"}')

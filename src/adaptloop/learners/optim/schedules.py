@@ -32,15 +32,15 @@ array([1.  , 0.55])
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from annotated_types import Ge, Le
 
-from adaptloop.learners.optim.specs import Spec
-from adaptloop.validation import check_number
+from adaptloop.learners.optim.specs import Spec, make_spec
+from adaptloop.validation import Count, Fraction, check_number
 
 __all__ = [
     "SCHEDULES",
@@ -54,14 +54,6 @@ __all__ = [
     "make_schedule",
     "refined_factors",
 ]
-
-
-def _horizon(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"horizon must be None or an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _steps(total_steps: object) -> np.ndarray:
@@ -95,8 +87,8 @@ class Schedule(Spec, ABC):
     name: ClassVar[str]
     uses_trace: ClassVar[bool] = False  # built from a recorded gradient-norm trace
 
-    def __init__(self, horizon: int | None = None) -> None:
-        self.horizon = _horizon(horizon)
+    def __init__(self, horizon: Count | None = None) -> None:
+        self.horizon = horizon
 
     @abstractmethod
     def factors(self, total_steps: int, trace: np.ndarray | None = None) -> np.ndarray:
@@ -124,9 +116,6 @@ class Schedule(Spec, ABC):
         table = _Table(self.factors(total_steps, trace))
         return LambdaLR(optimizer, table, last_epoch=step - 1)
 
-    def _params(self) -> dict[str, Any]:
-        return {"horizon": self.horizon}
-
 
 class Constant(Schedule):
     """The tuned rate at every step (the same as no schedule, but recorded as one).
@@ -144,9 +133,9 @@ class Constant(Schedule):
 class _Decay(Schedule):
     """A schedule that decays from the peak to ``min_ratio`` x the peak over a fit."""
 
-    def __init__(self, min_ratio: float = 0.0, horizon: int | None = None) -> None:
+    def __init__(self, min_ratio: Fraction = 0.0, horizon: Count | None = None) -> None:
         super().__init__(horizon)
-        self.min_ratio = check_number(min_ratio, "min_ratio", 0.0, 1.0)
+        self.min_ratio = min_ratio
 
     def factors(self, total_steps: int, trace: np.ndarray | None = None) -> np.ndarray:
         shape = self._shape(_steps(total_steps) / total_steps)
@@ -155,9 +144,6 @@ class _Decay(Schedule):
     @abstractmethod
     def _shape(self, x: np.ndarray) -> np.ndarray:
         """The decay from 1 at ``x = t / T = 0`` towards 0 at ``x = 1``."""
-
-    def _params(self) -> dict[str, Any]:
-        return {"min_ratio": self.min_ratio, **super()._params()}
 
 
 class Cosine(_Decay):
@@ -218,16 +204,18 @@ class UBA(_Decay):
 
     name = "uba"
 
-    def __init__(self, phi: float = 1.0, min_ratio: float = 0.0, horizon: int | None = None):
+    def __init__(
+        self,
+        phi: Annotated[float, Ge(0), Le(2)] = 1.0,
+        min_ratio: Fraction = 0.0,
+        horizon: Count | None = None,
+    ) -> None:
         super().__init__(min_ratio, horizon)
-        self.phi = check_number(phi, "phi", 0.0, 2.0)
+        self.phi = phi
 
     def _shape(self, x: np.ndarray) -> np.ndarray:
         c = 1.0 + np.cos(np.pi * x)  # in (0, 2] for the steps t < T
         return 2.0 * c / (2.0 * self.phi + (2.0 - self.phi) * c)
-
-    def _params(self) -> dict[str, Any]:
-        return {"phi": self.phi, **super()._params()}
 
 
 def refined_factors(trace: Sequence[float], total_steps: int, width: float = 0.1) -> np.ndarray:
@@ -287,11 +275,11 @@ class Refined(Schedule):
     def __init__(
         self,
         trace: Sequence[float] | None = None,
-        width: float = 0.1,
-        horizon: int | None = None,
+        width: Fraction = 0.1,
+        horizon: Count | None = None,
     ) -> None:
         super().__init__(horizon)
-        self.width = check_number(width, "width", 0.0, 1.0)
+        self.width = width
         if trace is not None:
             refined_factors(trace, 1, self.width)  # checks the trace
             trace = tuple(float(g) for g in trace)
@@ -302,9 +290,6 @@ class Refined(Schedule):
         if source is None or len(source) == 0:
             return Linear().factors(total_steps)
         return refined_factors(source, total_steps, self.width)
-
-    def _params(self) -> dict[str, Any]:
-        return {"trace": self.trace, "width": self.width, **super()._params()}
 
 
 SCHEDULES: dict[str, type[Schedule]] = {
@@ -330,27 +315,6 @@ def make_schedule(spec: ScheduleLike) -> Schedule | None:
     ...
     ValueError: schedule 'cosine' takes no parameter 'phi'; it takes: min_ratio, horizon
     """
-    if spec is None or isinstance(spec, Schedule):
-        return spec
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise ValueError(
-            "schedule must be a name, a table with a 'name' (e.g. {name = \"uba\", phi = 1.0})"
-            f" or a Schedule, got {spec!r}"
-        )
-    params = {k: v for k, v in spec.items() if k != "name"}
-    name = spec["name"]
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
-    cls = SCHEDULES[name]
-    accepted = [p for p in inspect.signature(cls).parameters]
-    for key in params:
-        if key not in accepted:
-            raise ValueError(
-                f"schedule {name!r} takes no parameter {key!r}; it takes: {', '.join(accepted)}"
-            )
-    try:
-        return cls(**params)
-    except ValueError as error:
-        raise ValueError(f"schedule {name!r}: {error}") from None
+    if spec is None:
+        return None
+    return make_spec(spec, "schedule", SCHEDULES, '{name = "uba", phi = 1.0}')

@@ -58,21 +58,6 @@ def resolve_learner(base: object, name: str = "base") -> Learner:
     )
 
 
-def _check_any_targets(y: object, n_samples: int) -> np.ndarray:
-    """Target checks when the base tells no task: a finite numeric ``(n,)`` array."""
-    if not isinstance(y, np.ndarray):
-        raise ValueError(f"y must be a numpy array of shape (n,), got {type(y).__name__}")
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-dimensional (n,), got shape {y.shape}")
-    if y.shape[0] != n_samples:
-        raise ValueError(f"y has {y.shape[0]} labels for {n_samples} samples")
-    if y.dtype.kind not in "biuf":
-        raise ValueError(f"y must be numeric, got dtype {y.dtype}")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinite value(s)")
-    return y
-
-
 class Wrapper(BaseLearner):
     """Base of the wrappers: a learner around a learner (``base``), as River's meta-estimators.
 
@@ -126,8 +111,8 @@ class Wrapper(BaseLearner):
         task = self.task
         if task is not None:
             y = check_targets(y, X.shape[0], task, self.n_classes)
-        else:
-            y = _check_any_targets(y, X.shape[0])
+        else:  # any finite numeric target, kept as given
+            check_targets(y, X.shape[0], "regression")
         if isinstance(self.model_, Validating):
             X, y = self.model_.check_Xy(X, y)
         return X, y
