@@ -341,7 +341,7 @@ after = 20.0
         (('kind = "fedbuff"', 'kind = "fedwhat"'), "rules.fedbuff.kind: unknown aggregation"),
         (("buffer_size = 3", "buffer = 3"), "rules.fedbuff.buffer: unknown key"),
         (("clients = 6", "clients = 0"), "federation.clients"),
-        (("lr = 0.1", "lr = -1.0"), "lr must be a positive"),
+        (("lr = 0.1", "lr = -1.0"), r"federation\.learner: LogisticRegression\.lr: must be > 0"),
         (("concepts = [0, 1]", "concepts = [0]"), "one more entry than drift_at"),
     ],
 )
