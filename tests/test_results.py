@@ -8,7 +8,7 @@ import pytest
 
 from adaptloop.evaluation import prequential
 from adaptloop.evaluation.continual import ContinualSuite, continual_evaluation
-from adaptloop.learners.wrapping import MajorityClass
+from adaptloop.learners.models.majority import MajorityClass
 from adaptloop.report import load_results
 from adaptloop.results import (
     RESULT_FILES,

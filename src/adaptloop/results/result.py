@@ -6,7 +6,7 @@ needs no edit to either.
 
 >>> import numpy as np
 >>> from adaptloop.evaluation import prequential
->>> from adaptloop.learners.wrapping import MajorityClass
+>>> from adaptloop.learners.models.majority import MajorityClass
 >>> from adaptloop.streams import ArrayStream
 >>> stream = ArrayStream(np.zeros((20, 2)), np.arange(20, dtype=np.int64) % 2)
 >>> result = prequential(stream, {"m": MajorityClass(n_classes=2)}, batch_size=10)
