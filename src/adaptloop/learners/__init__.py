@@ -16,7 +16,7 @@ from adaptloop.learners.base import (
     registry,
     states_equal,
 )
-from adaptloop.learners.continual import AGEM, ER, EWC, ContinualStrategy, Finetune, Joint, LwF
+from adaptloop.learners.continual import Continual
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.models.ctr import CTRClassifier
 from adaptloop.learners.models.linear import LinearRegression, LogisticRegression
@@ -36,13 +36,7 @@ from adaptloop.learners.wrappers.static import Static
 from adaptloop.learners.wrappers.window import WindowRetrain
 
 __all__ = [
-    "AGEM",
-    "ER",
-    "EWC",
-    "ContinualStrategy",
-    "Finetune",
-    "Joint",
-    "LwF",
+    "Continual",
     "BaseClassifier",
     "BaseLearner",
     "Classifier",

@@ -1,0 +1,38 @@
+"""Continual learning as composable plugins over any torch learner.
+
+:class:`Continual` (``kind = "continual"``) runs a list of plugins over a
+:class:`~adaptloop.learners.base.TorchTrainable` learner (MLP, CTR model, CfC / LTC / LSTM
+regressor), on task sequences and on drifting streams (task boundaries given, detected or
+none). One module per method: :mod:`~.replay` (``replay``, ``joint``), :mod:`~.ewc`,
+:mod:`~.lwf`, :mod:`~.gem` (``gem``, ``agem``); :mod:`~.plugin` holds the hooks and the
+``plugins`` registry; :mod:`~.shorthands` the one-plugin learners ``finetune``, ``er``,
+``joint``, ``ewc``, ``lwf``, ``agem``, ``gem``.
+
+Why hand-written: Avalanche holds these methods but is a heavy dependency with a deep class
+hierarchy (DESIGN.md); each method here is a few lines on the torch learners' public step and
+follows its paper.
+"""
+
+from adaptloop.learners.continual import shorthands as _shorthands  # noqa: F401 - registers
+from adaptloop.learners.continual.ewc import EWC
+from adaptloop.learners.continual.gem import AGEM, GEM, gem_project
+from adaptloop.learners.continual.learner import Continual
+from adaptloop.learners.continual.lwf import LwF
+from adaptloop.learners.continual.plugin import Batch, Host, Plugin, make_plugin, plugins
+from adaptloop.learners.continual.replay import Joint, Replay
+
+__all__ = [
+    "AGEM",
+    "EWC",
+    "GEM",
+    "Batch",
+    "Continual",
+    "Host",
+    "Joint",
+    "LwF",
+    "Plugin",
+    "Replay",
+    "gem_project",
+    "make_plugin",
+    "plugins",
+]
