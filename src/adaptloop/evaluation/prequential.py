@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from adaptloop.evaluation.drift import drift_segments
 from adaptloop.evaluation.metrics import MetricTracker
-from adaptloop.learners.base import DriftReporting, HasTask, Learner, is_classifier
+from adaptloop.learners.base import DriftReporting, HasTask, Learner, TaskAware, is_classifier
 from adaptloop.results import (
     PREQUENTIAL_RECORD_COLUMNS,
     Table,
@@ -105,6 +105,7 @@ class _LearnerRun:
         self.tracker = tracker
         self.use_proba = tracker.needs_proba
         self.classifier = is_classifier(learner)
+        self.task_aware = isinstance(learner, TaskAware)
         self.predict_seconds = 0.0
         self.learn_seconds = 0.0
         self._record_predict = 0.0
@@ -113,7 +114,9 @@ class _LearnerRun:
         self.alarms: list[int] = []
         self.columns: dict[str, list] = {}
 
-    def step(self, X: np.ndarray, y: np.ndarray) -> None:
+    def step(self, X: np.ndarray, y: np.ndarray, tasks: list[tuple[int, int]]) -> None:
+        """Predict the batch, then learn it; ``tasks``: ``(offset, task)`` where a task begins
+        inside the batch (known drifts), told to a task-aware learner between its parts."""
         t0 = time.perf_counter()
         if self.use_proba:
             proba = self.learner.predict_proba(X)
@@ -122,7 +125,13 @@ class _LearnerRun:
             proba = None
             pred = self.learner.predict(X)
         t1 = time.perf_counter()
-        self.learner.learn(X, y)
+        start = 0
+        for offset, task in tasks if self.task_aware else ():
+            if offset > start:
+                self.learner.learn(X[start:offset], y[start:offset])
+            self.learner.begin_task(task)  # type: ignore[attr-defined]
+            start = offset
+        self.learner.learn(X[start:], y[start:])
         t2 = time.perf_counter()
         self._record_predict += t1 - t0
         self._record_learn += t2 - t1
@@ -214,6 +223,13 @@ def prequential(
         max_samples: stop after this many samples.
         after, tolerance: drift-segmented metric parameters (``evaluation.drift``).
         on_batch: called with the number of samples seen after each batch (progress bars).
+
+    Task boundaries: a :class:`~adaptloop.learners.base.TaskAware` learner is told
+    ``begin_task(k)`` at the ``k``-th known drift of the stream (``info.drifts``, at its
+    ``position``: the centre of a gradual drift), between learning the samples before it and
+    those from it on (the batch is predicted whole first, as for every learner). Nobody holds
+    the finished task's data on a stream, so no ``end_task`` is called: such a learner ends
+    the task with what it kept of it (see :mod:`adaptloop.learners.continual.learner`).
     """
     batch_size = check_batch_size(batch_size)
     info = stream.info
@@ -232,13 +248,19 @@ def prequential(
     ]
     position = 0
     last_record = 0
+    drifts = sorted(d.position for d in info.drifts)
     for X, y in stream.iter_batches(batch_size):
         if max_samples is not None and position + X.shape[0] > max_samples:
             X, y = X[: max_samples - position], y[: max_samples - position]
             if X.shape[0] == 0:
                 break
+        tasks = [
+            (p - position, k + 1)
+            for k, p in enumerate(drifts)
+            if position <= p < position + X.shape[0]
+        ]
         for run in runs:
-            run.step(X, y)
+            run.step(X, y, tasks)
         position += X.shape[0]
         if record_every is None or position - last_record >= record_every:
             for run in runs:
