@@ -178,6 +178,12 @@ CASES.update(
         "ewc": Case(_continual("ewc"), ("binary", "multiclass"), needs_torch=True),
         "lwf": Case(_continual("lwf"), ("binary", "multiclass"), needs_torch=True),
         "agem": Case(_continual("agem"), ("binary", "multiclass"), needs_torch=True),
+        # plugins combined, on classifiers and a regressor
+        "continual": Case(
+            _continual("continual", plugins=[{"kind": "replay", "memory": 50}, "ewc"]),
+            ("binary", "multiclass", "regression"),
+            needs_torch=True,
+        ),
     }
 )
 
