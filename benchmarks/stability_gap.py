@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from adaptloop.evaluation.continual import continual_evaluation
-from adaptloop.learners import AGEM, ER, EWC, Finetune, Joint, LwF, MLPClassifier
-from adaptloop.learners.continual import GEM
+from adaptloop.learners import MLPClassifier
+from adaptloop.learners.continual import AGEM, EWC, GEM, Continual, Joint, LwF, Replay
 from adaptloop.streams.tasks import registry
 
 SEQUENCES = ("split_digits", "rotated_digits")
@@ -39,15 +39,16 @@ def learners(seed: int) -> dict:
             n_classes=10, hidden=(100, 100), lr=0.1, optimizer="sgd", standardize=False, seed=seed
         )
 
-    return {
-        "finetune": Finetune(base(), seed=seed),
-        "joint": Joint(base(), seed=seed),
-        "er": ER(base(), memory=200, new_weight=0.5, seed=seed),
-        "ewc": EWC(base(), strength=10.0, seed=seed),
-        "lwf": LwF(base(), alpha=1.0, seed=seed),
-        "agem": AGEM(base(), memory_per_task=50, seed=seed),
-        "gem": GEM(base(), memory_per_task=50, margin=0.5, seed=seed),
+    plugins = {
+        "finetune": [],
+        "joint": [Joint()],
+        "er": [Replay(memory=200, new_weight=0.5)],
+        "ewc": [EWC(strength=10.0)],
+        "lwf": [LwF(alpha=1.0)],
+        "agem": [AGEM(memory_per_task=50)],
+        "gem": [GEM(memory_per_task=50, margin=0.5)],
     }
+    return {name: Continual(base(), p, seed=seed) for name, p in plugins.items()}
 
 
 def largest_gap(gaps: list[dict]) -> tuple[float, int | None]:

@@ -188,14 +188,23 @@ def report(
 
 @app.command("list")
 def list_components() -> None:
-    """Show the available streams, learners, drift detectors and aggregation rules."""
+    """Show the available streams, learners, continual plugins, drift detectors and rules."""
     from adaptloop.distributed import registry as rule_registry
     from adaptloop.learners import registry as learner_registry
+    from adaptloop.learners.continual import plugins
     from adaptloop.learners.detectors import detectors
     from adaptloop.streams import registry as stream_registry
     from adaptloop.streams.tasks import registry as task_registry
 
-    for registry in (stream_registry, task_registry, learner_registry, detectors, rule_registry):
+    registries = (
+        stream_registry,
+        task_registry,
+        learner_registry,
+        plugins,
+        detectors,
+        rule_registry,
+    )
+    for registry in registries:
         table = Table(title=f"{registry.kind}s", title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("parameters (default)")
