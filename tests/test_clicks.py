@@ -73,7 +73,7 @@ def test_registered_and_bad_parameters_refused():
         ({"dim": 3}, "dim must be even"),
         ({"base_rate": 0.0}, "base_rate"),
         ({"segment": 2.0}, "segment"),
-        ({"n_users": 0}, "n_users"),
+        ({"n_users": 0}, r"ClickStream\.n_users: must be >= 1, got 0"),
         ({"drifts": [{"at": 500}]}, "beyond"),
         ({"rotation": -1.0}, "rotation"),
     ]:

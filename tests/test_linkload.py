@@ -118,7 +118,7 @@ def test_random_failures_seeded():
     ("params", "name"),
     [
         ({"topology": "sndlib/nowhere"}, "topology"),
-        ({"days": -1}, "days"),
+        ({"days": -1}, r"LinkLoadStream\.days: must be > 0"),
         ({"step_minutes": 0}, "step_minutes"),
         ({"history": 0}, "history"),
         ({"noise": 2.0}, "noise"),
