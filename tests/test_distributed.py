@@ -217,11 +217,12 @@ def test_server_counts_each_update_once_and_drops_late_ones():
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        (lambda: FedAvg(clients_per_round=0), "clients_per_round must be an integer >= 1"),
+        (lambda: FedAvg(clients_per_round=0), r"FedAvg\.clients_per_round: must be >= 1, got 0"),
         (lambda: FedBuff(staleness="cubic"), "staleness: must be 'none', 'sqrt' or 'poly'"),
-        (lambda: FedStale(beta=1.5), r"beta must be a number in \[0, 1\]"),
-        (lambda: FedCompass(latest_factor=0.5), "latest_factor must be >= 1"),
-        (lambda: FedFix(window=-1), "window must be a number > 0"),
+        (lambda: FedStale(beta=1.5), r"FedStale\.beta: must be <= 1, got 1\.5"),
+        (lambda: FedCompass(latest_factor=0.5), r"FedCompass\.latest_factor: must be >= 1"),
+        (lambda: FedFix(window=-1), r"FedFix\.window: must be > 0, got -1"),
+        (lambda: Gossip(peers=True), r"Gossip\.peers: must be an integer, got True"),
     ],
 )
 def test_bad_rule_parameters_are_refused_by_name(rule, message):
