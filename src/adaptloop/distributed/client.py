@@ -29,8 +29,11 @@ import numpy as np
 from adaptloop.distributed.data import ClientShard
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
+from adaptloop.parameters import declared
+from adaptloop.validation import Count, Seed, check_integer
 
 
+@declared
 class Client:
     """Client ``index``: its own clone of ``learner`` (starting from ``split``'s template), its
     ``shard`` and a seeded data order."""
@@ -41,11 +44,9 @@ class Client:
         learner: Learner,
         shard: ClientShard,
         split: StateSplit,
-        batch_size: int = 32,
-        seed: int = 0,
+        batch_size: Count = 32,
+        seed: Seed = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.index = index
         self.learner = learner.clone()
         self._state = split.template  # the learner's state as of its last task
@@ -74,11 +75,10 @@ class Client:
 
     def run(self, model: np.ndarray, steps: int, time: float) -> tuple[np.ndarray, int]:
         """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples)."""
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        steps = check_integer(steps, "steps", low=1)
         self.learner.load_state_dict(self.split.compose(self._state, model))
         concept = self.shard.concept_at(time)
-        for _ in range(int(steps)):
+        for _ in range(steps):
             self.learner.learn(*self._batch(concept))
         self._state = self.learner.state_dict()
-        return self.split.flatten(self._state) - model, int(steps) * self.batch_size
+        return self.split.flatten(self._state) - model, steps * self.batch_size
