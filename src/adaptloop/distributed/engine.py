@@ -6,17 +6,9 @@ actors). The rest of a run is the same on both and lives here: the server of the
 federation's initial model, the seeded generator of task durations, the evaluation records and
 the trace's closing counts.
 
->>> from adaptloop.learners import LogisticRegression
->>> from adaptloop.distributed.data import make_federated_data
->>> from adaptloop.distributed.federation import Federation
->>> from adaptloop.distributed.rules import FedAvg
->>> data = make_federated_data("sea", clients=2, samples_per_client=50, concepts=[0],
-...                            drift_at=[], seed=0)
->>> run = RuleRun(Federation(data, LogisticRegression()), FedAvg(2), None, "avg", "local")
->>> run.evaluate(0.0)
->>> trace = run.close()
->>> [row["version"] for row in trace.rows], trace.rule, trace.counts
-([0], 'avg', {})
+>>> from adaptloop.distributed.local import LocalEngine
+>>> issubclass(LocalEngine, Engine), LocalEngine.name
+(True, 'local')
 """
 
 from __future__ import annotations

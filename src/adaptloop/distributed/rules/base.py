@@ -19,18 +19,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import numpy as np
-from annotated_types import Gt, Le
 
 from adaptloop.registry import Registry
 
 registry = Registry("aggregation rule")
 """Aggregation rules by name; each rule module registers with ``@registry.register``."""
-
-Share = Annotated[float, Gt(0), Le(1)]
-"""A declared rule parameter in (0, 1]: ratios, momenta, weights."""
 
 
 @dataclass(frozen=True)

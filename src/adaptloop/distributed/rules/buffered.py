@@ -45,20 +45,9 @@ from typing import Literal
 
 import numpy as np
 
-from adaptloop.distributed.aggregate import (
-    Staleness,
-    server_step,
-    staleness_weight,
-    weighted_sum,
-)
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    registry,
-)
+from adaptloop.distributed.aggregate import Staleness, server_step, staleness_weight, weighted_sum
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
 
 Average = Literal["buffer", "data"]
@@ -98,7 +87,7 @@ class _Buffered(AggregationRule):
         return server_step(view.model, step, self.server_lr)
 
 
-@registry.register("fedbuff")
+@rules.register("fedbuff")
 class FedBuff(_Buffered):
     """FedBuff: step after ``buffer_size`` arrivals, each delta weighted by its staleness."""
 
@@ -123,7 +112,7 @@ class FedBuff(_Buffered):
         return Plan(model=model, dispatch=[Assignment(update.client, self.local_steps)])
 
 
-@registry.register("fedfix")
+@rules.register("fedfix")
 class FedFix(_Buffered):
     """FedFix: step every ``window`` time units with the deltas that arrived in the window."""
 

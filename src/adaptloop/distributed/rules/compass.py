@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le
 
 from adaptloop.distributed.aggregate import (
     Staleness,
@@ -52,16 +52,12 @@ from adaptloop.distributed.aggregate import (
     staleness_weight,
     weighted_sum,
 )
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Share,
-    Update,
-    registry,
-)
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
+
+Share = Annotated[float, Gt(0), Le(1)]
+"""A ratio, momentum or weight in (0, 1]."""
 
 
 @dataclass
@@ -72,7 +68,7 @@ class _Group:
     arrived: list[Update] = field(default_factory=list)
 
 
-@registry.register("fedcompass")
+@rules.register("fedcompass")
 class FedCompass(AggregationRule):
     """Computing-power-aware scheduling: local steps per client so that arrivals come in groups."""
 

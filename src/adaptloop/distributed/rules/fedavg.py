@@ -33,18 +33,12 @@ from __future__ import annotations
 import numpy as np
 
 from adaptloop.distributed.aggregate import server_step, weighted_mean
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    registry,
-)
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
 
 
-@registry.register("fedavg")
+@rules.register("fedavg")
 class FedAvg(AggregationRule):
     """Synchronous FedAvg: sample clients, wait for all of them, average their deltas."""
 

@@ -38,18 +38,12 @@ from __future__ import annotations
 import numpy as np
 
 from adaptloop.distributed.aggregate import server_step, stale_mix
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    registry,
-)
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, Fraction, PositiveReal
 
 
-@registry.register("fedstale")
+@rules.register("fedstale")
 class FedStale(AggregationRule):
     """FedStale: a convex mix (``beta``) of fresh deltas and every client's last delta."""
 

@@ -31,18 +31,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    registry,
-)
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count
 
 
-@registry.register("gossip")
+@rules.register("gossip")
 class Gossip(AggregationRule):
     """Pairwise gossip between clients; the global model is one merge (the average) at the end."""
 
