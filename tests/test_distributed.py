@@ -29,7 +29,7 @@ from adaptloop.distributed.rules.base import ServerView, Update
 from adaptloop.distributed.run import time_to
 from adaptloop.experiment import ExperimentError, parse_experiment
 from adaptloop.learners import LogisticRegression
-from adaptloop.learners.base import BaseClassifier
+from adaptloop.learners.base import BaseClassifier, StateRoles
 
 
 def _data(clients: int = 8, seed: int = 1, drift_at=(150.0,), jitter: float = 10.0):
@@ -102,6 +102,9 @@ class _Moody(BaseClassifier):
 
     def _set_state(self, state):
         self.w = state["w"]
+
+    def state_roles(self) -> StateRoles:
+        return StateRoles()  # declares "mood" shared: it cannot be
 
 
 def test_a_learner_with_non_numeric_state_is_refused_by_name():

@@ -12,10 +12,9 @@ part is the split's template's.
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data
 >>> from adaptloop.distributed.sharing import StateSplit
->>> from adaptloop.distributed.state import initial_state
 >>> data = make_federated_data("sea", clients=2, samples_per_client=100, concepts=[0],
 ...                            drift_at=[], seed=0)
->>> split = StateSplit(initial_state(LogisticRegression(), 3, 2))
+>>> split = StateSplit.for_learner(LogisticRegression(), n_features=3, n_classes=2)
 >>> client = Client(0, LogisticRegression(), data.shards[0], split, batch_size=16, seed=0)
 >>> delta, n = client.run(split.flatten(split.template), steps=3, time=0.0)
 >>> n, delta.shape == (split.size,), bool(np.abs(delta).sum() > 0)
