@@ -202,14 +202,6 @@ class StatisticsBlocks:
         return out
 
 
-def _under(keys: Keys, paths: Iterable[str]) -> bool:
-    """True if the entry at ``keys`` is at or below one of the dotted ``paths`` (from the root,
-    shell wildcards allowed)."""
-    return any(
-        fnmatchcase(dotted(keys[:i]), path) for path in paths for i in range(1, len(keys) + 1)
-    )
-
-
 def _matches(keys: Keys, patterns: Iterable[str]) -> bool:
     """A federation's pattern: a key name at any depth, or (dotted) a path from the root."""
     for pattern in patterns:
@@ -259,6 +251,11 @@ class StateSplit:
         self.share = _check_patterns(share, "share")
         self.local = _check_patterns(local, "local")
         self.template = template
+        declared_local, declared_statistics = roles.paths(template)
+        self._declared_local, self._declared_statistics = (
+            set(declared_local),
+            set(declared_statistics),
+        )
         self._local: list[Keys] = []
         self._statistics: list[Keys] = []
         self._dims: list[int] = []
@@ -316,7 +313,7 @@ or local: implement state_roles() -> StateRoles (adaptloop.learners.base.Federat
         return cls(template, roles, share, local)
 
     def _is_local(self, keys: Keys) -> bool:
-        local = _under(keys, self.roles.local) or _matches(keys, self.local)
+        local = dotted(keys) in self._declared_local or _matches(keys, self.local)
         return local and not _matches(keys, self.share)
 
     def _prune(self, value: Any, keys: Keys) -> Any:
@@ -324,12 +321,12 @@ or local: implement state_roles() -> StateRoles (adaptloop.learners.base.Federat
         if keys and self._is_local(keys):
             self._local.append(keys)
             return _LOCAL
-        statistics = self._is_statistics(value, keys)
-        if statistics:
-            self._statistics.append(keys)
-            self._dims.append(int(np.asarray(value["mean"]).size))
         if isinstance(value, dict):
-            skip = (*_STATISTICS, _DERIVED) if statistics else ()
+            skip: tuple[str, ...] = ()
+            if self._is_statistics(value, keys):
+                self._statistics.append(keys)
+                self._dims.append(int(np.asarray(value["mean"]).size))
+                skip = (*_STATISTICS, _DERIVED)
             items = ((k, v) for k, v in value.items() if k not in skip)
         elif isinstance(value, (list, tuple)):
             items = enumerate(value)
@@ -342,13 +339,11 @@ or local: implement state_roles() -> StateRoles (adaptloop.learners.base.Federat
                 out[key] = kept
         return out
 
-    def _is_statistics(self, value: Any, keys: Keys) -> bool:
+    def _is_statistics(self, value: dict, keys: Keys) -> bool:
         path = dotted(keys)
-        declared = any(fnmatchcase(path, p) for p in self.roles.statistics)
-        if not declared or _matches(keys, self.share):
+        if path not in self._declared_statistics or _matches(keys, self.share):
             return False
-        entry = value if isinstance(value, dict) else {}
-        count, mean, m2 = (entry.get(key) for key in _STATISTICS)
+        count, mean, m2 = (value.get(key) for key in _STATISTICS)
         if not (
             isinstance(mean, np.ndarray)
             and isinstance(m2, np.ndarray)
