@@ -93,7 +93,8 @@ class LinkLoadStream(ArrayStream):
     Registered as ``"linkload"`` (:data:`linkload` is this class).
 
     Attributes after construction: ``node_names``; ``link_names`` (``"u-v"`` by node name,
-    topohub's link order); ``links`` (``(E, 2)`` node ids); ``demand_pairs`` (``(K, 2)``);
+    topohub's link order); ``links`` (``(E, 2)`` node ids); ``graph`` (the intact topology, a
+    networkx graph on node ids whose edges carry ``dist``, their length, and ``index``); ``demand_pairs`` (``(K, 2)``);
     ``demands`` (``(history + n, K)`` volumes per step, steps ``-history .. n - 1``);
     ``loads`` (``(history + n, E)`` raw link loads); ``failed_at`` (per step, the frozenset of
     failed link indices); ``events`` (one dict per failure / repair: ``at``, ``kind``, ``link``,
@@ -142,10 +143,10 @@ class LinkLoadStream(ArrayStream):
         pairs = [(s, t, v) for s, t, v in pairs if s != t and v > 0]
         self.demand_pairs = np.array([(s, t) for s, t, _ in pairs], dtype=np.int64)
         volumes = np.array([v for _, _, v in pairs])
-        self._graph = nx.Graph()
-        self._graph.add_nodes_from(range(len(self.node_names)))
+        self.graph = nx.Graph()
+        self.graph.add_nodes_from(range(len(self.node_names)))
         for e, ((u, v), length) in enumerate(zip(self.links, lengths, strict=True)):
-            self._graph.add_edge(int(u), int(v), dist=length, index=e)
+            self.graph.add_edge(int(u), int(v), dist=length, index=e)
 
         # -- traffic ---------------------------------------------------------------------------
         steps = np.arange(-history, n)
@@ -235,11 +236,11 @@ class LinkLoadStream(ArrayStream):
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError(f"{where} must be a pair of nodes [u, v], got {value!r}")
         u, v = (self._node(x, where) for x in value)
-        if not self._graph.has_edge(u, v):
+        if not self.graph.has_edge(u, v):
             raise ValueError(
                 f"{where}: no link between {self.node_names[u]} and {self.node_names[v]}"
             )
-        return int(self._graph.edges[u, v]["index"])
+        return int(self.graph.edges[u, v]["index"])
 
     def _parse_failures(self, failures: object, random_failures: int) -> list[tuple[int, Any]]:
         """``(step, action)`` pairs: action ``("fail", link index or severity)`` / ``("repair",
@@ -335,7 +336,7 @@ class LinkLoadStream(ArrayStream):
         return candidates[int(np.argmin(np.abs(load - target)))]
 
     def _surviving(self, failed: frozenset[int]) -> Any:
-        graph = self._graph.copy()
+        graph = self.graph.copy()
         graph.remove_edges_from([tuple(self.links[e]) for e in failed])
         return graph
 
