@@ -94,12 +94,12 @@ class LinkLoadStream(ArrayStream):
 
     Attributes after construction: ``node_names``; ``link_names`` (``"u-v"`` by node name,
     topohub's link order); ``links`` (``(E, 2)`` node ids); ``graph`` (the intact topology, a
-    networkx graph on node ids whose edges carry ``dist``, their length, and ``index``); ``demand_pairs`` (``(K, 2)``);
-    ``demands`` (``(history + n, K)`` volumes per step, steps ``-history .. n - 1``);
-    ``loads`` (``(history + n, E)`` raw link loads); ``failed_at`` (per step, the frozenset of
-    failed link indices); ``events`` (one dict per failure / repair: ``at``, ``kind``, ``link``,
-    ``unroutable``); ``monitored`` (index of the link the task predicts) and ``scale`` (its
-    pre-failure mean load, the normaliser).
+    networkx graph on node ids whose edges carry ``dist``, their length, and ``index``);
+    ``demand_pairs`` (``(K, 2)``); ``demands`` (``(history + n, K)`` volumes per step, steps
+    ``-history .. n - 1``); ``loads`` (``(history + n, E)`` raw link loads); ``failed_at`` (per
+    step, the frozenset of failed link indices); ``events`` (one dict per failure / repair:
+    ``at``, ``kind``, ``link``, ``unroutable``); ``monitored`` (index of the link the task
+    predicts) and ``scale`` (its pre-failure mean load, the normaliser).
 
     >>> stream = linkload(days=2, failures=[{"at": 300, "link": ["Amsterdam", "Hamburg"]}])
     >>> stream.events[0]["link_name"], stream.events[0]["unroutable"]
