@@ -133,8 +133,8 @@ def test_shards_are_non_iid_with_their_own_drift_times():
         ({"concepts": [0, 1, 2], "drift_at": [20.0, 10.0]}, "increasing"),
         ({"kind": "elec2"}, "has no 'concepts' parameter"),
         ({"kind": "nope"}, "unknown stream 'nope'"),
-        ({"class_skew": 0.0}, r"make_federated_data\.class_skew: must be > 0, got 0\.0"),
-        ({"clients": 0}, r"make_federated_data\.clients: must be >= 1, got 0"),
+        ({"class_skew": 0.0}, "class_skew must be"),
+        ({"clients": 0}, "clients must be an integer >= 1"),
     ],
 )
 def test_bad_shard_settings_are_refused_by_name(kwargs, message):

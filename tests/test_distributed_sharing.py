@@ -19,6 +19,7 @@ from adaptloop.distributed import (
     make_federated_data,
 )
 from adaptloop.distributed.client import Client
+from adaptloop.distributed.state import initial_state
 from adaptloop.experiment import ExperimentError, parse_experiment
 from adaptloop.learners import LogisticRegression, MLPClassifier
 from adaptloop.learners.base import BaseClassifier, StateRoles
@@ -135,6 +136,8 @@ def test_the_split_follows_the_learners_declaration_not_key_names():
     roles = StateRoles(local=("learned.ticks", "learned.mood"), statistics=("learned.seen",))
     split = _split(_Moody(roles=roles))
     assert split.shared_paths == ["n_features_in_", "learned.w"]
+    same = StateSplit(initial_state(_Moody(), 4, 2), roles)  # a state and a declaration
+    assert same.local_paths == split.local_paths
     assert split.statistics_paths == ["learned.seen"]
     assert split.local_paths == ["learned.mood", "learned.ticks"]
     # without a declaration the same keys are shared: the counter is averaged, the dict of
