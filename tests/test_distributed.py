@@ -29,7 +29,7 @@ from adaptloop.distributed.rules.base import ServerView, Update
 from adaptloop.distributed.run import time_to
 from adaptloop.experiment import ExperimentError, parse_experiment
 from adaptloop.learners import LogisticRegression
-from adaptloop.learners.base import BaseClassifier
+from adaptloop.learners.base import BaseClassifier, StateRoles
 
 
 def _data(clients: int = 8, seed: int = 1, drift_at=(150.0,), jitter: float = 10.0):
@@ -102,6 +102,9 @@ class _Moody(BaseClassifier):
 
     def _set_state(self, state):
         self.w = state["w"]
+
+    def state_roles(self) -> StateRoles:
+        return StateRoles()  # declares "mood" shared: it cannot be
 
 
 def test_a_learner_with_non_numeric_state_is_refused_by_name():
@@ -217,11 +220,12 @@ def test_server_counts_each_update_once_and_drops_late_ones():
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        (lambda: FedAvg(clients_per_round=0), "clients_per_round must be an integer >= 1"),
+        (lambda: FedAvg(clients_per_round=0), r"FedAvg\.clients_per_round: must be >= 1, got 0"),
         (lambda: FedBuff(staleness="cubic"), "staleness: must be 'none', 'sqrt' or 'poly'"),
-        (lambda: FedStale(beta=1.5), r"beta must be a number in \[0, 1\]"),
-        (lambda: FedCompass(latest_factor=0.5), "latest_factor must be >= 1"),
-        (lambda: FedFix(window=-1), "window must be a number > 0"),
+        (lambda: FedStale(beta=1.5), r"FedStale\.beta: must be <= 1, got 1\.5"),
+        (lambda: FedCompass(latest_factor=0.5), r"FedCompass\.latest_factor: must be >= 1"),
+        (lambda: FedFix(window=-1), r"FedFix\.window: must be > 0, got -1"),
+        (lambda: Gossip(peers=True), r"Gossip\.peers: must be an integer, got True"),
     ],
 )
 def test_bad_rule_parameters_are_refused_by_name(rule, message):

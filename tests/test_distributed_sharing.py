@@ -22,7 +22,7 @@ from adaptloop.distributed.client import Client
 from adaptloop.distributed.state import initial_state
 from adaptloop.experiment import ExperimentError, parse_experiment
 from adaptloop.learners import LogisticRegression, MLPClassifier
-from adaptloop.learners.base import BaseClassifier
+from adaptloop.learners.base import BaseClassifier, StateRoles
 
 
 def _data(clients: int = 6, seed: int = 1):
@@ -45,7 +45,7 @@ def _mlp() -> MLPClassifier:
 
 
 def _split(learner, n_features: int = 4, **patterns) -> StateSplit:
-    return StateSplit(initial_state(learner, n_features, 2), **patterns)
+    return StateSplit.for_learner(learner, n_features, 2, **patterns)
 
 
 def test_an_mlp_state_splits_into_weights_pooled_scaler_and_local_optimizer():
@@ -83,31 +83,85 @@ def test_share_and_local_patterns_move_entries_between_the_parts():
 
 
 class _Moody(BaseClassifier):
-    """A classifier whose state holds a string next to its weights."""
+    """A classifier whose state holds a string next to its weights, and running statistics
+    and a step counter it declares (``roles``), under keys no default would know."""
 
-    def __init__(self, n_classes: int = 2, seed: int = 0):
+    def __init__(self, n_classes: int = 2, seed: int = 0, roles: StateRoles | None = None):
         super().__init__(task="binary", n_classes=n_classes)
         self.seed = seed
+        self.roles = roles
         self.w = np.zeros(2)
         self.mood = "calm"
+        self.ticks = 0
+        self.seen = {"count": 0, "mean": np.zeros(2), "m2": np.zeros(2)}
 
     def _learn(self, X, y):
         self.w += 1
+        self.ticks += 1
 
     def _predict_proba(self, X):
         return np.full((len(X), 2), 0.5)
 
     def _get_state(self):
-        return {"w": self.w.copy(), "mood": self.mood}
+        return {"w": self.w.copy(), "mood": self.mood, "ticks": self.ticks, "seen": self.seen}
 
     def _set_state(self, state):
-        self.w, self.mood = state["w"], state["mood"]
+        self.w, self.mood, self.ticks = state["w"], state["mood"], state["ticks"]
+        self.seen = state["seen"]
+
+    def state_roles(self) -> StateRoles:
+        return self.roles or StateRoles()
+
+
+class _Anonymous:
+    """A learner (predict, learn, state) that does not declare what it shares."""
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=np.int64)
+
+    def learn(self, X, y):
+        pass
+
+    def state_dict(self):
+        return {"w": np.zeros(2)}
+
+    def load_state_dict(self, state):
+        pass
+
+    def clone(self):
+        return _Anonymous()
+
+
+def test_the_split_follows_the_learners_declaration_not_key_names():
+    roles = StateRoles(local=("learned.ticks", "learned.mood"), statistics=("learned.seen",))
+    split = _split(_Moody(roles=roles))
+    assert split.shared_paths == ["n_features_in_", "learned.w"]
+    same = StateSplit(initial_state(_Moody(), 4, 2), roles)  # a state and a declaration
+    assert same.local_paths == split.local_paths
+    assert split.statistics_paths == ["learned.seen"]
+    assert split.local_paths == ["learned.mood", "learned.ticks"]
+    # without a declaration the same keys are shared: the counter is averaged, the dict of
+    # count/mean/m2 is three shared leaves, not pooled statistics
+    undeclared = _split(_Moody(roles=StateRoles(local=("learned.mood",))))
+    assert undeclared.statistics_paths == []
+    assert "learned.ticks" in undeclared.shared_paths
+    assert "learned.seen.m2" in undeclared.shared_paths
+
+
+def test_a_learner_that_does_not_declare_its_roles_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"_Anonymous does not say .* implement state_roles\(\)"):
+        _split(_Anonymous())
+    with pytest.raises(ValueError, match=r"_Anonymous does not say"):
+        Federation(_data(clients=2), _Anonymous())
 
 
 def test_a_non_numeric_leaf_outside_the_local_set_is_refused_with_its_path():
     with pytest.raises(ValueError, match=r"'learned\.mood' is a str.*local patterns"):
         _split(_Moody())
     assert _split(_Moody(), local=["mood"]).local_paths == ["learned.mood"]
+    wrong = StateRoles(local=("learned.mood",), statistics=("learned",))
+    with pytest.raises(ValueError, match=r"'learned' is declared running statistics"):
+        _split(_Moody(roles=wrong))
     # sharing the optimiser of the MLP would average its settings: a bool is refused by path
     bool_leaf = r"'learned\.optimizer\.param_groups\.0\.amsgrad' is a bool"
     with pytest.raises(ValueError, match=bool_leaf):

@@ -82,7 +82,7 @@ def test_traffic_conservation():
     stream = linkload(days=1, failures=[{"at": 150, "severity": "drastic"}])
     for step in (10, 200):
         row = step + stream.history
-        graph = stream._graph.copy()
+        graph = stream.graph.copy()
         graph.remove_edges_from([tuple(stream.links[e]) for e in stream.failed_at[row]])
         hops = np.array(
             [
@@ -96,8 +96,8 @@ def test_traffic_conservation():
 
 def test_unroutable_demands_are_dropped_and_reported():
     stream = linkload(days=1)
-    node = next(n for n, degree in stream._graph.degree if degree == 2)
-    u, v = stream._graph.neighbors(node)
+    node = next(n for n, degree in stream.graph.degree if degree == 2)
+    u, v = stream.graph.neighbors(node)
     cut = [{"at": 50, "link": [node, u]}, {"at": 60, "link": [node, v]}]
     with pytest.warns(RuntimeWarning, match="disconnects"):
         failed = linkload(days=1, failures=cut)
@@ -118,7 +118,7 @@ def test_random_failures_seeded():
     ("params", "name"),
     [
         ({"topology": "sndlib/nowhere"}, "topology"),
-        ({"days": -1}, "days"),
+        ({"days": -1}, r"LinkLoadStream\.days: must be > 0"),
         ({"step_minutes": 0}, "step_minutes"),
         ({"history": 0}, "history"),
         ({"noise": 2.0}, "noise"),

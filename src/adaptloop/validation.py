@@ -127,6 +127,36 @@ def check_number(value: object, name: str, low: float = -math.inf, high: float =
     return float(value)
 
 
+def check_integer(value: object, name: str, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int when it is an integer (numpy integers too; not a bool, a float or a
+    string) in ``[low, high]``, else ``ValueError`` naming ``name``, the range and the value.
+
+    For values that are not a component's parameters (a batch size passed to a call, an entry
+    of a table such as a drift position); parameters declare :data:`Count` and the like.
+
+    >>> check_integer(3, "batch_size", low=1)
+    3
+    >>> check_integer(5.0, "drifts[0].at", low=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: drifts[0].at must be an integer >= 0, got 5.0
+    >>> check_integer(7, "concepts[1]", 0, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: concepts[1] must be an integer in 0..3, got 7
+    """
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if ok and (low is None or value >= low) and (high is None or value <= high):
+        return int(value)
+    if low is not None and high is not None:
+        expected = f"an integer in {low}..{high}"
+    elif low is not None:
+        expected = f"an integer >= {low}"
+    else:
+        expected = "an integer" if high is None else f"an integer <= {high}"
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
 # -- declared parameter types ------------------------------------------------------------------
 # Constructors declare their parameters with these (adaptloop.parameters reads the
 # declarations): the same check, and the same words, from Python, TOML and HTTP.

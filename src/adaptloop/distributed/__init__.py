@@ -4,8 +4,11 @@ Each client is a learner plus its own non-IID shard of a drifting stream (its ow
 drift time, :mod:`~adaptloop.distributed.data`); it runs local steps from the model it is sent
 and returns the delta (:mod:`~adaptloop.distributed.client`, states as vectors by
 :mod:`~adaptloop.distributed.state`). Clients share the model parameters and pool their
-standardisation statistics exactly; optimiser state, generators and counters stay on each client
-(:mod:`~adaptloop.distributed.sharing`), so torch learners federate as well as numpy ones.
+standardisation statistics exactly; optimiser state, generators and counters stay on each client,
+as each learner declares (its ``state_roles()``, :mod:`~adaptloop.distributed.sharing`), so torch
+learners federate as well as numpy ones. The aggregation arithmetic is shared by every rule
+(:mod:`~adaptloop.distributed.aggregate`), the engines' common run in
+:mod:`~adaptloop.distributed.engine`.
 The server (:mod:`~adaptloop.distributed.server`) applies an aggregation rule
 (:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass, gossip
 with one final merge), counts every update at most once, survives failed
@@ -35,11 +38,10 @@ from adaptloop.distributed.rules import (
 )
 from adaptloop.distributed.run import FederatedResult, run_federation
 from adaptloop.distributed.server import Server
-from adaptloop.distributed.sharing import DEFAULT_LOCAL, Moments, StateSplit, StatisticsBlocks
+from adaptloop.distributed.sharing import Moments, StateSplit, StatisticsBlocks
 from adaptloop.distributed.state import StateCodec
 
 __all__ = [
-    "DEFAULT_LOCAL",
     "AggregationRule",
     "ClientShard",
     "Evaluator",

@@ -12,10 +12,9 @@ part is the split's template's.
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data
 >>> from adaptloop.distributed.sharing import StateSplit
->>> from adaptloop.distributed.state import initial_state
 >>> data = make_federated_data("sea", clients=2, samples_per_client=100, concepts=[0],
 ...                            drift_at=[], seed=0)
->>> split = StateSplit(initial_state(LogisticRegression(), 3, 2))
+>>> split = StateSplit.for_learner(LogisticRegression(), n_features=3, n_classes=2)
 >>> client = Client(0, LogisticRegression(), data.shards[0], split, batch_size=16, seed=0)
 >>> delta, n = client.run(split.flatten(split.template), steps=3, time=0.0)
 >>> n, delta.shape == (split.size,), bool(np.abs(delta).sum() > 0)
@@ -29,8 +28,11 @@ import numpy as np
 from adaptloop.distributed.data import ClientShard
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
+from adaptloop.parameters import declared
+from adaptloop.validation import Count, Seed, check_integer
 
 
+@declared
 class Client:
     """Client ``index``: its own clone of ``learner`` (starting from ``split``'s template), its
     ``shard`` and a seeded data order."""
@@ -41,11 +43,9 @@ class Client:
         learner: Learner,
         shard: ClientShard,
         split: StateSplit,
-        batch_size: int = 32,
-        seed: int = 0,
+        batch_size: Count = 32,
+        seed: Seed = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.index = index
         self.learner = learner.clone()
         self._state = split.template  # the learner's state as of its last task
@@ -74,11 +74,10 @@ class Client:
 
     def run(self, model: np.ndarray, steps: int, time: float) -> tuple[np.ndarray, int]:
         """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples)."""
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        steps = check_integer(steps, "steps", low=1)
         self.learner.load_state_dict(self.split.compose(self._state, model))
         concept = self.shard.concept_at(time)
-        for _ in range(int(steps)):
+        for _ in range(steps):
             self.learner.learn(*self._batch(concept))
         self._state = self.learner.state_dict()
-        return self.split.flatten(self._state) - model, int(steps) * self.batch_size
+        return self.split.flatten(self._state) - model, steps * self.batch_size

@@ -49,7 +49,6 @@ from adaptloop.distributed.rules import registry as rule_registry
 from adaptloop.distributed.rules.base import AggregationRule
 from adaptloop.distributed.run import FederatedResult, run_federation
 from adaptloop.distributed.sharing import StateSplit
-from adaptloop.distributed.state import initial_state
 from adaptloop.streams.base import StreamInfo
 
 try:  # Python 3.11+
@@ -151,9 +150,7 @@ def validate_federated(data: dict, text: str, origin: str) -> FederatedExperimen
         learner = build_learner(experiment, info)
         fed = experiment.federation
         try:
-            StateSplit(
-                initial_state(learner, info.n_features, info.n_classes), fed.share, fed.local
-            )
+            StateSplit.for_learner(learner, info.n_features, info.n_classes, fed.share, fed.local)
         except ValueError as error:
             raise ValueError(f"federation.learner: {error}") from None
         build_rules(experiment)

@@ -35,7 +35,6 @@ import numpy as np
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.data import FederatedData
 from adaptloop.distributed.sharing import StateSplit
-from adaptloop.distributed.state import initial_state
 from adaptloop.learners.base import Learner
 
 FaultKind = Literal["raise", "hang", "die", "late", "duplicate"]
@@ -161,8 +160,9 @@ class Federation:
             self.data.n_clients, self.step_time, self.slow_fraction, self.slow_factor, self.seed
         )
         info = self.data.info
-        initial = initial_state(self.learner, info.n_features, info.n_classes)
-        self.split = StateSplit(initial, share=self.share, local=self.local)
+        self.split = StateSplit.for_learner(
+            self.learner, info.n_features, info.n_classes, share=self.share, local=self.local
+        )
 
     @property
     def n_clients(self) -> int:

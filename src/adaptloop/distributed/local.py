@@ -25,62 +25,41 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from adaptloop.distributed.federation import Evaluator, Federation, RunTrace, one_torch_thread
+from adaptloop.distributed.engine import Engine, OnTime, RuleRun
+from adaptloop.distributed.federation import Federation, RunTrace, one_torch_thread
 from adaptloop.distributed.rules.base import AggregationRule
-from adaptloop.distributed.server import Server, Task
+from adaptloop.distributed.server import Task
 
 
-def eval_row(server: Server, scores: dict[str, float], now: float, started: float) -> dict:
-    """One evaluation record: time, scores, model version, counts so far, wall-clock seconds."""
-    return {
-        "time": float(now),
-        **scores,
-        "version": server.version,
-        "updates": server.counts["accepted"],
-        "samples": server.counts["samples"],
-        "failed": len(server.weights) - len(server.alive),
-        "wall_seconds": time.perf_counter() - started,
-    }
+class LocalEngine(Engine):
+    """Runs a rule over a :class:`Federation` on a simulated clock (deterministic, in-process).
 
-
-class LocalEngine:
-    """Runs a rule over a :class:`Federation` on a simulated clock (deterministic, in-process)."""
+    Torch, if loaded, runs on one thread meanwhile (see
+    :func:`~adaptloop.distributed.federation.one_torch_thread`)."""
 
     name = "local"
 
-    def run(
-        self,
-        federation: Federation,
-        rule: AggregationRule,
-        on_time: Callable[[float], None] | None = None,
-        name: str | None = None,
+    def execute(
+        self, federation: Federation, rule: AggregationRule, on_time: OnTime | None, name: str
     ) -> RunTrace:
-        """Run until ``federation.duration``; ``on_time(t)`` after each evaluation (torch, if
-        loaded, runs on one thread meanwhile: see
-        :func:`~adaptloop.distributed.federation.one_torch_thread`)."""
         with one_torch_thread():
-            return _Simulation(federation, rule, on_time, name or type(rule).__name__).run()
+            return _Simulation(federation, rule, on_time, name).run()
 
 
-class _Simulation:
-    def __init__(self, fed: Federation, rule: AggregationRule, on_time, name: str) -> None:
-        self.fed = fed
-        self.on_time = on_time
-        self.server = Server(
-            rule, fed.initial_model(), fed.client_weights(), fed.seed, fed.split.statistics
-        )
+class _Simulation(RuleRun):
+    def __init__(
+        self, fed: Federation, rule: AggregationRule, on_time: OnTime | None, name: str
+    ) -> None:
+        super().__init__(fed, rule, on_time, name, LocalEngine.name)
         self.clients = [fed.make_client(i) for i in range(fed.n_clients)]
         self.generation = [0] * fed.n_clients
-        self.rng = np.random.default_rng([fed.seed, 12])
         self.queue: list[tuple[float, int, str, Any]] = []
         self.seq = itertools.count()
         self.fault: dict[int, str] = {}
-        self.trace = RunTrace(rule=name, engine="local")
 
     def push(self, at: float, kind: str, payload: Any = None) -> None:
         heapq.heappush(self.queue, (at, next(self.seq), kind, payload))
@@ -131,8 +110,6 @@ class _Simulation:
 
     def run(self) -> RunTrace:
         fed, server = self.fed, self.server
-        started = time.perf_counter()
-        evaluator = Evaluator(fed)
         for at in fed.eval_times():
             self.push(at, "eval")
         for fault in fed.faults:
@@ -145,10 +122,7 @@ class _Simulation:
             if kind == "eval":
                 if now >= fed.duration:
                     server.finish(now)
-                row = eval_row(server, evaluator.evaluate(server.model, now), now, started)
-                self.trace.rows.append(row)
-                if self.on_time is not None:
-                    self.on_time(now)
+                self.evaluate(now)
                 if now >= fed.duration:
                     break
             elif kind == "arrive":
@@ -176,11 +150,4 @@ class _Simulation:
                 self.generation[payload] += 1
                 self.clients[payload] = fed.make_client(payload, self.generation[payload])
                 self.send(server.rejoin(payload, now), now)
-        self.trace.counts = dict(server.counts)
-        self.trace.accepted_by_client = dict(server.accepted_by_client)
-        self.trace.last_update_at = dict(server.last_update_at)
-        self.trace.events = list(server.events)
-        self.trace.failed_clients = sorted(set(range(fed.n_clients)) - server.alive)
-        self.trace.wall_seconds = time.perf_counter() - started
-        self.trace.eval_seconds = evaluator.seconds
-        return self.trace
+        return self.close()

@@ -23,16 +23,17 @@ import heapq
 import math
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from adaptloop.distributed.client import Client
-from adaptloop.distributed.federation import Evaluator, Federation, RunTrace
-from adaptloop.distributed.local import eval_row
+from adaptloop.distributed.engine import Engine, OnTime, RuleRun
+from adaptloop.distributed.federation import Federation, RunTrace
 from adaptloop.distributed.rules.base import AggregationRule
-from adaptloop.distributed.server import Server, Task
+from adaptloop.distributed.server import Task
+from adaptloop.parameters import declared
+from adaptloop.validation import Count, NonNegativeInt, NonNegativeReal, PositiveReal
 
 _ACTOR_CLASS: Any = None
 
@@ -85,7 +86,8 @@ def _actor_class(ray: Any) -> Any:
     return _ACTOR_CLASS
 
 
-class RayEngine:
+@declared
+class RayEngine(Engine):
     """Runs a rule with clients as Ray actors (``address``: a cluster to join, None: local).
 
     ``num_cpus`` is the CPU share each client actor reserves (small: clients mostly sleep);
@@ -100,24 +102,16 @@ class RayEngine:
     def __init__(
         self,
         address: str | None = None,
-        time_unit_s: float = 0.02,
-        num_cpus: float = 0.01,
-        local_cpus: int | None = None,
-        spares: int = 1,
+        time_unit_s: PositiveReal = 0.02,
+        num_cpus: NonNegativeReal = 0.01,
+        local_cpus: Count | None = None,
+        spares: NonNegativeInt = 1,
     ) -> None:
-        if not (
-            isinstance(time_unit_s, (int, float)) and math.isfinite(time_unit_s) and time_unit_s > 0
-        ):
-            raise ValueError(f"time_unit_s must be a number > 0, got {time_unit_s!r}")
-        if not (isinstance(num_cpus, (int, float)) and num_cpus >= 0):
-            raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
         self.ray = import_ray()
         self.address = address or None
-        self.time_unit_s = float(time_unit_s)
-        self.num_cpus = float(num_cpus)
+        self.time_unit_s = time_unit_s
+        self.num_cpus = num_cpus
         self.local_cpus = local_cpus
-        if isinstance(spares, bool) or not isinstance(spares, int) or spares < 0:
-            raise ValueError(f"spares must be an integer >= 0, got {spares!r}")
         self.spares = spares
         self.actors: list[Any] = []
         self._spare_actors: list[Any] = []
@@ -187,33 +181,31 @@ class RayEngine:
         self._federation = None
 
     # -- a run --------------------------------------------------------------------------------
-    def run(
-        self,
-        federation: Federation,
-        rule: AggregationRule,
-        on_time: Callable[[float], None] | None = None,
-        name: str | None = None,
+    def execute(
+        self, federation: Federation, rule: AggregationRule, on_time: OnTime | None, name: str
     ) -> RunTrace:
         """Run until ``federation.duration`` units of wall-clock time have passed."""
         self._prepare(federation)
-        return _RayRun(self, federation, rule, on_time, name or type(rule).__name__).run()
+        return _RayRun(self, federation, rule, on_time, name).run()
 
 
-class _RayRun:
-    def __init__(self, engine: RayEngine, fed: Federation, rule, on_time, name: str) -> None:
-        self.engine, self.fed, self.on_time = engine, fed, on_time
+class _RayRun(RuleRun):
+    def __init__(
+        self,
+        engine: RayEngine,
+        fed: Federation,
+        rule: AggregationRule,
+        on_time: OnTime | None,
+        name: str,
+    ) -> None:
+        super().__init__(fed, rule, on_time, name, RayEngine.name)
+        self.engine = engine
         self.ray = engine.ray
-        self.server = Server(
-            rule, fed.initial_model(), fed.client_weights(), fed.seed, fed.split.statistics
-        )
-        self.rng = np.random.default_rng([fed.seed, 12])
         self.inflight: dict[Any, Task] = {}
         self.deadlines: list[tuple[float, int]] = []  # (time, task id)
         self.timers: list[float] = []
         self.restarts: list[tuple[float, int]] = []
         self.starting: dict[Any, int] = {}  # readiness of restarted actors -> client
-        self.trace = RunTrace(rule=name, engine="ray")
-        self.started = time.perf_counter()
 
     def clock(self) -> float:
         return (time.perf_counter() - self.started) / self.engine.time_unit_s
@@ -256,7 +248,7 @@ class _RayRun:
         self.trace.learn_seconds += compute
         self.send(self.server.receive(task_id, delta, n, now), now)
 
-    def _due(self, now: float, evaluator: Evaluator, evals: list[float]) -> None:
+    def _due(self, now: float, evals: list[float]) -> None:
         while self.timers and self.timers[0] <= now:
             heapq.heappop(self.timers)
             self.send(self.server.timer(now), now)
@@ -270,23 +262,16 @@ class _RayRun:
             self.starting[self.engine._replace(self.fed, client)] = client
         while evals and evals[0] <= now and evals[0] < self.fed.duration:
             evals.pop(0)
-            self._evaluate(evaluator, now)
-
-    def _evaluate(self, evaluator: Evaluator, now: float) -> None:
-        row = eval_row(self.server, evaluator.evaluate(self.server.model, now), now, self.started)
-        self.trace.rows.append(row)
-        if self.on_time is not None:
-            self.on_time(min(now, self.fed.duration))
+            self.evaluate(now)
 
     def run(self) -> RunTrace:
         fed, server = self.fed, self.server
-        evaluator = Evaluator(fed)
         evals = fed.eval_times()
         self.started = time.perf_counter()
         self.send(server.start(0.0), 0.0)
         while True:
             now = self.clock()
-            self._due(now, evaluator, evals)
+            self._due(now, evals)
             if now >= fed.duration:
                 break
             wake = min(
@@ -307,16 +292,9 @@ class _RayRun:
             for ref in ready:
                 self._collect(ref, self.clock())
         server.finish(fed.duration)
-        self._evaluate(evaluator, fed.duration)
+        self.evaluate(fed.duration)
         self._drain()
-        self.trace.counts = dict(server.counts)
-        self.trace.accepted_by_client = dict(server.accepted_by_client)
-        self.trace.last_update_at = dict(server.last_update_at)
-        self.trace.events = list(server.events)
-        self.trace.failed_clients = sorted(set(range(fed.n_clients)) - server.alive)
-        self.trace.wall_seconds = time.perf_counter() - self.started
-        self.trace.eval_seconds = evaluator.seconds
-        return self.trace
+        return self.close()
 
     def _drain(self) -> None:
         """Let the tasks still in flight finish (the actors are reused); replace the hung."""

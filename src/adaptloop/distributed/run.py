@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 
+from adaptloop.distributed.engine import Engine
 from adaptloop.distributed.federation import Federation, RunTrace
 from adaptloop.distributed.rules.base import AggregationRule
 from adaptloop.evaluation.drift import drift_segments
@@ -42,20 +42,6 @@ from adaptloop.evaluation.prequential import PrequentialResult
 
 POSITION_LABEL = "simulated time (units)"
 """How reports label the x axis of a federated run (``summary.json``: ``position_label``)."""
-
-
-class Engine(Protocol):
-    """Runs one rule over a federation: the in-process engine or the Ray engine."""
-
-    name: str
-
-    def run(
-        self,
-        federation: Federation,
-        rule: AggregationRule,
-        on_time: Callable[[float], None] | None = None,
-        name: str | None = None,
-    ) -> RunTrace: ...
 
 
 @dataclass

@@ -3,32 +3,35 @@
 FedAvg as the papers run it averages the *model* only. Each client trains with its own optimiser
 (the "client optimizer" of Reddi et al., "Adaptive Federated Optimization", ICLR 2021,
 Algorithm 1: ClientOpt runs locally from the global model, only the model delta goes to the
-server) and keeps its optimiser state, schedule and random generator to itself. A
-:class:`StateSplit` applies that rule to a ``state_dict()``, by the dotted path of each entry:
+server) and keeps its optimiser state, schedule and random generator to itself. The learner says
+which entries of its ``state_dict()`` are which, by their dotted paths (its
+:meth:`~adaptloop.learners.base.Federated.state_roles`, a
+:class:`~adaptloop.learners.base.StateRoles`); a :class:`StateSplit` applies it, as Flower
+leaves it to the client what it shares. Nothing is guessed from key names:
 
-* **local** — an entry whose key is one of :data:`DEFAULT_LOCAL` (``optimizer``, ``trainer``,
-  ``rng``, ``steps``, ``adam_m``, ``adam_v``, ``n_seen``: optimiser moments and settings,
-  schedule and step counters, random generators), at any depth, with everything below it.
-  Nothing local is ever sent, as in Reddi et al.; a client keeps its own across rounds, so its
-  Adam moments and step count go on from its last task (in Reddi et al.'s adaptive variants,
-  Algorithm 2, clients run plain SGD, which has no state to keep; resetting Adam every round
-  would restart its bias correction each time). The server's global learner keeps its own.
-* **statistics** — a dict holding ``count``, ``mean`` and ``m2`` (the running standardisation
-  statistics of the learners' scalers; an ``inv_std`` next to them is derived from them). These
-  are not averaged: the server merges the statistics of the samples each client learned into
-  one pooled ``count``/``mean``/``m2`` with Chan et al.'s parallel formula (see
-  :class:`Moments`), exactly as if one scaler had seen every client's samples, and every new
-  global model carries the pooled statistics as of its server step (see
-  :class:`StatisticsBlocks`).
+* **local** — an entry at (or below) one of the learner's ``local`` paths: optimiser moments
+  and settings, schedule and step counters, random generators. Nothing local is ever sent, as
+  in Reddi et al.; a client keeps its own across rounds, so its Adam moments and step count go
+  on from its last task (in Reddi et al.'s adaptive variants, Algorithm 2, clients run plain
+  SGD, which has no state to keep; resetting Adam every round would restart its bias
+  correction each time). The server's global learner keeps its own.
+* **statistics** — a dict at one of the learner's ``statistics`` paths, holding ``count``,
+  ``mean`` and ``m2`` (the running standardisation statistics of the learners' scalers; an
+  ``inv_std`` next to them is derived from them). These are not averaged: the server merges the
+  statistics of the samples each client learned into one pooled ``count``/``mean``/``m2`` with
+  Chan et al.'s parallel formula (see :class:`Moments`), exactly as if one scaler had seen
+  every client's samples, and every new global model carries the pooled statistics as of its
+  server step (see :class:`StatisticsBlocks`).
 * **shared** — every other leaf: the model parameters, averaged by the aggregation rule. A
   shared leaf that is not numeric (a string, a bool, ...) is refused with its path.
 
-The rule is configurable: ``local`` patterns are kept local besides the defaults, ``share``
-patterns are shared even where the defaults would keep them local (their leaves must then be
-numeric). A pattern without a dot (``"scaler"``, ``"adam_*"``) matches a key of that name at any
-depth; a dotted one (``"learned.optimizer.state"``) matches that path from the root, or any path
-below it; both take shell wildcards. ``local = ["scaler"]`` keeps each client's standardisation
-to itself (as FedBN keeps batch-norm statistics local) instead of pooling it.
+The federation can move entries: ``local`` patterns are kept local besides the learner's,
+``share`` patterns are shared even where the learner keeps them local or pools them (their
+leaves must then be numeric). A pattern without a dot (``"scaler"``, ``"adam_*"``) matches a key
+of that name at any depth; a dotted one (``"learned.optimizer.state"``) matches that path from
+the root, or any path below it; both take shell wildcards. ``local = ["scaler"]`` keeps each
+client's standardisation to itself (as FedBN keeps batch-norm statistics local) instead of
+pooling it.
 
 Why pool the statistics rather than freeze a scaler fitted on the first data: the learners'
 own scalers keep running over everything they see, so pooling keeps the federated model
@@ -38,15 +41,17 @@ every client standardises with the same statistics, so the weights the rule aver
 coordinate system.
 
 >>> import numpy as np
+>>> from adaptloop.learners.base import StateRoles
 >>> state = {"learned": {"theta": np.zeros(2), "steps": 4,
 ...                      "scaler": {"count": 0, "mean": np.zeros(2), "m2": np.zeros(2)},
 ...                      "rng": {"bit_generator": "PCG64"}}}
->>> split = StateSplit(state)
+>>> roles = StateRoles(local=("learned.steps", "learned.rng"), statistics=("learned.scaler",))
+>>> split = StateSplit(state, roles)
 >>> split.shared_paths, split.statistics_paths, split.local_paths
 (['learned.theta'], ['learned.scaler'], ['learned.steps', 'learned.rng'])
 >>> split.size  # 2 shared numbers, then count, mean (2) and m2 (2) of the scaler
 7
->>> StateSplit({"w": np.ones(2), "mode": "adam"})
+>>> StateSplit({"w": np.ones(2), "mode": "adam"}, StateRoles())
 Traceback (most recent call last):
 ...
 ValueError: state entry 'mode' is a str, not a number or numeric array: it cannot be averaged \
@@ -62,18 +67,15 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.distributed.state import Keys, StateCodec, dotted, lookup, replace_leaves
-
-DEFAULT_LOCAL: tuple[str, ...] = (
-    "optimizer",
-    "trainer",
-    "rng",
-    "steps",
-    "adam_m",
-    "adam_v",
-    "n_seen",
+from adaptloop.distributed.state import (
+    Keys,
+    StateCodec,
+    dotted,
+    initial_state,
+    lookup,
+    replace_leaves,
 )
-"""Keys kept on each client by default: optimiser state, schedules, generators, counters."""
+from adaptloop.learners.base import Federated, Learner, StateRoles
 
 _STATISTICS = ("count", "mean", "m2")
 _DERIVED = "inv_std"
@@ -201,6 +203,7 @@ class StatisticsBlocks:
 
 
 def _matches(keys: Keys, patterns: Iterable[str]) -> bool:
+    """A federation's pattern: a key name at any depth, or (dotted) a path from the root."""
     for pattern in patterns:
         if "." not in pattern:
             if any(fnmatchcase(str(key), pattern) for key in keys):
@@ -225,23 +228,34 @@ def _check_patterns(patterns: Iterable[str], name: str) -> tuple[str, ...]:
 class StateSplit:
     """A learner state's shared, statistics and local parts (see the module docstring).
 
-    ``template`` is a state as ``state_dict()`` returns it, every parameter allocated.
-    :meth:`flatten` gives the vector the server works on (shared leaves, then one statistics
-    block per scaler, see :attr:`statistics`); :meth:`compose` puts a vector into a learner's
-    own state, keeping its local part.
+    ``template`` is a state as ``state_dict()`` returns it, every parameter allocated; ``roles``
+    the learner's declaration of its local and statistics entries; ``share`` and ``local`` the
+    federation's patterns. :meth:`for_learner` builds both from a learner. :meth:`flatten`
+    gives the vector the server works on (shared leaves, then one statistics block per scaler,
+    see :attr:`statistics`); :meth:`compose` puts a vector into a learner's own state, keeping
+    its local part.
     """
 
     def __init__(
         self,
         template: dict[str, Any],
+        roles: StateRoles,
         share: Iterable[str] = (),
         local: Iterable[str] = (),
     ) -> None:
         if not isinstance(template, dict):
             raise ValueError(f"a learner state must be a dict, got {type(template).__name__}")
+        if not isinstance(roles, StateRoles):
+            raise ValueError(f"roles must be a StateRoles, got {type(roles).__name__}")
+        self.roles = roles
         self.share = _check_patterns(share, "share")
-        self.local = DEFAULT_LOCAL + _check_patterns(local, "local")
+        self.local = _check_patterns(local, "local")
         self.template = template
+        declared_local, declared_statistics = roles.paths(template)
+        self._declared_local, self._declared_statistics = (
+            set(declared_local),
+            set(declared_statistics),
+        )
         self._local: list[Keys] = []
         self._statistics: list[Keys] = []
         self._dims: list[int] = []
@@ -265,8 +279,42 @@ class StateSplit:
         """The statistics blocks of :meth:`flatten`'s vectors (for the server's merge)."""
         self.size = start
 
+    @classmethod
+    def for_learner(
+        cls,
+        learner: Learner,
+        n_features: int,
+        n_classes: int | None,
+        share: Iterable[str] = (),
+        local: Iterable[str] = (),
+    ) -> StateSplit:
+        """The split of ``learner``'s state (allocated by :func:`initial_state`) by its own
+        :meth:`~adaptloop.learners.base.Federated.state_roles` and the federation's patterns.
+
+        >>> class Plain:  # a learner that does not say what it shares
+        ...     def state_dict(self): return {}
+        >>> StateSplit.for_learner(Plain(), 3, 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: Plain does not say which parts of its state are shared, pooled statistics \
+or local: implement state_roles() -> StateRoles (adaptloop.learners.base.Federated) to federate it
+        """
+        name = type(learner).__name__
+        if not isinstance(learner, Federated):
+            raise ValueError(
+                f"{name} does not say which parts of its state are shared, pooled statistics or "
+                "local: implement state_roles() -> StateRoles (adaptloop.learners.base."
+                "Federated) to federate it"
+            )
+        roles = learner.state_roles()
+        if not isinstance(roles, StateRoles):
+            raise ValueError(f"{name}.state_roles() must return a StateRoles, got {roles!r}")
+        template = initial_state(learner, n_features, n_classes)
+        return cls(template, roles, share, local)
+
     def _is_local(self, keys: Keys) -> bool:
-        return _matches(keys, self.local) and not _matches(keys, self.share)
+        local = dotted(keys) in self._declared_local or _matches(keys, self.local)
+        return local and not _matches(keys, self.share)
 
     def _prune(self, value: Any, keys: Keys) -> Any:
         """The nest of shared leaves (lists become dicts keyed by index); records the rest."""
@@ -274,12 +322,12 @@ class StateSplit:
             self._local.append(keys)
             return _LOCAL
         if isinstance(value, dict):
-            names = list(value)
+            skip: tuple[str, ...] = ()
             if self._is_statistics(value, keys):
                 self._statistics.append(keys)
                 self._dims.append(int(np.asarray(value["mean"]).size))
-                names = [k for k in names if k not in (*_STATISTICS, _DERIVED)]
-            items = ((k, value[k]) for k in names)
+                skip = (*_STATISTICS, _DERIVED)
+            items = ((k, v) for k, v in value.items() if k not in skip)
         elif isinstance(value, (list, tuple)):
             items = enumerate(value)
         else:
@@ -292,9 +340,10 @@ class StateSplit:
         return out
 
     def _is_statistics(self, value: dict, keys: Keys) -> bool:
-        if not all(key in value for key in _STATISTICS) or _matches(keys, self.share):
+        path = dotted(keys)
+        if path not in self._declared_statistics or _matches(keys, self.share):
             return False
-        mean, m2, count = value["mean"], value["m2"], value["count"]
+        count, mean, m2 = (value.get(key) for key in _STATISTICS)
         if not (
             isinstance(mean, np.ndarray)
             and isinstance(m2, np.ndarray)
@@ -302,10 +351,9 @@ class StateSplit:
             and isinstance(count, (int, np.integer))
             and not isinstance(count, bool)
         ):
-            where = dotted(keys) or "the state"
             raise ValueError(
-                f"state entry {where!r} looks like running statistics (count, mean, m2) but they "
-                "are not an integer count and two numeric arrays of one shape"
+                f"state entry {path or '(the root)'!r} is declared running statistics but does "
+                "not hold an integer count and a mean and an m2 array of one shape"
             )
         return True
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adaptloop.registry import Registry
-from adaptloop.validation import Task, check_features, check_targets
+from adaptloop.validation import Task, check_features, check_integer, check_targets
 
 registry = Registry("stream")
 """Stream factories by name; implementing modules register with ``@registry.register``."""
@@ -105,11 +105,14 @@ class Stream(ABC):
 
 
 def check_batch_size(batch_size: object) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return int(batch_size)
+    """``batch_size`` (an argument of a call, not a parameter) as an int >= 1.
+
+    >>> check_batch_size(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be an integer >= 1, got 0
+    """
+    return check_integer(batch_size, "batch_size", low=1)
 
 
 class ArrayStream(Stream):

@@ -31,20 +31,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Gt, Lt
 
 from adaptloop.streams.base import Batch, Drift, Stream, StreamInfo, registry
 from adaptloop.streams.batching import rebatch
-from adaptloop.streams.drift import (
-    CHUNK,
-    check_positive_int,
-    check_seed,
-    parse_drifts,
-    sigmoid,
-    switch_probability,
-)
-from adaptloop.streams.synthetic import check_fraction
+from adaptloop.streams.drift import CHUNK, parse_drifts, sigmoid, switch_probability
+from adaptloop.validation import Count, Fraction, NonNegativeReal, Seed
 
 __all__ = ["ClickStream", "clicks"]
 
@@ -58,54 +53,46 @@ def _zipf(n: int, exponent: float = 1.0, offset: float = 10.0) -> np.ndarray:
     return weights / weights.sum()
 
 
+@registry.register("clicks")
 class ClickStream(Stream):
-    """The click stream; build it with :func:`clicks` (registered as ``"clicks"``).
+    """Impressions and clicks of users whose interests drift (see the module doc).
 
-    :meth:`click_probability` gives the true click probability of any impressions at any
-    stream positions (for tests and for the best achievable AUC).
+    ``drifts`` of width 1 re-draw the preferences of a ``segment`` of users, wider ones rotate
+    every user's preferences by ``rotation`` radians. Registered as ``"clicks"`` (:data:`clicks`
+    is this class). :meth:`click_probability` gives the true click probability of any
+    impressions at any stream positions (for tests and for the best achievable AUC).
 
     >>> stream = ClickStream(n=1_000, n_users=50, n_items=40, seed=2)
     >>> X, y = next(stream.iter_batches(1_000))
     >>> p = stream.click_probability(X, np.arange(1_000))
     >>> p.shape, bool(((p > 0) & (p < 1)).all())
     ((1000,), True)
+    >>> clicks(n=1_000, drifts=[{"at": 500, "width": 200}], seed=3).info.drifts
+    (Drift(position=500, width=200),)
     """
 
     def __init__(
         self,
-        n: int = 100_000,
+        n: Count = 100_000,
         drifts: Sequence[Drift | Mapping[str, int]] = (),
-        n_users: int = 1000,
-        n_items: int = 500,
-        n_categories: int = 20,
-        n_contexts: int = 4,
-        dim: int = 8,
-        base_rate: float = 0.04,
-        affinity: float = 2.0,
-        segment: float = 0.5,
-        rotation: float = math.pi / 2,
-        seed: int = 0,
+        n_users: Count = 1000,
+        n_items: Count = 500,
+        n_categories: Count = 20,
+        n_contexts: Count = 4,
+        dim: Count = 8,
+        base_rate: Annotated[float, Gt(0), Lt(1)] = 0.04,
+        affinity: NonNegativeReal = 2.0,
+        segment: Fraction = 0.5,
+        rotation: NonNegativeReal = math.pi / 2,
+        seed: Seed = 0,
     ) -> None:
-        self.n = check_positive_int(n, "n")
-        self.seed = check_seed(seed)
-        self.n_users = check_positive_int(n_users, "n_users")
-        self.n_items = check_positive_int(n_items, "n_items")
-        self.n_categories = check_positive_int(n_categories, "n_categories")
-        self.n_contexts = check_positive_int(n_contexts, "n_contexts")
-        self.dim = check_positive_int(dim, "dim")
-        if self.dim % 2:
+        if dim % 2:
             raise ValueError(f"dim must be even (rotations act on pairs of axes), got {dim}")
-        rate = check_fraction(base_rate, "base_rate")
-        if not 0.0 < rate < 1.0:
-            raise ValueError(f"base_rate must be strictly between 0 and 1, got {base_rate!r}")
-        self.base_rate = rate
-        for name, value in (("affinity", affinity), ("rotation", rotation)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        self.affinity, self.rotation = float(affinity), float(rotation)
-        self.segment = check_fraction(segment, "segment")
+        self.n, self.seed, self.dim = n, seed, dim
+        self.n_users, self.n_items = n_users, n_items
+        self.n_categories, self.n_contexts = n_categories, n_contexts
+        self.base_rate, self.affinity, self.rotation = base_rate, affinity, rotation
+        self.segment = segment
         parsed = parse_drifts(drifts, self.n)
         self._info = StreamInfo(
             name="clicks",
@@ -209,39 +196,5 @@ class ClickStream(Stream):
             yield X, (u < p).astype(np.int64)
 
 
-@registry.register("clicks")
-def clicks(
-    n: int = 100_000,
-    drifts: Sequence[Mapping[str, int]] = (),
-    n_users: int = 1000,
-    n_items: int = 500,
-    n_categories: int = 20,
-    n_contexts: int = 4,
-    dim: int = 8,
-    base_rate: float = 0.04,
-    affinity: float = 2.0,
-    segment: float = 0.5,
-    rotation: float = math.pi / 2,
-    seed: int = 0,
-) -> ClickStream:
-    """A click stream (see the module doc): ``drifts`` of width 1 re-draw the preferences of a
-    ``segment`` of users, wider ones rotate every user's preferences by ``rotation`` radians.
-
-    >>> stream = clicks(n=1_000, drifts=[{"at": 500, "width": 200}], seed=3)
-    >>> stream.info.drifts
-    (Drift(position=500, width=200),)
-    """
-    return ClickStream(
-        n=n,
-        drifts=drifts,
-        n_users=n_users,
-        n_items=n_items,
-        n_categories=n_categories,
-        n_contexts=n_contexts,
-        dim=dim,
-        base_rate=base_rate,
-        affinity=affinity,
-        segment=segment,
-        rotation=rotation,
-        seed=seed,
-    )
+clicks = ClickStream
+"""The click stream under its registered name: ``clicks(n=..., drifts=...)``."""

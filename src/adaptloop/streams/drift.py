@@ -26,9 +26,10 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adaptloop.parameters import declared
 from adaptloop.streams.base import Batch, Drift, Stream, StreamInfo
 from adaptloop.streams.batching import rebatch
-from adaptloop.validation import Task
+from adaptloop.validation import Count, Seed, Task, check_integer
 
 CHUNK = 8192
 """Samples generated per internal chunk. Fixed, so the data never depends on the batch size
@@ -115,15 +116,9 @@ def _drift_from_mapping(item: Mapping, where: str) -> Drift:
         raise ValueError(f"{where} has unknown key(s) {unknown}; expected 'at' and 'width'")
     if ("at" in item) == ("position" in item):
         raise ValueError(f"{where} needs exactly one of 'at' or 'position', got {dict(item)}")
-    position = item["at"] if "at" in item else item["position"]
-    values = {"position": position, "width": item.get("width", 1)}
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{where} {key} must be an integer, got {value!r}")
-    try:
-        return Drift(int(values["position"]), int(values["width"]))
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+    key = "at" if "at" in item else "position"
+    position = check_integer(item[key], f"{where}.{key}", low=0)
+    return Drift(position, check_integer(item.get("width", 1), f"{where}.width", low=1))
 
 
 class Concept(ABC):
@@ -148,6 +143,7 @@ class Concept(ABC):
         """Yield consecutive ``(X float32 (size, d), y)`` chunks from sample 0 on, forever."""
 
 
+@declared
 class DriftStream(Stream):
     """A stream of ``n`` samples drawn from ``concepts``, switching at ``drifts``.
 
@@ -168,13 +164,11 @@ class DriftStream(Stream):
         self,
         concepts: Sequence[Concept],
         drifts: Sequence[Drift | Mapping[str, int]] = (),
-        n: int = 100_000,
-        seed: int = 0,
+        n: Count = 100_000,
+        seed: Seed = 0,
         name: str = "drift",
         feature_names: Sequence[str] | None = None,
     ) -> None:
-        n = check_positive_int(n, "n")
-        seed = check_seed(seed)
         parsed = parse_drifts(drifts, n)
         concepts = list(concepts)
         if not concepts or not all(isinstance(c, Concept) for c in concepts):
@@ -270,22 +264,11 @@ class DriftStream(Stream):
 
 
 def check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` as an ``int`` >= 1, or raise ``ValueError`` naming ``name``.
+    """Deprecated: :func:`adaptloop.validation.check_integer` with ``low=1``. Kept only for
+    ``learners/continual.py`` until the continual plugins replace it (they do not use it);
+    delete it then.
 
-    >>> check_positive_int(3, "n")
+    >>> check_positive_int(3, "memory")
     3
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_seed(seed: object) -> int:
-    """Return ``seed`` as a non-negative ``int``, or raise ``ValueError`` naming ``seed``.
-
-    >>> check_seed(7)
-    7
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_integer(value, name, low=1)

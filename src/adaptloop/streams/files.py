@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from adaptloop.streams.base import Batch, Stream, StreamInfo, registry
 from adaptloop.streams.batching import rebatch
-from adaptloop.validation import TASKS, Task
+from adaptloop.validation import TASKS, Count, Task
 
 MAX_CLASSES = 10_000
 """Most distinct labels collected when classes are inferred (keeps the scan constant-memory)."""
@@ -331,10 +331,8 @@ class CSVStream(TableStream):
         categories: Mapping[str, Sequence[str]] | None = None,
         drop: Sequence[str] | None = None,
         name: str | None = None,
-        block_size: int = 1 << 20,
+        block_size: Count = 1 << 20,
     ) -> None:
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
         self.block_size = block_size
         super().__init__(path, target, task, classes, categorical, categories, drop, name)
 
@@ -398,10 +396,8 @@ class ParquetStream(TableStream):
         categories: Mapping[str, Sequence[str]] | None = None,
         drop: Sequence[str] | None = None,
         name: str | None = None,
-        chunk_rows: int = 65_536,
+        chunk_rows: Count = 65_536,
     ) -> None:
-        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.chunk_rows = chunk_rows
         super().__init__(path, target, task, classes, categorical, categories, drop, name)
 

@@ -58,36 +58,27 @@ True
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
+from annotated_types import Ge, Le
 
-from adaptloop.streams.base import Batch, Drift, Stream, StreamInfo, check_batch_size, registry
-from adaptloop.streams.drift import check_positive_int, check_seed
+from adaptloop.streams.base import ArrayStream, Drift, registry
+from adaptloop.validation import Count, Fraction, NonNegativeInt, PositiveReal, Seed, check_integer
 
 __all__ = ["TOPOLOGIES", "LinkLoadStream", "linkload"]
 
-TOPOLOGIES = ("sndlib/nobel-eu", "sndlib/abilene", "sndlib/geant")
+Topology = Literal["sndlib/nobel-eu", "sndlib/abilene", "sndlib/geant"]
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 """The topohub topologies offered (each ships its SNDlib demand matrix)."""
 
 SEVERITIES = ("drastic", "moderate")
 _PHASES, _NOISE, _RANDOM = 0, 1, 2  # seed-sequence tags
 
 
-def _check_number(value: object, name: str, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    if not (math.isfinite(float(value)) and low <= float(value) <= high):
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
-    return float(value)
-
-
 def _load_topology(topology: str) -> dict:
-    if topology not in TOPOLOGIES:
-        raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, got {topology!r}")
     try:
         import topohub
     except ImportError as error:  # pragma: no cover - topohub is a dependency
@@ -95,65 +86,50 @@ def _load_topology(topology: str) -> dict:
     return topohub.get(topology)
 
 
-class LinkLoadStream(Stream):
-    """A simulated backbone with link failures; see the module doc for the model.
+@registry.register("linkload")
+class LinkLoadStream(ArrayStream):
+    """Link-load forecasting on a topohub backbone with failures (see the module doc).
+
+    Registered as ``"linkload"`` (:data:`linkload` is this class).
 
     Attributes after construction: ``node_names``; ``link_names`` (``"u-v"`` by node name,
-    topohub's link order); ``links`` (``(E, 2)`` node ids); ``demand_pairs`` (``(K, 2)``);
-    ``demands`` (``(history + n, K)`` volumes per step, steps ``-history .. n - 1``);
-    ``loads`` (``(history + n, E)`` raw link loads); ``failed_at`` (per step, the frozenset of
-    failed link indices); ``events`` (one dict per failure / repair: ``at``, ``kind``, ``link``,
-    ``unroutable``); ``monitored`` (index of the link the task predicts) and ``scale`` (its
-    pre-failure mean load, the normaliser).
+    topohub's link order); ``links`` (``(E, 2)`` node ids); ``graph`` (the intact topology, a
+    networkx graph on node ids whose edges carry ``dist``, their length, and ``index``);
+    ``demand_pairs`` (``(K, 2)``); ``demands`` (``(history + n, K)`` volumes per step, steps
+    ``-history .. n - 1``); ``loads`` (``(history + n, E)`` raw link loads); ``failed_at`` (per
+    step, the frozenset of failed link indices); ``events`` (one dict per failure / repair:
+    ``at``, ``kind``, ``link``, ``unroutable``); ``monitored`` (index of the link the task
+    predicts) and ``scale`` (its pre-failure mean load, the normaliser).
+
+    >>> stream = linkload(days=2, failures=[{"at": 300, "link": ["Amsterdam", "Hamburg"]}])
+    >>> stream.events[0]["link_name"], stream.events[0]["unroutable"]
+    ('Amsterdam-Hamburg', 0)
     """
 
     def __init__(
         self,
-        topology: str = "sndlib/nobel-eu",
-        days: float = 4.0,
-        step_minutes: int = 5,
-        history: int = 12,
+        topology: Topology = "sndlib/nobel-eu",
+        days: PositiveReal = 4.0,
+        step_minutes: Annotated[int, Ge(1), Le(1440)] = 5,
+        history: Count = 12,
         failures: Sequence[Mapping[str, Any]] = (),
-        random_failures: int = 0,
+        random_failures: NonNegativeInt = 0,
         link: Sequence[str | int] | None = None,
-        daily_amplitude: float = 0.5,
+        daily_amplitude: Fraction = 0.5,
         weekly: bool = True,
-        weekly_amplitude: float = 0.1,
+        weekly_amplitude: Fraction = 0.1,
         day_of_week: bool = False,
-        phase_spread: float = 2.0,
-        noise: float = 0.05,
-        seed: int = 0,
+        phase_spread: Annotated[float, Ge(0), Le(12)] = 2.0,
+        noise: Fraction = 0.05,
+        seed: Seed = 0,
     ) -> None:
         import networkx as nx
 
         data = _load_topology(topology)
         self.topology = topology
-        step_minutes = check_positive_int(step_minutes, "step_minutes")
-        if step_minutes > 1440:
-            raise ValueError(f"step_minutes must be <= 1440 (one day), got {step_minutes}")
-        days = _check_number(days, "days", 0.0)
-        history = check_positive_int(history, "history")
         n = int(days * 1440 // step_minutes)
         if n < 2:
             raise ValueError(f"days={days} gives {n} steps of {step_minutes} min; need >= 2")
-        random_failures = (
-            random_failures
-            if not isinstance(random_failures, bool)
-            and isinstance(random_failures, (int, np.integer))
-            and random_failures >= 0
-            else None
-        )
-        if random_failures is None:
-            raise ValueError("random_failures must be an integer >= 0")
-        daily_amplitude = _check_number(daily_amplitude, "daily_amplitude", 0.0, 1.0)
-        weekly_amplitude = _check_number(weekly_amplitude, "weekly_amplitude", 0.0, 1.0)
-        phase_spread = _check_number(phase_spread, "phase_spread", 0.0, 12.0)
-        noise = _check_number(noise, "noise", 0.0, 1.0)
-        if not isinstance(weekly, (bool, np.bool_)):
-            raise ValueError(f"weekly must be True or False, got {weekly!r}")
-        if not isinstance(day_of_week, (bool, np.bool_)):
-            raise ValueError(f"day_of_week must be True or False, got {day_of_week!r}")
-        seed = check_seed(seed)
         self.n, self.history, self.step_minutes, self.seed = n, history, step_minutes, seed
 
         # -- topology and demands --------------------------------------------------------------
@@ -167,10 +143,10 @@ class LinkLoadStream(Stream):
         pairs = [(s, t, v) for s, t, v in pairs if s != t and v > 0]
         self.demand_pairs = np.array([(s, t) for s, t, _ in pairs], dtype=np.int64)
         volumes = np.array([v for _, _, v in pairs])
-        self._graph = nx.Graph()
-        self._graph.add_nodes_from(range(len(self.node_names)))
+        self.graph = nx.Graph()
+        self.graph.add_nodes_from(range(len(self.node_names)))
         for e, ((u, v), length) in enumerate(zip(self.links, lengths, strict=True)):
-            self._graph.add_edge(int(u), int(v), dist=length, index=e)
+            self.graph.add_edge(int(u), int(v), dist=length, index=e)
 
         # -- traffic ---------------------------------------------------------------------------
         steps = np.arange(-history, n)
@@ -232,15 +208,13 @@ class LinkLoadStream(Stream):
             time_features += [np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)]
             names += ["dow_sin", "dow_cos"]
         extra = np.stack(time_features, axis=1)[history:].astype(np.float32)
-        self._X = np.ascontiguousarray(np.hstack([windows, extra]), dtype=np.float32)
-        self._y = normalised[history:].copy()
-        drifts = tuple(Drift(ev["at"], 1) for ev in self.events if 0 < ev["at"] < n)
-        self._info = StreamInfo(
-            name=f"linkload[{topology}:{self.link_names[self.monitored]}]",
-            feature_names=tuple(names),
+        super().__init__(
+            np.hstack([windows, extra]),
+            normalised[history:].copy(),
             task="regression",
-            n_samples=n,
-            drifts=drifts,
+            feature_names=names,
+            drifts=tuple(Drift(ev["at"], 1) for ev in self.events if 0 < ev["at"] < n),
+            name=f"linkload[{topology}:{self.link_names[self.monitored]}]",
         )
 
     # -- construction helpers ------------------------------------------------------------------
@@ -262,11 +236,11 @@ class LinkLoadStream(Stream):
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError(f"{where} must be a pair of nodes [u, v], got {value!r}")
         u, v = (self._node(x, where) for x in value)
-        if not self._graph.has_edge(u, v):
+        if not self.graph.has_edge(u, v):
             raise ValueError(
                 f"{where}: no link between {self.node_names[u]} and {self.node_names[v]}"
             )
-        return int(self._graph.edges[u, v]["index"])
+        return int(self.graph.edges[u, v]["index"])
 
     def _parse_failures(self, failures: object, random_failures: int) -> list[tuple[int, Any]]:
         """``(step, action)`` pairs: action ``("fail", link index or severity)`` / ``("repair",
@@ -283,9 +257,7 @@ class LinkLoadStream(Stream):
                 raise ValueError(
                     f"{where} has unknown key(s) {unknown}; keys: at, link, severity, repair_at"
                 )
-            at = spec.get("at")
-            if isinstance(at, bool) or not isinstance(at, (int, np.integer)) or not 0 < at < self.n:
-                raise ValueError(f"{where}.at must be a step in 1..{self.n - 1}, got {at!r}")
+            at = check_integer(spec.get("at"), f"{where}.at", 1, self.n - 1)
             if ("link" in spec) == ("severity" in spec):
                 raise ValueError(f"{where} needs exactly one of 'link' or 'severity'")
             if "link" in spec:
@@ -296,18 +268,10 @@ class LinkLoadStream(Stream):
                     raise ValueError(
                         f"{where}.severity must be 'drastic' or 'moderate', got {target!r}"
                     )
-            schedule.append((int(at), ("fail", target, i)))
+            schedule.append((at, ("fail", target, i)))
             if "repair_at" in spec:
-                rep = spec["repair_at"]
-                if (
-                    isinstance(rep, bool)
-                    or not isinstance(rep, (int, np.integer))
-                    or not at < rep < self.n
-                ):
-                    raise ValueError(
-                        f"{where}.repair_at must be a step in {at + 1}..{self.n - 1}, got {rep!r}"
-                    )
-                schedule.append((int(rep), ("repair", None, i)))
+                repair = check_integer(spec["repair_at"], f"{where}.repair_at", at + 1, self.n - 1)
+                schedule.append((repair, ("repair", None, i)))
         rng = np.random.default_rng([self.seed, _RANDOM])
         lo, hi = max(1, self.n // 4), max(2, 3 * self.n // 4)
         for j in range(random_failures):
@@ -372,7 +336,7 @@ class LinkLoadStream(Stream):
         return candidates[int(np.argmin(np.abs(load - target)))]
 
     def _surviving(self, failed: frozenset[int]) -> Any:
-        graph = self._graph.copy()
+        graph = self.graph.copy()
         graph.remove_edges_from([tuple(self.links[e]) for e in failed])
         return graph
 
@@ -410,57 +374,11 @@ class LinkLoadStream(Stream):
         return int(np.argmax(self._volumes @ (after[0] - before[0])))
 
     # -- the stream ----------------------------------------------------------------------------
-    @property
-    def info(self) -> StreamInfo:
-        return self._info
-
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """All samples at once: ``X`` float32 ``(n, history + 2)`` (``+ 4`` with day_of_week)
         and ``y`` float32 ``(n,)``."""
         return self._X, self._y
 
-    def iter_batches(self, batch_size: int) -> Iterator[Batch]:
-        batch_size = check_batch_size(batch_size)
-        for start in range(0, self.n, batch_size):
-            yield self._X[start : start + batch_size], self._y[start : start + batch_size]
 
-
-@registry.register("linkload")
-def linkload(
-    topology: str = "sndlib/nobel-eu",
-    days: float = 4.0,
-    step_minutes: int = 5,
-    history: int = 12,
-    failures: Sequence[Mapping[str, Any]] = (),
-    random_failures: int = 0,
-    link: Sequence[str | int] | None = None,
-    daily_amplitude: float = 0.5,
-    weekly: bool = True,
-    weekly_amplitude: float = 0.1,
-    day_of_week: bool = False,
-    phase_spread: float = 2.0,
-    noise: float = 0.05,
-    seed: int = 0,
-) -> LinkLoadStream:
-    """Link-load forecasting on a topohub backbone with failures (see the module doc).
-
-    >>> stream = linkload(days=2, failures=[{"at": 300, "link": ["Amsterdam", "Hamburg"]}])
-    >>> stream.events[0]["link_name"], stream.events[0]["unroutable"]
-    ('Amsterdam-Hamburg', 0)
-    """
-    return LinkLoadStream(
-        topology=topology,
-        days=days,
-        step_minutes=step_minutes,
-        history=history,
-        failures=failures,
-        random_failures=random_failures,
-        link=link,
-        daily_amplitude=daily_amplitude,
-        weekly=weekly,
-        weekly_amplitude=weekly_amplitude,
-        day_of_week=day_of_week,
-        phase_spread=phase_spread,
-        noise=noise,
-        seed=seed,
-    )
+linkload = LinkLoadStream
+"""The link-load stream under its registered name: ``linkload(days=..., failures=...)``."""

@@ -16,43 +16,41 @@ over ``width`` samples) and recurring (repeated concept ids) drift. Registered a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Ge, Le
 
+from adaptloop.parameters import declared
 from adaptloop.streams.base import Batch, Drift, registry
-from adaptloop.streams.drift import (
-    Concept,
-    DriftStream,
-    check_positive_int,
-    check_seed,
-    parse_drifts,
+from adaptloop.streams.drift import Concept, DriftStream, parse_drifts
+from adaptloop.validation import (
+    Count,
+    Fraction,
+    NonNegativeInt,
+    NonNegativeReal,
+    Seed,
+    check_integer,
 )
 
 SEA_THRESHOLDS: tuple[float, ...] = (8.0, 9.0, 7.0, 9.5)
 """SEA concept thresholds by concept id (River's ``variant``, MOA's ``function - 1``)."""
 
+SEAVariant = Annotated[int, Ge(0), Le(len(SEA_THRESHOLDS) - 1)]
+"""A SEA concept id: an index into :data:`SEA_THRESHOLDS`."""
+
 _MODEL = 2  # seed-sequence tag for a concept's model (weights, centroids)
 
 
-def check_fraction(value: object, name: str) -> float:
-    """Return ``value`` as a float in ``[0, 1]``, or raise ``ValueError`` naming ``name``.
-
-    >>> check_fraction(0.1, "noise")
-    0.1
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    return float(value)
+NClasses = Annotated[int, Ge(2)]
+"""A number of classes: at least two."""
 
 
-def _check_nonnegative(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+def _at_most(value: int, name: str, limit: int) -> int:
+    """``value`` (checked as declared) no larger than the parameter ``limit`` it depends on."""
+    if value > limit:
+        raise ValueError(f"{name} must be <= {limit} (its total), got {value}")
+    return value
 
 
 def _binary_or_multiclass(n_classes: int) -> tuple[str, tuple[str, ...]]:
@@ -64,6 +62,7 @@ def _flip(y: np.ndarray, u: np.ndarray, noise: float) -> np.ndarray:
     return np.where(u < noise, 1 - y, y)
 
 
+@declared
 class SEAConcept(Concept):
     """One SEA concept (Street & Kim 2001): 3 features uniform in [0, 10], label
     ``x0 + x1 > threshold`` (River's and MOA's convention), thresholds (8, 9, 7, 9.5) for
@@ -80,12 +79,10 @@ class SEAConcept(Concept):
     task = "binary"
     classes = ("0", "1")
 
-    def __init__(self, variant: int = 0, noise: float = 0.0) -> None:
-        if isinstance(variant, bool) or variant not in range(len(SEA_THRESHOLDS)):
-            raise ValueError(f"SEA concept must be one of 0, 1, 2, 3, got {variant!r}")
-        self.variant = int(variant)
-        self.threshold = SEA_THRESHOLDS[self.variant]
-        self.noise = check_fraction(noise, "noise")
+    def __init__(self, variant: SEAVariant = 0, noise: Fraction = 0.0) -> None:
+        self.variant = variant
+        self.threshold = SEA_THRESHOLDS[variant]
+        self.noise = noise
 
     def chunks(self, rng: np.random.Generator, size: int) -> Iterator[Batch]:
         while True:
@@ -96,6 +93,7 @@ class SEAConcept(Concept):
             yield X, _flip(y, u, self.noise)
 
 
+@declared
 class HyperplaneConcept(Concept):
     """A rotating hyperplane (Hulten et al. 2001; MOA ``HyperplaneGenerator``).
 
@@ -115,27 +113,16 @@ class HyperplaneConcept(Concept):
 
     def __init__(
         self,
-        n_features: int = 10,
-        n_drift_features: int = 2,
-        mag_change: float = 0.001,
-        sigma: float = 0.1,
-        noise: float = 0.05,
+        n_features: Count = 10,
+        n_drift_features: NonNegativeInt = 2,
+        mag_change: NonNegativeReal = 0.001,
+        sigma: Fraction = 0.1,
+        noise: Fraction = 0.05,
         seed: int | Sequence[int] = 0,
     ) -> None:
-        self.n_features = check_positive_int(n_features, "n_features")
-        if (
-            isinstance(n_drift_features, bool)
-            or not isinstance(n_drift_features, (int, np.integer))
-            or not 0 <= n_drift_features <= self.n_features
-        ):
-            raise ValueError(
-                f"n_drift_features must be an integer in 0..n_features={self.n_features}, "
-                f"got {n_drift_features!r}"
-            )
-        self.n_drift_features = int(n_drift_features)
-        self.mag_change = _check_nonnegative(mag_change, "mag_change")
-        self.sigma = check_fraction(sigma, "sigma")
-        self.noise = check_fraction(noise, "noise")
+        self.n_features = n_features
+        self.n_drift_features = _at_most(n_drift_features, "n_drift_features", n_features)
+        self.mag_change, self.sigma, self.noise = mag_change, sigma, noise
         self.initial_weights = np.random.default_rng(seed).random(self.n_features)
 
     def chunks(self, rng: np.random.Generator, size: int) -> Iterator[Batch]:
@@ -161,6 +148,7 @@ class HyperplaneConcept(Concept):
             yield X, _flip(y, u, self.noise)
 
 
+@declared
 class RBFConcept(Concept):
     """Random RBF with moving centroids (MOA ``RandomRBFGeneratorDrift``, River ``RandomRBFDrift``).
 
@@ -178,30 +166,18 @@ class RBFConcept(Concept):
 
     def __init__(
         self,
-        n_features: int = 10,
-        n_classes: int = 2,
-        n_centroids: int = 50,
-        n_drift_centroids: int = 50,
-        change_speed: float = 0.0001,
+        n_features: Count = 10,
+        n_classes: NClasses = 2,
+        n_centroids: Count = 50,
+        n_drift_centroids: NonNegativeInt = 50,
+        change_speed: NonNegativeReal = 0.0001,
         seed: int | Sequence[int] = 0,
     ) -> None:
-        self.n_features = check_positive_int(n_features, "n_features")
-        n_classes = check_positive_int(n_classes, "n_classes")
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        self.n_features = n_features
         self.task, self.classes = _binary_or_multiclass(n_classes)
-        self.n_centroids = check_positive_int(n_centroids, "n_centroids")
-        if (
-            isinstance(n_drift_centroids, bool)
-            or not isinstance(n_drift_centroids, (int, np.integer))
-            or not 0 <= n_drift_centroids <= self.n_centroids
-        ):
-            raise ValueError(
-                f"n_drift_centroids must be an integer in 0..n_centroids={self.n_centroids}, "
-                f"got {n_drift_centroids!r}"
-            )
-        self.n_drift_centroids = int(n_drift_centroids)
-        self.change_speed = _check_nonnegative(change_speed, "change_speed")
+        self.n_centroids = n_centroids
+        self.n_drift_centroids = _at_most(n_drift_centroids, "n_drift_centroids", n_centroids)
+        self.change_speed = change_speed
         model = np.random.default_rng(seed)
         c, d = self.n_centroids, self.n_features
         self.centres = model.random((c, d))
@@ -254,12 +230,8 @@ def _concept_ids(
             f"concepts must have one more entry than drifts: got {len(ids)} concept(s) "
             f"for {n_drifts} drift(s)"
         )
-    for i, c in enumerate(ids):
-        bad = isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0
-        if bad or (n_known is not None and c >= n_known):
-            allowed = f"0..{n_known - 1}" if n_known else "a non-negative integer"
-            raise ValueError(f"concepts[{i}] must be {allowed}, got {c!r}")
-    return [int(c) for c in ids]
+    high = n_known - 1 if n_known else None
+    return [check_integer(c, f"concepts[{i}]", 0, high) for i, c in enumerate(ids)]
 
 
 def _compose(
@@ -280,11 +252,11 @@ def _compose(
 
 @registry.register("sea")
 def sea(
-    n: int = 100_000,
+    n: Count = 100_000,
     drifts: Sequence[Drift | Mapping[str, int]] = (),
     concepts: Sequence[int] | None = None,
-    noise: float = 0.1,
-    seed: int = 0,
+    noise: Fraction = 0.1,
+    seed: Seed = 0,
 ) -> DriftStream:
     """SEA (Street & Kim 2001): 3 features in [0, 10], label x0 + x1 > threshold, 4 thresholds.
 
@@ -297,25 +269,22 @@ def sea(
     >>> [int(ids[0]) for ids in stream.iter_concepts(1_000)]
     [0, 1]
     """
-    n = check_positive_int(n, "n")
     parsed = parse_drifts(drifts, n)
     ids = _concept_ids(concepts, len(parsed), n_known=len(SEA_THRESHOLDS))
-    noise = check_fraction(noise, "noise")
-    seed = check_seed(seed)
     return _compose(lambda c: SEAConcept(c, noise), ids, parsed, n, seed, "sea")
 
 
 @registry.register("hyperplane")
 def hyperplane(
-    n: int = 100_000,
-    n_features: int = 10,
-    n_drift_features: int = 2,
-    mag_change: float = 0.001,
-    sigma: float = 0.1,
-    noise: float = 0.05,
+    n: Count = 100_000,
+    n_features: Count = 10,
+    n_drift_features: NonNegativeInt = 2,
+    mag_change: NonNegativeReal = 0.001,
+    sigma: Fraction = 0.1,
+    noise: Fraction = 0.05,
     drifts: Sequence[Drift | Mapping[str, int]] = (),
     concepts: Sequence[int] | None = None,
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> DriftStream:
     """Rotating hyperplane (Hulten et al. 2001): continuous gradual drift of magnitude mag_change.
 
@@ -329,10 +298,8 @@ def hyperplane(
     >>> stream.info.n_features, stream.info.drifts
     (5, ())
     """
-    n = check_positive_int(n, "n")
     parsed = parse_drifts(drifts, n)
     ids = _concept_ids(concepts, len(parsed))
-    seed = check_seed(seed)
 
     def make(c: int) -> Concept:
         return HyperplaneConcept(
@@ -344,15 +311,15 @@ def hyperplane(
 
 @registry.register("rbf")
 def rbf(
-    n: int = 100_000,
-    n_features: int = 10,
-    n_classes: int = 2,
-    n_centroids: int = 50,
-    n_drift_centroids: int = 50,
-    change_speed: float = 0.0001,
+    n: Count = 100_000,
+    n_features: Count = 10,
+    n_classes: NClasses = 2,
+    n_centroids: Count = 50,
+    n_drift_centroids: NonNegativeInt = 50,
+    change_speed: NonNegativeReal = 0.0001,
     drifts: Sequence[Drift | Mapping[str, int]] = (),
     concepts: Sequence[int] | None = None,
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> DriftStream:
     """Random RBF with moving centroids (MOA RandomRBFGeneratorDrift): incremental drift.
 
@@ -364,10 +331,8 @@ def rbf(
     >>> stream.info.task, stream.info.classes
     ('multiclass', ('0', '1', '2'))
     """
-    n = check_positive_int(n, "n")
     parsed = parse_drifts(drifts, n)
     ids = _concept_ids(concepts, len(parsed))
-    seed = check_seed(seed)
 
     def make(c: int) -> Concept:
         return RBFConcept(

@@ -7,6 +7,7 @@
 4
 """
 
+from adaptloop.distributed.aggregate import staleness_weight
 from adaptloop.distributed.rules.base import (
     AggregationRule,
     Assignment,
@@ -14,7 +15,6 @@ from adaptloop.distributed.rules.base import (
     ServerView,
     Update,
     registry,
-    staleness_weight,
 )
 from adaptloop.distributed.rules.buffered import FedBuff, FedFix
 from adaptloop.distributed.rules.compass import FedCompass

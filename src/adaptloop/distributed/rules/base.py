@@ -6,18 +6,19 @@ for, a failed or a rejoining client, the end — together with a read-only :clas
 with a :class:`Plan`: an optional new global model (a server step), the clients to send work to
 (:class:`Assignment`: how many local steps, from the new global model unless the rule gives
 another one) and the times it wants to be woken up at. The engine provides the clock and the
-transport; the rule never sees either.
+transport; the rule never sees either. The arithmetic of aggregation (weighted means,
+staleness weights, server steps) is in :mod:`~adaptloop.distributed.aggregate`.
 
->>> staleness_weight(3, "sqrt"), staleness_weight(3, "poly", 1.0), staleness_weight(3, "none")
-(0.5, 0.25, 1.0)
+>>> view = ServerView(0.0, np.zeros(1), 2, frozenset({0, 1}), frozenset({1}), np.ones(2) / 2,
+...                   np.random.default_rng(0))
+>>> view.idle, view.staleness(Update(0, 0, np.zeros(1), 0, 8, 1, 0.0, 1.0))
+([0], 2)
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -25,8 +26,6 @@ from adaptloop.registry import Registry
 
 registry = Registry("aggregation rule")
 """Aggregation rules by name; each rule module registers with ``@registry.register``."""
-
-Staleness = Literal["none", "sqrt", "poly"]
 
 
 @dataclass(frozen=True)
@@ -89,46 +88,6 @@ class ServerView:
     def staleness(self, update: Update) -> int:
         """Server steps taken since the update's task was sent."""
         return self.version - update.base_version
-
-
-def staleness_weight(staleness: int, kind: Staleness = "sqrt", exponent: float = 0.5) -> float:
-    """Down-weighting of an update computed ``staleness`` server steps ago.
-
-    ``"sqrt"``: ``1 / sqrt(1 + staleness)`` (FedBuff, Nguyen et al. 2022, Sec. 5);
-    ``"poly"``: ``(1 + staleness) ** -exponent`` (FedAsync's polynomial function, Xie et al.
-    2019); ``"none"``: 1.
-    """
-    if kind == "none":
-        return 1.0
-    if kind == "sqrt":
-        return 1.0 / math.sqrt(1.0 + staleness)
-    if kind == "poly":
-        return float((1.0 + staleness) ** -exponent)
-    raise ValueError(f"staleness must be 'none', 'sqrt' or 'poly', got {kind!r}")
-
-
-def check_int(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or a ValueError naming ``name``.
-
-    >>> check_int(3, "local_steps")
-    3
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_positive(value: object, name: str, upper: float | None = None) -> float:
-    """``value`` as a finite float > 0 (and <= ``upper``), or a ValueError naming ``name``.
-
-    >>> check_positive(0.5, "server_lr")
-    0.5
-    """
-    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-    if bad or not math.isfinite(value) or value <= 0 or (upper is not None and value > upper):
-        bound = f" and <= {upper}" if upper is not None else ""
-        raise ValueError(f"{name} must be a number > 0{bound}, got {value!r}")
-    return float(value)
 
 
 class AggregationRule(ABC):

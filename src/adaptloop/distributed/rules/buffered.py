@@ -45,18 +45,10 @@ from typing import Literal
 
 import numpy as np
 
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Staleness,
-    Update,
-    check_int,
-    check_positive,
-    registry,
-    staleness_weight,
-)
+from adaptloop.distributed.aggregate import Staleness, server_step, staleness_weight, weighted_sum
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.validation import Count, PositiveReal
 
 Average = Literal["buffer", "data"]
 
@@ -72,14 +64,8 @@ class _Buffered(AggregationRule):
         exponent: float,
         average: Average,
     ) -> None:
-        self.local_steps = check_int(local_steps, "local_steps")
-        self.server_lr = check_positive(server_lr, "server_lr")
-        staleness_weight(0, staleness)  # validates the name
-        self.staleness = staleness
-        self.exponent = check_positive(exponent, "exponent")
-        if average not in ("buffer", "data"):
-            raise ValueError(f"average must be 'buffer' or 'data', got {average!r}")
-        self.average = average
+        self.local_steps, self.server_lr = local_steps, server_lr
+        self.staleness, self.exponent, self.average = staleness, exponent, average
         self._buffer: list[tuple[int, float, np.ndarray]] = []
 
     def _everyone(self, view: ServerView) -> list[Assignment]:
@@ -92,29 +78,30 @@ class _Buffered(AggregationRule):
     def _step(self, view: ServerView) -> np.ndarray | None:
         if not self._buffer:
             return None
-        total = np.zeros_like(view.model)
-        for client, weight, delta in self._buffer:
-            share = 1.0 / len(self._buffer) if self.average == "buffer" else view.weights[client]
-            total += (share * weight) * delta
+        coefficients = [
+            (1.0 / len(self._buffer) if self.average == "buffer" else view.weights[client]) * weight
+            for client, weight, _ in self._buffer
+        ]
+        step = weighted_sum([delta for _, _, delta in self._buffer], coefficients)
         self._buffer = []
-        return view.model + self.server_lr * total
+        return server_step(view.model, step, self.server_lr)
 
 
-@registry.register("fedbuff")
+@rules.register("fedbuff")
 class FedBuff(_Buffered):
     """FedBuff: step after ``buffer_size`` arrivals, each delta weighted by its staleness."""
 
     def __init__(
         self,
-        buffer_size: int = 8,
-        local_steps: int = 5,
-        server_lr: float = 1.0,
+        buffer_size: Count = 8,
+        local_steps: Count = 5,
+        server_lr: PositiveReal = 1.0,
         staleness: Staleness = "sqrt",
-        exponent: float = 0.5,
+        exponent: PositiveReal = 0.5,
         average: Average = "buffer",
     ) -> None:
         super().__init__(local_steps, server_lr, staleness, exponent, average)
-        self.buffer_size = check_int(buffer_size, "buffer_size")
+        self.buffer_size = buffer_size
 
     def start(self, view: ServerView) -> Plan:
         return Plan(dispatch=self._everyone(view))
@@ -125,21 +112,21 @@ class FedBuff(_Buffered):
         return Plan(model=model, dispatch=[Assignment(update.client, self.local_steps)])
 
 
-@registry.register("fedfix")
+@rules.register("fedfix")
 class FedFix(_Buffered):
     """FedFix: step every ``window`` time units with the deltas that arrived in the window."""
 
     def __init__(
         self,
-        window: float = 10.0,
-        local_steps: int = 5,
-        server_lr: float = 1.0,
+        window: PositiveReal = 10.0,
+        local_steps: Count = 5,
+        server_lr: PositiveReal = 1.0,
         staleness: Staleness = "none",
-        exponent: float = 0.5,
+        exponent: PositiveReal = 0.5,
         average: Average = "data",
     ) -> None:
         super().__init__(local_steps, server_lr, staleness, exponent, average)
-        self.window = check_positive(window, "window")
+        self.window = window
 
     def start(self, view: ServerView) -> Plan:
         return Plan(dispatch=self._everyone(view), timers=[view.now + self.window])

@@ -41,19 +41,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
+from annotated_types import Ge, Gt, Le
+
+from adaptloop.distributed.aggregate import (
     Staleness,
-    Update,
-    check_int,
-    check_positive,
-    registry,
+    server_step,
+    shares,
     staleness_weight,
+    weighted_sum,
 )
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.validation import Count, PositiveReal
+
+Share = Annotated[float, Gt(0), Le(1)]
+"""A ratio, momentum or weight in (0, 1]."""
 
 
 @dataclass
@@ -64,32 +68,24 @@ class _Group:
     arrived: list[Update] = field(default_factory=list)
 
 
-@registry.register("fedcompass")
+@rules.register("fedcompass")
 class FedCompass(AggregationRule):
     """Computing-power-aware scheduling: local steps per client so that arrivals come in groups."""
 
     def __init__(
         self,
-        max_steps: int = 20,
-        q_ratio: float = 0.2,
-        latest_factor: float = 1.2,
-        speed_momentum: float = 0.9,
-        server_lr: float = 1.0,
-        single_weight: float = 0.5,
+        max_steps: Count = 20,
+        q_ratio: Share = 0.2,
+        latest_factor: Annotated[float, Ge(1)] = 1.2,
+        speed_momentum: Share = 0.9,
+        server_lr: PositiveReal = 1.0,
+        single_weight: Share = 0.5,
         staleness: Staleness = "poly",
-        exponent: float = 0.5,
+        exponent: PositiveReal = 0.5,
     ) -> None:
-        self.max_steps = check_int(max_steps, "max_steps")
-        self.q_ratio = check_positive(q_ratio, "q_ratio", upper=1.0)
-        self.latest_factor = check_positive(latest_factor, "latest_factor")
-        if self.latest_factor < 1:
-            raise ValueError(f"latest_factor must be >= 1, got {latest_factor!r}")
-        self.speed_momentum = check_positive(speed_momentum, "speed_momentum", upper=1.0)
-        self.server_lr = check_positive(server_lr, "server_lr")
-        self.single_weight = check_positive(single_weight, "single_weight", upper=1.0)
-        staleness_weight(0, staleness)
-        self.staleness = staleness
-        self.exponent = check_positive(exponent, "exponent")
+        self.max_steps, self.q_ratio, self.latest_factor = max_steps, q_ratio, latest_factor
+        self.speed_momentum, self.server_lr = speed_momentum, server_lr
+        self.single_weight, self.staleness, self.exponent = single_weight, staleness, exponent
         self.local_steps = self.max_steps
         self._min_steps = max(1, math.floor(self.q_ratio * self.max_steps))
         self._speed: dict[int, float] = {}
@@ -146,9 +142,12 @@ class FedCompass(AggregationRule):
         group = self._groups.pop(gid)
         updates = self._buffer + group.arrived
         self._buffer = []
-        n = sum(u.n_samples for u in updates)
-        step = sum((u.n_samples / n) * self._weight(u, view) * u.delta for u in updates)
-        plan = Plan(model=view.model + self.server_lr * step)
+        data = shares([u.n_samples for u in updates])
+        coefficients = [
+            share * self._weight(u, view) for share, u in zip(data, updates, strict=True)
+        ]
+        step = weighted_sum([u.delta for u in updates], coefficients)
+        plan = Plan(model=server_step(view.model, step, self.server_lr))
         for client in group.members:  # still on their way: they will arrive late
             self._group_of.pop(client, None)
         arrived = sorted({u.client for u in group.arrived}, key=lambda c: self._speed[c])
@@ -171,7 +170,7 @@ class FedCompass(AggregationRule):
             plan = Plan()
             if group is None and update.client not in self._speed_seen:
                 weight = self.single_weight * self._weight(update, view)
-                plan.model = view.model + self.server_lr * weight * update.delta
+                plan.model = server_step(view.model, update.delta, self.server_lr * weight)
             else:
                 self._buffer.append(update)
             if group is not None:

@@ -32,28 +32,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    check_int,
-    check_positive,
-    registry,
-)
+from adaptloop.distributed.aggregate import server_step, weighted_mean
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.validation import Count, PositiveReal
 
 
-@registry.register("fedavg")
+@rules.register("fedavg")
 class FedAvg(AggregationRule):
     """Synchronous FedAvg: sample clients, wait for all of them, average their deltas."""
 
     def __init__(
-        self, clients_per_round: int = 8, local_steps: int = 5, server_lr: float = 1.0
+        self, clients_per_round: Count = 8, local_steps: Count = 5, server_lr: PositiveReal = 1.0
     ) -> None:
-        self.clients_per_round = check_int(clients_per_round, "clients_per_round")
-        self.local_steps = check_int(local_steps, "local_steps")
-        self.server_lr = check_positive(server_lr, "server_lr")
+        self.clients_per_round = clients_per_round
+        self.local_steps = local_steps
+        self.server_lr = server_lr
         self._pending: set[int] = set()
         self._received: list[Update] = []
 
@@ -68,9 +62,9 @@ class FedAvg(AggregationRule):
     def _close_round(self, view: ServerView) -> Plan:
         model = None
         if self._received:
-            n = sum(u.n_samples for u in self._received)
-            step = sum((u.n_samples / n) * u.delta for u in self._received)
-            model = view.model + self.server_lr * step
+            deltas = [u.delta for u in self._received]
+            step = weighted_mean(deltas, [u.n_samples for u in self._received])
+            model = server_step(view.model, step, self.server_lr)
         return self._new_round(view, model)
 
     def start(self, view: ServerView) -> Plan:

@@ -37,35 +37,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    check_int,
-    check_positive,
-    registry,
-)
+from adaptloop.distributed.aggregate import server_step, stale_mix
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.validation import Count, Fraction, PositiveReal
 
 
-@registry.register("fedstale")
+@rules.register("fedstale")
 class FedStale(AggregationRule):
     """FedStale: a convex mix (``beta``) of fresh deltas and every client's last delta."""
 
     def __init__(
         self,
-        buffer_size: int = 8,
-        beta: float = 0.5,
-        local_steps: int = 5,
-        server_lr: float = 1.0,
+        buffer_size: Count = 8,
+        beta: Fraction = 0.5,
+        local_steps: Count = 5,
+        server_lr: PositiveReal = 1.0,
     ) -> None:
-        self.buffer_size = check_int(buffer_size, "buffer_size")
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 1:
-            raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
-        self.beta = float(beta)
-        self.local_steps = check_int(local_steps, "local_steps")
-        self.server_lr = check_positive(server_lr, "server_lr")
+        self.buffer_size = buffer_size
+        self.beta = beta
+        self.local_steps = local_steps
+        self.server_lr = server_lr
         self._fresh: dict[int, np.ndarray] = {}
         self._arrivals = 0
         self._memory: dict[int, np.ndarray] = {}
@@ -89,18 +81,12 @@ class FedStale(AggregationRule):
         return plan
 
     def _step(self, view: ServerView) -> np.ndarray:
-        alpha, beta = view.weights, self.beta
-        v = np.zeros_like(view.model)
-        for j, h in self._memory.items():
-            v += (beta * alpha[j]) * h
-        for i, delta in self._fresh.items():
-            q = self._participation(i, len(alpha))
-            stale = self._memory.get(i)
-            correction = delta if stale is None else delta - beta * stale
-            v += (alpha[i] / q) * correction
+        alpha = view.weights
+        q = {i: self._participation(i, len(alpha)) for i in self._fresh}
+        v = stale_mix(self._fresh, self._memory, alpha, q, self.beta)
         for i, delta in self._fresh.items():
             self._memory[i] = delta
             self._delivered[i] = self._delivered.get(i, 0) + 1
         self._steps += 1
         self._fresh, self._arrivals = {}, 0
-        return view.model + self.server_lr * v
+        return server_step(view.model, v, self.server_lr)

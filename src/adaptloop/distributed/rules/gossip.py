@@ -31,24 +31,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptloop.distributed.rules.base import (
-    AggregationRule,
-    Assignment,
-    Plan,
-    ServerView,
-    Update,
-    check_int,
-    registry,
-)
+from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.validation import Count
 
 
-@registry.register("gossip")
+@rules.register("gossip")
 class Gossip(AggregationRule):
     """Pairwise gossip between clients; the global model is one merge (the average) at the end."""
 
-    def __init__(self, local_steps: int = 5, peers: int = 1) -> None:
-        self.local_steps = check_int(local_steps, "local_steps")
-        self.peers = check_int(peers, "peers")
+    def __init__(self, local_steps: Count = 5, peers: Count = 1) -> None:
+        self.local_steps = local_steps
+        self.peers = peers
         self._models: dict[int, np.ndarray] = {}
 
     def _merge(self) -> np.ndarray:
