@@ -11,9 +11,6 @@ from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Federated
 from adaptloop.learners.checks import easy_data
 
-# The continual strategies keep their generator ("learned.rng") local; they declare it where
-# they are rewritten as plugins (the continual package).
-CONTINUAL = {"agem", "er", "ewc", "finetune", "gem", "joint", "lwf"}
 PARAMS = [
     pytest.param(
         name,
@@ -22,11 +19,6 @@ PARAMS = [
             *(
                 [pytest.mark.skipif(not HAS_TORCH, reason="needs torch")]
                 if case.needs_torch
-                else []
-            ),
-            *(
-                [pytest.mark.xfail(reason="declared by the continual plugins")]
-                if name in CONTINUAL
                 else []
             ),
         ],

@@ -261,14 +261,3 @@ class DriftStream(Stream):
         for k, drift in enumerate(drifts):
             switched[:, k] = u[:, k] < switch_probability(t, drift)
         return np.cumprod(switched, axis=1).sum(axis=1).astype(np.int64)
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """Deprecated: :func:`adaptloop.validation.check_integer` with ``low=1``. Kept only for
-    ``learners/continual.py`` until the continual plugins replace it (they do not use it);
-    delete it then.
-
-    >>> check_positive_int(3, "memory")
-    3
-    """
-    return check_integer(value, name, low=1)
