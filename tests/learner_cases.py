@@ -32,6 +32,7 @@ from adaptloop.learners import (
     hoeffding_adaptive_tree,
 )
 from adaptloop.learners.checks import CLASSES, LearnerSpec
+from adaptloop.learners.models.naive_bayes import ForgettingNB
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -122,6 +123,10 @@ CASES: dict[str, Case] = {
     "logistic": Case(_logistic, ("binary", "multiclass")),
     "softmax": Case(_logistic, ("binary", "multiclass")),
     "linear": Case(lambda task: LinearRegression(lr=0.05), ("regression",), min_score=0.95),
+    "forgetting_nb": Case(
+        lambda task: ForgettingNB(n_classes=CLASSES[task], half_life=200),
+        ("binary", "multiclass"),
+    ),
     "mlp": Case(_mlp, ("binary", "multiclass"), needs_torch=True),
     "mlp_regressor": Case(_mlp, ("regression",), needs_torch=True),
     # River models' pickled states are not exact: Hoeffding trees give each leaf Gaussian

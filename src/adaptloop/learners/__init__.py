@@ -7,6 +7,10 @@ machinery (``optim/``) and the learner checks (``checks``), all registered by na
 True
 """
 
+import importlib
+import pkgutil
+
+from adaptloop.learners import models, wrappers
 from adaptloop.learners.base import (
     BaseClassifier,
     BaseLearner,
@@ -63,3 +67,9 @@ __all__ = [
     "hoeffding_adaptive_tree",
 ]
 __all__ += ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
+
+# Each module of models/ and wrappers/ registers its learners when imported: a new file there is
+# registered (experiment files and `adaptloop list` see it) without an edit here.
+for _package in (models, wrappers):
+    for _module in pkgutil.iter_modules(_package.__path__):
+        importlib.import_module(f"{_package.__name__}.{_module.name}")
