@@ -166,12 +166,18 @@ def _integer(value: object) -> int:
     return int(value)
 
 
-def _real(value: object) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
+def _number(value: object) -> float:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or math.isnan(value)
     ):
         raise ValueError(f"must be a number, got {value!r}")
-    if not math.isfinite(float(value)):
+    return float(value)
+
+
+def _real(value: object) -> float:
+    if not math.isfinite(_number(value)):
         raise ValueError(f"must be a finite number, got {value!r}")
     return float(value)
 
@@ -183,7 +189,8 @@ def _flag(value: object) -> bool:
 
 
 _INTEGER, _REAL, _FLAG = BeforeValidator(_integer), BeforeValidator(_real), BeforeValidator(_flag)
-EXACT_CHECKS = (_INTEGER, _REAL, _FLAG)
+_NUMBER = BeforeValidator(_number)
+EXACT_CHECKS = (_INTEGER, _REAL, _FLAG, _NUMBER)
 """The validators that make a declared ``int``, ``float`` or ``bool`` exact."""
 
 Integer = Annotated[int, _INTEGER]
@@ -204,3 +211,5 @@ NonNegativeReal = Annotated[float, _REAL, Ge(0)]
 """A finite number >= 0: penalties, tolerances, decays."""
 Fraction = Annotated[float, _REAL, Ge(0), Le(1)]
 """A number in [0, 1]: probabilities, shares, noise levels."""
+Limit = Annotated[float, _NUMBER, Gt(0)]
+"""A number > 0, ``inf`` included: a time limit that may be none."""

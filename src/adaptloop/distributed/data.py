@@ -23,13 +23,16 @@ samples of the concept each client is in at that time.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Ge, Gt, Lt, MinLen
 
+from adaptloop.parameters import declared
 from adaptloop.streams import registry as stream_registry
 from adaptloop.streams.base import Drift, StreamInfo
+from adaptloop.validation import Count, Integer, NonNegativeReal, PositiveReal, Real, Seed
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -70,31 +73,25 @@ class FederatedData:
         return len(self.shards)
 
 
-def _check_count(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
+@declared
 def make_federated_data(
     kind: str,
-    clients: int,
-    samples_per_client: int,
-    concepts: Sequence[int],
-    drift_at: Sequence[float],
-    drift_jitter: float = 0.0,
-    class_skew: float = 1.0,
-    test_fraction: float = 0.2,
-    seed: int = 0,
+    concepts: Annotated[list[int], MinLen(1)],
+    clients: Count = 32,
+    samples_per_client: Annotated[Integer, Ge(10)] = 1000,
+    drift_at: tuple[float, ...] = (),
+    drift_jitter: NonNegativeReal = 0.0,
+    class_skew: PositiveReal = 0.5,
+    test_fraction: Annotated[Real, Gt(0), Lt(1)] = 0.2,
+    seed: Seed = 0,
     **stream_params: object,
 ) -> FederatedData:
     """Shards for ``clients`` clients from the generator ``kind`` (see the module docstring).
 
     ``concepts`` lists the concept ids in time order, ``drift_at`` the (simulated) times of the
     switches between them (one fewer). ``stream_params`` go to the generator (e.g. ``noise``).
+    The declaration is also what an experiment file's ``[federation]`` section reads.
     """
-    clients = _check_count(clients, "clients", 1)
-    samples_per_client = _check_count(samples_per_client, "samples_per_client", 10)
     if kind not in stream_registry:
         known = ", ".join(stream_registry.names())
         raise ValueError(f"stream.kind: unknown stream {kind!r}; known: {known}")
@@ -103,8 +100,6 @@ def make_federated_data(
             f"stream.kind: {kind!r} has no 'concepts' parameter; federated shards need a "
             "generator with concepts (sea, hyperplane, rbf)"
         )
-    concepts = list(concepts)
-    drift_at = [float(t) for t in drift_at]
     if len(concepts) != len(drift_at) + 1:
         raise ValueError(
             f"concepts must have one more entry than drift_at: got {len(concepts)} concept(s) "
@@ -114,12 +109,6 @@ def make_federated_data(
         t < 0 for t in drift_at
     ):
         raise ValueError(f"drift_at must be increasing times >= 0, got {drift_at}")
-    if not np.isfinite(drift_jitter) or drift_jitter < 0:
-        raise ValueError(f"drift_jitter must be a number >= 0, got {drift_jitter!r}")
-    if not np.isfinite(class_skew) or class_skew <= 0:
-        raise ValueError(f"class_skew must be a number > 0, got {class_skew!r}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     pool_size = clients * samples_per_client
     pools = []
     for c in concepts:

@@ -28,14 +28,25 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+from annotated_types import Ge
 
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.data import FederatedData
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
+from adaptloop.parameters import declared
+from adaptloop.validation import (
+    Count,
+    Fraction,
+    Limit,
+    NonNegativeReal,
+    PositiveReal,
+    Real,
+    Seed,
+)
 
 FaultKind = Literal["raise", "hang", "die", "late", "duplicate"]
 
@@ -64,20 +75,27 @@ class Fault:
             raise ValueError(f"fault time must be a number >= 0, got {self.at!r}")
 
 
+SlowFactor = Annotated[Real, Ge(1)]
+"""How many times longer a slow client's local step takes: a number >= 1."""
+
+
+@declared
 def speed_profile(
-    n_clients: int, step_time: float, slow_fraction: float, slow_factor: float, seed: int
+    n_clients: Count,
+    step_time: PositiveReal,
+    slow_fraction: Fraction,
+    slow_factor: SlowFactor,
+    seed: Seed,
 ) -> np.ndarray:
     """Simulated time per local step of each client; the slow ones are drawn with ``seed``.
 
     >>> speed_profile(4, 1.0, 0.5, 10.0, seed=0).tolist()
     [10.0, 1.0, 10.0, 1.0]
+    >>> speed_profile(4, 1.0, 0.5, 0.5, seed=0)
+    Traceback (most recent call last):
+    ...
+    adaptloop.parameters.ParameterError: speed_profile.slow_factor: must be >= 1, got 0.5
     """
-    if not 0 <= slow_fraction <= 1:
-        raise ValueError(f"slow_fraction must be in [0, 1], got {slow_fraction!r}")
-    if not (math.isfinite(slow_factor) and slow_factor >= 1):
-        raise ValueError(f"slow_factor must be a number >= 1, got {slow_factor!r}")
-    if not (math.isfinite(step_time) and step_time > 0):
-        raise ValueError(f"step_time must be a number > 0, got {step_time!r}")
     times = np.full(n_clients, float(step_time))
     n_slow = int(round(slow_fraction * n_clients))
     slow = np.random.default_rng([seed, 11]).choice(n_clients, size=n_slow, replace=False)
@@ -108,6 +126,7 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@declared
 @dataclass
 class Federation:
     """The clients, their speeds and the run's clock settings (see the module docstring).
@@ -117,21 +136,30 @@ class Federation:
     restarted ``restart_after`` units later (None: never). ``faults`` are injected by the
     in-process engine only. ``share`` and ``local`` are the path patterns of
     :class:`~adaptloop.distributed.sharing.StateSplit`; ``split`` is the resulting split.
+
+    The fields are the one declaration of these settings: the constructor checks them
+    (:func:`adaptloop.parameters.declared`) and an experiment file's ``[federation]`` section
+    is read from them (:mod:`adaptloop.config.schema`).
+
+    >>> Federation(None, None, duration=0.0)
+    Traceback (most recent call last):
+    ...
+    adaptloop.parameters.ParameterError: Federation.duration: must be > 0, got 0.0
     """
 
     data: FederatedData
     learner: Learner
-    batch_size: int = 32
-    duration: float = 600.0
-    eval_every: float = 5.0
-    step_time: float = 1.0
-    slow_fraction: float = 0.25
-    slow_factor: float = 10.0
-    latency: float = 0.1
-    jitter: float = 0.1
-    timeout: float = math.inf
-    restart_after: float | None = 10.0
-    seed: int = 0
+    batch_size: Count = 32
+    duration: PositiveReal = 600.0
+    eval_every: PositiveReal = 5.0
+    step_time: PositiveReal = 1.0
+    slow_fraction: Fraction = 0.25
+    slow_factor: SlowFactor = 10.0
+    latency: NonNegativeReal = 0.1
+    jitter: NonNegativeReal = 0.1
+    timeout: Limit = math.inf
+    restart_after: NonNegativeReal | None = 10.0
+    seed: Seed = 0
     faults: tuple[Fault, ...] = ()
     share: tuple[str, ...] = ()
     local: tuple[str, ...] = ()
@@ -139,18 +167,6 @@ class Federation:
     split: StateSplit = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("duration", "eval_every", "timeout"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
-        for name in ("latency", "jitter"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if self.restart_after is not None and not self.restart_after >= 0:
-            raise ValueError(f"restart_after must be >= 0 or None, got {self.restart_after!r}")
-        if not math.isfinite(self.duration):
-            raise ValueError(f"duration must be finite, got {self.duration!r}")
         for fault in self.faults:
             if not 0 <= fault.client < self.data.n_clients:
                 raise ValueError(
