@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
-from adaptloop.experiment import ExperimentError, load_experiment, parse_experiment
+from adaptloop.config import ExperimentError, load_experiment, parse_experiment
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
-from adaptloop.experiment import ContinualExperiment, ExperimentError, parse_experiment
+from adaptloop.config import ContinualExperiment, ExperimentError, parse_experiment
 
 runner = CliRunner()
 

@@ -27,7 +27,7 @@ from adaptloop.distributed import (
 )
 from adaptloop.distributed.rules.base import ServerView, Update
 from adaptloop.distributed.run import time_to
-from adaptloop.experiment import ExperimentError, parse_experiment
+from adaptloop.config import ExperimentError, parse_experiment
 from adaptloop.learners import LogisticRegression
 from adaptloop.learners.base import BaseClassifier, StateRoles
 

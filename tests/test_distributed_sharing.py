@@ -20,7 +20,7 @@ from adaptloop.distributed import (
 )
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.state import initial_state
-from adaptloop.experiment import ExperimentError, parse_experiment
+from adaptloop.config import ExperimentError, parse_experiment
 from adaptloop.learners import LogisticRegression, MLPClassifier
 from adaptloop.learners.base import BaseClassifier, StateRoles
 

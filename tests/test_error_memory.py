@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from adaptloop.evaluation import prequential
-from adaptloop.experiment import build_learner, parse_experiment
+from adaptloop.config import build_learner, parse_experiment
 from adaptloop.learners import (
     ErrorMemory,
     LinearRegression,
@@ -229,7 +229,7 @@ capacity = 500
 reset_every = 1000
 """
     experiment = parse_experiment(text)
-    from adaptloop.experiment import build_stream
+    from adaptloop.config import build_stream
 
     stream = build_stream(experiment)
     model = build_learner(experiment, "reloop2", stream.info)

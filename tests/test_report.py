@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
-from adaptloop.experiment import parse_experiment, run_experiment
+from adaptloop.config import parse_experiment, run_experiment
 from adaptloop.report import build_report, load_results
 from adaptloop.report.data import MAX_POINTS, ReportError, downsample_minmax
 from adaptloop.report.figures import OKABE_ITO, gap_markers, task_accuracy_figure

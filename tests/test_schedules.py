@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adaptloop.experiment import ExperimentError, parse_experiment, run_experiment  # noqa: E402
+from adaptloop.config import ExperimentError, parse_experiment, run_experiment  # noqa: E402
 from adaptloop.learners import MLPClassifier, MLPRegressor, WindowRetrain, registry  # noqa: E402
 from adaptloop.learners.optim.schedules import (  # noqa: E402
     UBA,

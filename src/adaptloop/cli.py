@@ -74,12 +74,13 @@ def run(
     ] = None,
 ) -> None:
     """Run an experiment prequentially and write its results folder."""
-    from adaptloop.distributed.experiment import FederatedExperiment, with_engine
-    from adaptloop.experiment import (
+    from adaptloop.config import (
         ContinualExperiment,
         ExperimentError,
+        FederatedExperiment,
         load_experiment,
         run_experiment,
+        with_engine,
         with_seed,
     )
 

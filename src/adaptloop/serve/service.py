@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from adaptloop.evaluation.metrics import MetricTracker, default_metrics
-from adaptloop.experiment import (
+from adaptloop.config import (
     Experiment,
     build_learner,
     build_stream,

@@ -1,0 +1,166 @@
+"""Run a parsed experiment of any kind: prequential, continual or federated.
+
+>>> from adaptloop.config.schema import parse_experiment
+>>> exp = parse_experiment('''
+... seed = 1
+... [stream]
+... kind = "sea"
+... n = 2_000
+... drifts = [{ at = 1_000, width = 1 }]
+... batch_size = 100
+... [learners.lr]
+... kind = "logistic"
+... ''')
+>>> result = run_experiment(exp)
+>>> result.summary["lr"]["n_samples"]
+2000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adaptloop.config.build import (
+    build_all_tasks,
+    build_engine,
+    build_federation,
+    build_learners,
+    build_rules,
+    build_stream,
+    build_tasks,
+)
+from adaptloop.config.schema import (
+    AnyExperiment,
+    ContinualExperiment,
+    Experiment,
+    FederatedExperiment,
+)
+from adaptloop.distributed.ray_engine import RayEngine
+from adaptloop.distributed.run import FederatedResult, run_federation
+from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
+from adaptloop.evaluation.prequential import PrequentialResult, prequential
+from adaptloop.streams.base import StreamInfo
+from adaptloop.streams.tasks import TaskSequence
+
+OnStart = Callable[[StreamInfo, int | None], None]
+"""``on_start(info, total)``: called once with the data's info and the amount of work (samples,
+iterations or time units; None if unknown)."""
+OnProgress = Callable[[int], None]
+"""``on_batch(done)``: called with the work done so far."""
+
+
+def run_prequential(
+    experiment: Experiment,
+    on_start: OnStart | None = None,
+    on_batch: OnProgress | None = None,
+) -> PrequentialResult:
+    """Build the stream and learners and evaluate them prequentially; ``on_batch`` gets the
+    samples read so far."""
+    stream = build_stream(experiment)
+    learners = build_learners(experiment, stream.info)
+    section, evaluation = experiment.stream, experiment.evaluation
+    total = stream.info.n_samples
+    if section.max_samples is not None:
+        total = min(total or section.max_samples, section.max_samples)
+    if on_start is not None:
+        on_start(stream.info, total)
+    return prequential(
+        stream,
+        learners,
+        batch_size=section.batch_size,
+        max_samples=section.max_samples,
+        **evaluation.arguments(prequential),
+        on_batch=on_batch,
+    )
+
+
+def run_continual(
+    experiment: ContinualExperiment,
+    on_start: OnStart | None = None,
+    on_iteration: OnProgress | None = None,
+) -> ContinualSuite:
+    """Run every task sequence with every seed (learners built afresh for each run).
+
+    ``on_start(info, total)`` gets the first sequence's info and the total number of
+    iterations over all sequences, seeds and learners; ``on_iteration(done)`` the iterations
+    done so far, over all of them.
+    """
+    evaluation, seeds = experiment.evaluation, experiment.seeds
+
+    def iterations(index: int, sequence: TaskSequence) -> int:  # per learner and run
+        section = experiment.tasks[index]
+        return section.epochs * sum(-(-len(t.y_train) // section.batch_size) for t in sequence)
+
+    # other seeds' sequences are built when their run starts (MNIST is large); the total
+    # assumes that task sizes do not depend on the seed, as in every built-in sequence
+    firsts = build_all_tasks(experiment, seeds[0])
+    n_learners = len(experiment.learners)
+    if on_start is not None:
+        total = sum(iterations(i, seq) for i, seq in enumerate(firsts)) * len(seeds) * n_learners
+        on_start(firsts[0].info, total)
+    order = {name: i for i, name in enumerate(experiment.learners)}
+    runs: dict[str, dict[int, ContinualResult]] = {}
+    done = 0
+    for index, section in enumerate(experiment.tasks):
+        for seed in seeds:
+            sequence = firsts[index] if seed == seeds[0] else build_tasks(experiment, index, seed)
+            seeded = experiment.model_copy(update={"seed": seed})
+            per_learner, offset = iterations(index, sequence), done
+
+            def progress(name: str, iteration: int, per: int = per_learner, at: int = offset):
+                if on_iteration is not None:
+                    on_iteration(at + order[name] * per + iteration)
+
+            runs.setdefault(sequence.name, {})[seed] = continual_evaluation(
+                sequence,
+                build_learners(seeded, sequence.info),
+                batch_size=section.batch_size,
+                epochs=section.epochs,
+                **evaluation.arguments(continual_evaluation),
+                seed=seed,
+                on_iteration=progress,
+            )
+            done += per_learner * n_learners
+    return ContinualSuite(runs)
+
+
+def run_federated(
+    experiment: FederatedExperiment,
+    on_start: OnStart | None = None,
+    on_batch: OnProgress | None = None,
+) -> FederatedResult:
+    """Run every rule on the experiment's engine; ``on_batch`` gets the time units done."""
+    federation = build_federation(experiment)
+    rules = build_rules(experiment)
+    if on_start is not None:
+        on_start(federation.data.info, int(round(federation.duration * len(rules))))
+    engine = build_engine(experiment)
+    try:
+        return run_federation(
+            federation,
+            rules,
+            engine,
+            **experiment.evaluation.arguments(run_federation),
+            on_time=None if on_batch is None else (lambda t: on_batch(int(round(t)))),
+        )
+    finally:
+        if isinstance(engine, RayEngine):
+            engine.close()
+
+
+RUNNERS: dict[type, Callable[..., PrequentialResult | ContinualSuite]] = {
+    Experiment: run_prequential,
+    ContinualExperiment: run_continual,
+    FederatedExperiment: run_federated,
+}
+"""How each kind of experiment is run."""
+
+
+def run_experiment(
+    experiment: AnyExperiment,
+    on_start: OnStart | None = None,
+    on_batch: OnProgress | None = None,
+) -> PrequentialResult | ContinualSuite:
+    """Build and run ``experiment`` (any kind); ``on_start(info, total)`` is called once with the
+    data's info and the work to do, ``on_batch(done)`` as it progresses."""
+    return RUNNERS[type(experiment)](experiment, on_start, on_batch)

@@ -1,0 +1,494 @@
+"""Experiment files: what they may say, checked without building anything.
+
+A file is one of three kinds, told apart by its sections (:func:`experiment_kind`): a
+``[federation]`` section makes a :class:`FederatedExperiment`, ``[tasks]`` (or ``[[tasks]]``) a
+:class:`ContinualExperiment`, anything else a prequential :class:`Experiment`. Each section's own
+settings (``batch_size``, ``[evaluation]``, ...) are typed with :mod:`adaptloop.validation`'s exact
+types; the federation's settings are read from their one declaration (``Federation`` and
+``make_federated_data``). Component tables (``[stream]``, ``[learners.*]``, ``[[tasks]]``,
+``[rules.*]``, a learner's ``base``, ``detector``, ``schedule``, ``optimizer``) are checked
+against the registered factory's own declaration (:func:`adaptloop.parameters.check_parameters`),
+recursively, without building the component: a refused value names its key path in one line,
+with the words the constructor uses (:class:`ExperimentError`).
+
+>>> exp = parse_experiment('''
+... [stream]
+... kind = "sea"
+... [learners.incremental]
+... kind = "window_retrain"
+... base = { kind = "logistic" }
+... window = "2000"
+... ''', "sea.toml")
+Traceback (most recent call last):
+...
+adaptloop.config.schema.ExperimentError: sea.toml: learners.incremental.window: must be an integer, got '2000'
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from annotated_types import Gt, Le, MinLen
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from adaptloop import learners, streams
+from adaptloop.distributed.data import make_federated_data
+from adaptloop.distributed.federation import Federation
+from adaptloop.distributed.ray_engine import RayEngine
+from adaptloop.distributed.rules import registry as rules
+from adaptloop.learners.base import Learner
+from adaptloop.learners.detectors import DetectorSpec, detectors
+from adaptloop.learners.optimizers import OptimizerLike, make_optimizer
+from adaptloop.learners.schedules import ScheduleLike, make_schedule
+from adaptloop.parameters import (
+    ParameterError,
+    check_parameters,
+    first_error,
+    parameter_hints,
+    parameter_model,
+)
+from adaptloop.registry import Registry
+from adaptloop.streams import tasks
+from adaptloop.validation import Count, NonNegativeReal, PositiveReal, Real, Seed
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_EXPERIMENT = "default.toml"
+"""The built-in experiment (package data in ``adaptloop/experiments/``)."""
+
+
+class ExperimentError(ValueError):
+    """An experiment file that cannot be run; the message is one line,
+    ``origin: key.path: what is wrong``."""
+
+
+# -- component tables ----------------------------------------------------------------------------
+def component_spec(registry: Registry, spec: object, where: str) -> tuple[str, dict[str, Any]]:
+    """The ``kind`` and the parameters of ``spec``: a registered name or a table
+    ``{kind = name, ...parameters}``; anything else, or an unknown name, is refused at ``where``.
+
+    >>> component_spec(learners.registry, {"kind": "logistic", "lr": 0.1}, "learners.lr")
+    ('logistic', {'lr': 0.1})
+    """
+    if isinstance(spec, str):
+        kind, params = spec, {}
+    elif isinstance(spec, Mapping) and isinstance(spec.get("kind"), str):
+        kind, params = spec["kind"], {k: v for k, v in spec.items() if k != "kind"}
+    else:
+        raise ParameterError(
+            where, f"must be a {registry.kind} name or a table with a 'kind', got {spec!r}"
+        )
+    if kind not in registry:
+        known = ", ".join(registry.names())
+        raise ParameterError(f"{where}.kind", f"unknown {registry.kind} {kind!r}; known: {known}")
+    return kind, params
+
+
+def check_component(registry: Registry, spec: object, where: str) -> None:
+    """Check ``spec`` (see :func:`component_spec`) against the factory's declaration, and the
+    values that are themselves components (:data:`NESTED`) against theirs. Builds nothing.
+
+    >>> check_component(learners.registry, {"kind": "drift_reset", "base": "logistic",
+    ...                 "detector": {"kind": "adwin", "delat": 0.1}}, "learners.reset")
+    Traceback (most recent call last):
+    ...
+    adaptloop.parameters.ParameterError: learners.reset.detector.delat: unknown parameter
+    """
+    kind, params = component_spec(registry, spec, where)
+    factory = registry.get(kind)
+    check_parameters(factory, params, where)
+    hints = parameter_hints(factory)
+    for name, value in params.items():
+        check_nested(hints[name], value, f"{where}.{name}")
+
+
+def _resolved_by(make: Callable[[Any], object]) -> Callable[[Any, str], None]:
+    def check(value: object, where: str) -> None:
+        try:
+            make(value)
+        except ValueError as error:
+            raise ParameterError(where, str(error)) from None
+
+    return check
+
+
+NESTED: list[tuple[Any, Callable[[Any, str], None]]] = [
+    (Learner, lambda spec, where: check_component(learners.registry, spec, where)),
+    (DetectorSpec, lambda spec, where: check_component(detectors, spec, where)),
+    (ScheduleLike, _resolved_by(make_schedule)),
+    (OptimizerLike, _resolved_by(make_optimizer)),
+]
+"""Parameters whose value is itself a component, known by their declared type: a learner (a
+wrapper's ``base``), a drift detector, a learning-rate schedule, an optimiser; and how a file's
+value for them is checked. A parameter declared as a list of one of these types is checked item
+by item (``plugins = [{kind = ...}, ...]``)."""
+
+
+def _members(annotation: Any) -> set[Any]:
+    """The types a declaration accepts: the members of its unions, without ``Annotated``."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(_members(a) for a in typing.get_args(annotation)))
+    return {annotation}
+
+
+def accepts(annotation: Any, kind: Any) -> bool:
+    """Whether a parameter declared as ``annotation`` takes the values ``kind`` names.
+
+    >>> accepts(Learner | None, Learner), accepts(int, Learner)
+    (True, False)
+    """
+    return _members(kind) <= _members(annotation)
+
+
+def check_nested(annotation: Any, value: object, where: str) -> None:
+    """Check ``value`` if the declaration ``annotation`` makes it a component (:data:`NESTED`)."""
+    for kind, check in NESTED:
+        if accepts(annotation, kind):
+            check(value, where)
+            return
+    items = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (list, tuple, Sequence) and items and isinstance(value, list):
+        for index, entry in enumerate(value):
+            check_nested(items[0], entry, f"{where}[{index}]")
+
+
+def declared_fields(factory: Callable[..., Any], *skip: str) -> dict[str, Any]:
+    """The parameters of ``factory``'s declaration (but ``skip``) as pydantic fields: a section
+    of an experiment file that sets them reads their types, bounds and defaults from there."""
+    fields = parameter_model(factory).model_fields
+    return {name: (f.annotation, f) for name, f in fields.items() if name not in skip}
+
+
+# -- sections ------------------------------------------------------------------------------------
+class Section(BaseModel):
+    """A section with fixed keys: an unknown one is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def arguments(self, factory: Callable[..., Any]) -> dict[str, Any]:
+        """The settings of this section that ``factory`` declares, by name."""
+        declared = inspect.signature(factory).parameters
+        return {name: getattr(self, name) for name in type(self).model_fields if name in declared}
+
+
+class Table(BaseModel):
+    """A component table: ``kind`` names a registered component, the other keys (but the
+    section's own settings) are its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def spec(self) -> dict[str, Any]:
+        """The component as ``{"kind": ..., **parameters}``."""
+        return {"kind": self.kind, **self.params}
+
+
+class StreamSection(Table):
+    """``[stream]``: the stream, and how it is read (speed only: ``batch_size``; a cap:
+    ``max_samples``)."""
+
+    batch_size: Count = 256
+    max_samples: Count | None = None
+
+
+class EvaluationSection(Section):
+    """``[evaluation]`` of a prequential experiment (see
+    :func:`adaptloop.evaluation.prequential.prequential`)."""
+
+    metrics: list[str] | None = None
+    window: Count = 1000
+    record_every: Count | None = None
+    after: Count = 1000
+    tolerance: NonNegativeReal = 0.02
+
+
+class TasksSection(Table):
+    """One ``[[tasks]]`` table: a task sequence, its ``name`` (default: the sequence's own) and
+    its training settings."""
+
+    name: str | None = None
+    batch_size: Count = 16
+    epochs: Count = 1
+
+
+class ContinualEvaluationSection(Section):
+    """``[evaluation]`` of a continual experiment (see
+    :func:`adaptloop.evaluation.continual.continual_evaluation`); ``seeds``: every sequence is run
+    with each (default: the top-level ``seed``)."""
+
+    seeds: Annotated[list[Seed], MinLen(1)] | None = None
+    eval_every: Count = 1
+    eval_subsample: Count | None = None
+    windows: list[Count] = [10, 100]
+    gap_within: Count = 50
+    gap_recover: Annotated[Real, Gt(0), Le(1)] = 0.95
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"repeated seed in {seeds}")
+        return seeds
+
+
+class FederatedStreamSection(Table):
+    """``[stream]`` of a federated experiment: the generator the client shards are drawn from,
+    its ``concepts`` in time order."""
+
+    concepts: Annotated[list[int], MinLen(1)]
+
+    RESERVED: typing.ClassVar[tuple[str, ...]] = ("n", "seed", "drifts")
+    """Generator parameters the federation sets (``samples_per_client``, ``seed``,
+    ``drift_at``)."""
+
+
+FederationSection = create_model(
+    "FederationSection",
+    __base__=Section,
+    __doc__="``[federation]``: the clients' data (the settings of "
+    ":func:`~adaptloop.distributed.data.make_federated_data`), the clock and speeds (those of "
+    ":class:`~adaptloop.distributed.federation.Federation`) and the ``learner`` every client "
+    "runs.",
+    learner=(dict[str, Any], {"kind": "logistic"}),
+    **declared_fields(make_federated_data, "kind", "concepts", "seed"),
+    **declared_fields(Federation, "data", "learner", "seed", "faults"),
+)
+
+EngineSection = create_model(
+    "EngineSection",
+    __base__=Section,
+    __doc__="``[engine]``: ``local`` (simulated clock) or ``ray``, with the settings of "
+    ":class:`~adaptloop.distributed.ray_engine.RayEngine`.",
+    kind=(Literal["local", "ray"], "local"),
+    **declared_fields(RayEngine),
+)
+
+
+class FederatedEvaluationSection(Section):
+    """``[evaluation]`` of a federated experiment, in time units (see
+    :func:`adaptloop.distributed.run.run_federation`)."""
+
+    target: Annotated[Real, Gt(0), Le(1)] | None = None
+    window: PositiveReal = 50.0
+    after: PositiveReal = 50.0
+    tolerance: NonNegativeReal = 0.02
+
+
+# -- the three kinds of files --------------------------------------------------------------------
+class ExperimentFile(Section):
+    """What every kind of experiment file has: a ``name``, a ``seed``, and where it came from
+    (``source``: the TOML text as read; ``origin``: the file, for messages)."""
+
+    name: str = "experiment"
+    seed: Seed = 0
+    source: str = Field("", exclude=True)
+    origin: str = Field("experiment", exclude=True)
+
+    def components(self) -> Iterator[tuple[Registry, object, str]]:
+        """Every component table of the file: its registry, the table and its key path."""
+        return iter(())
+
+
+def _learner_tables(tables: Mapping[str, Table]) -> Iterator[tuple[Registry, object, str]]:
+    for name, table in tables.items():
+        yield learners.registry, table.spec(), f"learners.{name}"
+
+
+class Experiment(ExperimentFile):
+    """A prequential experiment: ``[stream]``, ``[learners.*]``, ``[evaluation]``."""
+
+    stream: StreamSection
+    learners: dict[str, Table] = Field(min_length=1)
+    evaluation: EvaluationSection = EvaluationSection()
+
+    def components(self) -> Iterator[tuple[Registry, object, str]]:
+        yield streams.registry, self.stream.spec(), "stream"
+        yield from _learner_tables(self.learners)
+
+
+class ContinualExperiment(ExperimentFile):
+    """A continual-learning experiment: ``[tasks]`` (a task sequence) instead of ``[stream]``,
+    evaluated by :func:`adaptloop.evaluation.continual.continual_evaluation`.
+
+    Several sequences are ``[[tasks]]`` tables (each may set ``name``, default: the
+    sequence's own, and its ``batch_size`` / ``epochs``); ``[evaluation] seeds = [0, 1, 2]``
+    runs each sequence with every seed (default: the top-level ``seed``), learners built afresh
+    for every run."""
+
+    tasks: list[TasksSection] = Field(min_length=1)
+    learners: dict[str, Table] = Field(min_length=1)
+    evaluation: ContinualEvaluationSection = ContinualEvaluationSection()
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _one_table_is_a_list_of_one(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds each sequence is run with."""
+        return list(self.evaluation.seeds or [self.seed])
+
+    def tasks_where(self, index: int) -> str:
+        """The key path of the ``index``-th task sequence."""
+        return "tasks" if len(self.tasks) == 1 else f"tasks[{index}]"
+
+    def components(self) -> Iterator[tuple[Registry, object, str]]:
+        named: dict[str, int] = {}
+        for index, section in enumerate(self.tasks):
+            if section.name is not None and named.setdefault(section.name, index) != index:
+                raise ParameterError(
+                    f"{self.tasks_where(index)}.name",
+                    f"a second sequence named {section.name!r}; give it another 'name'",
+                )
+            yield tasks.registry, section.spec(), self.tasks_where(index)
+        yield from _learner_tables(self.learners)
+
+
+class FederatedExperiment(ExperimentFile):
+    """A federated experiment: ``[stream]`` (the generator the client shards are drawn from),
+    ``[federation]`` (clients, data, speeds, clock, the ``learner`` and which parts of its state
+    clients ``share`` or keep ``local``), ``[engine]``, ``[rules.*]`` (one aggregation rule
+    each: each is one curve of the results) and ``[evaluation]`` (the ``target`` accuracy and
+    the drift-segment settings, in time units)."""
+
+    name: str = "federated"
+    stream: FederatedStreamSection
+    federation: FederationSection = FederationSection()  # type: ignore[valid-type]
+    engine: EngineSection = EngineSection()  # type: ignore[valid-type]
+    rules: dict[str, Table] = Field(min_length=1)
+    evaluation: FederatedEvaluationSection = FederatedEvaluationSection()
+
+    @property
+    def learners(self) -> dict[str, Table]:
+        """The rules: each is one curve ("learner") of the results."""
+        return self.rules
+
+    def components(self) -> Iterator[tuple[Registry, object, str]]:
+        for key in FederatedStreamSection.RESERVED:
+            if key in self.stream.params:
+                raise ParameterError(
+                    f"stream.{key}",
+                    "set by the federation (samples_per_client, seed, drift_at); remove it",
+                )
+        yield streams.registry, {**self.stream.spec(), "concepts": self.stream.concepts}, "stream"
+        yield learners.registry, self.federation.learner, "federation.learner"
+        for name, table in self.rules.items():
+            yield rules, table.spec(), f"rules.{name}"
+
+
+AnyExperiment = Experiment | ContinualExperiment | FederatedExperiment
+
+KINDS: tuple[tuple[str, type[ExperimentFile]], ...] = (
+    ("federation", FederatedExperiment),
+    ("tasks", ContinualExperiment),
+)
+"""The section that makes a file of each kind other than prequential."""
+
+
+def experiment_kind(data: Mapping[str, Any]) -> type[ExperimentFile]:
+    """The kind of an experiment file, told by its sections.
+
+    >>> experiment_kind({"tasks": {}}).__name__, experiment_kind({"stream": {}}).__name__
+    ('ContinualExperiment', 'Experiment')
+    """
+    return next((kind for section, kind in KINDS if section in data), Experiment)
+
+
+# -- reading files -------------------------------------------------------------------------------
+def _refused(error: ValidationError, origin: str) -> ExperimentError:
+    refused = first_error(error)
+    reason = "unknown key" if error.errors()[0]["type"] == "extra_forbidden" else refused.reason
+    return ExperimentError(f"{origin}: {refused.path}: {reason}")
+
+
+def parse_experiment(text: str, origin: str = "experiment") -> AnyExperiment:
+    """Read an experiment from TOML text and check every section and component table; nothing
+    is built (a missing data file is found when the stream is built,
+    :mod:`adaptloop.config.build`).
+
+    >>> exp = parse_experiment('seed = 1\\n[[tasks]]\\nkind = "split_digits"\\n'
+    ...                        '[learners.ft]\\nkind = "finetune"\\nbase = "mlp"')
+    >>> type(exp).__name__, exp.seeds
+    ('ContinualExperiment', [1])
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError(f"{origin}: not valid TOML: {error}") from None
+    try:
+        experiment = experiment_kind(data).model_validate({**data, "source": text, "origin": origin})
+    except ValidationError as error:
+        raise _refused(error, origin) from None
+    try:
+        for registry, table, where in experiment.components():
+            check_component(registry, table, where)
+    except ValueError as error:
+        raise ExperimentError(f"{origin}: {error}") from None
+    return experiment  # type: ignore[return-value]
+
+
+def load_experiment(path: str | Path | None = None) -> AnyExperiment:
+    """Read an experiment file, or the built-in default when ``path`` is None.
+
+    >>> load_experiment().stream.kind
+    'sea'
+    """
+    if path is None:
+        text = resources.files("adaptloop.experiments").joinpath(DEFAULT_EXPERIMENT).read_text()
+        return parse_experiment(text, f"built-in {DEFAULT_EXPERIMENT}")
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"experiment file not found: {path}")
+    return parse_experiment(path.read_text(encoding="utf-8"), str(path))
+
+
+def with_seed(experiment: AnyExperiment, seed: int) -> AnyExperiment:
+    """The same experiment with another seed (the recorded source text says so too).
+
+    A continual experiment's ``[evaluation] seeds`` list becomes ``[seed]``.
+
+    >>> with_seed(load_experiment(), 3).seed
+    3
+    """
+    pattern = re.compile(r"^seed\s*=.*$", re.MULTILINE)
+    header = experiment.source.split("\n[", 1)[0]
+    if pattern.search(header):
+        source = pattern.sub(f"seed = {seed}", experiment.source, count=1)
+    else:
+        source = f"seed = {seed}\n{experiment.source}"
+    update: dict[str, Any] = {"seed": seed, "source": source}
+    if isinstance(experiment, ContinualExperiment) and experiment.evaluation.seeds:
+        seeds = re.compile(r"^seeds\s*=[^\n#]*", re.MULTILINE)
+        update["source"] = seeds.sub(f"seeds = [{seed}]", source, count=1)
+        update["evaluation"] = experiment.evaluation.model_copy(update={"seeds": None})
+    return experiment.model_copy(update=update)
+
+
+def with_engine(
+    experiment: FederatedExperiment, kind: str, address: str | None = None
+) -> FederatedExperiment:
+    """The same experiment on another engine (``adaptloop run --engine``, ``--address``)."""
+    if kind not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {kind!r}")
+    update: dict[str, Any] = {"kind": kind}
+    if address is not None:
+        update["address"] = address
+    return experiment.model_copy(update={"engine": experiment.engine.model_copy(update=update)})
