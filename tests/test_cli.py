@@ -7,7 +7,13 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
-from adaptloop.config import ExperimentError, load_experiment, parse_experiment
+from adaptloop.config import (
+    Experiment,
+    ExperimentError,
+    build_stream,
+    load_experiment,
+    parse_experiment,
+)
 
 runner = CliRunner()
 
@@ -110,7 +116,7 @@ def test_missing_experiment_file(tmp_path):
     assert "absent.toml" in result.output
 
 
-def test_missing_data_file_is_named(tmp_path):
+def test_missing_data_file_parses_and_is_named_when_built(tmp_path):
     text = """
 [stream]
 kind = "elec2"
@@ -118,8 +124,13 @@ path = "/nowhere/elec2.csv.gz"
 [learners.lr]
 kind = "logistic"
 """
-    with pytest.raises(ExperimentError, match="/nowhere/elec2.csv.gz"):
-        parse_experiment(text)
+    experiment = parse_experiment(text, "elec.toml")  # parsing opens no file
+    with pytest.raises(ExperimentError, match=r"^elec.toml: stream: .*/nowhere/elec2.csv.gz"):
+        build_stream(experiment)
+    path = write(tmp_path, text)
+    result = runner.invoke(app, ["run", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "/nowhere/elec2.csv.gz" in result.output
 
 
 def test_default_experiment_validates():
@@ -149,8 +160,8 @@ def test_examples_validate(path, monkeypatch):
     text = path.read_text()
     missing = re.findall(r'path = "([^"]+)"', text)
     missing = [p for p in missing if not (path.parents[1] / p).exists()]
-    if missing:
+    experiment = load_experiment(path)  # parses without reading data
+    assert experiment.name == path.stem
+    if missing and isinstance(experiment, Experiment):
         with pytest.raises(ExperimentError, match=re.escape(missing[0])):
-            load_experiment(path)
-    else:
-        assert load_experiment(path).name == path.stem
+            build_stream(experiment)

@@ -7,7 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
-from adaptloop.config import ContinualExperiment, ExperimentError, parse_experiment
+from adaptloop.config import (
+    ContinualExperiment,
+    ExperimentError,
+    build_all_tasks,
+    parse_experiment,
+)
 
 runner = CliRunner()
 
@@ -56,7 +61,7 @@ def test_continual_run_writes_the_continual_results_folder(tmp_path):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("epochs = 1", "epochs = 1\ncolour = 1"), "tasks.colour: unknown key"),
+        (("epochs = 1", "epochs = 1\ncolour = 1"), "tasks.colour: unknown parameter"),
         (("eval_every = 2", "eval_every = 0"), "evaluation.eval_every"),
         (("eval_every = 2", "eval_evry = 2"), "evaluation.eval_evry: unknown key"),
         (('kind = "split_digits"', 'kind = "split_cifar"'), "unknown task sequence"),
@@ -156,7 +161,6 @@ def test_seed_option_runs_one_seed_of_a_seeds_list(tmp_path):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (('name = "rot"', 'name = "split_digits_class"'), "tasks[1]: a second sequence named"),
         (("seeds = [0, 1, 2]", "seeds = [0, 0]"), "evaluation.seeds: repeated seed"),
         (("seeds = [0, 1, 2]", "seeds = []"), "evaluation.seeds"),
         (('kind = "rotated_digits"', 'kind = "rotated_cifar"'), "tasks[1].kind: unknown"),
@@ -167,3 +171,13 @@ def test_bad_multi_sequence_experiment_names_the_field(tmp_path, change, expecte
     old, new = change
     with pytest.raises(ExperimentError, match=re.escape(expected)):
         parse_experiment(MULTI.replace(old, new, 1))
+
+
+def test_two_sequences_of_one_name_are_refused():
+    # named in the file: refused when parsed; by their built names: when built
+    twice = MULTI.replace('kind = "split_digits"', 'kind = "split_digits"\nname = "rot"')
+    with pytest.raises(ExperimentError, match=re.escape("tasks[1].name: a second sequence named")):
+        parse_experiment(twice)
+    same = parse_experiment(MULTI.replace('name = "rot"', 'name = "split_digits_class"'))
+    with pytest.raises(ExperimentError, match=re.escape("tasks[1]: a second sequence named")):
+        build_all_tasks(same)

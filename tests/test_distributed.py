@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -27,7 +28,7 @@ from adaptloop.distributed import (
 )
 from adaptloop.distributed.rules.base import ServerView, Update
 from adaptloop.distributed.run import time_to
-from adaptloop.config import ExperimentError, parse_experiment
+from adaptloop.config import ExperimentError, build_federation, parse_experiment
 from adaptloop.learners import LogisticRegression
 from adaptloop.learners.base import BaseClassifier, StateRoles
 
@@ -133,8 +134,9 @@ def test_shards_are_non_iid_with_their_own_drift_times():
         ({"concepts": [0, 1, 2], "drift_at": [20.0, 10.0]}, "increasing"),
         ({"kind": "elec2"}, "has no 'concepts' parameter"),
         ({"kind": "nope"}, "unknown stream 'nope'"),
-        ({"class_skew": 0.0}, "class_skew must be"),
-        ({"clients": 0}, "clients must be an integer >= 1"),
+        ({"class_skew": 0.0}, "class_skew: must be > 0, got 0.0"),
+        ({"clients": 0}, "clients: must be >= 1, got 0"),
+        ({"clients": 2.0}, "clients: must be an integer, got 2.0"),
     ],
 )
 def test_bad_shard_settings_are_refused_by_name(kwargs, message):
@@ -343,15 +345,52 @@ after = 20.0
     ("change", "message"),
     [
         (('kind = "fedbuff"', 'kind = "fedwhat"'), "rules.fedbuff.kind: unknown aggregation"),
-        (("buffer_size = 3", "buffer = 3"), "rules.fedbuff.buffer: unknown key"),
-        (("clients = 6", "clients = 0"), "federation.clients"),
-        (("lr = 0.1", "lr = -1.0"), r"federation\.learner: LogisticRegression\.lr: must be > 0"),
-        (("concepts = [0, 1]", "concepts = [0]"), "one more entry than drift_at"),
+        (("buffer_size = 3", "buffer = 3"), "rules.fedbuff.buffer: unknown parameter"),
+        (("clients = 6", "clients = 0"), "federation.clients: must be >= 1, got 0"),
+        (("clients = 6", "clients = 6.0"), "federation.clients: must be an integer, got 6.0"),
+        (
+            ("duration = 120.0", "duration = true"),
+            "federation.duration: must be a number, got True",
+        ),
+        (("duration = 120.0", "duration = 0.0"), "federation.duration: must be > 0, got 0.0"),
+        (("duration = 120.0", "timeout = -1.0"), "federation.timeout: must be > 0, got -1.0"),
+        (("n_features = 5", "n = 5"), "stream.n: set by the federation"),
+        (("lr = 0.1", "lr = -1.0"), r"federation\.learner\.lr: must be > 0, got -1\.0"),
+        (
+            (
+                'kind = "hyperplane"\nconcepts = [0, 1]\nn_features = 5\nmag_change = 0.0',
+                'kind = "elec2"\nconcepts = [0, 1]',
+            ),
+            "stream.concepts: unknown parameter",
+        ),
     ],
 )
 def test_federated_experiment_errors_name_the_field(change, message):
     with pytest.raises(ExperimentError, match=message):
         parse_experiment(EXPERIMENT.replace(*change))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("lr = 0.1", "lr = -1.0"), "federation.learner: .*lr"),
+        (("concepts = [0, 1]", "concepts = [0]"), "one more entry than drift_at"),
+    ],
+)
+def test_federated_experiment_errors_found_when_built_name_the_field(change, message):
+    with pytest.raises(ExperimentError, match=message):
+        build_federation(parse_experiment(EXPERIMENT.replace(*change)))
+
+
+def test_federation_section_reads_the_federation_declaration():
+    experiment = parse_experiment(EXPERIMENT.replace("duration = 120.0\n", ""))
+    federation = build_federation(experiment)
+    defaults = inspect.signature(Federation).parameters
+    assert federation.duration == defaults["duration"].default  # not a default of the file's own
+    assert federation.slow_factor == defaults["slow_factor"].default
+    assert federation.n_clients == 6 and federation.seed == 3
+    with pytest.raises(ValueError, match="Federation.duration: must be > 0, got 0"):
+        Federation(federation.data, federation.learner, duration=0)
 
 
 def test_cli_runs_a_federated_experiment_into_a_results_folder(tmp_path):

@@ -20,7 +20,7 @@ from adaptloop.distributed import (
 )
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.state import initial_state
-from adaptloop.config import ExperimentError, parse_experiment
+from adaptloop.config import ExperimentError, build_federation, parse_experiment
 from adaptloop.learners import LogisticRegression, MLPClassifier
 from adaptloop.learners.base import BaseClassifier, StateRoles
 
@@ -250,9 +250,12 @@ kind = "fedbuff"
 
 
 def test_a_federated_experiment_names_a_leaf_it_cannot_share():
-    with pytest.raises(ExperimentError, match=r"federation\.learner: state entry 'learned\.opt"):
-        parse_experiment(EXPERIMENT)
-    parse_experiment(EXPERIMENT.replace('share = ["optimizer"]', 'local = ["scaler"]'))
+    experiment = parse_experiment(EXPERIMENT)  # the learner's state is known once built
+    with pytest.raises(ExperimentError, match=r"federation: state entry 'learned\.opt"):
+        build_federation(experiment)
+    build_federation(
+        parse_experiment(EXPERIMENT.replace('share = ["optimizer"]', 'local = ["scaler"]'))
+    )
 
 
 def test_statistics_a_client_restarted_count_only_its_samples_since():

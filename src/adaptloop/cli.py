@@ -95,7 +95,6 @@ def run(
     except (ExperimentError, ValueError) as error:
         raise _fail(str(error)) from None
     out = out or Path("results") / f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    console.print(f"[bold]{spec.name}[/]: {len(spec.learners)} learners, seed {spec.seed}")
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -113,8 +112,9 @@ def run(
     )
     task_id = None
 
-    def on_start(info, total):
+    def on_start(info, total):  # built: the experiment's errors are all out
         nonlocal task_id
+        console.print(f"[bold]{spec.name}[/]: {len(spec.learners)} learners, seed {spec.seed}")
         task_id = progress.add_task(f"{info.name}", total=total)
 
     started = time.perf_counter()

@@ -159,7 +159,9 @@ def build_federation(experiment: FederatedExperiment) -> Federation:
     settings = experiment.federation.arguments(Federation)
     with _named(experiment):
         try:
-            return Federation(**{**settings, "data": data, "learner": learner, "seed": experiment.seed})
+            return Federation(
+                **{**settings, "data": data, "learner": learner, "seed": experiment.seed}
+            )
         except ValueError as error:  # the learner's state and the share / local patterns
             raise ParameterError("federation", str(error)) from None
 

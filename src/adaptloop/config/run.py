@@ -33,11 +33,13 @@ from adaptloop.config.schema import (
     AnyExperiment,
     ContinualExperiment,
     Experiment,
+    ExperimentError,
     FederatedExperiment,
 )
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.run import FederatedResult, run_federation
 from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
+from adaptloop.evaluation.metrics import check_metrics
 from adaptloop.evaluation.prequential import PrequentialResult, prequential
 from adaptloop.streams.base import StreamInfo
 from adaptloop.streams.tasks import TaskSequence
@@ -59,6 +61,11 @@ def run_prequential(
     stream = build_stream(experiment)
     learners = build_learners(experiment, stream.info)
     section, evaluation = experiment.stream, experiment.evaluation
+    if evaluation.metrics is not None:
+        try:
+            check_metrics(evaluation.metrics, stream.info.task)
+        except ValueError as error:
+            raise ExperimentError(f"{experiment.origin}: evaluation.metrics: {error}") from None
     total = stream.info.n_samples
     if section.max_samples is not None:
         total = min(total or section.max_samples, section.max_samples)

@@ -160,7 +160,11 @@ def check_nested(annotation: Any, value: object, where: str) -> None:
             check(value, where)
             return
     items = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (list, tuple, Sequence) and items and isinstance(value, list):
+    if (
+        typing.get_origin(annotation) in (list, tuple, Sequence)
+        and items
+        and isinstance(value, list)
+    ):
         for index, entry in enumerate(value):
             check_nested(items[0], entry, f"{where}[{index}]")
 
@@ -434,7 +438,9 @@ def parse_experiment(text: str, origin: str = "experiment") -> AnyExperiment:
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{origin}: not valid TOML: {error}") from None
     try:
-        experiment = experiment_kind(data).model_validate({**data, "source": text, "origin": origin})
+        experiment = experiment_kind(data).model_validate(
+            {**data, "source": text, "origin": origin}
+        )
     except ValidationError as error:
         raise _refused(error, origin) from None
     try:
