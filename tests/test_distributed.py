@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptloop.cli import app
+from adaptloop.config import ExperimentError, build_federation, parse_experiment
 from adaptloop.distributed import (
     Fault,
     FedAvg,
@@ -28,7 +29,6 @@ from adaptloop.distributed import (
 )
 from adaptloop.distributed.rules.base import ServerView, Update
 from adaptloop.distributed.run import time_to
-from adaptloop.config import ExperimentError, build_federation, parse_experiment
 from adaptloop.learners import LogisticRegression
 from adaptloop.learners.base import BaseClassifier, StateRoles
 

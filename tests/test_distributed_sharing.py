@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from adaptloop.config import ExperimentError, build_federation, parse_experiment
 from adaptloop.distributed import (
     FedAvg,
     FedBuff,
@@ -20,7 +21,6 @@ from adaptloop.distributed import (
 )
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.state import initial_state
-from adaptloop.config import ExperimentError, build_federation, parse_experiment
 from adaptloop.learners import LogisticRegression, MLPClassifier
 from adaptloop.learners.base import BaseClassifier, StateRoles
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptloop.evaluation import prequential
 from adaptloop.config import build_learner, parse_experiment
+from adaptloop.evaluation import prequential
 from adaptloop.learners import (
     ErrorMemory,
     LinearRegression,

@@ -189,11 +189,13 @@ def report(
 
 @app.command("list")
 def list_components() -> None:
-    """Show the available streams, learners, continual plugins, drift detectors and rules."""
+    """Show the available streams, learners, continual plugins, drift detectors and rules, with
+    each parameter's declared type and default."""
     from adaptloop.distributed import registry as rule_registry
     from adaptloop.learners import registry as learner_registry
     from adaptloop.learners.continual import plugins
     from adaptloop.learners.detectors import detectors
+    from adaptloop.parameters import describe_annotation, parameter_hints
     from adaptloop.streams import registry as stream_registry
     from adaptloop.streams.tasks import registry as task_registry
 
@@ -208,14 +210,16 @@ def list_components() -> None:
     for registry in registries:
         table = Table(title=f"{registry.kind}s", title_justify="left")
         table.add_column("name", style="bold")
-        table.add_column("parameters (default)")
+        table.add_column("parameters: type = default")
         table.add_column("description")
         for name in registry.names():
-            params = ", ".join(
-                p.name if p.required else f"{p.name}={p.default!r}"
-                for p in registry.parameters(name)
-            )
-            table.add_row(name, params, registry.describe(name))
+            hints = parameter_hints(registry.get(name))
+            params = []
+            for p in registry.parameters(name):
+                declared = describe_annotation(hints.get(p.name, p.annotation))
+                text = f"{p.name}: {declared}" if declared else p.name
+                params.append(text if p.required else f"{text} = {p.default!r}")
+            table.add_row(name, ", ".join(params), registry.describe(name))
         console.print(table)
 
 

@@ -14,14 +14,14 @@ with the words the constructor uses (:class:`ExperimentError`).
 >>> exp = parse_experiment('''
 ... [stream]
 ... kind = "sea"
-... [learners.incremental]
+... [learners.w]
 ... kind = "window_retrain"
 ... base = { kind = "logistic" }
 ... window = "2000"
 ... ''', "sea.toml")
 Traceback (most recent call last):
 ...
-adaptloop.config.schema.ExperimentError: sea.toml: learners.incremental.window: must be an integer, got '2000'
+adaptloop.config.schema.ExperimentError: sea.toml: learners.w.window: must be an integer, got '2000'
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.evaluation.metrics import MetricTracker, default_metrics
 from adaptloop.config import (
     Experiment,
     build_learner,
@@ -60,6 +59,7 @@ from adaptloop.config import (
     load_experiment,
     parse_experiment,
 )
+from adaptloop.evaluation.metrics import MetricTracker, default_metrics
 from adaptloop.learners.base import DriftReporting, Learner, is_classifier
 from adaptloop.parameters import ParameterError, check_parameters
 from adaptloop.serve.checkpoint import (
