@@ -6,20 +6,12 @@ declares them and the file does not set them, in nested learners (``base``) too.
 cannot be built (a missing data file, a constructor's own check) raises
 :class:`~adaptloop.config.schema.ExperimentError` naming its key path.
 
->>> from adaptloop.config.schema import parse_experiment
->>> exp = parse_experiment('''
-... seed = 3
-... [stream]
-... kind = "sea"
-... n = 1_000
-... [learners.reset]
-... kind = "drift_reset"
-... base = { kind = "logistic" }
-... ''')
+>>> from adaptloop.config.schema import load_experiment
+>>> exp = load_experiment()  # its adwin_reset: base = { kind = "logistic" }, seed 7
 >>> stream = build_stream(exp)
->>> learner = build_learners(exp, stream.info)["reset"]
+>>> learner = build_learners(exp, stream.info)["adwin_reset"]
 >>> type(learner).__name__, learner.base.n_classes, learner.base.seed
-('DriftReset', 2, 3)
+('DriftReset', 2, 7)
 """
 
 from __future__ import annotations
