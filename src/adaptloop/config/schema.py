@@ -252,16 +252,18 @@ class ContinualEvaluationSection(Section):
         return seeds
 
 
-class FederatedStreamSection(Table):
-    """``[stream]`` of a federated experiment: the generator the client shards are drawn from,
-    its ``concepts`` in time order."""
+FederatedStreamSection = create_model(
+    "FederatedStreamSection",
+    __base__=Table,
+    __doc__="``[stream]`` of a federated experiment: the generator the client shards are drawn "
+    "from, its ``concepts`` in time order (as "
+    ":func:`~adaptloop.distributed.data.make_federated_data` declares them).",
+    concepts=declared_fields(make_federated_data)["concepts"],
+)
 
-    concepts: Annotated[list[int], MinLen(1)]
-
-    RESERVED: typing.ClassVar[tuple[str, ...]] = ("n", "seed", "drifts")
-    """Generator parameters the federation sets (``samples_per_client``, ``seed``,
-    ``drift_at``)."""
-
+SET_BY_THE_FEDERATION = ("n", "seed", "drifts")
+"""Generator parameters a federated ``[stream]`` may not set: the federation sets them
+(``samples_per_client``, ``seed``, ``drift_at``)."""
 
 FederationSection = create_model(
     "FederationSection",
@@ -374,7 +376,7 @@ class FederatedExperiment(ExperimentFile):
     the drift-segment settings, in time units)."""
 
     name: str = "federated"
-    stream: FederatedStreamSection
+    stream: FederatedStreamSection  # type: ignore[valid-type]
     federation: FederationSection = FederationSection()  # type: ignore[valid-type]
     engine: EngineSection = EngineSection()  # type: ignore[valid-type]
     rules: dict[str, Table] = Field(min_length=1)
@@ -386,7 +388,7 @@ class FederatedExperiment(ExperimentFile):
         return self.rules
 
     def components(self) -> Iterator[tuple[Registry, object, str]]:
-        for key in FederatedStreamSection.RESERVED:
+        for key in SET_BY_THE_FEDERATION:
             if key in self.stream.params:
                 raise ParameterError(
                     f"stream.{key}",
