@@ -149,6 +149,7 @@ def test_list_shows_streams_learners_and_detectors():
     assert result.exit_code == 0
     for name in ("sea", "hyperplane", "rbf", "elec2", "logistic", "window_retrain", "adwin"):
         assert name in result.output
+    assert "window: int" in result.output  # each parameter's declared type
 
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
