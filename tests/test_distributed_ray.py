@@ -28,6 +28,7 @@ def _federation(duration: float, learner=None, timeout: float = 100.0) -> Federa
         samples_per_client=300,
         concepts=[0],
         drift_at=[],
+        class_skew=1.0,
         seed=2,
         n_features=5,
         mag_change=0.0,
