@@ -94,7 +94,9 @@ def build_tasks(
     return sequence if section.name is None else dataclasses.replace(sequence, name=section.name)
 
 
-def build_all_tasks(experiment: ContinualExperiment, seed: int | None = None) -> list:
+def build_all_tasks(
+    experiment: ContinualExperiment, seed: int | None = None
+) -> list[tasks.TaskSequence]:
     """Every task sequence of the experiment (see :func:`build_tasks`); their names must differ."""
     sequences: list[tasks.TaskSequence] = []
     for index in range(len(experiment.tasks)):
