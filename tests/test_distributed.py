@@ -374,7 +374,7 @@ def test_federated_experiment_errors_name_the_field(change, message):
     ("change", "message"),
     [
         (("lr = 0.1", "lr = -1.0"), "federation.learner: .*lr"),
-        (("concepts = [0, 1]", "concepts = [0]"), "one more entry than drift_at"),
+        (("concepts = [0, 1]", "concepts = [0]"), "federation: concepts must have one more entry"),
     ],
 )
 def test_federated_experiment_errors_found_when_built_name_the_field(change, message):

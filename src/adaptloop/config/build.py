@@ -64,13 +64,16 @@ def build_component(registry: Registry, spec: object, where: str, fill: dict[str
 
 
 @contextmanager
-def _named(experiment: ExperimentFile) -> Iterator[None]:
+def _named(experiment: ExperimentFile, where: str = "") -> Iterator[None]:
+    """Errors inside as :class:`ExperimentError`, naming the file and ``where`` (the parts
+    built by :func:`build_component` name themselves)."""
     try:
         yield
     except ExperimentError:
         raise
     except (ValueError, TypeError, OSError) as error:
-        raise ExperimentError(f"{experiment.origin}: {error}") from None
+        at = f"{where}: " if where else ""
+        raise ExperimentError(f"{experiment.origin}: {at}{error}") from None
 
 
 def build_stream(experiment: Experiment) -> streams.Stream:
@@ -136,7 +139,7 @@ def build_learners(
 def build_data(experiment: FederatedExperiment) -> FederatedData:
     """The client shards: ``[stream]``'s generator, ``[federation]``'s data settings."""
     stream = experiment.stream
-    with _named(experiment):
+    with _named(experiment, "federation"):
         return make_federated_data(
             stream.kind,
             stream.concepts,
@@ -151,13 +154,8 @@ def build_federation(experiment: FederatedExperiment) -> Federation:
     data = build_data(experiment)
     learner = _learner(experiment, experiment.federation.learner, "federation.learner", data.info)
     settings = experiment.federation.arguments(Federation)
-    with _named(experiment):
-        try:
-            return Federation(
-                **{**settings, "data": data, "learner": learner, "seed": experiment.seed}
-            )
-        except ValueError as error:  # the learner's state and the share / local patterns
-            raise ParameterError("federation", str(error)) from None
+    with _named(experiment, "federation"):  # the learner's state and share / local patterns
+        return Federation(**{**settings, "data": data, "learner": learner, "seed": experiment.seed})
 
 
 def build_rules(experiment: FederatedExperiment) -> dict[str, AggregationRule]:
@@ -174,8 +172,5 @@ def build_engine(experiment: FederatedExperiment) -> Engine:
     section = experiment.engine
     if section.kind == "local":
         return LocalEngine()
-    with _named(experiment):
-        try:
-            return RayEngine(**section.arguments(RayEngine))
-        except ValueError as error:
-            raise ParameterError("engine", str(error)) from None
+    with _named(experiment, "engine"):
+        return RayEngine(**section.arguments(RayEngine))
