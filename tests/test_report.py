@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from adaptloop.cli import app
 from adaptloop.config import parse_experiment, run_experiment
-from adaptloop.evaluation.results import write_results
 from adaptloop.report import build_report, load_results
 from adaptloop.report.data import MAX_POINTS, ReportError, downsample_minmax
 from adaptloop.report.figures import OKABE_ITO, gap_markers, task_accuracy_figure
