@@ -136,6 +136,11 @@ def test_errors_name_the_key_path_in_one_line(old, new, expected):
             'kind = "static"\nbase = { kind = "static", base = { kind = "nope" } }',
             "learners.l.base.base.kind: unknown learner 'nope'",
         ),
+        (
+            'kind = "continual"\nbase = "mlp"\nplugins = [{ kind = "replay" }, { kind = "lwf", '
+            'alpha = "1" }]',
+            r"learners.l.plugins\[1\].alpha: must be a number, got '1'",
+        ),
     ],
 )
 def test_nested_components_are_checked_against_their_own_declarations(learner, expected):

@@ -373,7 +373,6 @@ def test_federated_experiment_errors_name_the_field(change, message):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("lr = 0.1", "lr = -1.0"), "federation.learner: .*lr"),
         (("concepts = [0, 1]", "concepts = [0]"), "federation: concepts must have one more entry"),
     ],
 )

@@ -331,7 +331,10 @@ def test_experiment_file_sets_schedule_and_optimizer():
     ("base", "message"),
     [
         ('schedule = "step"', r"learners.refit.base.*unknown schedule 'step'; known: constant"),
-        ('schedule = { name = "uba", phi = 3.0 }', r"learners.refit.base.schedule.*phi: must be <= 2"),
+        (
+            'schedule = { name = "uba", phi = 3.0 }',
+            r"learners.refit.base.schedule.*phi: must be <= 2",
+        ),
         ('optimizer = "lion"', r"learners.refit.base.optimizer: unknown optimizer 'lion'"),
         ('optimizer = { name = "muon", beta = 0.9 }', r"optimizer 'muon' takes no parameter"),
     ],

@@ -6,10 +6,11 @@ A file is one of three kinds, told apart by its sections (:func:`experiment_kind
 settings (``batch_size``, ``[evaluation]``, ...) are typed with :mod:`adaptloop.validation`'s exact
 types; the federation's settings are read from their one declaration (``Federation`` and
 ``make_federated_data``). Component tables (``[stream]``, ``[learners.*]``, ``[[tasks]]``,
-``[rules.*]``, a learner's ``base``, ``detector``, ``schedule``, ``optimizer``) are checked
-against the registered factory's own declaration (:func:`adaptloop.parameters.check_parameters`),
-recursively, without building the component: a refused value names its key path in one line,
-with the words the constructor uses (:class:`ExperimentError`).
+``[rules.*]``, a learner's ``base``, ``detector``, ``plugins``, ``schedule``, ``optimizer``) are
+checked against the registered factory's own declaration
+(:func:`adaptloop.parameters.check_parameters`), recursively, without building the component: a
+refused value names its key path in one line, with the words the constructor uses
+(:class:`ExperimentError`).
 
 >>> exp = parse_experiment('''
 ... [stream]
@@ -44,9 +45,10 @@ from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.rules import registry as rules
 from adaptloop.learners.base import Learner
+from adaptloop.learners.continual.plugin import PluginSpec, plugins
 from adaptloop.learners.detectors import DetectorSpec, detectors
-from adaptloop.learners.optimizers import OptimizerLike, make_optimizer
-from adaptloop.learners.schedules import ScheduleLike, make_schedule
+from adaptloop.learners.optim.optimizers import OptimizerLike, make_optimizer
+from adaptloop.learners.optim.schedules import ScheduleLike, make_schedule
 from adaptloop.parameters import (
     ParameterError,
     check_parameters,
@@ -125,11 +127,13 @@ def _resolved_by(make: Callable[[Any], object]) -> Callable[[Any, str], None]:
 NESTED: list[tuple[Any, Callable[[Any, str], None]]] = [
     (Learner, lambda spec, where: check_component(learners.registry, spec, where)),
     (DetectorSpec, lambda spec, where: check_component(detectors, spec, where)),
+    (PluginSpec, lambda spec, where: check_component(plugins, spec, where)),
     (ScheduleLike, _resolved_by(make_schedule)),
     (OptimizerLike, _resolved_by(make_optimizer)),
 ]
 """Parameters whose value is itself a component, known by their declared type: a learner (a
-wrapper's ``base``), a drift detector, a learning-rate schedule, an optimiser; and how a file's
+wrapper's ``base``), a drift detector, a continual-learning plugin, a learning-rate schedule, an
+optimiser; and how a file's
 value for them is checked. A parameter declared as a list of one of these types is checked item
 by item (``plugins = [{kind = ...}, ...]``)."""
 
