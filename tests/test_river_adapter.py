@@ -57,11 +57,11 @@ def test_model_by_dotted_name_with_params_and_seed():
         "tree.HoeffdingAdaptiveTreeClassifier", n_classes=3, params={"grace_period": 30}, seed=4
     )
     assert isinstance(learner, RiverClassifier)
-    assert learner._model.grace_period == 30 and learner._model.seed == 4
+    assert learner.model_.grace_period == 30 and learner.model_.seed == 4
     same = RiverLearner("river.tree.HoeffdingAdaptiveTreeClassifier", params={"seed": 9}, seed=4)
-    assert same._model.seed == 9  # params win over the experiment seed
+    assert same.model_.seed == 9  # params win over the experiment seed
     unseeded = RiverLearner("naive_bayes.GaussianNB", seed=4)  # takes no seed: none passed
-    assert isinstance(unseeded._model, naive_bayes.GaussianNB)
+    assert isinstance(unseeded.model_, naive_bayes.GaussianNB)
 
 
 @pytest.mark.parametrize(
@@ -107,10 +107,10 @@ def test_registry_builds_from_toml_like_parameters():
     learner = registry.create(
         "river", model="tree.HoeffdingTreeClassifier", params={"grace_period": 10}, n_classes=4
     )
-    assert learner.n_classes == 4 and learner._model.grace_period == 10
+    assert learner.n_classes == 4 and learner.model_.grace_period == 10
     hat = registry.create("hoeffding_adaptive_tree", n_classes=3, seed=2, grace_period=40)
-    assert isinstance(hat._model, tree.HoeffdingAdaptiveTreeClassifier)
-    assert (hat._model.seed, hat._model.grace_period, hat.n_classes) == (2, 40, 3)
+    assert isinstance(hat.model_, tree.HoeffdingAdaptiveTreeClassifier)
+    assert (hat.model_.seed, hat.model_.grace_period, hat.n_classes) == (2, 40, 3)
     assert {"n_classes", "seed"} <= set(registry.parameter_names("hoeffding_adaptive_tree"))
 
 
@@ -122,8 +122,9 @@ def test_the_given_instance_is_never_updated_and_clone_uses_river_clone():
     learner.learn(X, y)
     assert pickle.dumps(model) == before
     clone = learner.clone()
-    assert clone._model is not learner._model and clone.model is not learner.model
-    assert clone._model.grace_period == 20 and clone._model.n_nodes in (None, 0, 1)
+    assert clone.model_ is not learner.model_ and clone.model is not learner.model
+    assert clone.model_.grace_period == 20 and clone.model_.n_nodes in (None, 0, 1)
+    assert learner.model_.n_nodes > 1  # (the learner's own tree did grow)
     np.testing.assert_array_equal(clone.predict_proba(X[:3]), np.full((3, 3), 1 / 3))
 
 
@@ -157,10 +158,13 @@ def test_pipeline_with_a_step_lacking_learn_many_loops():
     pipeline = preprocessing.StandardScaler() | tree.HoeffdingTreeClassifier()
     assert hasattr(pipeline, "learn_many")  # pipelines always have it ...
     learner = RiverLearner(pipeline)
-    assert not learner._many  # ... but their steps decide
     X, y = data(64)
-    learner.learn(X, y)
-    assert learner.predict(X).shape == (64,)
+    learner.learn(X, y)  # ... but their steps decide: learn_many would fail here
+    river = preprocessing.StandardScaler() | tree.HoeffdingTreeClassifier()
+    for xi, yi in zip(X, y, strict=True):
+        river.learn_one({f"x{i}": float(v) for i, v in enumerate(xi)}, int(yi))
+    expected = [river.predict_proba_one({f"x{i}": float(v) for i, v in enumerate(xi)}) for xi in X]
+    np.testing.assert_allclose(learner.predict_proba(X), [[p[0], p[1]] for p in expected])
 
 
 def test_learn_one_loop_equals_river_sample_by_sample():
@@ -218,7 +222,7 @@ def test_feature_names_reach_the_model():
     )
     X, y = data(50)
     learner.learn(X, y)
-    assert set(learner._model["LogisticRegression"].weights) == {"price", "demand", "hour"}
+    assert set(learner.model_["LogisticRegression"].weights) == {"price", "demand", "hour"}
     with pytest.raises(ValueError, match="feature_names"):
         RiverLearner(linear_model.LogisticRegression(), feature_names=["a", "b"]).learn(X, y)
 
@@ -246,8 +250,10 @@ def test_to_river_is_a_river_classifier_or_regressor():
     assert isinstance(clf, base.Classifier) and not isinstance(clf, base.Regressor)
     assert isinstance(reg, base.Regressor) and not isinstance(reg, base.Classifier)
     assert isinstance(clf, ToRiver) and isinstance(reg, ToRiver)
-    assert ToRiver(LogisticRegression(n_classes=3))._multiclass
-    assert not clf._multiclass
+    # River's multiclass flag follows n_classes: a binary-only River model refuses 3 classes
+    assert RiverLearner(ToRiver(LogisticRegression(n_classes=3)), n_classes=3).n_classes == 3
+    with pytest.raises(ValueError, match="binary only"):
+        RiverLearner(clf, n_classes=3)
     with pytest.raises(ValueError, match="learner"):
         ToRiver(object())
 
@@ -291,8 +297,12 @@ def test_to_river_key_order_probabilities_and_labels():
         a, b = rng.normal(), rng.normal()
         label = int(np.digitize(a, [-0.45, 0.45]))
         model.learn_one({"b": b, "a": a, "extra": "ignored"}, label)
-    assert model._keys == ["b", "a", "extra"] or model._keys[:2] == ["b", "a"]
     proba = model.predict_proba_one({"a": 2.0, "b": 0.0, "extra": "x"})
+    # the key order is the first sample's, {"b", "a"}: b is column 0 of what the learner sees
+    ordered = model.learner.predict_proba(np.array([[0.0, 2.0]], dtype=np.float32))[0]
+    assert [proba[c] for c in range(3)] == pytest.approx(ordered.tolist())
+    swapped = model.learner.predict_proba(np.array([[2.0, 0.0]], dtype=np.float32))[0]
+    assert not np.allclose(ordered, swapped)
     assert set(proba) == {0, 1, 2} and sum(proba.values()) == pytest.approx(1.0)
     assert model.predict_one({"a": 2.0, "b": 0.0, "extra": "x"}) == 2
     assert isinstance(model.predict_one({"a": -2.0, "b": 0.0, "extra": "x"}), int)

@@ -167,7 +167,8 @@ class RiverLearner(BaseLearner):
     near-constant columns). Features are named ``x0 .. x{d-1}`` unless ``feature_names`` are
     given.
 
-    ``state_dict`` holds the pickled River model; ``clone`` uses River's ``clone``.
+    ``model_`` is the River estimator being trained; ``state_dict`` holds it pickled;
+    ``clone`` uses River's ``clone``.
 
     >>> import numpy as np
     >>> from river import tree
@@ -245,6 +246,19 @@ class RiverLearner(BaseLearner):
                 "has no learn_many / predict_many"
             )
         self._many = many if use_many is None else bool(use_many)
+
+    @property
+    def model_(self) -> Any:
+        """The River estimator this learner trains: a copy of ``model`` (or built from its
+        name, ``params`` and ``seed``), updated by ``learn`` and replaced by
+        ``load_state_dict``. Read it to inspect what River learned; learn through the adapter.
+
+        >>> from river import tree
+        >>> learner = RiverLearner("tree.HoeffdingTreeClassifier", params={"grace_period": 30})
+        >>> type(learner.model_).__name__, learner.model_.grace_period
+        ('HoeffdingTreeClassifier', 30)
+        """
+        return self._model
 
     # -- adaptloop protocol -------------------------------------------------------------------
     def clone(self) -> RiverLearner:
