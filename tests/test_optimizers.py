@@ -108,7 +108,7 @@ def test_embeddings_are_not_orthogonalised():
     model.learn(X, (X[:, 0] > 2).astype(np.int64))
     muon = model.trainer_.optimizers[0]
     assert isinstance(muon, torch.optim.Muon)
-    embedding_ids = {id(e.weight) for e in model._net.embeddings}
+    embedding_ids = {id(e.weight) for e in model.network.embeddings}
     assert not embedding_ids & {id(p) for p in muon.param_groups[0]["params"]}
 
 
@@ -180,7 +180,7 @@ def test_a_refused_network_leaves_the_learner_unbuilt():
     X, y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])
     with pytest.raises(ValueError, match="probs has 2 entries but the network has 3 blocks"):
         bad.learn(X, y)
-    assert bad.trainer_ is None and bad._net is None
+    assert bad.trainer_ is None and bad.network is None
     model.learn(X, y)  # two blocks: fine
 
 

@@ -131,19 +131,21 @@ def test_refined_without_a_trace_is_linear_then_refines_from_the_previous_fit():
     model = MLPClassifier(hidden=(8,), lr=LR, epochs=6, batch_size=16, schedule="refined")
     model.learn(X, y)  # first fit: no trace yet, linear decay
     trainer = model.trainer_
-    np.testing.assert_allclose(trainer._factors, Linear().factors(24))
+    np.testing.assert_allclose(trainer.factors_, Linear().factors(24))
     first = trainer.grad_norms_
     assert first.shape == (24,) and (first > 0).all()
+    lrs = record_lrs(model)
     model.learn(X[:32], y[:32])  # second fit (12 steps), refined from the first's 24 norms
     np.testing.assert_allclose(trainer.previous_grad_norms_, first)
-    np.testing.assert_allclose(trainer._factors, refined_factors(first, 12, 0.1))
+    np.testing.assert_allclose(trainer.factors_, refined_factors(first, 12, 0.1))
+    np.testing.assert_allclose(lrs, LR * refined_factors(first, 12, 0.1))  # the rates taken
 
 
 def test_refined_with_a_given_trace():
     X, y = blobs(32)
     model = MLPRegressor(hidden=(4,), epochs=4, schedule=Refined(trace=[3.0, 2.0, 1.0, 1.0]))
     model.learn(X, y.astype(np.float32))
-    np.testing.assert_allclose(model.trainer_._factors, refined_factors([3, 2, 1, 1], 4))
+    np.testing.assert_allclose(model.trainer_.factors_, refined_factors([3, 2, 1, 1], 4))
 
 
 # -- the budget of a fit ----------------------------------------------------------------------
@@ -201,11 +203,11 @@ def test_window_retrain_refined_reads_the_replaced_models_trace():
     model = WindowRetrain(base, window=100, every=100, epochs=2, fit_batch_size=50, warmup=False)
     model.learn(X[:100], y[:100])
     first = model.model_.trainer_.grad_norms_  # 2 epochs x 2 calls: 4 steps, linear decay
-    np.testing.assert_allclose(model.model_.trainer_._factors, Linear().factors(4))
+    np.testing.assert_allclose(model.model_.trainer_.factors_, Linear().factors(4))
     model.learn(X[100:200], y[100:200])
     trainer = model.model_.trainer_
     np.testing.assert_allclose(trainer.previous_grad_norms_, first)
-    np.testing.assert_allclose(trainer._factors, refined_factors(first, 4, 0.1))
+    np.testing.assert_allclose(trainer.factors_, refined_factors(first, 4, 0.1))
 
 
 def test_state_round_trip_mid_fit_goes_on_identically():

@@ -24,6 +24,8 @@ become ``previous_grad_norms_`` (what a ``Refined`` schedule without a trace of 
 ...     lrs.append(trainer.lr_); _ = trainer.step(lambda: ((net(x) - y) ** 2).mean())
 >>> [round(lr, 3) for lr in lrs], trainer.step_, trainer.budget_, len(trainer.grad_norms_)
 ([0.1, 0.075, 0.05, 0.025], 4, 4, 4)
+>>> trainer.factors_.tolist()
+[1.0, 0.75, 0.5, 0.25]
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ class Trainer:
     def previous_grad_norms_(self) -> np.ndarray | None:
         """The gradient norms recorded over the previous fit (``None`` before one ended)."""
         return None if self._previous is None else self._previous.copy()
+
+    @property
+    def factors_(self) -> np.ndarray | None:
+        """The schedule's factor of each step of the current fit (step ``t`` takes the rate
+        ``lr * factors_[t]``); ``None`` without a schedule or before the first fit."""
+        return None if self._factors is None else self._factors.copy()
 
     @property
     def lr_(self) -> float:
