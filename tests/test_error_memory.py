@@ -64,9 +64,9 @@ def test_read_follows_the_papers_equations():
     )
     model.learn(X, y)  # base before learning: uniform, so every stored yb_i is 0.5
     q = rng.normal(size=(4, 3)).astype(np.float32)
-    scaler = model._scaler
-    std = np.sqrt(scaler["m2"] / scaler["count"])
-    keys, query = (X - scaler["mean"]) / std, (q - scaler["mean"]) / std
+    seen = X.astype(np.float64)  # keys: the features, standardised by the keys written
+    mean, std = seen.mean(axis=0), seen.std(axis=0)
+    keys, query = (X - mean) / std, (q - mean) / std
     sims = (query @ keys.T) / np.outer(np.linalg.norm(query, axis=1), np.linalg.norm(keys, axis=1))
     top = np.argsort(-sims, axis=1)[:, :3]
     s = np.take_along_axis(sims, top, 1)
@@ -248,7 +248,9 @@ def test_sketch_read_weighs_buckets_by_count_and_shrinks_lam_by_samples_behind_i
     model = ErrorMemory(MajorityClass(), k=4, n_bits=3, tau=0.5, gamma=0.4, lam=0.8)
     feed(model, X, y)
     q = rng.normal(size=(50, 3)).astype(np.float32)
-    query = model._standardise(model._raw_keys(q))
+    np.testing.assert_array_equal(model.key_representation(q), q)  # no hidden layer
+    seen = X.astype(np.float64)  # standardised by the running statistics of the keys written
+    query = ((q - seen.mean(axis=0)) / seen.std(axis=0)).astype(np.float32)
     cand_keys, cand_values, counts = model.memory_.read(query)
     assert counts.max() > 5 * max(counts[counts > 0].min(), 1)  # buckets of unequal counts
     sims = np.einsum("nd,nkd->nk", query, cand_keys) / (
@@ -291,22 +293,24 @@ def test_keys_stay_fixed_between_resets_while_the_base_learns():
     probe = X[:20]
     feed(model, X[:100], y[:100])
     feed(live, X[:100], y[:100])
-    keys_after_first = model._raw_keys(probe)
+    keys_after_first = model.key_representation(probe)
     np.testing.assert_array_equal(keys_after_first, model.key_model_.hidden_representation(probe))
     feed(model, X[100:400], y[100:400])  # the base learns; no reset yet
     feed(live, X[100:400], y[100:400])
-    np.testing.assert_array_equal(model._raw_keys(probe), keys_after_first)
+    np.testing.assert_array_equal(model.key_representation(probe), keys_after_first)
     assert not np.allclose(model.model_.hidden_representation(probe), keys_after_first)
-    np.testing.assert_array_equal(live._raw_keys(probe), live.model_.hidden_representation(probe))
+    np.testing.assert_array_equal(
+        live.key_representation(probe), live.model_.hidden_representation(probe)
+    )
     feed(model, X[400:600], y[400:600])  # reset at 500: keys from the base as it is then
     assert model.n_resets_ == 1
     np.testing.assert_array_equal(
-        model._raw_keys(probe), model.key_model_.hidden_representation(probe)
+        model.key_representation(probe), model.key_model_.hidden_representation(probe)
     )
-    assert not np.allclose(model._raw_keys(probe), keys_after_first)
+    assert not np.allclose(model.key_representation(probe), keys_after_first)
     copy = model.clone()  # the key copy survives a state round trip
     copy.load_state_dict(model.state_dict())
-    np.testing.assert_array_equal(copy._raw_keys(probe), model._raw_keys(probe))
+    np.testing.assert_array_equal(copy.key_representation(probe), model.key_representation(probe))
     frozen = ErrorMemory(Static(MLPClassifier(hidden=(6,)), n_train=300))  # no resets: live keys
     feed(frozen, X[:400], y[:400])
     assert frozen.key_model_ is None
@@ -318,7 +322,8 @@ def test_sketch_write_sums_rows_sharing_a_bucket(n_ids):
     index = SketchIndex(dim=3, n_values=2, k=2, n_bits=20)
     keys = rng.normal(size=(300, 3)).astype(np.float32)
     values = rng.random((300, 2)).astype(np.float32)
-    ids = rng.integers(0, n_ids, (300, 2)) + index._offsets  # force chosen collisions
+    offsets = np.arange(2) * 2**20  # table t's buckets start at t * 2**n_bits
+    ids = rng.integers(0, n_ids, (300, 2)) + offsets  # force chosen collisions
     index.addresses = lambda _: ids  # type: ignore[method-assign]
     index.write(keys, values)
     expected = np.zeros_like(index.table)

@@ -45,8 +45,8 @@ _EPS = 1e-6  # corrected probabilities stay in [eps, 1 - eps] (finite log loss)
 class ErrorMemory(Wrapper):
     """ReLoop2's error memory around ``base``: store outcomes, correct predictions at once.
 
-    Keys. ``h(x)`` is ``hidden_representation(X)`` of the base (the torch MLPs, the CTR model,
-    and wrappers around them), else the input features. Keys are standardised with running mean
+    Keys. ``h(x)`` (``key_representation(X)``) is ``hidden_representation(X)`` of the base
+    (the torch MLPs, the CTR model, and wrappers around them), else the input features. Keys are standardised with running mean
     and variance of the written keys (a deviation from the paper, which hashes ``h`` as is: ReLU
     activations are all non-negative, and SimHash hyperplanes through the origin separate
     centred vectors far better).
@@ -165,6 +165,19 @@ class ErrorMemory(Wrapper):
         copy = self.model_.clone()
         copy.load_state_dict(self.model_.state_dict())
         self.key_model_, self._scaler = copy, None
+
+    def key_representation(self, X: np.ndarray) -> np.ndarray:
+        """``h(x)`` of each row of ``X``, what the memory keys on (before the standardisation):
+        the ``hidden_representation`` of ``key_model_`` (frozen keys) or else of the served
+        base, or the features themselves when the base has none; float32.
+
+        >>> import numpy as np
+        >>> from adaptloop.learners.models.majority import MajorityClass
+        >>> X = np.array([[1.0, 2.0]], dtype=np.float32)
+        >>> ErrorMemory(MajorityClass()).key_representation(X)  # no hidden layer: the features
+        array([[1., 2.]], dtype=float32)
+        """
+        return self._raw_keys(self.check_X(X))
 
     def _raw_keys(self, X: np.ndarray) -> np.ndarray:
         source = self.key_model_ if self.key_model_ is not None else self.model_
