@@ -46,10 +46,10 @@ class ErrorMemory(Wrapper):
     """ReLoop2's error memory around ``base``: store outcomes, correct predictions at once.
 
     Keys. ``h(x)`` (``key_representation(X)``) is ``hidden_representation(X)`` of the base
-    (the torch MLPs, the CTR model, and wrappers around them), else the input features. Keys are standardised with running mean
-    and variance of the written keys (a deviation from the paper, which hashes ``h`` as is: ReLU
-    activations are all non-negative, and SimHash hyperplanes through the origin separate
-    centred vectors far better).
+    (the torch MLPs, the CTR model, and wrappers around them), else the input features. Keys
+    are standardised with running mean and variance of the written keys (a deviation from the
+    paper, which hashes ``h`` as is: ReLU activations are all non-negative, and SimHash
+    hyperplanes through the origin separate centred vectors far better).
 
     Write (paper Sec. 3, "error memory"): for every labelled sample, ``learn`` first stores
     ``(h_i, y_i, yb_i)`` -- the key, the true target (a 0/1 value for binary tasks, one-hot for
