@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -30,16 +32,40 @@ def prequential_accuracy(model, X, y, batch) -> float:
     return correct / len(X)
 
 
-class NumpyOnly(LogisticRegression):
-    """Always the vectorised path, also for batches of one (to compare with the Python path)."""
-
-    def learn(self, X, y):
-        X, y = self.check_Xy(X, y)
-        if self.n_features_in_ is None:
-            self.n_features_in_ = X.shape[1]
-        if self._theta is None:
-            self._allocate(X.shape[1])
-        self._learn_numpy(X, y)
+def reference_fit(X, y, batches, kind, k, lr, l2, max_steps=16):
+    """The module's documented update, written out: per batch, merge the running mean and
+    variance, then take ``s`` steps of size ``lr * n / s`` on the mean gradient, ``s`` the
+    fewest within ``1 / (c * mean |x|^2 + l2)`` (at most ``max_steps``), decaying the weights
+    (not the intercept) by ``1 - step * l2`` after each gradient is taken."""
+    d = X.shape[1]
+    c = {"binary": 0.25, "multiclass": 0.5, "regression": 1.0}[kind]
+    theta, seen, steps = np.zeros((d + 1, k)), np.empty((0, d)), 0
+    start = 0
+    for n in batches:
+        Xb, yb = X[start : start + n].astype(np.float64), y[start : start + n]
+        start += n
+        seen = np.vstack([seen, Xb])
+        mean, std = seen.mean(axis=0), seen.std(axis=0)
+        inv_std = np.divide(1.0, std, out=np.zeros(d), where=std > 0)
+        Xa = np.hstack([(Xb - mean) * inv_std, np.ones((n, 1))])
+        cap = 1.0 / (c * np.mean(np.sum(Xa * Xa, axis=1)) + l2)
+        s = math.ceil(lr * n / cap)
+        s, step = (1, lr * n) if s <= 1 else (max_steps, cap) if s > max_steps else (s, lr * n / s)
+        for _ in range(s):
+            Z = Xa @ theta
+            if kind == "binary":
+                G = 1.0 / (1.0 + np.exp(-Z)) - yb[:, None]
+            elif kind == "regression":
+                G = Z - yb[:, None]
+            else:
+                G = np.exp(Z - Z.max(axis=1, keepdims=True))
+                G /= G.sum(axis=1, keepdims=True)
+                G[np.arange(n), yb] -= 1.0
+            gradient = Xa.T @ G / n
+            theta[:d] *= 1.0 - step * l2
+            theta -= step * gradient
+        steps += s
+    return theta, seen.mean(axis=0), seen.var(axis=0) * len(seen), steps
 
 
 # -- agreement with River ------------------------------------------------------------------------
@@ -80,39 +106,37 @@ def test_accuracy_close_to_river_per_sample_at_any_batch_size(batch):
 
 
 # -- Python (batch of one) and numpy paths ------------------------------------------------------
-@pytest.mark.parametrize("n_classes", [2, 3])
+ONES = [1] * 300
+MIXED = [1, 1, 5, 1, 64, 1, 1, 128, 1, 97]  # 300 samples, both paths, switching back and forth
+
+
+@pytest.mark.parametrize("batches", [ONES, MIXED], ids=["batch_of_one", "mixed_batches"])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
-def test_batch_of_one_python_path_matches_the_numpy_path(n_classes, l2):
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_python_and_numpy_paths_follow_the_documented_update(kind, l2, batches):
+    """Batches of one run on Python floats, larger ones on numpy: both are the one update."""
     rng = np.random.default_rng(1)
     X = (rng.normal(size=(300, 4)) * [1, 10, 0.1, 3] + [0, 50, 1, -2]).astype(np.float32)
-    y = rng.integers(0, n_classes, size=300)
-    a = LogisticRegression(n_classes=n_classes, lr=0.05, l2=l2)
-    b = NumpyOnly(n_classes=n_classes, lr=0.05, l2=l2)
-    for i in range(len(X)):
-        a.learn(X[i : i + 1], y[i : i + 1])
-        b.learn(X[i : i + 1], y[i : i + 1])
-    assert a._py and not b._py
-    sa, sb = a.state_dict()["learned"], b.state_dict()["learned"]
-    for key in ("theta", "mean", "m2", "inv_std"):
-        np.testing.assert_allclose(sa[key], sb[key], rtol=1e-9, atol=1e-12)
-    assert sa["count"] == sb["count"] and sa["steps"] == sb["steps"]
+    if kind == "regression":
+        y = (X @ [1.0, -0.2, 5.0, 0.5] + 3).astype(np.float32)
+        model, k = LinearRegression(lr=0.05, l2=l2), 1
+    else:
+        k = 1 if kind == "binary" else 3
+        y = rng.integers(0, 2 if kind == "binary" else 3, size=300)
+        model = LogisticRegression(n_classes=2 if kind == "binary" else 3, lr=0.05, l2=l2)
+    start = 0
+    for n in batches:
+        model.learn(X[start : start + n], y[start : start + n])
+        start += n
+    theta, mean, m2, steps = reference_fit(X, y, batches, kind, k, 0.05, l2)
+    state = model.state_dict()["learned"]
+    np.testing.assert_allclose(state["theta"], theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(state["mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(state["m2"], m2, rtol=1e-9)
+    assert state["count"] == 300 and state["steps"] == steps
+    predict = model.predict if kind == "regression" else model.predict_proba
     for i in range(5):  # one-row predictions (Python) agree with batch predictions (numpy)
-        np.testing.assert_allclose(a.predict_proba(X[i : i + 1])[0], a.predict_proba(X)[i])
-
-
-def test_regression_python_path_matches_the_numpy_path():
-    class NumpyRegression(LinearRegression):
-        learn = NumpyOnly.learn
-
-    rng = np.random.default_rng(2)
-    X = rng.normal(size=(200, 3)).astype(np.float32)
-    y = (X @ [1.0, -2.0, 0.5] + 3).astype(np.float32)
-    a, b = LinearRegression(lr=0.05), NumpyRegression(lr=0.05)
-    for i in range(len(X)):
-        a.learn(X[i : i + 1], y[i : i + 1])
-        b.learn(X[i : i + 1], y[i : i + 1])
-    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-5)
-    assert a.predict(X[:1])[0] == pytest.approx(float(b.predict(X[:1])[0]), rel=1e-5)
+        np.testing.assert_allclose(predict(X[i : i + 1])[0], predict(X)[i], rtol=1e-6)
 
 
 def test_switching_between_batch_sizes_keeps_learning_consistent():
