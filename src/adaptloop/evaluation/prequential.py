@@ -29,7 +29,7 @@ every ``record_every`` samples) and per learner; see
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,15 +106,17 @@ class _LearnerRun:
         self.use_proba = tracker.needs_proba
         self.classifier = is_classifier(learner)
         self.task_aware = isinstance(learner, TaskAware)
+        # asked once: a protocol check costs microseconds, and records can come every batch
+        self.drift_reporting = isinstance(learner, DriftReporting)
         self.predict_seconds = 0.0
         self.learn_seconds = 0.0
         self._record_predict = 0.0
         self._record_learn = 0.0
-        self._alarms_seen = len(_alarms(learner))
+        self._alarms_seen = len(self._alarms())
         self.alarms: list[int] = []
         self.columns: dict[str, list] = {}
 
-    def step(self, X: np.ndarray, y: np.ndarray, tasks: list[tuple[int, int]]) -> None:
+    def step(self, X: np.ndarray, y: np.ndarray, tasks: Sequence[tuple[int, int]]) -> None:
         """Predict the batch, then learn it; ``tasks``: ``(offset, task)`` where a task begins
         inside the batch (known drifts), told to a task-aware learner between its parts."""
         t0 = time.perf_counter()
@@ -125,20 +127,26 @@ class _LearnerRun:
             proba = None
             pred = self.learner.predict(X)
         t1 = time.perf_counter()
-        start = 0
-        for offset, task in tasks if self.task_aware else ():
-            if offset > start:
-                self.learner.learn(X[start:offset], y[start:offset])
-            self.learner.begin_task(task)  # type: ignore[attr-defined]
-            start = offset
-        self.learner.learn(X[start:], y[start:])
+        rest_X, rest_y = X, y
+        if tasks and self.task_aware:
+            start = 0
+            for offset, task in tasks:
+                if offset > start:
+                    self.learner.learn(X[start:offset], y[start:offset])
+                self.learner.begin_task(task)  # type: ignore[attr-defined]
+                start = offset
+            rest_X, rest_y = X[start:], y[start:]
+        self.learner.learn(rest_X, rest_y)
         t2 = time.perf_counter()
         self._record_predict += t1 - t0
         self._record_learn += t2 - t1
         self.tracker.update(y, pred, proba)
 
+    def _alarms(self) -> list[int]:
+        return list(self.learner.alarms) if self.drift_reporting else []  # type: ignore[attr-defined]
+
     def record(self, position: int, n: int) -> None:
-        alarms = _alarms(self.learner)
+        alarms = self._alarms()
         new_alarms = [int(a) for a in alarms[self._alarms_seen :]]
         self._alarms_seen = len(alarms)
         self.alarms.extend(new_alarms)
@@ -173,10 +181,6 @@ class _LearnerRun:
             "samples_per_second": n / busy if busy > 0 else float("inf"),
             "alarms": self.alarms,
         }
-
-
-def _alarms(learner: object) -> list[int]:
-    return list(learner.alarms) if isinstance(learner, DriftReporting) else []
 
 
 def _check_learner_fits(name: str, learner: object, info: StreamInfo) -> None:
@@ -249,16 +253,21 @@ def prequential(
     position = 0
     last_record = 0
     drifts = sorted(d.position for d in info.drifts)
+    task_aware = drifts and any(run.task_aware for run in runs)  # else no boundary to tell
     for X, y in stream.iter_batches(batch_size):
         if max_samples is not None and position + X.shape[0] > max_samples:
             X, y = X[: max_samples - position], y[: max_samples - position]
             if X.shape[0] == 0:
                 break
-        tasks = [
-            (p - position, k + 1)
-            for k, p in enumerate(drifts)
-            if position <= p < position + X.shape[0]
-        ]
+        tasks = (
+            [
+                (p - position, k + 1)
+                for k, p in enumerate(drifts)
+                if position <= p < position + len(X)
+            ]
+            if task_aware
+            else ()
+        )
         for run in runs:
             run.step(X, y, tasks)
         position += X.shape[0]
