@@ -26,3 +26,16 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hoo
     for item in items:
         for marker in MARKERS_BY_FILE.get(item.path.name, ()):
             item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture(scope="module")
+def two_tasks():
+    """Digits 0-1 then 2-3 (class-incremental), labels 0..3: the continual strategies' and
+    plugins' tests share it."""
+    from adaptloop.streams.tasks import load_digits_arrays, split
+
+    X_train, y_train, X_test, y_test = load_digits_arrays()
+    keep, keep_test = y_train < 4, y_test < 4
+    return split(
+        X_train[keep], y_train[keep], X_test[keep_test], y_test[keep_test], [[0, 1], [2, 3]]
+    )

@@ -14,7 +14,6 @@ from adaptloop.learners.continual import Continual, Plugin
 from adaptloop.learners.models.mlp import MLPClassifier
 from adaptloop.streams import ArrayStream
 from adaptloop.streams.base import Drift
-from adaptloop.streams.tasks import load_digits_arrays, split
 
 torch.set_num_threads(1)
 
@@ -40,15 +39,6 @@ class Recorder(Plugin):
 
     def after_step(self, host, X, y):
         self.learned += len(y)
-
-
-@pytest.fixture(scope="module")
-def two_tasks():
-    X_train, y_train, X_test, y_test = load_digits_arrays()
-    keep, keep_test = y_train < 4, y_test < 4
-    return split(
-        X_train[keep], y_train[keep], X_test[keep_test], y_test[keep_test], [[0, 1], [2, 3]]
-    )
 
 
 def test_replay_and_lwf_combine_in_one_learner(two_tasks):

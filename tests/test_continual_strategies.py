@@ -6,7 +6,7 @@ from adaptloop.evaluation.continual import continual_evaluation
 from adaptloop.learners import LogisticRegression, registry
 from adaptloop.learners.continual import AGEM, EWC, GEM, Continual, LwF, Replay, gem_project
 from adaptloop.learners.models.mlp import MLPClassifier
-from adaptloop.streams.tasks import load_digits_arrays, split
+from adaptloop.streams.tasks import load_digits_arrays
 
 torch.set_num_threads(1)
 
@@ -24,16 +24,6 @@ STRATEGIES = {  # the one-plugin shorthands, as experiment files name them
 def base(n_classes=4, seed=0):
     return MLPClassifier(
         n_classes=n_classes, hidden=(32,), lr=0.1, optimizer="sgd", standardize=False, seed=seed
-    )
-
-
-@pytest.fixture(scope="module")
-def two_tasks():
-    """Digits 0-1 then 2-3 (class-incremental), labels 0..3."""
-    X_train, y_train, X_test, y_test = load_digits_arrays()
-    keep, keep_test = y_train < 4, y_test < 4
-    return split(
-        X_train[keep], y_train[keep], X_test[keep_test], y_test[keep_test], [[0, 1], [2, 3]]
     )
 
 
