@@ -20,6 +20,7 @@ from adaptloop.learners.optim.schedules import (  # noqa: E402
     Linear,
     Refined,
     make_schedule,
+    median_smooth,
     refined_factors,
 )
 
@@ -106,24 +107,73 @@ def test_scheduler_drives_any_torch_optimizer():
 
 
 # -- refinement --------------------------------------------------------------------------------
-def test_refinement_from_a_synthetic_trace_follows_the_algorithm():
-    G = np.array([4.0, 2.0, 2.0, 1.0])
-    w = G**-2
-    eta = np.array([w[t] * w[t:].sum() for t in range(4)])
-    np.testing.assert_allclose(refined_factors(G, 4, width=0.0), eta / eta.max())
-    # constant norms: linear decay; norms that fall: a warm-up, then the decay
-    np.testing.assert_allclose(refined_factors(np.full(9, 3.0), 9), Linear().factors(9))
-    falling = refined_factors(np.linspace(10, 1, 100), 100)
-    assert falling[0] < 0.1 and falling.argmax() > 50 and falling[-1] < 0.5
+def test_refinement_of_a_constant_trace_is_linear_decay_to_zero():
+    # w_t = c: eta_t = c^2 (T - 1 - t), the paper's linear schedule, rescaled to a peak of 1
+    for T in (2, 7, 50):
+        t = np.arange(T)
+        np.testing.assert_allclose(refined_factors(np.full(T, 3.0), T), (T - 1 - t) / (T - 1))
+    np.testing.assert_allclose(refined_factors([5.0], 1), [1.0])  # 0/0: the peak
 
 
-def test_refinement_median_filter_ignores_a_spike_and_resamples():
+def test_refinement_of_a_geometric_trace_matches_its_closed_form():
+    # G_t = r^(-t/2) (SGD, w = G^-2 = r^t): sum_{p>t} w_p = (r^(t+1) - r^T) / (1 - r), so
+    # eta_t is proportional to r^t (r^(t+1) - r^T); the L1 rule (w = G^-1) on G_t = r^-t alike
+    T, t = 40, np.arange(40)
+    for r in (0.9, 1.05):
+        closed = r**t * (r ** (t + 1) - r**T)
+        expected = closed / closed.max()
+        np.testing.assert_allclose(refined_factors(r ** (-t / 2), T, width=0.0), expected)
+        got = refined_factors(r ** (-t.astype(float)), T, width=0.0, power=1.0)
+        np.testing.assert_allclose(got, expected)
+
+
+def test_refinement_of_a_step_trace_matches_its_closed_form():
+    # norms a for the first half, b for the second (w = a^-2, b^-2): in the first half
+    # eta_t = a^-2 ((H - 1 - t) a^-2 + H b^-2), in the second eta_t = b^-4 (T - 1 - t)
+    a, b, H = 2.0, 1.0, 10
+    T, t = 2 * H, np.arange(2 * H)
+    closed = np.where(
+        t < H, a**-2 * ((H - 1 - t) * a**-2 + H * b**-2), b**-4 * (T - 1 - t)
+    )
+    np.testing.assert_allclose(refined_factors([a] * H + [b] * H, T, width=0.0),
+                               closed / closed.max())
+    # the sum runs over p > t: the rate falls to 0 at the last step, the maximum is where
+    # the smaller norms begin
+    assert refined_factors([a] * H + [b] * H, T, width=0.0).argmax() == H
+
+
+def test_refinement_median_filter_as_the_authors():
     trace = np.ones(50)
-    trace[20] = 100.0  # one outlier step
-    np.testing.assert_allclose(refined_factors(trace, 50, width=0.1), Linear().factors(50))
-    assert not np.allclose(refined_factors(trace, 50, width=0.0), Linear().factors(50))
+    trace[20] = 100.0  # one outlier step: removed by the window of 2 * (5 // 2) + 1 = 5
+    np.testing.assert_allclose(refined_factors(trace, 50, width=0.1), refined_factors(
+        np.ones(50), 50))
+    assert not np.allclose(refined_factors(trace, 50, width=0.0), refined_factors(
+        np.ones(50), 50))
+    # a monotone trace keeps its interior; its end is padded by reflection (the authors'
+    # README), so the last norm becomes the median of a window folded back on itself
+    rising = np.arange(30, dtype=float)
+    smooth = median_smooth(rising, width=0.1)  # window 3
+    np.testing.assert_array_equal(smooth[:-1], rising[:-1])
+    assert smooth[-1] == 28.0
     stretched = refined_factors(np.linspace(4, 1, 10), 40, width=0.0)  # 10 norms, 40 steps
-    assert stretched.shape == (40,) and stretched.max() == 1.0
+    assert stretched.shape == (40,) and stretched.max() == 1.0 and stretched[-1] == 0.0
+
+
+def test_refined_reads_l1_norms_with_adam_and_l2_otherwise():
+    X, y = blobs(64)
+    sgd = MLPClassifier(hidden=(8,), lr=LR, optimizer="sgd", batch_size=64, schedule="refined")
+    adam = MLPClassifier(hidden=(8,), lr=LR, optimizer="adam", batch_size=64, schedule="refined")
+    plain = MLPClassifier(hidden=(8,), lr=LR, optimizer="adam", batch_size=64, schedule="linear")
+    for model in (sgd, adam, plain):
+        model.learn(X, y)
+    grads = lambda m: [p.grad for p in m.network.parameters()]  # noqa: E731
+    assert sgd.trainer_.schedule.norm == "l2" and adam.trainer_.schedule.norm == "l1"
+    l1 = float(sum(g.abs().sum() for g in grads(adam)))
+    assert adam.trainer_.grad_norms_[-1] == pytest.approx(l1, rel=1e-5)
+    l2 = float(sum((g**2).sum() for g in grads(plain))) ** 0.5
+    assert plain.trainer_.grad_norms_[-1] == pytest.approx(l2, rel=1e-5)
+    forced = Refined(trace=[1.0, 2.0, 4.0], norm="l1")
+    np.testing.assert_allclose(forced.factors(3), refined_factors([1, 2, 4], 3, power=1.0))
 
 
 def test_refined_without_a_trace_is_linear_then_refines_from_the_previous_fit():
@@ -137,15 +187,15 @@ def test_refined_without_a_trace_is_linear_then_refines_from_the_previous_fit():
     lrs = record_lrs(model)
     model.learn(X[:32], y[:32])  # second fit (12 steps), refined from the first's 24 norms
     np.testing.assert_allclose(trainer.previous_grad_norms_, first)
-    np.testing.assert_allclose(trainer.factors_, refined_factors(first, 12, 0.1))
-    np.testing.assert_allclose(lrs, LR * refined_factors(first, 12, 0.1))  # the rates taken
+    np.testing.assert_allclose(trainer.factors_, refined_factors(first, 12, 0.1, power=1.0))
+    np.testing.assert_allclose(lrs, LR * refined_factors(first, 12, 0.1, power=1.0))  # the rates taken
 
 
 def test_refined_with_a_given_trace():
     X, y = blobs(32)
     model = MLPRegressor(hidden=(4,), epochs=4, schedule=Refined(trace=[3.0, 2.0, 1.0, 1.0]))
     model.learn(X, y.astype(np.float32))
-    np.testing.assert_allclose(model.trainer_.factors_, refined_factors([3, 2, 1, 1], 4))
+    np.testing.assert_allclose(model.trainer_.factors_, refined_factors([3, 2, 1, 1], 4, power=1.0))
 
 
 # -- the budget of a fit ----------------------------------------------------------------------
@@ -207,7 +257,7 @@ def test_window_retrain_refined_reads_the_replaced_models_trace():
     model.learn(X[100:200], y[100:200])
     trainer = model.model_.trainer_
     np.testing.assert_allclose(trainer.previous_grad_norms_, first)
-    np.testing.assert_allclose(trainer.factors_, refined_factors(first, 4, 0.1))
+    np.testing.assert_allclose(trainer.factors_, refined_factors(first, 4, 0.1, power=1.0))
 
 
 def test_state_round_trip_mid_fit_goes_on_identically():

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from annotated_types import Ge, Le
@@ -52,6 +52,7 @@ __all__ = [
     "ScheduleLike",
     "UBA",
     "make_schedule",
+    "median_smooth",
     "refined_factors",
 ]
 
@@ -95,6 +96,19 @@ class Schedule(Spec, ABC):
         """The factor of the peak rate at steps ``0 .. total_steps - 1``, float64.
 
         ``trace`` (gradient norms of a previous fit) is read by ``Refined`` only."""
+
+    @property
+    def trace_ord(self) -> int:
+        """The order of the gradient norm a fit records for this schedule (2: Euclidean)."""
+        return 2
+
+    def for_optimizer(self, optimizer: object) -> Schedule:
+        """This schedule as it runs with ``optimizer`` (``Refined`` resolves ``norm="auto"``).
+
+        >>> Linear().for_optimizer(None)
+        Linear(min_ratio=0.0, horizon=None)
+        """
+        return self
 
     def scheduler(
         self, optimizer: Any, total_steps: int, trace: np.ndarray | None = None, step: int = 0
@@ -218,39 +232,70 @@ class UBA(_Decay):
         return 2.0 * c / (2.0 * self.phi + (2.0 - self.phi) * c)
 
 
-def refined_factors(trace: Sequence[float], total_steps: int, width: float = 0.1) -> np.ndarray:
-    """Refinement of a schedule from the gradient norms of a previous run (Defazio et al.,
-    "When, Why and How Much?", Algorithm 1, "schedule refinement for SGD").
+Norm = Literal["auto", "l2", "l1"]
+"""Which gradient norm a refined schedule reads: ``"l2"`` (the paper's SGD weights
+``||g_t||_2^-2``), ``"l1"`` (its Adam weights ``||g_t||_1^-1``) or ``"auto"`` (L1 with Adam, L2
+with every other optimiser)."""
 
-    1. Median-filter the norms ``G`` (window ``width`` x their number, at least 1, edges
-       repeated: ``scipy.ndimage.median_filter(mode="nearest")``);
-    2. resample them to ``total_steps`` points (linear interpolation; the paper refines a run
-       of the same length, a re-fit of a window may differ);
-    3. ``w_t = G_t^-2`` and ``eta_t = w_t * sum_{p >= t} w_p`` for 0-based ``t``, scaled so
-       that the largest is 1 (the tuned peak rate).
 
-    Deviation: the paper sums over ``p > t`` for its 1-based steps, so its last step has rate
-    0; summing over ``p >= t`` shifts by one step, so that a constant trace gives exactly our
-    :class:`Linear` decay ``1 - t/T`` and a one-step fit (one ``learn`` call on a stream) still
-    learns. The paper's Adam variant (per-coordinate norms) is not implemented: the L2 norm of
-    the whole gradient is used with every optimiser.
+def median_smooth(trace: Sequence[float], width: float = 0.1) -> np.ndarray:
+    """The authors' median filter of a gradient-norm trace (``facebookresearch/adaptive_scheduling``,
+    README "Refinement method" and ``visual.py``): an odd window of ``2 * (int(width * n) // 2) + 1``
+    of the ``n`` norms, the end of the trace padded with ``2 * window`` reflected values (so the
+    last norms are not all pulled towards the final one), ``scipy.ndimage.median_filter`` with
+    ``mode="nearest"``, the padding cut off again.
 
-    >>> refined_factors([1.0, 1.0, 1.0, 1.0], 4)  # constant norms: linear decay
-    array([1.  , 0.75, 0.5 , 0.25])
-    >>> np.round(refined_factors([4.0, 2.0, 1.0], 3, width=0.0), 3)  # shrinking norms: warm-up
-    array([0.082, 0.312, 1.   ])
+    >>> median_smooth([1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], width=0.3).tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
     from scipy.ndimage import median_filter
 
+    G = np.asarray(trace, dtype=np.float64)
+    size = 2 * (int(width * len(G)) // 2) + 1
+    if size == 1:
+        return G.copy()
+    pad = 2 * size
+    padded = np.pad(G, (0, pad), mode="reflect") if len(G) > pad else np.pad(G, (0, pad), "edge")
+    return median_filter(padded, size=size, mode="nearest")[:-pad]
+
+
+def refined_factors(
+    trace: Sequence[float], total_steps: int, width: float = 0.1, power: float = 2.0
+) -> np.ndarray:
+    """Refinement of a schedule from the gradient norms of a previous run (Defazio, Cutkosky,
+    Mehta & Mishchenko, "When, Why and How Much? Adaptive Learning Rate Scheduling by
+    Refinement", 2023, Sec. 3, Algorithm 1; the authors' ``find_closed_form_schedule`` in
+    ``find_schedule.py`` of ``facebookresearch/adaptive_scheduling``):
+
+    1. median-filter the norms ``G`` (:func:`median_smooth`, window ``width`` x their number);
+    2. resample them to ``total_steps`` points (linear interpolation; the paper refines a run
+       of the same length, a re-fit of a window may differ);
+    3. ``w_t = G_t^-power`` (``power`` 2: SGD, ``||g_t||_2^-2``; 1: Adam on L1 norms,
+       ``||g_t||_1^-1``) and ``eta_t = w_t * sum_{p=t+1}^{T} w_p``, so the last step has
+       ``eta_T = 0``; rescaled so that the largest is 1 (the tuned peak rate).
+
+    A constant trace gives linear decay to zero at the last step, ``eta_t = (T-1-t) / (T-1)``
+    for the 0-based steps (the paper's linear schedule, rescaled to start at the peak: our
+    :class:`Linear` stops one step earlier, at ``1/T``). Deviation: a fit of a single step,
+    where the formula is ``0/0``, takes the peak rate.
+
+    >>> refined_factors([1.0, 1.0, 1.0, 1.0, 1.0], 5)  # constant norms: linear decay to 0
+    array([1.  , 0.75, 0.5 , 0.25, 0.  ])
+    >>> np.round(refined_factors([4.0, 2.0, 1.0, 1.0], 4, width=0.0), 3)  # falling: a warm-up
+    array([0.141, 0.5  , 1.   , 0.   ])
+    """
     steps = _steps(total_steps)
     width = check_number(width, "width", 0.0, 1.0)
     G = np.asarray(trace, dtype=np.float64)
     if G.ndim != 1 or len(G) == 0 or not np.isfinite(G).all() or (G < 0).any():
         raise ValueError("trace must be a non-empty 1-d sequence of finite gradient norms >= 0")
-    G = median_filter(G, size=max(1, round(width * len(G))), mode="nearest")
+    if len(steps) == 1:
+        return np.ones(1)
+    G = median_smooth(G, width)
     G = np.interp((steps + 0.5) / len(steps), (np.arange(len(G)) + 0.5) / len(G), G)
-    w = 1.0 / np.maximum(G, 1e-12) ** 2
-    eta = w * np.cumsum(w[::-1])[::-1]
+    w = 1.0 / np.maximum(G, 1e-12) ** power
+    after = np.append(np.cumsum(w[::-1])[::-1][1:], 0.0)  # sum_{p > t} w_p
+    eta = w * after
     return eta / eta.max()
 
 
@@ -261,10 +306,13 @@ class Refined(Schedule):
     ``model.trainer_.grad_norms_``). ``None``: the learner's own trace of its previous fit is
     used (a ``WindowRetrain`` re-fit reads the one of the model it replaces); the first fit,
     with no trace yet, runs linear decay, the paper's starting point. ``width``: the median
-    filter's window as a fraction of the trace (the paper's ``tau``).
+    filter's window as a fraction of the trace (the paper's 0.1). ``norm``: the weights,
+    ``||g_t||_2^-2`` (``"l2"``, the paper's SGD rule) or ``||g_t||_1^-1`` (``"l1"``, its Adam
+    rule); ``"auto"`` picks L1 when the learner's optimiser is Adam, so that the trace a learner
+    records is the one its refined schedule reads.
 
-    >>> Refined(trace=[1.0, 1.0]).factors(2)
-    array([1. , 0.5])
+    >>> Refined(trace=[1.0, 1.0, 1.0]).factors(3)
+    array([1. , 0.5, 0. ])
     >>> Refined().factors(2)  # no trace: linear decay
     array([1. , 0.5])
     """
@@ -276,20 +324,34 @@ class Refined(Schedule):
         self,
         trace: Sequence[float] | None = None,
         width: Fraction = 0.1,
+        norm: Norm = "auto",
         horizon: Count | None = None,
     ) -> None:
         super().__init__(horizon)
         self.width = width
+        self.norm = norm
         if trace is not None:
             refined_factors(trace, 1, self.width)  # checks the trace
             trace = tuple(float(g) for g in trace)
         self.trace = trace
 
+    @property
+    def trace_ord(self) -> int:
+        return 1 if self.norm == "l1" else 2
+
+    def for_optimizer(self, optimizer: object) -> Schedule:
+        if self.norm != "auto":
+            return self
+        from adaptloop.learners.optim.optimizers import Adam
+
+        norm = "l1" if isinstance(optimizer, Adam) else "l2"
+        return Refined(self.trace, self.width, norm, self.horizon)
+
     def factors(self, total_steps: int, trace: np.ndarray | None = None) -> np.ndarray:
         source = self.trace if self.trace is not None else trace
         if source is None or len(source) == 0:
             return Linear().factors(total_steps)
-        return refined_factors(source, total_steps, self.width)
+        return refined_factors(source, total_steps, self.width, power=float(self.trace_ord))
 
 
 SCHEDULES: dict[str, type[Schedule]] = {

@@ -64,7 +64,7 @@ class Trainer:
         self.net = net
         self.blocks = list(blocks)
         self.optimizer = optimizer
-        self.schedule = schedule
+        self.schedule = None if schedule is None else schedule.for_optimizer(optimizer)
         optimizer.check_blocks(len(self.blocks))
         self.optimizers = optimizer.build(self.blocks, float(lr), float(weight_decay))
         self._params = [p for block in self.blocks for p in block.parameters()]
@@ -84,7 +84,8 @@ class Trainer:
     # -- fits ------------------------------------------------------------------------------------
     @property
     def grad_norms_(self) -> np.ndarray:
-        """The L2 norms of the gradients of the current fit's steps (the updated blocks')."""
+        """The norms of the gradients of the current fit's steps (the updated blocks'): L2, or L1
+        where a refined schedule reads L1 norms (its Adam rule, see ``Refined.norm``)."""
         return np.array(self._norms, dtype=np.float64)
 
     @property
@@ -183,7 +184,8 @@ class Trainer:
         import torch
 
         grads = [p.grad for p in self._params if p.grad is not None]
-        return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        order = 2 if self.schedule is None else self.schedule.trace_ord
+        return float(torch.nn.utils.get_total_norm(grads, norm_type=order)) if grads else 0.0
 
     # -- state -----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
