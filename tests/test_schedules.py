@@ -122,9 +122,9 @@ def test_refinement_of_a_geometric_trace_matches_its_closed_form():
     for r in (0.9, 1.05):
         closed = r**t * (r ** (t + 1) - r**T)
         expected = closed / closed.max()
-        np.testing.assert_allclose(refined_factors(r ** (-t / 2), T, width=0.0), expected)
+        np.testing.assert_allclose(refined_factors(r ** (-t / 2), T, width=0.0), expected, atol=1e-12)
         got = refined_factors(r ** (-t.astype(float)), T, width=0.0, power=1.0)
-        np.testing.assert_allclose(got, expected)
+        np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
 def test_refinement_of_a_step_trace_matches_its_closed_form():
