@@ -120,7 +120,7 @@ def test_refinement_of_a_geometric_trace_matches_its_closed_form():
     # eta_t is proportional to r^t (r^(t+1) - r^T); the L1 rule (w = G^-1) on G_t = r^-t alike
     T, t = 40, np.arange(40)
     for r in (0.9, 1.05):
-        closed = r**t * (r ** (t + 1) - r**T)
+        closed = r**t * (r ** (t + 1) - r**T) / (1 - r)
         expected = closed / closed.max()
         np.testing.assert_allclose(refined_factors(r ** (-t / 2), T, width=0.0), expected, atol=1e-12)
         got = refined_factors(r ** (-t.astype(float)), T, width=0.0, power=1.0)
