@@ -203,14 +203,17 @@ class UBA(_Decay):
 
     with ``eta_min = min_ratio * eta`` and ``phi`` in ``[0, 2]``.
 
-    What was checked: we could retrieve the paper's abstract (a single hyper-parameter ``phi``
-    tied to the condition number) but not its equation text, so the form above is the one
-    given in our issue. We checked that it is self-consistent with the paper's stated
-    properties: ``eta_0 = eta``, ``eta_T = eta_min``, monotone decay for every ``phi`` in
-    ``[0, 2]``, exactly cosine annealing at ``phi = 2`` and a constant rate until the end as
-    ``phi -> 0``; smaller ``phi`` keeps the rate high for longer (with
-    ``x = (1 + cos(pi t/T)) / 2`` the shape is ``2x / (phi + (2 - phi) x)``). Not implemented:
-    the paper's multi-phase variant (restarts with their own budgets).
+    What was checked: the paper's text beyond its abstract (arXiv 2505.24452: one
+    hyper-parameter ``phi`` tied to the condition number) could not be read here. The form above
+    is the one our issue states, and a public implementation (a ``UBAScheduler`` written for a
+    galaxy-classification training script) computes the same expression,
+    ``(eta_max - eta_min) * 2(1 + cos) / (2 phi + (2 - phi)(1 + cos)) + eta_min``. It has the
+    properties the paper states: ``eta_0 = eta``, ``eta_T = eta_min``, monotone decay for every
+    ``phi`` in ``[0, 2]``, exactly cosine annealing at ``phi = 2`` and a constant rate until the
+    end as ``phi -> 0`` (with ``x = (1 + cos(pi t/T)) / 2`` the shape is
+    ``2x / (phi + (2 - phi) x)``). Not implemented: the paper's multi-phase form, whose
+    equation we could not find in the paper's reachable text nor in any public code (the
+    implementations found are single-phase); ``horizon`` gives restarts with equal budgets.
 
     >>> np.round(UBA(phi=1.0).factors(4), 4)
     array([1.    , 0.921 , 0.6667, 0.2555])
