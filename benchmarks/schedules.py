@@ -14,9 +14,29 @@ split): an MLP 64-256-256-256-10 trained one mini-batch of 64 per step, test acc
 ``EVAL_EVERY`` steps; reported: steps and training wall-clock (evaluation excluded) until the
 test accuracy first reaches ``TARGET``, and the accuracy after ``MAX_STEPS``.
 
+(3) The claim of Defazio et al. (2023) that linear decay matches or beats cosine and that
+refinement helps, on convex problems: multinomial logistic regression (L2 ``L2_REG``) by
+mini-batch SGD (batches of ``CONVEX_BATCH``, ``CONVEX_EPOCHS`` passes, zero start) on
+``len(PROBLEMS)`` problems from offline data: scikit-learn's bundled breast cancer, iris, wine,
+digits (10 classes) and digits parity, and ``CONVEX_ROWS`` rows of Elec2 and Rialto (10
+classes). Each problem is split once (seeded): 25 % test, the rest into training and a
+held-out validation part (20 % of the whole). The peak rate of each schedule is tuned on the
+validation part (the best mean validation loss over ``TUNE_SEEDS`` orders, grid
+``CONVEX_LRS``), then each schedule is trained on the training part with ``CONVEX_SEEDS`` other
+sample orders and scored by test log-loss. Refinement follows the paper's recipe: a
+linear-decay run at linear decay's tuned rate records the gradient norms (``||g_t||_2``, SGD),
+from which the refined schedule is built (median filter 0.1 T), then run at its own tuned rate.
+A schedule *wins* on a problem when its mean test loss over the seeds is lower by more than
+twice the standard error of the paired differences, *loses* when higher by as much, else ties.
+
 The LAST line is one JSON object: linear_minus_cosine_acc_pts, refined_minus_linear_acc_pts,
-uba_minus_cosine_acc_pts (accuracy ahead, points, mean over windows x seeds) and
-dropmuon_over_muon_time_to_target (median over seeds of the ratio of wall-clock times).
+uba_minus_cosine_acc_pts (accuracy ahead, points, mean over windows x seeds),
+dropmuon_over_muon_time_to_target (median over seeds of the ratio of wall-clock times), and
+from (3) linear_vs_cosine_wins and refined_vs_linear_wins (wins of the first over the second,
+counted over the problems) with the matching ``_ties`` and ``_losses`` counts.
+
+    python benchmarks/schedules.py            # all three parts
+    python benchmarks/schedules.py convex     # part (3) only
 
     python benchmarks/schedules.py
 """
@@ -24,6 +44,7 @@ dropmuon_over_muon_time_to_target (median over seeds of the ratio of wall-clock 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -31,8 +52,8 @@ import pandas as pd
 import torch
 
 from adaptloop.learners import MLPClassifier, WindowRetrain
-from adaptloop.learners.optim.schedules import Refined
-from adaptloop.streams.real import ELEC2_PATH
+from adaptloop.learners.optim.schedules import Refined, make_schedule, refined_factors
+from adaptloop.streams.real import ELEC2_PATH, RIALTO_PATH
 from adaptloop.streams.tasks import load_digits_arrays
 
 SEEDS = (0, 1, 2)
@@ -45,6 +66,12 @@ SCHEDULES = ("constant", "cosine", "linear", "uba", "refined")
 # (2) the optimisers
 HIDDEN, DIGITS_BATCH, TARGET, EVAL_EVERY, MAX_STEPS = (256, 256, 256), 64, 0.95, 5, 200
 OPTIMIZERS = {"adam": ("adam", 0.003), "muon": ("muon", 0.02), "drop_muon": ("drop_muon", 0.02)}
+# (3) the convex suite
+PROBLEMS = ("breast_cancer", "iris", "wine", "digits", "digits_parity", "elec2", "rialto")
+CONVEX_SCHEDULES = ("cosine", "linear", "refined", "uba")
+CONVEX_ROWS, CONVEX_BATCH, CONVEX_EPOCHS, L2_REG = 8000, 16, 10, 1e-4
+CONVEX_LRS = tuple(float(2.0**k) for k in range(-7, 5))
+TUNE_SEEDS, CONVEX_SEEDS = (100, 101), (0, 1, 2, 3, 4)
 
 
 def elec2() -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +99,9 @@ def run_schedules(X, y, start, lr, seed, names=SCHEDULES) -> dict[str, tuple[flo
     out = {}
     for name in names:
         if name == "refined":
-            trace = refit(X, y, start, "linear", lr, seed)[2]  # the paper's first run
+            # the paper's first run: linear decay (a refined schedule without a trace), which
+            # records the norms the refined weights read (L1 under Adam)
+            trace = refit(X, y, start, Refined(), lr, seed)[2]
             out[name] = refit(X, y, start, Refined(trace=trace), lr, seed)[:2]
         else:
             out[name] = refit(X, y, start, name, lr, seed)[:2]
@@ -175,10 +204,191 @@ def part_two() -> float:
     return round(ratio, 3)
 
 
+# -- (3) linear vs cosine vs refined on convex problems ------------------------------------------
+def problem(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float64) and class codes of one problem of the suite."""
+    from sklearn import datasets
+
+    if name in ("elec2", "rialto"):
+        frame = pd.read_csv(ELEC2_PATH if name == "elec2" else RIALTO_PATH)
+        rows = np.random.default_rng(7).choice(len(frame), CONVEX_ROWS, replace=False)
+        frame = frame.iloc[np.sort(rows)]
+        X = frame.drop(columns="class").to_numpy(np.float64)
+        y = pd.factorize(frame["class"], sort=True)[0]
+        return X, y.astype(np.int64)
+    loader = {
+        "breast_cancer": datasets.load_breast_cancer,
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+        "digits": datasets.load_digits,
+        "digits_parity": datasets.load_digits,
+    }[name]
+    X, y = loader(return_X_y=True)
+    if name == "digits_parity":
+        y = y % 2
+    return X.astype(np.float64), y.astype(np.int64)
+
+
+def splits(X: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train / validation (tuning) / test, stratified, standardised on the training part, with
+    a bias column."""
+    from sklearn.model_selection import train_test_split
+
+    X_rest, X_test, y_rest, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
+    X_train, X_val, y_train, y_val = train_test_split(
+        X_rest, y_rest, test_size=0.2 / 0.75, stratify=y_rest, random_state=0
+    )
+    mean, std = X_train.mean(0), X_train.std(0) + 1e-8
+    out = {}
+    for part, (Xp, yp) in {
+        "train": (X_train, y_train),
+        "val": (X_val, y_val),
+        "test": (X_test, y_test),
+    }.items():
+        Z = (Xp - mean) / std
+        out[part] = (np.hstack([Z, np.ones((len(Z), 1))]), yp)
+    return out
+
+
+def log_loss(W: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+    logits = X @ W
+    logits -= logits.max(1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
+
+
+def sgd(data, factors: np.ndarray, lr: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mini-batch SGD on the L2-regularised multinomial logistic loss with the rates
+    ``lr * factors``; returns the weights and the gradient norms of every step."""
+    X, y = data
+    n, d = X.shape
+    k = int(y.max()) + 1
+    W = np.zeros((d, k))
+    Y = np.eye(k)[y]
+    rng = np.random.default_rng(seed)
+    per_epoch = -(-n // CONVEX_BATCH)
+    norms = np.empty(len(factors))
+    for step in range(len(factors)):
+        if step % per_epoch == 0:
+            order = rng.permutation(n)
+        batch = order[(step % per_epoch) * CONVEX_BATCH : (step % per_epoch + 1) * CONVEX_BATCH]
+        logits = X[batch] @ W
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        grad = X[batch].T @ (p - Y[batch]) / len(batch) + L2_REG * W
+        norms[step] = np.linalg.norm(grad)
+        W -= lr * factors[step] * grad
+        if not np.isfinite(W).all():
+            return np.full_like(W, np.nan), norms
+    return W, norms
+
+
+def schedule_run(data, name: str, lr: float, seed: int, linear_lr: float) -> np.ndarray:
+    """The weights after one run of schedule ``name`` at peak ``lr`` (refined: from the
+    gradient norms of a linear-decay run at ``linear_lr`` with the same sample order)."""
+    T = CONVEX_EPOCHS * -(-len(data[1]) // CONVEX_BATCH)
+    if name == "refined":
+        _, trace = sgd(data, make_schedule("linear").factors(T), linear_lr, seed)
+        return sgd(data, refined_factors(trace, T), lr, seed)[0]
+    return sgd(data, make_schedule(name).factors(T), lr, seed)[0]
+
+
+def score(W: np.ndarray, data) -> float:
+    return float("inf") if not np.isfinite(W).all() else log_loss(W, *data)
+
+
+def objective(W: np.ndarray, data) -> float:
+    """The training objective SGD minimises: log-loss + (L2_REG / 2) ||W||^2."""
+    return score(W, data) + 0.5 * L2_REG * float((W**2).sum())
+
+
+def tune(parts, name: str, linear_lr: float) -> float:
+    """The peak rate of ``CONVEX_LRS`` with the best mean validation loss (tuning orders)."""
+    losses = {
+        lr: np.mean(
+            [score(schedule_run(parts["train"], name, lr, s, linear_lr), parts["val"])
+             for s in TUNE_SEEDS]
+        )
+        for lr in CONVEX_LRS
+    }
+    return min(losses, key=losses.get)
+
+
+def verdict(a: np.ndarray, b: np.ndarray) -> str:
+    """'win' (a's loss lower), 'loss' or 'tie', paired over seeds, at two standard errors."""
+    diff = a - b
+    if not np.isfinite(diff).all():
+        return "tie" if np.isinf(a).all() and np.isinf(b).all() else (
+            "win" if np.isinf(b).any() else "loss")
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    if abs(diff.mean()) <= 2 * se or abs(diff.mean()) < 1e-9:
+        return "tie"
+    return "win" if diff.mean() < 0 else "loss"
+
+
+def part_three() -> dict[str, int]:
+    print(
+        f"\n(3) convex suite: multinomial logistic regression, SGD, batch {CONVEX_BATCH}, "
+        f"{CONVEX_EPOCHS} epochs, L2 {L2_REG}; peak rate tuned per schedule on a validation "
+        f"split over {CONVEX_LRS[0]:g}..{CONVEX_LRS[-1]:g} (x2); test log-loss over "
+        f"{len(CONVEX_SEEDS)} seeds"
+    )
+    header = "".join(f"{name:>22s}" for name in CONVEX_SCHEDULES)
+    print(f"{'problem':14s} {'n x d, K':>14s}{header}")
+    pairs = (("linear", "cosine"), ("refined", "linear"), ("refined", "cosine"), ("uba", "cosine"))
+    counts = {pair: {"win": 0, "tie": 0, "loss": 0} for pair in pairs}
+    train_counts = {pair: {"win": 0, "tie": 0, "loss": 0} for pair in pairs}
+    for name in PROBLEMS:
+        parts = splits(*problem(name))
+        linear_lr = tune(parts, "linear", 0.0)
+        lrs = {s: linear_lr if s == "linear" else tune(parts, s, linear_lr)
+               for s in CONVEX_SCHEDULES}
+        runs = {
+            s: [schedule_run(parts["train"], s, lrs[s], seed, linear_lr) for seed in CONVEX_SEEDS]
+            for s in CONVEX_SCHEDULES
+        }
+        test = {s: np.array([score(W, parts["test"]) for W in runs[s]]) for s in runs}
+        train = {s: np.array([objective(W, parts["train"]) for W in runs[s]]) for s in runs}
+        X_train, y_train = parts["train"]
+        shape = f"{len(y_train)}x{X_train.shape[1] - 1}, {int(y_train.max()) + 1}"
+        cells = "".join(
+            f"{test[s].mean():9.4f}+-{test[s].std():.4f} @{lrs[s]:<5g}" for s in CONVEX_SCHEDULES
+        )
+        marks = []
+        for pair, tally in counts.items():
+            v = verdict(test[pair[0]], test[pair[1]])
+            tally[v] += 1
+            train_counts[pair][verdict(train[pair[0]], train[pair[1]])] += 1
+            marks.append(f"{pair[0]}/{pair[1]}: {v}")
+        print(f"{name:14s} {shape:>14s}{cells}   {'; '.join(marks)}")
+        objectives = "".join(f"{train[s].mean():22.5f}" for s in CONVEX_SCHEDULES)
+        print(f"{'  train obj.':14s} {'':>14s}{objectives}")
+    for (a, b), tally in counts.items():
+        t = train_counts[(a, b)]
+        print(
+            f"  {a} vs {b}: test loss {tally['win']} wins, {tally['tie']} ties, "
+            f"{tally['loss']} losses; training objective {t['win']}/{t['tie']}/{t['loss']}"
+        )
+    out = {}
+    for a, b in (("linear", "cosine"), ("refined", "linear")):
+        for kind, word in (("win", "wins"), ("tie", "ties"), ("loss", "losses")):
+            out[f"{a}_vs_{b}_{word}"] = counts[(a, b)][kind]
+    return out
+
+
 def main() -> None:
     began = time.perf_counter()
+    if sys.argv[1:] == ["convex"]:
+        summary = part_three()
+        print(f"\n(total {time.perf_counter() - began:.0f} s)")
+        print(json.dumps(summary))
+        return
     summary = part_one()
     summary["dropmuon_over_muon_time_to_target"] = part_two()
+    summary.update(part_three())
     print(f"\n(total {time.perf_counter() - began:.0f} s)")
     print(json.dumps(summary))
 
