@@ -9,6 +9,7 @@ count; the arithmetic is here, once, and tested on its own:
   uses, so seeded runs give the same numbers whichever rule calls it);
 * :func:`weighted_mean` — ``sum_k (w_k / sum w) * delta_k`` (FedAvg's average);
 * :func:`stale_mix` — FedStale's mix of fresh deltas and remembered ones;
+* :func:`compass_mix` — FedCompass's (APPFL's) mix of local models into the global one;
 * :func:`server_step` — ``model + server_lr * direction``.
 
 A robust aggregate (coordinate-wise median, trimmed mean, Krum) is one more function here with
@@ -119,6 +120,19 @@ def stale_mix(
         deltas.append(delta if stale is None else delta - beta * stale)
         coefficients.append(alpha[i] / participation[i])
     return weighted_sum(deltas, coefficients)
+
+
+def compass_mix(
+    model: np.ndarray, models: Sequence[np.ndarray], weights: Sequence[float]
+) -> np.ndarray:
+    """APPFL's ``FedCompassAggregator.aggregate`` (model-based, ``gradient_based=False``):
+    ``(1 - sum_i a_i) * model + sum_i a_i * models[i]``, the local models ``models`` mixed into
+    the global ``model`` with weights ``a_i`` (``alpha * s(tau_i) / N`` there).
+
+    >>> compass_mix(np.array([0.0]), [np.array([2.0]), np.array([4.0])], [0.25, 0.5]).tolist()
+    [2.5]
+    """
+    return (1.0 - float(sum(weights))) * model + weighted_sum(list(models), list(weights))
 
 
 def server_step(model: np.ndarray, direction: np.ndarray, server_lr: float = 1.0) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A :class:`Federation` holds the data shards, the learner every client clones, the local batch
 size, the per-client speed profile (simulated time per local step: the fast clients take
-``step_time``, a ``slow_fraction`` of them ``slow_factor`` times longer), the communication
+``step_time``, a ``slow_fraction`` of them ``slow_factor`` times longer; or, with
+``faster_pct = P``, Fraboni et al.'s scenario, :func:`linear_speed_profile`), the communication
 latency, the task timeout and the restart delay of failed clients, the run's duration and how
 often the server evaluates, and which parts of the learner's state clients share (``share`` and
 ``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`). Time is simulated time in
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 import numpy as np
-from annotated_types import Ge
+from annotated_types import Ge, Lt
 
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.data import FederatedData
@@ -103,6 +104,22 @@ def speed_profile(
     return times
 
 
+@declared
+def linear_speed_profile(
+    n_clients: Count, step_time: PositiveReal, faster_pct: Annotated[Real, Ge(0), Lt(100)]
+) -> np.ndarray:
+    """Fraboni et al.'s client-time scenario (JMLR 2023, Sec. 6; the authors' code): client
+    ``i`` takes ``tau_i = 1 - i (P / 100) / (n - 1)`` x ``step_time`` per local step, so the
+    fastest client is ``P`` % faster than the slowest and the others are evenly spread.
+
+    >>> linear_speed_profile(5, 1.0, 40.0).tolist()
+    [1.0, 0.9, 0.8, 0.7, 0.6]
+    """
+    i = np.arange(n_clients, dtype=np.float64)
+    spread = (faster_pct / 100.0) / max(n_clients - 1, 1)
+    return float(step_time) * (1.0 - i * spread)
+
+
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Torch's intra-op thread pool at one thread meanwhile, if torch is loaded (restored after).
@@ -155,6 +172,7 @@ class Federation:
     step_time: PositiveReal = 1.0
     slow_fraction: Fraction = 0.25
     slow_factor: SlowFactor = 10.0
+    faster_pct: Annotated[Real, Ge(0), Lt(100)] | None = None
     latency: NonNegativeReal = 0.1
     jitter: NonNegativeReal = 0.1
     timeout: Limit = math.inf
@@ -172,9 +190,14 @@ class Federation:
                 raise ValueError(
                     f"fault client must be in 0..{self.data.n_clients - 1}, got {fault.client}"
                 )
-        self.step_times = speed_profile(
-            self.data.n_clients, self.step_time, self.slow_fraction, self.slow_factor, self.seed
-        )
+        if self.faster_pct is None:
+            self.step_times = speed_profile(
+                self.data.n_clients, self.step_time, self.slow_fraction, self.slow_factor, self.seed
+            )
+        else:
+            self.step_times = linear_speed_profile(
+                self.data.n_clients, self.step_time, self.faster_pct
+            )
         info = self.data.info
         self.split = StateSplit.for_learner(
             self.learner, info.n_features, info.n_classes, share=self.share, local=self.local

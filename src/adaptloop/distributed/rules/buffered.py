@@ -3,28 +3,34 @@ time window), with staleness-aware weights.
 
 Both keep every alive client busy: a client whose update arrives is sent the current global
 model at once (after the server step, if its arrival triggered one), so no one waits for the
-slowest. Both are special cases of the general asynchronous scheme of Fraboni et al. ("A General
-Theory for Federated Optimization with Asynchronous and Heterogeneous Clients Updates", JMLR
-2023, Sec. 2 and 5), where the server step is
+slowest. Both are special cases of the general asynchronous scheme of Fraboni, Vidal, Kameni &
+Lorenzi ("A General Theory for Federated Optimization with Asynchronous and Heterogeneous
+Clients Updates", JMLR 2023, Sec. 3 and 5, and the authors' code), whose server step is
 
-    theta^{n+1} = theta^n + eta_g * sum_i omega_i(n) * Delta_i
+    theta <- theta + eta_g * sum_i d_i (theta_i - theta_sent_i)
 
-with ``Delta_i`` client ``i``'s delta computed from the (possibly older) model it was sent and
-``omega_i(n)`` a stochastic weight, zero for clients that did not deliver since step ``n``.
+with ``theta_i - theta_sent_i = Delta_i`` client ``i``'s delta from the (possibly older) model
+it was sent and ``d_i`` its aggregation weight, zero for clients that did not deliver:
 
-- :class:`FedBuff` (Nguyen et al., "Federated Learning with Buffered Asynchronous
-  Aggregation", AISTATS 2022, Algorithm 1): the server buffers arrivals and steps after
-  ``buffer_size`` (``K``) of them with ``omega_i = s(tau_i) / K``, ``s(tau) = 1/sqrt(1 + tau)``
-  (its Sec. 5 choice; ``staleness`` picks another), ``eta_g`` = ``server_lr``.
-- :class:`FedFix` (Fraboni et al., Sec. 5): the server steps every ``window`` time units with the
-  deltas that arrived in it, ``omega_i = p_i`` (client ``i``'s data share), as in the paper;
-  ``staleness`` can add a staleness factor (default none).
+- :class:`FedFix` (Fraboni et al., Sec. 5): the server steps every ``window`` (``Delta t``) time
+  units with the deltas that arrived in it, ``d_i = ceil(tau_i / Delta t) * p_i``, ``p_i``
+  client ``i``'s data share and ``tau_i`` the time its update took (sent to arrival): a client
+  slower than the window delivers once every ``ceil(tau_i / Delta t)`` windows, and its weight
+  is scaled up by as much; ``staleness`` can add a staleness factor (default none).
+- :class:`FedBuff` (Nguyen et al., "Federated Learning with Buffered Asynchronous Aggregation",
+  AISTATS 2022, Algorithm 1): the server buffers arrivals and steps after ``buffer_size``
+  (``c``) of them with ``d_i = s(tau_i) / c``, ``s(tau) = 1/sqrt(1 + tau)`` (its Sec. 5 choice),
+  ``eta_g`` = ``server_lr``. Fraboni et al.'s FedBuff is ``d_i = 1 / c``: ``staleness="none"``;
+  ``average="data"`` gives their ``p_i``-weighted variant without the division by the
+  participation probability ``q_i`` (not estimated here).
+
+The client-time scenario of Fraboni et al. (the fastest client ``P`` % faster than the slowest,
+``tau_i = 1 - i (P/100)/(n-1)``) is ``Federation(faster_pct=P)``
+(:func:`~adaptloop.distributed.federation.linear_speed_profile`).
 
 Deviations: FedBuff's client sampling to a target concurrency is replaced by "every alive client
 always works" (concurrency = number of clients); a client that delivers twice inside one buffer
-contributes twice, as in the paper's buffer. Equation numbers of Fraboni et al. were not
-available here; the scheme above is from its abstract and Sec. 5 as described, not verified
-line by line.
+contributes twice, as in the paper's buffer.
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
@@ -41,6 +47,7 @@ line by line.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -73,7 +80,11 @@ class _Buffered(AggregationRule):
 
     def _add(self, update: Update, view: ServerView) -> None:
         weight = staleness_weight(view.staleness(update), self.staleness, self.exponent)
-        self._buffer.append((update.client, weight, update.delta))
+        self._buffer.append((update.client, weight * self._scale(update), update.delta))
+
+    def _scale(self, update: Update) -> float:
+        """A rule's own factor on an update's weight (1; FedFix: the windows it spans)."""
+        return 1.0
 
     def _step(self, view: ServerView) -> np.ndarray | None:
         if not self._buffer:
@@ -134,6 +145,10 @@ class FedFix(_Buffered):
     def on_update(self, update: Update, view: ServerView) -> Plan:
         self._add(update, view)
         return Plan(dispatch=[Assignment(update.client, self.local_steps)])
+
+    def _scale(self, update: Update) -> float:
+        """``ceil(tau_i / Delta t)``: the windows the update took (Fraboni et al., Sec. 5)."""
+        return float(max(1, math.ceil((update.time - update.sent_at) / self.window - 1e-9)))
 
     def on_timer(self, view: ServerView) -> Plan:
         return Plan(model=self._step(view), timers=[view.now + self.window])

@@ -1,28 +1,35 @@
-"""FedCompass-style scheduling: the server gives each client a number of local steps from its
-measured speed so that updates arrive in groups.
+"""FedCompass: the server gives each client a number of local steps from its measured speed so
+that updates arrive in groups.
 
 Li et al., "FedCompass: Efficient Cross-Silo Federated Learning on Heterogeneous Client Devices
 Using a Computing Power-Aware Scheduler" (ICLR 2024), Sec. 3 and Algorithms 1-2, as implemented in
-the authors' APPFL ``CompassScheduler``:
+the authors' APPFL (``src/appfl/scheduler/compass_scheduler.py``, ``CompassScheduler``, and
+``src/appfl/algorithm/aggregator/fedcompass_aggregator.py``, ``FedCompassAggregator``), with
+APPFL's defaults:
 
-- a client's speed (time per local step) is measured on every arrival,
-  ``speed <- (1 - m) speed + m * elapsed / steps`` (``m`` = ``speed_momentum``);
-- an *arrival group* has an expected arrival time ``T_a`` and a latest one ``T_max``; a client is
-  put into the existing group where ``Q = floor((T_a - now) / speed)`` lies in ``[Q_min, Q_max]``
-  (the largest such ``Q``), else into a new group, with ``Q_max`` steps (or fewer, to arrive just
-  after the latest group), ``T_a = now + Q * speed`` and ``T_max = now + lambda * Q * speed``;
+- a client's time per local step is measured on every arrival and averaged,
+  ``speed <- (1 - m) speed + m * elapsed / steps`` (``m`` = ``speed_momentum`` = 0.9,
+  ``CompassScheduler._record_info``);
+- an *arrival group* has an expected arrival time ``T_a`` and a latest one ``T_max``; a
+  returning client joins the group where ``Q = floor((T_a - now) / speed)`` is largest within
+  ``[Q_min, Q_max]`` (``_join_group``), else starts a new group (``_create_group``) with
+  ``Q_max`` steps, or fewer to arrive just after a running group's latest time (never fewer than
+  ``Q_min``), ``T_a = now + Q * speed`` and ``T_max = now + latest_factor * Q * speed``;
+  ``Q_max`` = ``max_steps`` = 100, ``Q_min`` = ``q_ratio * Q_max`` = 20, ``latest_factor`` = 1.5;
 - when every member of a group has arrived, or at ``T_max``, the server aggregates the group's
-  deltas together with those that arrived late for their group (the general buffer), then gives
-  the members new groups and step counts, fastest first;
-- a client that arrives after its group's ``T_max`` goes to the general buffer and is
-  rescheduled at once; the first arrival of each client (before it has a group) is applied
-  immediately, weighted ``single_weight * s(tau)``.
+  models together with those that arrived after their group's ``T_max`` (the *general
+  buffer*), then gives the members new groups, fastest first (``_group_aggregation``); a late
+  client goes to the general buffer and is given a new group at once; a client's first arrival
+  (before it has a group) is applied at once, alone (``_single_update(buffer=False)``).
 
-The step on a group is ``theta <- theta + server_lr * sum_i (n_i / n) * s(tau_i) * Delta_i``
-(``n_i`` the samples behind ``Delta_i``, ``s`` the staleness function, polynomial by default).
-Deviations: the aggregation weight above is this package's choice (the paper's aggregator
-applies staleness factors to the group average; the exact normalisation was not checked), and
-``Q_min`` defaults to ``q_ratio * Q_max`` as in APPFL (``q_ratio`` = 0.2).
+Every aggregation is APPFL's: each local model ``theta_i`` gets the weight
+``alpha_i = alpha * s(tau_i) / N`` (``alpha`` = 0.9, ``N`` the number of clients,
+``s(tau) = (tau + 1)^-exponent`` with ``exponent`` = 0.5, ``tau_i`` the server steps since the
+client's model was sent) and the global model becomes
+``theta <- (1 - sum_i alpha_i) theta + sum_i alpha_i theta_i``, i.e.
+``theta <- theta + sum_i alpha_i (theta_sent_i + Delta_i - theta)``: the rule remembers the model
+each client was sent. Deviations: none in the arithmetic; APPFL measures wall-clock time, we the
+engine's clock. ``staleness`` can pick another function of :mod:`~adaptloop.distributed.aggregate`.
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
@@ -33,8 +40,8 @@ applies staleness factors to the group average; the exact normalisation was not 
 [(0, 10), (1, 10)]
 >>> view = ServerView(10.0, np.zeros(1), 0, view.alive, frozenset({1}), view.weights, view.rng)
 >>> plan = rule.on_update(Update(0, 0, np.array([1.0]), 0, 10, 10, 0.0, 10.0), view)
->>> [(a.client, a.steps) for a in plan.dispatch], plan.timers
-([(0, 10)], [22.0])
+>>> [(a.client, a.steps) for a in plan.dispatch], plan.timers, plan.model.tolist()
+([(0, 10)], [25.0], [0.45])
 """
 
 from __future__ import annotations
@@ -43,15 +50,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import numpy as np
 from annotated_types import Ge, Gt, Le
 
-from adaptloop.distributed.aggregate import (
-    Staleness,
-    server_step,
-    shares,
-    staleness_weight,
-    weighted_sum,
-)
+from adaptloop.distributed.aggregate import Staleness, compass_mix, staleness_weight
 from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
 from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
@@ -74,18 +76,17 @@ class FedCompass(AggregationRule):
 
     def __init__(
         self,
-        max_steps: Count = 20,
+        max_steps: Count = 100,
         q_ratio: Share = 0.2,
-        latest_factor: Annotated[float, Ge(1)] = 1.2,
+        latest_factor: Annotated[float, Ge(1)] = 1.5,
         speed_momentum: Share = 0.9,
-        server_lr: PositiveReal = 1.0,
-        single_weight: Share = 0.5,
+        alpha: Share = 0.9,
         staleness: Staleness = "poly",
         exponent: PositiveReal = 0.5,
     ) -> None:
         self.max_steps, self.q_ratio, self.latest_factor = max_steps, q_ratio, latest_factor
-        self.speed_momentum, self.server_lr = speed_momentum, server_lr
-        self.single_weight, self.staleness, self.exponent = single_weight, staleness, exponent
+        self.speed_momentum, self.alpha = speed_momentum, alpha
+        self.staleness, self.exponent = staleness, exponent
         self.local_steps = self.max_steps
         self._min_steps = max(1, math.floor(self.q_ratio * self.max_steps))
         self._speed: dict[int, float] = {}
@@ -93,6 +94,7 @@ class FedCompass(AggregationRule):
         self._groups: dict[int, _Group] = {}
         self._buffer: list[Update] = []
         self._speed_seen: set[int] = set()
+        self._sent: dict[int, np.ndarray] = {}  # the model each busy client started from
         self._next_group = 0
 
     # -- scheduling ---------------------------------------------------------------------------
@@ -135,32 +137,41 @@ class FedCompass(AggregationRule):
         return Assignment(client, steps), [self._groups[gid].latest]
 
     # -- aggregation --------------------------------------------------------------------------
-    def _weight(self, update: Update, view: ServerView) -> float:
-        return staleness_weight(view.staleness(update), self.staleness, self.exponent)
+    def _mix(self, updates: list[Update], view: ServerView) -> np.ndarray:
+        """APPFL's ``FedCompassAggregator.aggregate``: weights ``alpha * s(tau_i) / N``."""
+        n = len(view.weights)
+        weights = [
+            self.alpha * staleness_weight(view.staleness(u), self.staleness, self.exponent) / n
+            for u in updates
+        ]
+        models = [self._sent.pop(u.client, view.model) + u.delta for u in updates]
+        return compass_mix(view.model, models, weights)
+
+    def _send(self, plan: Plan, client: int, steps: int, model: np.ndarray) -> None:
+        self._sent[client] = model
+        plan.dispatch.append(Assignment(client, steps))
 
     def _aggregate(self, gid: int, view: ServerView) -> Plan:
         group = self._groups.pop(gid)
         updates = self._buffer + group.arrived
         self._buffer = []
-        data = shares([u.n_samples for u in updates])
-        coefficients = [
-            share * self._weight(u, view) for share, u in zip(data, updates, strict=True)
-        ]
-        step = weighted_sum([u.delta for u in updates], coefficients)
-        plan = Plan(model=server_step(view.model, step, self.server_lr))
+        plan = Plan(model=self._mix(updates, view))
         for client in group.members:  # still on their way: they will arrive late
             self._group_of.pop(client, None)
         arrived = sorted({u.client for u in group.arrived}, key=lambda c: self._speed[c])
         for client in arrived:
             if client in view.alive:
                 assignment, timers = self._assign(client, view.now)
-                plan.dispatch.append(assignment)
+                self._send(plan, client, assignment.steps, plan.model)
                 plan.timers.extend(timers)
         return plan
 
     # -- events -------------------------------------------------------------------------------
     def start(self, view: ServerView) -> Plan:
-        return Plan(dispatch=[Assignment(c, self.max_steps) for c in view.idle])
+        plan = Plan()
+        for client in view.idle:
+            self._send(plan, client, self.max_steps, view.model)
+        return plan
 
     def on_update(self, update: Update, view: ServerView) -> Plan:
         self._measure(update)
@@ -169,15 +180,17 @@ class FedCompass(AggregationRule):
         if group is None or view.now > group.latest:
             plan = Plan()
             if group is None and update.client not in self._speed_seen:
-                weight = self.single_weight * self._weight(update, view)
-                plan.model = server_step(view.model, update.delta, self.server_lr * weight)
+                plan.model = self._mix([update], view)  # a first arrival: applied alone
             else:
                 self._buffer.append(update)
             if group is not None:
                 group.members.discard(update.client)
             self._speed_seen.add(update.client)
             assignment, timers = self._assign(update.client, view.now)
-            plan.dispatch.append(assignment)
+            self._send(
+                plan, update.client, assignment.steps,
+                view.model if plan.model is None else plan.model,
+            )
             plan.timers.extend(timers)
             return plan
         self._speed_seen.add(update.client)
@@ -221,4 +234,6 @@ class FedCompass(AggregationRule):
     def on_rejoin(self, client: int, view: ServerView) -> Plan:
         self._speed_seen.discard(client)
         self._speed.pop(client, None)
-        return Plan(dispatch=[Assignment(client, self.max_steps)])
+        plan = Plan()
+        self._send(plan, client, self.max_steps, view.model)
+        return plan
