@@ -103,7 +103,9 @@ class ErrorMemory(Wrapper):
     ``L`` per table), ``capacity`` (exact backend), ``tau`` (attention temperature), ``gamma``
     (1 in the paper's experiments: only ``y_bar - y_base`` counts), ``lam`` (the paper's
     lambda, how much of the estimated error is added), ``prior_count`` (see above),
-    ``reset_every``, ``frozen_keys``, ``seed`` (hyperplanes). The paper's other defaults (k, L,
+    ``reset_every``, ``frozen_keys``, ``base_learns`` (``False``: ``learn`` writes the memory
+    only and the base stays as it is, the paper's deployed model between two deployments; its
+    per-slot evaluation in ``benchmarks/reloop2_slots.py``), ``seed`` (hyperplanes). The paper's other defaults (k, L,
     tau, lambda) could not be read from the sources available here; the defaults below were
     chosen on our click stream with tuning seeds 10 and 11 (not the benchmark's 0-2): see
     ``benchmarks/reloop2.py`` for the sweep.
@@ -135,6 +137,7 @@ class ErrorMemory(Wrapper):
         prior_count: NonNegativeReal = 50.0,
         reset_every: Count | None = None,
         frozen_keys: bool = True,
+        base_learns: bool = True,
         seed: Seed = 0,
     ) -> None:
         self.backend = backend
@@ -147,6 +150,7 @@ class ErrorMemory(Wrapper):
         self.prior_count = prior_count
         self.frozen_keys = frozen_keys
         self.reset_every = reset_every
+        self.base_learns = base_learns
         self.seed = seed
         super().__init__(base)
         self.memory_: SketchIndex | ExactIndex | None = None
@@ -233,7 +237,8 @@ class ErrorMemory(Wrapper):
             self.memory_ = self._new_memory(keys.shape[1], 2 * base_out.shape[1])
         values = np.hstack([self._target_columns(y, base_out.shape[1]), base_out])
         self.memory_.write(keys, values.astype(np.float32))
-        self.model_.learn(X, y)
+        if self.base_learns:
+            self.model_.learn(X, y)
         before, self.n_seen_ = self.n_seen_, self.n_seen_ + len(X)
         if self.reset_every and self.n_seen_ // self.reset_every > before // self.reset_every:
             self.memory_.clear()
