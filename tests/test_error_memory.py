@@ -331,3 +331,14 @@ def test_sketch_write_sums_rows_sharing_a_bucket(n_ids):
     for t in range(2):
         np.add.at(expected, ids[:, t], rows)
     np.testing.assert_allclose(index.table, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_base_learns_false_writes_the_memory_and_leaves_the_base():
+    X = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    base = MajorityClass()
+    base.learn(X, np.array([0, 0]))
+    model = ErrorMemory(base, backend="exact", k=2, capacity=10, base_learns=False)
+    before = model.model_.predict_proba(X).tolist()
+    model.learn(X, np.array([1, 1]))
+    assert model.model_.predict_proba(X).tolist() == before  # the base has not moved
+    assert len(model.memory_) == 2 and (model.predict_proba(X)[:, 1] > 0.5).all()
