@@ -87,8 +87,13 @@ def run(X, y, make_base, train_end: int, seed: int, users: bool) -> dict[str, np
         scores = {"base": base.predict_proba(X[nxt])[:, 1]}
         for name, setting in SETTINGS.items():
             memory = ErrorMemory(
-                copy_of(base), backend="exact", capacity=hi - lo, gamma=1.0,
-                base_learns=False, seed=seed, **setting,
+                copy_of(base),
+                backend="exact",
+                capacity=hi - lo,
+                gamma=1.0,
+                base_learns=False,
+                seed=seed,
+                **setting,
             )
             memory.learn(X[lo:hi], y[lo:hi])  # the memory holds slot i
             out = []
@@ -113,28 +118,47 @@ def main() -> None:
     data = {}
     for seed in range(args.seeds):
         stream = streams.create(
-            "clicks", n=40_000, drifts=[{"at": 20_000, "width": 1}, {"at": 30_000, "width": 4_000}],
-            n_users=300, n_items=200, seed=seed,
+            "clicks",
+            n=40_000,
+            drifts=[{"at": 20_000, "width": 1}, {"at": 30_000, "width": 4_000}],
+            n_users=300,
+            n_items=200,
+            seed=seed,
         )
         X, y = arrays(stream)
-        data.setdefault("clicks (CTRClassifier)", []).append(run(
-            X, y, lambda s: CTRClassifier(lr=0.001, epochs=2, batch_size=64, seed=s), 10_000,
-            seed, users=True,
-        ))
+        data.setdefault("clicks (CTRClassifier)", []).append(
+            run(
+                X,
+                y,
+                lambda s: CTRClassifier(lr=0.001, epochs=2, batch_size=64, seed=s),
+                10_000,
+                seed,
+                users=True,
+            )
+        )
         if ELEC2.exists():
             X, y = arrays(streams.create("elec2", path=ELEC2))
-            data.setdefault("elec2 (MLP)", []).append(run(
-                X, y,
-                lambda s: MLPClassifier(hidden=(32,), lr=0.01, epochs=2, batch_size=32, seed=s),
-                5_000, seed, users=False,
-            ))
+            data.setdefault("elec2 (MLP)", []).append(
+                run(
+                    X,
+                    y,
+                    lambda s: MLPClassifier(hidden=(32,), lr=0.01, epochs=2, batch_size=32, seed=s),
+                    5_000,
+                    seed,
+                    users=False,
+                )
+            )
     summary = {}
     for name, runs in data.items():
         keys = runs[0].keys()
         per_slot = {k: np.mean([r[k] for r in runs], axis=0) for k in keys}
         print(f"\n{name}: per test slot (mean of {len(runs)} seeds), %")
         for k, v in per_slot.items():
-            print(f"  {k:18s} " + " ".join(f"{100 * x:6.2f}" for x in v) + f"   mean {100 * v.mean():6.2f}")
+            print(
+                f"  {k:18s} "
+                + " ".join(f"{100 * x:6.2f}" for x in v)
+                + f"   mean {100 * v.mean():6.2f}"
+            )
         tag = name.split()[0]
         for setting in SETTINGS:
             lift = 100 * float((per_slot[f"{setting}_auc"] - per_slot["base_auc"]).mean())
@@ -147,7 +171,9 @@ def main() -> None:
         summary[f"{tag}_base_auc"] = round(100 * float(per_slot["base_auc"].mean()), 2)
     print("\nthe paper's Table 2 (gAUC / AUC, %): base -> +ReLoop2 (lift)")
     for name, ((g0, a0), (g1, a1)) in PAPER.items():
-        print(f"  {name:26s} {g0:.2f}/{a0:.2f} -> {g1:.2f}/{a1:.2f}  (+{g1 - g0:.2f}/+{a1 - a0:.2f})")
+        print(
+            f"  {name:26s} {g0:.2f}/{a0:.2f} -> {g1:.2f}/{a1:.2f}  (+{g1 - g0:.2f}/+{a1 - a0:.2f})"
+        )
     print(f"(total {time.perf_counter() - began:.0f} s)")
     print(json.dumps(summary))
 

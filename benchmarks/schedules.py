@@ -309,8 +309,10 @@ def tune(parts, name: str, linear_lr: float) -> float:
     """The peak rate of ``CONVEX_LRS`` with the best mean validation loss (tuning orders)."""
     losses = {
         lr: np.mean(
-            [score(schedule_run(parts["train"], name, lr, s, linear_lr), parts["val"])
-             for s in TUNE_SEEDS]
+            [
+                score(schedule_run(parts["train"], name, lr, s, linear_lr), parts["val"])
+                for s in TUNE_SEEDS
+            ]
         )
         for lr in CONVEX_LRS
     }
@@ -321,8 +323,11 @@ def verdict(a: np.ndarray, b: np.ndarray) -> str:
     """'win' (a's loss lower), 'loss' or 'tie', paired over seeds, at two standard errors."""
     diff = a - b
     if not np.isfinite(diff).all():
-        return "tie" if np.isinf(a).all() and np.isinf(b).all() else (
-            "win" if np.isinf(b).any() else "loss")
+        return (
+            "tie"
+            if np.isinf(a).all() and np.isinf(b).all()
+            else ("win" if np.isinf(b).any() else "loss")
+        )
     se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
     if abs(diff.mean()) <= 2 * se or abs(diff.mean()) < 1e-9:
         return "tie"
@@ -344,8 +349,9 @@ def part_three() -> dict[str, int]:
     for name in PROBLEMS:
         parts = splits(*problem(name))
         linear_lr = tune(parts, "linear", 0.0)
-        lrs = {s: linear_lr if s == "linear" else tune(parts, s, linear_lr)
-               for s in CONVEX_SCHEDULES}
+        lrs = {
+            s: linear_lr if s == "linear" else tune(parts, s, linear_lr) for s in CONVEX_SCHEDULES
+        }
         runs = {
             s: [schedule_run(parts["train"], s, lrs[s], seed, linear_lr) for seed in CONVEX_SEEDS]
             for s in CONVEX_SCHEDULES

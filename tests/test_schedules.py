@@ -122,7 +122,9 @@ def test_refinement_of_a_geometric_trace_matches_its_closed_form():
     for r in (0.9, 1.05):
         closed = r**t * (r ** (t + 1) - r**T) / (1 - r)
         expected = closed / closed.max()
-        np.testing.assert_allclose(refined_factors(r ** (-t / 2), T, width=0.0), expected, atol=1e-12)
+        np.testing.assert_allclose(
+            refined_factors(r ** (-t / 2), T, width=0.0), expected, atol=1e-12
+        )
         got = refined_factors(r ** (-t.astype(float)), T, width=0.0, power=1.0)
         np.testing.assert_allclose(got, expected, atol=1e-12)
 
@@ -132,11 +134,10 @@ def test_refinement_of_a_step_trace_matches_its_closed_form():
     # eta_t = a^-2 ((H - 1 - t) a^-2 + H b^-2), in the second eta_t = b^-4 (T - 1 - t)
     a, b, H = 2.0, 1.0, 10
     T, t = 2 * H, np.arange(2 * H)
-    closed = np.where(
-        t < H, a**-2 * ((H - 1 - t) * a**-2 + H * b**-2), b**-4 * (T - 1 - t)
+    closed = np.where(t < H, a**-2 * ((H - 1 - t) * a**-2 + H * b**-2), b**-4 * (T - 1 - t))
+    np.testing.assert_allclose(
+        refined_factors([a] * H + [b] * H, T, width=0.0), closed / closed.max()
     )
-    np.testing.assert_allclose(refined_factors([a] * H + [b] * H, T, width=0.0),
-                               closed / closed.max())
     # the sum runs over p > t: the rate falls to 0 at the last step, the maximum is where
     # the smaller norms begin
     assert refined_factors([a] * H + [b] * H, T, width=0.0).argmax() == H
@@ -145,10 +146,10 @@ def test_refinement_of_a_step_trace_matches_its_closed_form():
 def test_refinement_median_filter_as_the_authors():
     trace = np.ones(50)
     trace[20] = 100.0  # one outlier step: removed by the window of 2 * (5 // 2) + 1 = 5
-    np.testing.assert_allclose(refined_factors(trace, 50, width=0.1), refined_factors(
-        np.ones(50), 50))
-    assert not np.allclose(refined_factors(trace, 50, width=0.0), refined_factors(
-        np.ones(50), 50))
+    np.testing.assert_allclose(
+        refined_factors(trace, 50, width=0.1), refined_factors(np.ones(50), 50)
+    )
+    assert not np.allclose(refined_factors(trace, 50, width=0.0), refined_factors(np.ones(50), 50))
     # a monotone trace keeps its interior; its end is padded by reflection (the authors'
     # README), so the last norm becomes the median of a window folded back on itself
     rising = np.arange(30, dtype=float)
@@ -188,7 +189,9 @@ def test_refined_without_a_trace_is_linear_then_refines_from_the_previous_fit():
     model.learn(X[:32], y[:32])  # second fit (12 steps), refined from the first's 24 norms
     np.testing.assert_allclose(trainer.previous_grad_norms_, first)
     np.testing.assert_allclose(trainer.factors_, refined_factors(first, 12, 0.1, power=1.0))
-    np.testing.assert_allclose(lrs, LR * refined_factors(first, 12, 0.1, power=1.0))  # the rates taken
+    np.testing.assert_allclose(
+        lrs, LR * refined_factors(first, 12, 0.1, power=1.0)
+    )  # the rates taken
 
 
 def test_refined_with_a_given_trace():

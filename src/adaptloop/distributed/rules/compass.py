@@ -188,7 +188,9 @@ class FedCompass(AggregationRule):
             self._speed_seen.add(update.client)
             assignment, timers = self._assign(update.client, view.now)
             self._send(
-                plan, update.client, assignment.steps,
+                plan,
+                update.client,
+                assignment.steps,
                 view.model if plan.model is None else plan.model,
             )
             plan.timers.extend(timers)

@@ -105,8 +105,10 @@ class ErrorMemory(Wrapper):
     lambda, how much of the estimated error is added), ``prior_count`` (see above),
     ``reset_every``, ``frozen_keys``, ``base_learns`` (``False``: ``learn`` writes the memory
     only and the base stays as it is, the paper's deployed model between two deployments; its
-    per-slot evaluation in ``benchmarks/reloop2_slots.py``), ``seed`` (hyperplanes). The paper's other defaults (k, L,
-    tau, lambda) could not be read from the sources available here; the defaults below were
+    per-slot evaluation in ``benchmarks/reloop2_slots.py``), ``seed`` (hyperplanes). The
+    paper's experiments use ``gamma = 1``, ``lambda`` 0.9 (AmazonElectronics) and 0.4
+    (MicroVideo) and read ``K`` = 180 and 70 entries; its ``L`` and ``tau`` could not be read
+    from the sources available here; the defaults below were
     chosen on our click stream with tuning seeds 10 and 11 (not the benchmark's 0-2): see
     ``benchmarks/reloop2.py`` for the sweep.
 
