@@ -244,8 +244,9 @@ with every other optimiser)."""
 def median_smooth(trace: Sequence[float], width: float = 0.1) -> np.ndarray:
     """The authors' median filter of a gradient-norm trace
     (``facebookresearch/adaptive_scheduling``, README "Refinement method" and ``visual.py``):
-    an odd window of ``2 * (int(width * n) // 2) + 1`` of the ``n`` norms, the end of the trace padded with ``2 * window`` reflected values (so the
-    last norms are not all pulled towards the final one), ``scipy.ndimage.median_filter`` with
+    an odd window of ``2 * (int(width * n) // 2) + 1`` of the ``n`` norms, the end of the
+    trace padded with ``2 * window`` reflected values (so the last norms are not all pulled
+    towards the final one), ``scipy.ndimage.median_filter`` with
     ``mode="nearest"``, the padding cut off again.
 
     >>> median_smooth([1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], width=0.3).tolist()
