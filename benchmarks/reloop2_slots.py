@@ -66,12 +66,6 @@ def gauc(users: np.ndarray, y: np.ndarray, p: np.ndarray) -> float:
     return total / weight if weight else float("nan")
 
 
-def copy_of(model):
-    twin = model.clone()
-    twin.load_state_dict(model.state_dict())
-    return twin
-
-
 def run(X, y, make_base, train_end: int, seed: int, users: bool) -> dict[str, np.ndarray]:
     """Per test slot: AUC (and gAUC) of the base and of base + memory in each setting."""
     bounds = np.linspace(train_end, len(y), SLOTS + 1).astype(int)
