@@ -81,7 +81,7 @@ def run(X, y, make_base, train_end: int, seed: int, users: bool) -> dict[str, np
         scores = {"base": base.predict_proba(X[nxt])[:, 1]}
         for name, setting in SETTINGS.items():
             memory = ErrorMemory(
-                copy_of(base),
+                base.clone(),
                 backend="exact",
                 capacity=hi - lo,
                 gamma=1.0,
@@ -89,6 +89,7 @@ def run(X, y, make_base, train_end: int, seed: int, users: bool) -> dict[str, np
                 seed=seed,
                 **setting,
             )
+            memory.model_.load_state_dict(base.state_dict())  # a wrapper starts from a clone
             memory.learn(X[lo:hi], y[lo:hi])  # the memory holds slot i
             out = []
             for start in range(nxt.start, nxt.stop, BATCH):  # test, then write
