@@ -105,12 +105,13 @@ class FedCompass(AggregationRule):
         self._speed[update.client] = speed if old is None else (1 - m) * old + m * speed
 
     def _assign(self, client: int, now: float) -> tuple[Assignment, list[float]]:
-        """Join the group with the most feasible steps, else open a new one."""
+        """Join the group with the most feasible steps (the later group on a tie, as APPFL's
+        ``_join_group``), else open a new one (``_create_group``)."""
         speed = self._speed[client]
         best, best_steps = None, -1
         for gid, group in self._groups.items():
             steps = math.floor((group.expected - now) / speed) if speed > 0 else self.max_steps
-            if self._min_steps <= steps <= self.max_steps and steps > best_steps:
+            if self._min_steps <= steps <= self.max_steps and steps >= best_steps:
                 best, best_steps = gid, steps
         if best is not None:
             self._groups[best].members.add(client)
