@@ -1,26 +1,30 @@
 """FedStale: fresh deltas mixed with the stale, remembered deltas of clients that did not deliver.
 
-Rodio & Neglia, "FedStale: leveraging stale client updates in federated learning" (2024). The
-server keeps the last delta ``h_i`` of every client. At each server step, with ``S`` the
-clients that delivered a fresh delta ``Delta_i``, it moves along
+Rodio & Neglia, "FedStale: leveraging stale client updates in federated learning" (2024),
+and the authors' code (``arodio/FedStale``: ``aggregator.py``, ``history_tracker.py``,
+``client_sampler.py``). The server keeps the last delta ``h_i`` of every client. At each server
+step, with ``S`` the clients that delivered a fresh delta ``Delta_i``, it moves along
 
-    v = beta * sum_j alpha_j h_j + sum_{i in S} (alpha_i / q_i) * (Delta_i - beta * h_i)
+    v = beta * sum_{all j} alpha_j h_j + sum_{i in S} (alpha_i / p_i) * (Delta_i - beta * h_i)
 
     theta <- theta + server_lr * v,  then h_i <- Delta_i for i in S
 
-with ``alpha_j`` client ``j``'s data share and ``q_i`` its participation probability. ``beta``
+with ``alpha_j`` client ``j``'s data share and ``p_i`` its participation probability. ``beta``
 = 0 gives (unbiased) FedAvg, which uses only fresh updates; ``beta`` = 1 gives FedVARP, which
 uses stale and fresh updates alike; the paper's guideline is a ``beta`` in between, lower when
-participation is more heterogeneous. ``q_i`` is estimated online, as the paper's experiments with
-unknown participation do: the fraction of server steps client ``i`` delivered in so far, with
-one pseudo-step at the prior ``buffer_size / n_clients``.
+participation is more heterogeneous.
 
-Deviation: the paper runs synchronous rounds in which a random subset participates. Here a
-"round" closes, FedBuff-style, after ``buffer_size`` arrivals from clients that all work
+``p_i``: the authors' ``UnbiasedClientsSampler`` weighs a participant by ``alpha_i / p_i`` with
+``p_i`` the client's participation frequency over the whole run (the row mean of the
+participation matrix, known in advance), or with FedAU's interval estimate when it is unknown
+(``activity_estimator.py``). A server cannot know the frequency of the rounds still to come, so
+here ``p_i`` is its causal version: the fraction of server steps client ``i`` delivered in so
+far, with one pseudo-step at the prior ``buffer_size / n_clients``.
+
+Deviation: the paper runs synchronous rounds in which the available clients participate. Here
+a "round" closes, FedBuff-style, after ``buffer_size`` arrivals from clients that all work
 continuously, so participation is heterogeneous because clients are slow, which is the setting
-FedStale targets. Several deltas of one client within a round are summed. The paper's exact
-equation numbers were not available here; the update above is the convex fresh/stale
-combination its abstract and algorithm describe.
+FedStale targets. Several deltas of one client within a round are summed.
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
