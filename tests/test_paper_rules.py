@@ -124,3 +124,18 @@ def test_frabonis_client_times():
     # tau_i = 1 - i (P / 100) / (n - 1): the fastest client P % faster than the slowest
     np.testing.assert_allclose(linear_speed_profile(3, 1.0, 50.0), [1.0, 0.75, 0.5])
     np.testing.assert_allclose(linear_speed_profile(1, 2.0, 50.0), [2.0])
+
+
+def test_federation_runs_frabonis_scenario():
+    from adaptloop.distributed.data import make_federated_data
+    from adaptloop.distributed.federation import Federation
+    from adaptloop.learners import LogisticRegression
+    from adaptloop.parameters import ParameterError
+
+    data = make_federated_data(
+        "sea", clients=5, samples_per_client=50, concepts=[0], drift_at=[], seed=0
+    )
+    fed = Federation(data, LogisticRegression(), step_time=2.0, faster_pct=40.0)
+    np.testing.assert_allclose(fed.step_times, [2.0, 1.8, 1.6, 1.4, 1.2])
+    with pytest.raises(ParameterError, match="faster_pct"):
+        Federation(data, LogisticRegression(), faster_pct=100.0)
