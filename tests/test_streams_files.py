@@ -101,7 +101,7 @@ def test_small_chunks_batch_sizes_and_repeated_iteration_agree(tmp_path):
     assert set(sizes[:-1]) == {7} and sum(sizes) == 2_000
 
 
-def test_vocabulary_from_first_chunk_and_unseen_values_get_code_zero(tmp_path):
+def test_vocabulary_grows_in_order_of_appearance_and_missing_is_code_zero(tmp_path):
     n = 400
     table = {
         "x": list(range(n)),
@@ -112,23 +112,91 @@ def test_vocabulary_from_first_chunk_and_unseen_values_get_code_zero(tmp_path):
     stream = CSVStream(path, target="y", block_size=256)  # first chunk: only "a"/"b"
     assert stream.categories == {"city": ("a", "b")}
     X1, _ = collect(stream, 13)
+    assert stream.categories == {"city": ("a", "b", "c")}
     X2, _ = collect(stream, 256)
     np.testing.assert_array_equal(X1, X2)
     codes = X1[:, 1]
     np.testing.assert_array_equal(codes[:200], [1 if i % 2 else 2 for i in range(200)])
-    assert (codes[200:300] == 0).all()  # unseen "c"
-    np.testing.assert_array_equal(codes[300:], [2, 0] * 50)  # None -> 0 as well
+    assert (codes[200:300] == 3).all()  # "c" arrives later and gets the next code
+    np.testing.assert_array_equal(codes[300:], [2, 0] * 50)  # None -> 0, and only None
+    report = stream.summary()["categories"]["city"]
+    assert report == {
+        "known": 2, "new": 1, "new_rows": 100, "overflow_rows": 0, "missing_rows": 50
+    }
     assert stream.info.task == "multiclass" and stream.info.classes == ("0", "1", "2")
+    assert stream.info.categorical == ("city",)
 
 
-def test_given_categories_fix_the_codes(csv_path, table):
+def test_given_categories_come_first_and_later_values_grow(csv_path, table):
     stream = CSVStream(
         csv_path, target="label", categories={"colour": ["red", "green"]}, drop=["b"]
     )
     assert stream.info.feature_names == ("a", "colour")
     X, _ = collect(stream)
-    expected = [{"red": 1, "green": 2}.get(c, 0) for c in table["colour"]]
+    expected = [{"red": 1, "green": 2}.get(c, 3) for c in table["colour"]]
     np.testing.assert_array_equal(X[:, 1], expected)
+    assert stream.categories == {"colour": ("red", "green", "blue")}
+
+
+def recommendation_log(path: Path, n: int = 60_000) -> Path:
+    """A time-ordered log whose users and items keep arriving: user ``u<i>`` first appears at
+    row ``3 i`` (so most users start after the first megabyte), items at a slower pace."""
+    rng = np.random.default_rng(3)
+    t = np.arange(n)
+    user = np.where(rng.random(n) < 0.5, t // 3, rng.integers(0, np.maximum(t // 3, 1)))
+    item = rng.integers(0, 1 + t // 200)
+    lines = ["time,user,item,price,click"]
+    lines += [
+        f"{i},u{u},i{it},{p:.3f},{c}"
+        for i, u, it, p, c in zip(
+            t, user, item, rng.random(n), rng.integers(0, 2, n), strict=True
+        )
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_ids_arriving_after_the_first_megabyte_are_not_lost(tmp_path):
+    """The issue's defect: the vocabulary was the first megabyte's, every later id code 0."""
+    path = recommendation_log(tmp_path / "log.csv")
+    assert path.stat().st_size > 1 << 20
+    stream = CSVStream(path, target="click", categorical=["user", "item"], drop=["time"])
+    X, _ = collect(stream, 1_000)
+    users, items = X[:, 0], X[:, 1]
+    assert (users > 0).all() and (items > 0).all()  # no id mapped to "unknown"
+    text = path.read_text().splitlines()[1:]
+    truth = [line.split(",")[1] for line in text]
+    assert len(set(truth)) == len(np.unique(users))  # one code per distinct user, both ways
+    pairs = set(zip(truth, users.tolist(), strict=True))
+    assert len(pairs) == len(set(truth))
+    report = stream.summary()["categories"]
+    assert report["user"]["known"] + report["user"]["new"] == len(set(truth))
+    assert report["user"]["new"] > 0 and report["user"]["new_rows"] > 0.1 * len(truth)
+    assert report["user"]["overflow_rows"] == report["user"]["missing_rows"] == 0
+    assert stream.info.categorical == ("user", "item")  # price stays numeric
+
+
+def test_a_cap_hashes_the_overflow_and_counts_it(tmp_path):
+    path = recommendation_log(tmp_path / "log.csv", n=3_000)
+    stream = CSVStream(
+        path, target="click", categorical=["user"], drop=["time", "item"],
+        max_categories=100, hash_buckets=16, block_size=4_096,
+    )
+    X, _ = collect(stream, 500)
+    users = X[:, 0]
+    assert users.min() >= 1 and users.max() <= 100 + 16
+    report = stream.summary()["categories"]["user"]
+    assert report["known"] + report["new"] == 100
+    assert report["overflow_rows"] == int((users > 100).sum()) > 0
+    X2, _ = collect(stream, 7)  # the same codes on every pass
+    np.testing.assert_array_equal(X, X2)
+
+
+def test_declared_drifts_reach_the_info(csv_path):
+    stream = CSVStream(csv_path, target="label", drifts=[{"at": 100, "width": 20}])
+    assert [(d.position, d.width) for d in stream.info.drifts] == [(100, 20)]
+    with pytest.raises(ValueError, match="beyond the stream length n=300"):
+        CSVStream(csv_path, target="label", drifts=[{"at": 300}])
 
 
 def test_numeric_column_can_be_declared_categorical(csv_path, table):
@@ -211,7 +279,7 @@ def test_parquet_with_dictionary_column_and_integer_labels(tmp_path):
     stream = ParquetStream(tmp_path / "t.parquet", target="y", categories={"colour": ["red"]})
     assert stream.info.classes == ("0", "1") and stream.info.feature_names == ("v", "colour")
     X, y = collect(stream, 9)
-    np.testing.assert_array_equal(X[:, 1], [1, 0, 1, 0] * 25)
+    np.testing.assert_array_equal(X[:, 1], [1, 2, 1, 3] * 25)  # given first, then grown
     np.testing.assert_array_equal(y, [0, 1, 1, 0] * 25)
 
 
@@ -222,7 +290,7 @@ def test_registry_builds_file_streams(csv_path, tmp_path, table):
         stream = registry.create(name, path=str(path), target="label", drop=["b"])
         assert stream.info.feature_names == ("a", "colour")
     for name in ("elec2", "rialto"):
-        assert name in registry and registry.parameter_names(name) == ["path"]
+        assert name in registry and registry.parameter_names(name) == ["path", "drifts"]
 
 
 # -- real datasets ---------------------------------------------------------------------------------

@@ -58,7 +58,10 @@ class StreamInfo:
 
     ``classes`` holds the original label names in code order (code ``i`` is ``classes[i]``);
     it is ``None`` for regression. ``n_samples`` is ``None`` when unknown before reading.
-    ``drifts`` lists the true drift positions of synthetic streams (empty when unknown).
+    ``drifts`` lists the known drift positions: the true ones of synthetic streams, those a
+    user declares for a file (empty when unknown). ``categorical`` names the features that
+    hold category codes (0: missing, ``1..``: values), as learners with embeddings and the
+    encoders of :mod:`adaptloop.features` take them.
     """
 
     name: str
@@ -67,6 +70,7 @@ class StreamInfo:
     classes: tuple[str, ...] | None = None
     n_samples: int | None = None
     drifts: tuple[Drift, ...] = field(default_factory=tuple)
+    categorical: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -84,6 +88,7 @@ class StreamInfo:
             "classes": None if self.classes is None else list(self.classes),
             "n_samples": self.n_samples,
             "drifts": [{"position": d.position, "width": d.width} for d in self.drifts],
+            "categorical": list(self.categorical),
         }
 
 
@@ -102,6 +107,12 @@ class Stream(ABC):
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_batches(256)
+
+    def summary(self) -> dict:
+        """What the last pass over the data found (file streams: new and overflowed category
+        values); empty for streams with nothing to report. Added to a run's ``summary.json``
+        under ``stream``."""
+        return {}
 
 
 def check_batch_size(batch_size: object) -> int:

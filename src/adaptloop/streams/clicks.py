@@ -101,6 +101,7 @@ class ClickStream(Stream):
             classes=("no_click", "click"),
             n_samples=self.n,
             drifts=parsed,
+            categorical=FIELDS,
         )
         self._build_model()
 

@@ -1,10 +1,13 @@
 """File streams: CSV (optionally gzip) and Parquet, read in chunks with constant memory.
 
 Both readers share :class:`TableStream`: pick the label column by name, encode categorical
-columns with a fixed vocabulary (code 0 is reserved for unseen or missing values, known
-values get ``1..k`` in vocabulary order), map labels to codes ``0..k-1`` of ``info.classes``
-and refuse missing or non-finite values with an error naming the column and the row. Rows are
-counted from 0 in file order, header excluded. Registered as ``"csv"`` and ``"parquet"``.
+columns with a vocabulary that grows as values arrive (code 0 is a missing value; the values
+known before reading get ``1..k``, later ones the next codes in order of first appearance,
+optionally capped with hashing beyond the cap: :mod:`adaptloop.streams.categories`), map
+labels to codes ``0..k-1`` of ``info.classes`` and refuse missing or non-finite values with an
+error naming the column and the row. Rows are counted from 0 in file order, header excluded.
+Known drifts of the data are declared with ``drifts``. Registered as ``"csv"`` and
+``"parquet"``.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.csv"
@@ -30,8 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from adaptloop.streams.base import Batch, Stream, StreamInfo, registry
+from adaptloop.streams.base import Batch, Drift, Stream, StreamInfo, registry
 from adaptloop.streams.batching import rebatch
+from adaptloop.streams.categories import Vocabulary
+from adaptloop.streams.drift import parse_drifts
 from adaptloop.validation import TASKS, Count, Task
 
 MAX_CLASSES = 10_000
@@ -46,8 +51,14 @@ class TableStream(Stream):
 
     ``target`` names the label column, ``drop`` columns to ignore; every other column is a
     feature, in file order. Columns read as strings (and those in ``categorical`` or
-    ``categories``) are categorical; their vocabulary is ``categories[column]`` when given,
-    else the sorted distinct values of the first chunk read. ``classes`` fixes the label
+    ``categories``) are categorical; the values known before reading are
+    ``categories[column]`` when given, else the sorted distinct values of the first chunk
+    read, and every value seen later gets a new code as it appears (at most
+    ``max_categories`` codes per column when set; values beyond are hashed into
+    ``hash_buckets`` codes after them). :meth:`summary` counts, after a pass, the values
+    that were new and the rows that overflowed. ``drifts`` declares known drifts
+    (``[{"at": row, "width": w}]``, as the generators take them): the drift table and
+    recovery times of a prequential run are computed at them. ``classes`` fixes the label
     names in code order; without it one streaming pass over the label column finds them
     (sorted, numerically when all are numbers). ``task`` is inferred for classification;
     a numeric label with many distinct values needs ``task="regression"``.
@@ -75,7 +86,12 @@ class TableStream(Stream):
         categories: Mapping[str, Sequence[str]] | None = None,
         drop: Sequence[str] | None = None,
         name: str | None = None,
+        max_categories: Count | None = None,
+        hash_buckets: Count = 1024,
+        drifts: Sequence[Drift | Mapping[str, int]] = (),
     ) -> None:
+        self.max_categories = max_categories
+        self.hash_buckets = hash_buckets
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(
@@ -114,13 +130,13 @@ class TableStream(Stream):
         self._categorical = tuple(c for c in self._features if types[c] == pa.string())
         self.target = target
 
-        self._vocab: dict[str, pa.Array] = {}
+        self._vocab: dict[str, list[str]] = {}
         learn = [c for c in self._categorical if c not in categories]
         for column, values in categories.items():
             values = [str(v) for v in values]
             if len(set(values)) != len(values):
                 raise ValueError(f"categories[{column!r}] has duplicate values")
-            self._vocab[column] = pa.array(values, type=pa.string())
+            self._vocab[column] = values
         if learn:
             reader = self._read({c: pa.string() for c in learn})
             try:
@@ -129,7 +145,8 @@ class TableStream(Stream):
                 reader.close()
             for column in learn:
                 values = [] if first is None else pc.unique(first.column(column)).drop_null()
-                self._vocab[column] = pa.array(sorted(v.as_py() for v in values), pa.string())
+                self._vocab[column] = sorted(v.as_py() for v in values)
+        self._last_pass = self._vocabularies()
 
         if task == "regression":
             if classes is not None:
@@ -159,7 +176,8 @@ class TableStream(Stream):
             task=task,
             classes=None if task == "regression" else tuple(classes),
             n_samples=n_samples,
-            drifts=(),
+            drifts=parse_drifts(drifts, n_samples),
+            categorical=self._categorical,
         )
 
     @property
@@ -168,8 +186,23 @@ class TableStream(Stream):
 
     @property
     def categories(self) -> dict[str, tuple[str, ...]]:
-        """The vocabulary of each categorical feature; value ``i`` of it is encoded as ``i + 1``."""
-        return {c: tuple(self._vocab[c].to_pylist()) for c in self._categorical}
+        """The vocabulary of each categorical feature after the last pass (before reading: the
+        values known then); value ``i`` of it is encoded as ``i + 1``."""
+        return {c: vocab.values for c, vocab in self._last_pass.items()}
+
+    def summary(self) -> dict:
+        """What the last pass found in each categorical column: ``{"categories": {column:
+        {known, new, new_rows, overflow_rows, missing_rows}}}`` (see
+        :meth:`adaptloop.streams.categories.Vocabulary.report`)."""
+        if not self._categorical:
+            return {}
+        return {"categories": {c: v.report() for c, v in self._last_pass.items()}}
+
+    def _vocabularies(self) -> dict[str, Vocabulary]:
+        return {
+            c: Vocabulary(self._vocab[c], self.max_categories, self.hash_buckets)
+            for c in self._categorical
+        }
 
     def iter_batches(self, batch_size: int) -> Iterator[Batch]:
         """Yield ``(X float32, y)`` batches from the first row, holding one chunk at a time."""
@@ -189,6 +222,7 @@ class TableStream(Stream):
 
     def _chunks(self) -> Iterator[Batch]:
         row = 0
+        vocabularies = self._last_pass = self._vocabularies()  # every pass grows the same way
         for batch in self._read(self._types):
             m = batch.num_rows
             if m == 0:
@@ -196,9 +230,8 @@ class TableStream(Stream):
             X = np.empty((m, len(self._features)), dtype=np.float32)
             for j, column in enumerate(self._features):
                 values = batch.column(column)
-                if column in self._vocab:
-                    codes = pc.index_in(values, value_set=self._vocab[column]).fill_null(-1)
-                    X[:, j] = codes.to_numpy(zero_copy_only=False) + 1
+                if column in vocabularies:
+                    X[:, j] = vocabularies[column].encode(values)
                 else:
                     X[:, j] = self._finite(values, f"column {column!r}", row)
             yield X, self._labels(batch.column(self.target), row)
@@ -331,10 +364,25 @@ class CSVStream(TableStream):
         categories: Mapping[str, Sequence[str]] | None = None,
         drop: Sequence[str] | None = None,
         name: str | None = None,
+        max_categories: Count | None = None,
+        hash_buckets: Count = 1024,
+        drifts: Sequence[Drift | Mapping[str, int]] = (),
         block_size: Count = 1 << 20,
     ) -> None:
         self.block_size = block_size
-        super().__init__(path, target, task, classes, categorical, categories, drop, name)
+        super().__init__(
+            path,
+            target,
+            task,
+            classes,
+            categorical,
+            categories,
+            drop,
+            name,
+            max_categories,
+            hash_buckets,
+            drifts,
+        )
 
     def _schema(self) -> pa.Schema:
         reader = self._open(pacsv.ConvertOptions(strings_can_be_null=True))
@@ -396,10 +444,25 @@ class ParquetStream(TableStream):
         categories: Mapping[str, Sequence[str]] | None = None,
         drop: Sequence[str] | None = None,
         name: str | None = None,
+        max_categories: Count | None = None,
+        hash_buckets: Count = 1024,
+        drifts: Sequence[Drift | Mapping[str, int]] = (),
         chunk_rows: Count = 65_536,
     ) -> None:
         self.chunk_rows = chunk_rows
-        super().__init__(path, target, task, classes, categorical, categories, drop, name)
+        super().__init__(
+            path,
+            target,
+            task,
+            classes,
+            categorical,
+            categories,
+            drop,
+            name,
+            max_categories,
+            hash_buckets,
+            drifts,
+        )
 
     def _schema(self) -> pa.Schema:
         try:
