@@ -225,6 +225,7 @@ class EvaluationSection(Section):
     record_every: Count | None = None
     after: Count = 1000
     tolerance: NonNegativeReal = 0.02
+    slots: Count | None = None
 
 
 class TasksSection(Table):

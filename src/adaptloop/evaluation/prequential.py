@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from adaptloop.evaluation.drift import drift_segments
 from adaptloop.evaluation.metrics import MetricTracker
+from adaptloop.evaluation.slots import slot_bounds, slot_metrics, slot_of
 from adaptloop.learners.base import DriftReporting, HasTask, Learner, TaskAware, is_classifier
 from adaptloop.results import (
     PREQUENTIAL_RECORD_COLUMNS,
@@ -68,6 +69,8 @@ class PrequentialResult:
     records: pa.Table
     summary: dict[str, dict]
     drifts: list[dict] = field(default_factory=list)
+    stream_summary: dict = field(default_factory=dict)
+    slots: int | None = None
 
     def to_pandas(self):
         """The records as a pandas DataFrame."""
@@ -81,9 +84,10 @@ class PrequentialResult:
             {
                 "kind": "prequential",
                 **run_metadata(),
-                "stream": self.info.to_dict(),
+                "stream": {**self.info.to_dict(), **self.stream_summary},
                 "metrics": self.metrics,
                 "window": self.window,
+                "slots": self.slots,
                 "learners": self.summary,
                 "drifts": self.drifts,
                 "record_columns": PREQUENTIAL_RECORD_COLUMNS,
@@ -214,6 +218,7 @@ def prequential(
     after: int = 1000,
     tolerance: float = 0.02,
     on_batch: Callable[[int], None] | None = None,
+    slots: int | None = None,
 ) -> PrequentialResult:
     """Predict, score, then learn each batch with every learner; return records and summaries.
 
@@ -227,6 +232,9 @@ def prequential(
         max_samples: stop after this many samples.
         after, tolerance: drift-segmented metric parameters (``evaluation.drift``).
         on_batch: called with the number of samples seen after each batch (progress bars).
+        slots: cut the run into this many chronological slots and report every per-sample
+            metric per slot (:mod:`adaptloop.evaluation.slots`): a ``slot`` column in the
+            records, ``slots`` per learner in the summary.
 
     Task boundaries: a :class:`~adaptloop.learners.base.TaskAware` learner is told
     ``begin_task(k)`` at the ``k``-th known drift of the stream (``info.drifts``, at its
@@ -246,6 +254,8 @@ def prequential(
         raise ValueError(f"record_every must be >= 1 sample, got {record_every}")
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    if slots is not None and slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
     runs = [
         _LearnerRun(name, learner, MetricTracker(metrics, info.task, info.n_classes, window))
         for name, learner in learners.items()
@@ -282,13 +292,18 @@ def prequential(
     if position > last_record:
         for run in runs:
             run.record(position, position - last_record)
-    return _result(info, metrics, window, runs, after, tolerance)
+    result = _result(info, metrics, window, runs, after, tolerance, slots)
+    result.stream_summary = stream.summary()
+    return result
 
 
-def _result(info, metrics, window, runs, after, tolerance) -> PrequentialResult:
+def _result(info, metrics, window, runs, after, tolerance, slots=None) -> PrequentialResult:
     tables = []
     for run in runs:
         columns = {"learner": [run.name] * len(run.columns["position"]), **run.columns}
+        if slots is not None:
+            positions = np.asarray(run.columns["position"])
+            columns["slot"] = slot_of(positions, slot_bounds(int(positions[-1]), slots))
         columns["alarms"] = pa.array(columns["alarms"], type=pa.list_(pa.int64()))
         tables.append(pa.table(columns))
     records = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -305,11 +320,16 @@ def _result(info, metrics, window, runs, after, tolerance) -> PrequentialResult:
                 tolerance,
             ):
                 drifts.append({"learner": run.name, **seg})
+    summary = {run.name: run.summary() for run in runs}
+    if slots is not None:
+        for run in runs:
+            summary[run.name]["slots"] = slot_metrics(run.columns, metrics, slots)
     return PrequentialResult(
         info=info,
         metrics=metrics,
         window=window,
         records=records,
-        summary={run.name: run.summary() for run in runs},
+        summary=summary,
         drifts=drifts,
+        slots=slots,
     )

@@ -20,6 +20,7 @@ PREQUENTIAL_RECORD_COLUMNS = {
     "predict_seconds": "time spent in predict / predict_proba for this record's samples",
     "learn_seconds": "time spent in learn for this record's samples",
     "alarms": "stream positions of drift alarms raised during this record (list)",
+    "slot": "chronological slot of this record's last sample (only with `evaluation.slots`)",
 }
 """Columns of a prequential (or federated) run: one row per record and learner."""
 

@@ -52,7 +52,42 @@ def prequential_tables(
         tables.append(_federated_table(summary))
     if summary.get("drifts"):
         tables.append(_drift_table(summary, recovered))
+    if any(s.get("slots") for s in summary["learners"].values()):
+        tables.append(_slot_table(summary))
     return tables
+
+
+def _slot_table(summary: dict) -> Table:
+    """The primary metric of every learner in each chronological slot (best in bold)."""
+    stats = summary["learners"]
+    metric = primary_metric(summary)
+    if not get_metric(metric).additive:  # slots hold per-sample metrics only
+        metric = next(m for m in summary["metrics"] if get_metric(m).additive)
+    slots = next(s["slots"] for s in stats.values() if s.get("slots"))
+    columns = [
+        Column.label("slot"),
+        Column("samples"),
+        *(Column(name) for name in stats),
+    ]
+    rows: list[list[Cell | str]] = []
+    for k, slot in enumerate(slots):
+        values = {name: (s.get("slots") or [{}] * len(slots))[k].get(metric) for name, s in stats.items()}
+        best = best_of(values, get_metric(metric).bigger_is_better)
+        rows.append(
+            [
+                f"{k + 1}",
+                f"{slot['start']:,}–{slot['end']:,}",
+                *(Cell(format_number(v), "best" if best == name else "") for name, v in values.items()),
+            ]
+        )
+    return Table(
+        f"{metric} per slot",
+        columns,
+        rows,
+        terminal_title=f"{summary['stream'].get('name', '?')}: {metric} per slot",
+        note=f"{metric} over each of {len(slots)} chronological slots of the stream (best in "
+        "bold); a record counts in the slot of its last sample.",
+    )
 
 
 def _prequential_summary(summary: dict) -> Table:
