@@ -47,7 +47,16 @@ def test_click_stream_auc_above_chance():
     from adaptloop.evaluation.metrics import roc_auc
 
     stream = clicks(n=16_000, n_users=100, n_items=60, seed=1)
-    model = CTRClassifier(embedding_dim=4, hidden=(16,), lr=0.02, epochs=2, batch_size=64)
+    info = stream.info  # categorical fields by name, as the stream names them
+    model = CTRClassifier(
+        categorical=info.categorical,
+        feature_names=info.feature_names,
+        embedding_dim=4,
+        hidden=(16,),
+        lr=0.02,
+        epochs=2,
+        batch_size=64,
+    )
     batches = list(stream.iter_batches(1000))
     for X, y in batches[:12]:
         model.learn(X, y)
@@ -108,3 +117,21 @@ def test_same_seed_same_model_and_state_round_trip():
     assert states_equal(restored.state_dict(), a.state_dict())
     with pytest.raises(ValueError, match="does not fit"):
         small(embedding_dim=8).load_state_dict(a.state_dict())
+
+
+def test_categorical_columns_by_name_and_numeric_columns_never_hashed():
+    X, y = interaction_data(200)
+    names = ("user", "item")
+    by_name = small(categorical=("item",), feature_names=names)
+    by_index = small(categorical=(1,))
+    by_name.learn(X, y)
+    by_index.learn(X, y)
+    assert states_equal(by_name.state_dict(), by_index.state_dict())
+    plain = small(categorical=None)  # not told: every column numeric, no embedding
+    plain.learn(X, y)
+    embedded = by_index.hidden_representation(X[:1]).shape[1]
+    assert plain.hidden_representation(X[:1]).shape[1] == embedded - 4 + 1  # item: 4 dims -> 1
+    with pytest.raises(ValueError, match=r"^CTRClassifier\.categorical: unknown column 'age'"):
+        small(categorical=("age",), feature_names=names)
+    with pytest.raises(ValueError, match="feature_names is not given"):
+        small(categorical=("item",))

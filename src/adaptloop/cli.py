@@ -192,6 +192,7 @@ def list_components() -> None:
     """Show the available streams, learners, continual plugins, drift detectors and rules, with
     each parameter's declared type and default."""
     from adaptloop.distributed import registry as rule_registry
+    from adaptloop.features import registry as encoder_registry
     from adaptloop.learners import registry as learner_registry
     from adaptloop.learners.continual import plugins
     from adaptloop.learners.detectors import detectors
@@ -203,6 +204,7 @@ def list_components() -> None:
         stream_registry,
         task_registry,
         learner_registry,
+        encoder_registry,
         plugins,
         detectors,
         rule_registry,

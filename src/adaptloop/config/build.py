@@ -1,8 +1,9 @@
 """Build the parts of a parsed experiment: streams, task sequences, learners, and a federated
 experiment's federation, rules and engine. Nothing here runs anything.
 
-``seed`` (the experiment's) and ``n_classes`` (the stream's) are filled in where a component
-declares them and the file does not set them, in nested learners (``base``) too. A component that
+``seed`` (the experiment's), ``n_classes``, ``feature_names`` and ``categorical`` (the
+stream's) are filled in where a component declares them and the file does not set them, in
+nested learners (``base``) too. A component that
 cannot be built (a missing data file, a constructor's own check) raises
 :class:`~adaptloop.config.schema.ExperimentError` naming its key path.
 
@@ -55,7 +56,8 @@ def build_component(registry: Registry, spec: object, where: str, fill: dict[str
         if accepts(hints[name], Learner):
             params[name] = build_component(learners.registry, value, f"{where}.{name}", fill)
     for name, value in fill.items():
-        if name in hints:
+        # the stream's feature names go to components that take columns by name
+        if name in hints and (name != "feature_names" or "categorical" in hints):
             params.setdefault(name, value)
     try:
         return registry.create(kind, **params)
@@ -117,6 +119,9 @@ def _learner(experiment: ExperimentFile, spec: object, where: str, info: StreamI
     fill: dict[str, Any] = {"seed": experiment.seed}
     if info.n_classes is not None:
         fill["n_classes"] = info.n_classes
+    # learners that take columns by name (pipelines, the CTR model) read them from the stream
+    fill["feature_names"] = info.feature_names
+    fill["categorical"] = info.categorical
     with _named(experiment):
         return build_component(learners.registry, spec, where, fill)
 

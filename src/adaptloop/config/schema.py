@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal, Union
 from annotated_types import Gt, Le, MinLen
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from adaptloop import learners, streams
+from adaptloop import features, learners, streams
 from adaptloop.distributed.data import make_federated_data
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.ray_engine import RayEngine
@@ -127,6 +127,7 @@ def _resolved_by(make: Callable[[Any], object]) -> Callable[[Any, str], None]:
 NESTED: list[tuple[Any, Callable[[Any, str], None]]] = [
     (Learner, lambda spec, where: check_component(learners.registry, spec, where)),
     (DetectorSpec, lambda spec, where: check_component(detectors, spec, where)),
+    (features.EncoderSpec, lambda spec, where: check_component(features.registry, spec, where)),
     (PluginSpec, lambda spec, where: check_component(plugins, spec, where)),
     (ScheduleLike, _resolved_by(make_schedule)),
     (OptimizerLike, _resolved_by(make_optimizer)),
@@ -206,6 +207,17 @@ class Table(BaseModel):
     def spec(self) -> dict[str, Any]:
         """The component as ``{"kind": ..., **parameters}``."""
         return {"kind": self.kind, **self.params}
+
+
+class LearnerTable(Table):
+    """A ``[learners.NAME]`` table; a ``steps`` list of encoders puts them in front of the
+    learner (a :class:`~adaptloop.features.Pipeline` of the other keys' learner)."""
+
+    def spec(self) -> dict[str, Any]:
+        params = self.params
+        steps = params.pop("steps", None)
+        learner = {"kind": self.kind, **params}
+        return learner if steps is None else {"kind": "pipeline", "steps": steps, "learner": learner}
 
 
 class StreamSection(Table):
@@ -317,7 +329,7 @@ class ExperimentFile(Section):
         return iter(())
 
 
-def _learner_tables(tables: Mapping[str, Table]) -> Iterator[tuple[Registry, object, str]]:
+def _learner_tables(tables: Mapping[str, LearnerTable]) -> Iterator[tuple[Registry, object, str]]:
     for name, table in tables.items():
         yield learners.registry, table.spec(), f"learners.{name}"
 
@@ -326,7 +338,7 @@ class Experiment(ExperimentFile):
     """A prequential experiment: ``[stream]``, ``[learners.*]``, ``[evaluation]``."""
 
     stream: StreamSection
-    learners: dict[str, Table] = Field(min_length=1)
+    learners: dict[str, LearnerTable] = Field(min_length=1)
     evaluation: EvaluationSection = EvaluationSection()
 
     def components(self) -> Iterator[tuple[Registry, object, str]]:
@@ -344,7 +356,7 @@ class ContinualExperiment(ExperimentFile):
     for every run."""
 
     tasks: list[TasksSection] = Field(min_length=1)
-    learners: dict[str, Table] = Field(min_length=1)
+    learners: dict[str, LearnerTable] = Field(min_length=1)
     evaluation: ContinualEvaluationSection = ContinualEvaluationSection()
 
     @field_validator("tasks", mode="before")

@@ -10,15 +10,18 @@ class logits, trained with cross-entropy and Adam (or SGD, Muon, Drop-Muon) at a
 follows ``schedule``, as the MLP learners. Drop-Muon's blocks, in forward order: the
 embeddings, the cross and deep layers (parallel, so one block), the head.
 
-Codes are taken modulo ``vocab_size`` (the hashing trick: unseen codes need no vocabulary
-update; distinct codes may share an embedding row). PyTorch is imported on the first
+Categorical columns are named (``categorical``, by feature name as the stream names them, or
+by index); only they are embedded, every other column is numeric. Codes are taken modulo
+``vocab_size`` (the hashing trick: the table never needs to grow for codes that keep arriving,
+as a file stream's growing vocabulary gives them; distinct codes may share an embedding row). PyTorch is imported on the first
 ``learn``; weights come from ``seed`` without touching the global random state.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> X = np.column_stack([rng.integers(0, 20, 2000), rng.integers(0, 5, 2000)]).astype(np.float32)
 >>> y = ((X[:, 0] % 2 == 0) ^ (X[:, 1] == 3)).astype(np.int64)  # an interaction of two fields
->>> model = CTRClassifier(embedding_dim=4, hidden=(16,), lr=0.02, epochs=5, batch_size=64)
+>>> model = CTRClassifier(categorical=(0, 1), embedding_dim=4, hidden=(16,), lr=0.02, epochs=5,
+...                       batch_size=64)
 >>> model.learn(X, y)
 >>> float((model.predict(X) == y).mean()) > 0.95
 True
@@ -91,8 +94,9 @@ def _network(torch: Any, n_fields: int, n_numeric: int, params: CTRClassifier) -
 class CTRClassifier(CrossEntropyLoss, TorchLearner, BaseClassifier):
     """A DCN-v2-style CTR classifier: embeddings, cross layers and an MLP (see the module doc).
 
-    Parameters: ``n_classes``; ``categorical`` (column indices of the categorical fields,
-    ``None``: every column); ``vocab_size`` (embedding rows per field; codes modulo it);
+    Parameters: ``n_classes``; ``categorical`` (the categorical fields: feature names, read
+    through ``feature_names``, or column indices; ``None``: none, every column is numeric;
+    experiment files fill both in from the stream); ``vocab_size`` (embedding rows per field; codes modulo it);
     ``embedding_dim``; ``n_cross`` (cross layers); ``hidden`` (widths of the MLP); the
     training parameters of :func:`~adaptloop.learners.models.torch_core.training_parameters`
     (``standardize``: of the numeric columns).
@@ -110,11 +114,12 @@ class CTRClassifier(CrossEntropyLoss, TorchLearner, BaseClassifier):
     def __init__(
         self,
         n_classes: Annotated[int, Ge(2)] = 2,
-        categorical: tuple[NonNegativeInt, ...] | None = None,
+        categorical: tuple[str | NonNegativeInt, ...] | None = None,
         vocab_size: Count = 4096,
         embedding_dim: Count = 8,
         n_cross: NonNegativeInt = 2,
         hidden: Hidden = (64, 32),
+        feature_names: tuple[str, ...] | None = None,
         **training: Any,
     ) -> None:
         super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
@@ -123,6 +128,8 @@ class CTRClassifier(CrossEntropyLoss, TorchLearner, BaseClassifier):
                 "CTRClassifier.categorical", f"lists a column twice: {categorical!r}"
             )
         self.categorical = None if categorical is None else tuple(categorical)
+        self.feature_names = None if feature_names is None else tuple(feature_names)
+        self._categorical = self._resolve()
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.n_cross = n_cross
@@ -130,8 +137,28 @@ class CTRClassifier(CrossEntropyLoss, TorchLearner, BaseClassifier):
         self._init_training(training)
 
     # -- input ----------------------------------------------------------------------------------
+    def _resolve(self) -> list[int]:
+        """The categorical columns' indices (names looked up in ``feature_names``)."""
+        out = []
+        for column in self.categorical or ():
+            if isinstance(column, int):
+                out.append(column)
+            elif self.feature_names is None:
+                raise ParameterError(
+                    "CTRClassifier.categorical",
+                    f"names column {column!r} but feature_names is not given",
+                )
+            elif column not in self.feature_names:
+                raise ParameterError(
+                    "CTRClassifier.categorical",
+                    f"unknown column {column!r}; columns: {list(self.feature_names)}",
+                )
+            else:
+                out.append(self.feature_names.index(column))
+        return out
+
     def _columns(self, d: int) -> tuple[list[int], list[int]]:
-        cat = list(range(d)) if self.categorical is None else list(self.categorical)
+        cat = self._categorical
         return cat, [j for j in range(d) if j not in cat]
 
     def check_X(self, X: object) -> np.ndarray:
