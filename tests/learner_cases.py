@@ -246,3 +246,23 @@ CASES.update(
         "persistence": Case(_liquid("persistence", seq_len=3), ("regression",), learns=False),
     }
 )
+
+
+def _pipeline(task: str) -> Any:
+    """A scaler in front of the linear learner (dense: fixed width)."""
+    from adaptloop.features import StandardScaler, pipeline
+    from adaptloop.learners.models.linear import LinearRegression, LogisticRegression
+
+    model = LinearRegression(lr=0.05) if task == "regression" else _logistic(task)
+    del LogisticRegression
+    return pipeline(StandardScaler(), model, categorical=())
+
+
+CASES["pipeline"] = Case(_pipeline, ("binary", "multiclass", "regression"), min_score=0.8)
+CASES["sparse_logistic"] = Case(lambda task: _sparse_logistic(), ("binary",))
+
+
+def _sparse_logistic() -> Any:
+    from adaptloop.learners.models.sparse_linear import SparseLogisticRegression
+
+    return SparseLogisticRegression(lr=0.1, intercept_lr=0.1)

@@ -93,6 +93,7 @@ class Pipeline(BaseLearner):
         self.n_features_in_ = None
         self._sparse = isinstance(self.learner, SparseInput)
         self._bound_to: int | None = None
+        self._learning = False
         if self.feature_names is not None:
             self.bind_features(self.feature_names, self.categorical)
 
@@ -142,12 +143,52 @@ class Pipeline(BaseLearner):
 
     # -- encoding -------------------------------------------------------------------------------
     def check_X(self, X: object) -> np.ndarray:
+        """A checked batch; before the first ``learn`` the steps' columns are resolved for it
+        and released again (only ``learn`` fixes the input width)."""
         X = check_features(X, self._bound_to)
-        if self._bound_to is None:
-            self.bind_features(None, None, X.shape[1])
-        for step in self.steps:
-            step.check(X)
+        bound = self._bound_to is not None
+        if not bound:
+            self.bind_features(self.feature_names, self.categorical, X.shape[1])
+        try:
+            for step in self.steps:
+                step.check(X)
+        finally:
+            if not bound and not self._learning:
+                self._unbind()
         return X
+
+    def _unbind(self) -> None:
+        self._bound_to = None
+        for step in self.steps:
+            step.index_ = None if step.columns is None else step._indices(None)
+
+    def learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Let every step learn the batch, then the learner learn its encoding."""
+        self._learning = True
+        try:
+            X, y = self.check_Xy(X, y)
+        except ValueError:
+            if self.n_features_in_ is None:
+                self._unbind()
+            raise
+        finally:
+            self._learning = False
+        self.n_features_in_ = self._bound_to
+        self._learn(X, y)
+
+    def _encoded(self, X: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """:meth:`transform` of a checked batch, before the first ``learn`` too."""
+        bound = self._bound_to is not None
+        if not bound:
+            self.bind_features(self.feature_names, self.categorical, X.shape[1])
+        try:
+            return self.transform(X)
+        finally:
+            if not bound:
+                self._unbind()
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self.learner.predict(self._encoded(X))
 
     def check_Xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
         X = self.check_X(X)
@@ -170,15 +211,12 @@ class Pipeline(BaseLearner):
             step.learn(X)
         self.learner.learn(self.transform(X), y)
 
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self.learner.predict(self.transform(X))
-
     @property
     def predict_proba(self) -> Any:
         """The learner's probabilities of the encoded batch; missing for a regressor."""
         if not is_classifier(self.learner):
             raise AttributeError(f"Pipeline has no predict_proba: {type(self.learner).__name__} has none")
-        return lambda X: self.learner.predict_proba(self.transform(self.check_X(X)))  # type: ignore[attr-defined]
+        return lambda X: self.learner.predict_proba(self._encoded(self.check_X(X)))  # type: ignore[attr-defined]
 
     @property
     def predict_then_learn(self) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import scipy.sparse as sp
 
 from adaptloop.learners.base import BaseClassifier, StateRoles, registry
-from adaptloop.validation import NonNegativeReal, PositiveReal, check_targets
+from adaptloop.validation import NonNegativeReal, PositiveReal, check_features, check_targets
 
 import numba
 import numpy as np
@@ -131,7 +131,11 @@ class SparseLogisticRegression(BaseClassifier):
         return len(self._w)
 
     def check_X(self, X: object) -> sp.csr_matrix:  # type: ignore[override]
-        return as_csr(X)
+        """A sparse batch may be of any width (new columns get new weights); a dense one is
+        checked as every learner's (a fixed width, finite float values)."""
+        if sp.issparse(X):
+            return as_csr(X)
+        return as_csr(check_features(X, self.n_features_in_))
 
     def check_Xy(self, X: object, y: object) -> tuple[sp.csr_matrix, np.ndarray]:  # type: ignore[override]
         X = self.check_X(X)
@@ -139,13 +143,19 @@ class SparseLogisticRegression(BaseClassifier):
 
     def learn(self, X: Any, y: np.ndarray) -> None:
         """Learn ``(X, y)`` sample by sample; the width may have grown (new weights at 0)."""
+        dense = not sp.issparse(X)
         X, y = self.check_Xy(X, y)
+        if dense and self.n_features_in_ is None:
+            self.n_features_in_ = X.shape[1]
         self._fit(X, y, None)
 
     def predict_then_learn(self, X: Any, y: np.ndarray) -> np.ndarray:
         """Exact test-then-train inside the batch: the probabilities ``(n, 2)`` of each sample
         before it was learned, every earlier sample of the batch learned."""
+        dense = not sp.issparse(X)
         X, y = self.check_Xy(X, y)
+        if dense and self.n_features_in_ is None:
+            self.n_features_in_ = X.shape[1]
         out = np.empty(X.shape[0])
         self._fit(X, y, out)
         return np.column_stack([1.0 - out, out])
@@ -153,7 +163,6 @@ class SparseLogisticRegression(BaseClassifier):
     def _fit(self, X: sp.csr_matrix, y: np.ndarray, out: np.ndarray | None) -> None:
         if X.shape[1] > len(self._w):
             self._w = np.concatenate([self._w, np.zeros(X.shape[1] - len(self._w))])
-        self.n_features_in_ = None  # the width may grow: no fixed input width
         _sgd(
             X.indptr, X.indices, X.data, y.astype(np.int64), self._w, self._b,
             self.lr, self.intercept_lr, self.l2, self.clip,
