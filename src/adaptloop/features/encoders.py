@@ -164,6 +164,11 @@ def _csr(rows: int, cols: np.ndarray, values: np.ndarray, width: int) -> sp.csr_
     return sp.csr_matrix((values[keep], cols[keep], indptr), shape=(rows, width))
 
 
+MAX_CODE = 1 << 24
+"""The largest category code the one-hot encoder takes (its lookup tables are arrays indexed
+by code); larger codes are refused: hash them instead."""
+
+
 @registry.register("one_hot")
 class OneHotEncoder(Encoder):
     """One-hot encoding that grows: each (column, value) pair gets an output column when first
@@ -171,7 +176,8 @@ class OneHotEncoder(Encoder):
     yet learned encodes as zeros (River's ``OneHotEncoder`` emits its key, which a linear model
     has no weight for yet: the same prediction). ``max_categories``: at most that many values
     per column, the others sharing one overflow column; the width is then fixed,
-    ``len(columns) * (max_categories + 1)``, so a dense learner can follow it.
+    ``len(columns) * (max_categories + 1)``, so a dense learner can follow it. Codes up to
+    :data:`MAX_CODE`; the lookup is one array per column indexed by code (vectorised).
 
     >>> import numpy as np
     >>> enc = OneHotEncoder(columns=(0,), max_categories=2)
@@ -184,7 +190,8 @@ class OneHotEncoder(Encoder):
     def __init__(self, columns: Columns = None, max_categories: Count | None = None) -> None:
         super().__init__(columns)
         self.max_categories = max_categories
-        self._maps: list[dict[int, int]] = []
+        self._tables: list[np.ndarray] = []  # per column: code -> output column, -1 unseen
+        self._sizes: list[int] = []  # per column: values with a column of their own
         self._next = 0
 
     @property
@@ -193,59 +200,58 @@ class OneHotEncoder(Encoder):
             return self._next
         return len(self.index_ or ()) * (self.max_categories + 1)
 
-    def _ensure(self) -> None:
-        while len(self._maps) < len(self.index_ or ()):
-            self._maps.append({})
+    def _ensure(self, codes: np.ndarray) -> None:
+        while len(self._tables) < codes.shape[1]:
+            self._tables.append(np.full(1, -1, dtype=np.int64))
+            self._sizes.append(0)
+        top = int(codes.max(initial=0))
+        if top >= MAX_CODE:
+            raise ValueError(
+                f"OneHotEncoder: code {top} is above {MAX_CODE}; hash such a column instead"
+            )
+        for j, table in enumerate(self._tables):
+            if top >= len(table):
+                grown = np.full(max(top + 1, 2 * len(table)), -1, dtype=np.int64)
+                grown[: len(table)] = table
+                self._tables[j] = grown
 
     def learn(self, X: np.ndarray) -> None:
         codes = self._codes(X)
-        self._ensure()
-        for j, mapping in enumerate(self._maps):
-            # np.unique sorts: keep the order of first appearance
-            values, first = np.unique(codes[:, j], return_index=True)
-            for value in values[np.argsort(first)].tolist():
-                if value == 0 or value in mapping:
-                    continue
-                if self.max_categories is None:
-                    mapping[value] = self._next
-                    self._next += 1
-                elif len(mapping) < self.max_categories:
-                    mapping[value] = len(mapping)
+        self._ensure(codes)
+        for j, table in enumerate(self._tables):
+            column = codes[:, j]
+            unseen = column[(table[column] < 0) & (column > 0)]
+            if unseen.size == 0:
+                continue
+            values, first = np.unique(unseen, return_index=True)
+            values = values[np.argsort(first)]  # in order of first appearance
+            if self.max_categories is not None:
+                values = values[: max(0, self.max_categories - self._sizes[j])]
+                table[values] = j * (self.max_categories + 1) + self._sizes[j] + np.arange(len(values))
+            else:
+                table[values] = self._next + np.arange(len(values))
+                self._next += len(values)
+            self._sizes[j] += len(values)
 
     def transform(self, X: np.ndarray) -> sp.csr_matrix:
         codes = self._codes(X)
-        self._ensure()
-        n = len(X)
-        cols = np.zeros(codes.shape, dtype=np.int64)
-        values = np.zeros(codes.shape, dtype=np.float32)
-        for j, mapping in enumerate(self._maps):
-            uniq, inverse = np.unique(codes[:, j], return_inverse=True)
-            if self.max_categories is None:
-                found = np.array([mapping.get(v, -1) for v in uniq.tolist()], dtype=np.int64)
-            else:
-                block = j * (self.max_categories + 1)
-                other = block + self.max_categories
-                found = np.array(
-                    [-1 if v == 0 else block + mapping.get(v, other - block) for v in uniq.tolist()],
-                    dtype=np.int64,
-                )
-            col = found[inverse.ravel()]
-            cols[:, j] = np.maximum(col, 0)
-            values[:, j] = col >= 0
-        return _csr(n, cols, values, self.width)
+        self._ensure(codes)
+        cols = np.empty(codes.shape, dtype=np.int64)
+        for j, table in enumerate(self._tables):
+            found = table[codes[:, j]]
+            if self.max_categories is not None:  # learned-out values share the overflow column
+                other = j * (self.max_categories + 1) + self.max_categories
+                found = np.where((found < 0) & (codes[:, j] > 0), other, found)
+            cols[:, j] = found
+        values = (cols >= 0).astype(np.float64)
+        return _csr(len(X), np.maximum(cols, 0), values, self.width)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "values": [np.array(list(m), dtype=np.int64) for m in self._maps],
-            "columns": [np.array(list(m.values()), dtype=np.int64) for m in self._maps],
-            "next": self._next,
-        }
+        return {"tables": [t.copy() for t in self._tables], "sizes": list(self._sizes), "next": self._next}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._maps = [
-            dict(zip(v.tolist(), c.tolist(), strict=True))
-            for v, c in zip(state["values"], state["columns"], strict=True)
-        ]
+        self._tables = [np.asarray(t, dtype=np.int64).copy() for t in state["tables"]]
+        self._sizes = [int(v) for v in state["sizes"]]
         self._next = int(state["next"])
 
 

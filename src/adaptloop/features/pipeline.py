@@ -201,6 +201,8 @@ class Pipeline(BaseLearner):
         if self._rest:
             blocks.append(X[:, self._rest])
         if self._sparse:
+            if len(blocks) == 1 and sp.issparse(blocks[0]):
+                return blocks[0]
             return sp.hstack([sp.csr_matrix(b) for b in blocks], format="csr")
         dense = [b.toarray() if sp.issparse(b) else b for b in blocks]
         return np.hstack(dense).astype(np.float32) if dense else X[:, :0]
@@ -222,7 +224,7 @@ class Pipeline(BaseLearner):
     def predict_then_learn(self) -> Any:
         """Exact test-then-train inside a batch (probabilities of each sample before it was
         learned): when every step is ``stable`` and the learner has it; else missing."""
-        if not (isinstance(self.learner, SparseInput) and all(s.stable for s in self.steps)):
+        if not (self._sparse and all(s.stable for s in self.steps)):
             raise AttributeError("Pipeline has no predict_then_learn: a step is not stable or the learner has none")
 
         def step(X: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -91,7 +91,7 @@ def as_csr(X: object) -> sp.csr_matrix:
     int64 indices and no explicit zeros; ``ValueError`` for anything else or non-finite
     values."""
     if sp.issparse(X):
-        matrix = sp.csr_matrix(X, dtype=np.float64)
+        matrix = X if X.format == "csr" and X.dtype == np.float64 else sp.csr_matrix(X, dtype=np.float64)
     else:
         array = np.asarray(X)
         if array.ndim != 2 or array.dtype.kind not in "biuf":
