@@ -29,8 +29,8 @@ from river import evaluate, linear_model, metrics, preprocessing
 
 from adaptloop.evaluation import prequential
 from adaptloop.features import OneHotEncoder
-from adaptloop.learners.models.sparse_linear import SparseLogisticRegression
 from adaptloop.learners.models.linear import LogisticRegression
+from adaptloop.learners.models.sparse_linear import SparseLogisticRegression
 from adaptloop.streams import ArrayStream, registry
 
 BATCH_SIZES = (1, 32, 256)

@@ -38,9 +38,14 @@ def test_one_hot_logistic_equals_river_sample_by_sample(batch):
     X, y = log()
     ours = pipeline(OneHotEncoder(), SparseLogisticRegression(), feature_names=NAMES)
     proba = np.concatenate(
-        [ours.predict_then_learn(X[i : i + batch], y[i : i + batch])[:, 1] for i in range(0, len(X), batch)]
+        [
+            ours.predict_then_learn(X[i : i + batch], y[i : i + batch])[:, 1]
+            for i in range(0, len(X), batch)
+        ]
     )
-    np.testing.assert_allclose(proba, river_probabilities(X, y, preprocessing.OneHotEncoder(drop_zeros=True)), atol=1e-12)
+    np.testing.assert_allclose(
+        proba, river_probabilities(X, y, preprocessing.OneHotEncoder(drop_zeros=True)), atol=1e-12
+    )
 
 
 def test_hashing_logistic_equals_river():
@@ -96,7 +101,8 @@ def test_dense_learner_needs_a_fixed_width():
 def test_steps_in_an_experiment_file_with_drifts_and_slots(tmp_path):
     X, y = log(2_000)
     lines = ["user,item,price,click"] + [
-        f"u{int(u)},i{int(i)},{k / 100:.2f},{c}" for k, ((u, i), c) in enumerate(zip(X, y, strict=True))
+        f"u{int(u)},i{int(i)},{k / 100:.2f},{c}"
+        for k, ((u, i), c) in enumerate(zip(X, y, strict=True))
     ]
     path = tmp_path / "log.csv"
     path.write_text("\n".join(lines) + "\n")
@@ -129,4 +135,6 @@ after = 200
     assert "slot" in result.records.column_names
     assert any("per slot" in t.title for t in result.tables())
     with pytest.raises(ExperimentError, match=r"learners.x.steps\[0\].kind: unknown encoder"):
-        parse_experiment(text.replace('kind = "one_hot"', 'kind = "onehot"').replace("onehot]", "x]"), "t.toml")
+        parse_experiment(
+            text.replace('kind = "one_hot"', 'kind = "onehot"').replace("onehot]", "x]"), "t.toml"
+        )

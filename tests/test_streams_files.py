@@ -120,9 +120,7 @@ def test_vocabulary_grows_in_order_of_appearance_and_missing_is_code_zero(tmp_pa
     assert (codes[200:300] == 3).all()  # "c" arrives later and gets the next code
     np.testing.assert_array_equal(codes[300:], [2, 0] * 50)  # None -> 0, and only None
     report = stream.summary()["categories"]["city"]
-    assert report == {
-        "known": 2, "new": 1, "new_rows": 100, "overflow_rows": 0, "missing_rows": 50
-    }
+    assert report == {"known": 2, "new": 1, "new_rows": 100, "overflow_rows": 0, "missing_rows": 50}
     assert stream.info.task == "multiclass" and stream.info.classes == ("0", "1", "2")
     assert stream.info.categorical == ("city",)
 
@@ -148,9 +146,7 @@ def recommendation_log(path: Path, n: int = 60_000) -> Path:
     lines = ["time,user,item,price,click"]
     lines += [
         f"{i},u{u},i{it},{p:.3f},{c}"
-        for i, u, it, p, c in zip(
-            t, user, item, rng.random(n), rng.integers(0, 2, n), strict=True
-        )
+        for i, u, it, p, c in zip(t, user, item, rng.random(n), rng.integers(0, 2, n), strict=True)
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -179,8 +175,13 @@ def test_ids_arriving_after_the_first_megabyte_are_not_lost(tmp_path):
 def test_a_cap_hashes_the_overflow_and_counts_it(tmp_path):
     path = recommendation_log(tmp_path / "log.csv", n=3_000)
     stream = CSVStream(
-        path, target="click", categorical=["user"], drop=["time", "item"],
-        max_categories=100, hash_buckets=16, block_size=4_096,
+        path,
+        target="click",
+        categorical=["user"],
+        drop=["time", "item"],
+        max_categories=100,
+        hash_buckets=16,
+        block_size=4_096,
     )
     X, _ = collect(stream, 500)
     users = X[:, 0]

@@ -217,7 +217,9 @@ class LearnerTable(Table):
         params = self.params
         steps = params.pop("steps", None)
         learner = {"kind": self.kind, **params}
-        return learner if steps is None else {"kind": "pipeline", "steps": steps, "learner": learner}
+        return (
+            learner if steps is None else {"kind": "pipeline", "steps": steps, "learner": learner}
+        )
 
 
 class StreamSection(Table):

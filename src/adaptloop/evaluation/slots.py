@@ -45,7 +45,9 @@ def slot_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.searchsorted(bounds, last, side="right") - 1
 
 
-def slot_metrics(columns: Mapping[str, np.ndarray], metrics: Sequence[str], slots: int) -> list[dict]:
+def slot_metrics(
+    columns: Mapping[str, np.ndarray], metrics: Sequence[str], slots: int
+) -> list[dict]:
     """Every per-sample metric of ``metrics`` over each slot of one learner's records.
 
     ``columns`` needs ``position``, ``n`` and ``{metric}_batch``; the run's length is the last

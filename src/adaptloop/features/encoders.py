@@ -59,7 +59,9 @@ class Encoder(ABC):
 
     def __init__(self, columns: Columns = None) -> None:
         if columns is not None and len(set(columns)) != len(columns):
-            raise ParameterError(f"{type(self).__name__}.columns", f"lists a column twice: {columns!r}")
+            raise ParameterError(
+                f"{type(self).__name__}.columns", f"lists a column twice: {columns!r}"
+            )
         self.columns = None if columns is None else tuple(columns)
         self.index_: tuple[int, ...] | None = None if columns is None else self._indices(None)
 
@@ -72,7 +74,8 @@ class Encoder(ABC):
                     return None  # resolved by bind
                 if c not in names:
                     raise ParameterError(
-                        f"{type(self).__name__}.columns", f"unknown column {c!r}; columns: {list(names)}"
+                        f"{type(self).__name__}.columns",
+                        f"unknown column {c!r}; columns: {list(names)}",
                     )
                 out.append(list(names).index(c))
             else:
@@ -227,7 +230,9 @@ class OneHotEncoder(Encoder):
             values = values[np.argsort(first)]  # in order of first appearance
             if self.max_categories is not None:
                 values = values[: max(0, self.max_categories - self._sizes[j])]
-                table[values] = j * (self.max_categories + 1) + self._sizes[j] + np.arange(len(values))
+                table[values] = (
+                    j * (self.max_categories + 1) + self._sizes[j] + np.arange(len(values))
+                )
             else:
                 table[values] = self._next + np.arange(len(values))
                 self._next += len(values)
@@ -247,7 +252,11 @@ class OneHotEncoder(Encoder):
         return _csr(len(X), np.maximum(cols, 0), values, self.width)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tables": [t.copy() for t in self._tables], "sizes": list(self._sizes), "next": self._next}
+        return {
+            "tables": [t.copy() for t in self._tables],
+            "sizes": list(self._sizes),
+            "next": self._next,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._tables = [np.asarray(t, dtype=np.int64).copy() for t in state["tables"]]

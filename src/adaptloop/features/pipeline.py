@@ -70,7 +70,9 @@ def make_encoder(spec: object, where: str = "steps") -> Encoder:
         return registry.create(spec)
     if isinstance(spec, dict) and isinstance(spec.get("kind"), str):
         return registry.create(spec["kind"], **{k: v for k, v in spec.items() if k != "kind"})
-    raise ParameterError(where, f"must be an encoder, an encoder name or a table with a 'kind', got {spec!r}")
+    raise ParameterError(
+        where, f"must be an encoder, an encoder name or a table with a 'kind', got {spec!r}"
+    )
 
 
 @learners.register("pipeline")
@@ -102,14 +104,21 @@ class Pipeline(BaseLearner):
         raise TypeError("a pipeline already ends in a learner; put encoders before it")
 
     def bind_features(
-        self, names: Sequence[str] | None, categorical: Sequence[str] | None = None, d: int | None = None
+        self,
+        names: Sequence[str] | None,
+        categorical: Sequence[str] | None = None,
+        d: int | None = None,
     ) -> None:
         """Resolve every step's columns against the input's feature ``names`` (or ``d``
         columns without names); ``categorical``: the categorical ones (default: every column
         not taken by a scaler)."""
         width = len(names) if names is not None else d
         assert width is not None
-        cats = set(range(width)) if categorical is None else {list(names).index(c) for c in categorical}  # type: ignore[arg-type]
+        cats = (
+            set(range(width))
+            if categorical is None
+            else {list(names).index(c) for c in categorical}
+        )  # type: ignore[arg-type]
         claimed: set[int] = set()
         for step in self.steps:
             if step.columns is not None:
@@ -217,7 +226,9 @@ class Pipeline(BaseLearner):
     def predict_proba(self) -> Any:
         """The learner's probabilities of the encoded batch; missing for a regressor."""
         if not is_classifier(self.learner):
-            raise AttributeError(f"Pipeline has no predict_proba: {type(self.learner).__name__} has none")
+            raise AttributeError(
+                f"Pipeline has no predict_proba: {type(self.learner).__name__} has none"
+            )
         return lambda X: self.learner.predict_proba(self._encoded(self.check_X(X)))  # type: ignore[attr-defined]
 
     @property
@@ -225,7 +236,9 @@ class Pipeline(BaseLearner):
         """Exact test-then-train inside a batch (probabilities of each sample before it was
         learned): when every step is ``stable`` and the learner has it; else missing."""
         if not (self._sparse and all(s.stable for s in self.steps)):
-            raise AttributeError("Pipeline has no predict_then_learn: a step is not stable or the learner has none")
+            raise AttributeError(
+                "Pipeline has no predict_then_learn: a step is not stable or the learner has none"
+            )
 
         def step(X: np.ndarray, y: np.ndarray) -> np.ndarray:
             X, y = self.check_Xy(X, y)
@@ -248,7 +261,9 @@ class Pipeline(BaseLearner):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         learned = state["learned"]
         if len(learned["steps"]) != len(self.steps):
-            raise ValueError(f"state has {len(learned['steps'])} steps, the pipeline {len(self.steps)}")
+            raise ValueError(
+                f"state has {len(learned['steps'])} steps, the pipeline {len(self.steps)}"
+            )
         self.learner.load_state_dict(copy.deepcopy(learned["learner"]))
         for step, s in zip(self.steps, learned["steps"], strict=True):
             step.load_state_dict(copy.deepcopy(s))
@@ -263,11 +278,18 @@ class Pipeline(BaseLearner):
 
     def clone(self) -> Pipeline:
         return Pipeline(
-            [s.clone() for s in self.steps], self.learner.clone(), self.feature_names, self.categorical
+            [s.clone() for s in self.steps],
+            self.learner.clone(),
+            self.feature_names,
+            self.categorical,
         )
 
 
-def pipeline(*parts: Any, feature_names: Sequence[str] | None = None, categorical: Sequence[str] | None = None) -> Any:
+def pipeline(
+    *parts: Any,
+    feature_names: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+) -> Any:
     """Compose encoders and a final learner: ``pipeline(OneHotEncoder(), LogisticRegression())``.
 
     Encoders only (no learner yet) give a :class:`Steps` chain that ``|`` extends; a part that
@@ -287,7 +309,9 @@ def pipeline(*parts: Any, feature_names: Sequence[str] | None = None, categorica
                 None if categorical is None else tuple(categorical),
             )
         else:
-            raise TypeError(f"pipeline part {i} must be an encoder (or the last one a learner), got {part!r}")
+            raise TypeError(
+                f"pipeline part {i} must be an encoder (or the last one a learner), got {part!r}"
+            )
     return Steps(steps)
 
 

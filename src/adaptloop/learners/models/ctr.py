@@ -13,8 +13,8 @@ embeddings, the cross and deep layers (parallel, so one block), the head.
 Categorical columns are named (``categorical``, by feature name as the stream names them, or
 by index); only they are embedded, every other column is numeric. Codes are taken modulo
 ``vocab_size`` (the hashing trick: the table never needs to grow for codes that keep arriving,
-as a file stream's growing vocabulary gives them; distinct codes may share an embedding row). PyTorch is imported on the first
-``learn``; weights come from ``seed`` without touching the global random state.
+as a file stream's growing vocabulary gives them; distinct codes may share an embedding row).
+PyTorch is imported on the first ``learn``; weights come from ``seed`` without touching the global random state.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -96,7 +96,8 @@ class CTRClassifier(CrossEntropyLoss, TorchLearner, BaseClassifier):
 
     Parameters: ``n_classes``; ``categorical`` (the categorical fields: feature names, read
     through ``feature_names``, or column indices; ``None``: none, every column is numeric;
-    experiment files fill both in from the stream); ``vocab_size`` (embedding rows per field; codes modulo it);
+    experiment files fill both in from the stream); ``vocab_size`` (embedding rows per field;
+    codes modulo it);
     ``embedding_dim``; ``n_cross`` (cross layers); ``hidden`` (widths of the MLP); the
     training parameters of :func:`~adaptloop.learners.models.torch_core.training_parameters`
     (``standardize``: of the numeric columns).

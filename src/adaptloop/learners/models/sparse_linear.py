@@ -28,13 +28,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba
+import numpy as np
 import scipy.sparse as sp
 
 from adaptloop.learners.base import BaseClassifier, StateRoles, registry
 from adaptloop.validation import NonNegativeReal, PositiveReal, check_features, check_targets
-
-import numba
-import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
@@ -91,7 +90,9 @@ def as_csr(X: object) -> sp.csr_matrix:
     int64 indices and no explicit zeros; ``ValueError`` for anything else or non-finite
     values."""
     if sp.issparse(X):
-        matrix = X if X.format == "csr" and X.dtype == np.float64 else sp.csr_matrix(X, dtype=np.float64)
+        matrix = (
+            X if X.format == "csr" and X.dtype == np.float64 else sp.csr_matrix(X, dtype=np.float64)
+        )
     else:
         array = np.asarray(X)
         if array.ndim != 2 or array.dtype.kind not in "biuf":
@@ -119,7 +120,9 @@ class SparseLogisticRegression(BaseClassifier):
         clip: PositiveReal = 1e12,
     ) -> None:
         if n_classes != 2:
-            raise ValueError(f"SparseLogisticRegression is binary: n_classes must be 2, got {n_classes}")
+            raise ValueError(
+                f"SparseLogisticRegression is binary: n_classes must be 2, got {n_classes}"
+            )
         super().__init__(task="binary", n_classes=2)
         self.lr, self.intercept_lr, self.l2, self.clip = lr, intercept_lr, l2, clip
         self._w = np.zeros(0)
@@ -164,9 +167,18 @@ class SparseLogisticRegression(BaseClassifier):
         if X.shape[1] > len(self._w):
             self._w = np.concatenate([self._w, np.zeros(X.shape[1] - len(self._w))])
         _sgd(
-            X.indptr, X.indices, X.data, y.astype(np.int64), self._w, self._b,
-            self.lr, self.intercept_lr, self.l2, self.clip,
-            np.empty(0) if out is None else out, out is not None,
+            X.indptr,
+            X.indices,
+            X.data,
+            y.astype(np.int64),
+            self._w,
+            self._b,
+            self.lr,
+            self.intercept_lr,
+            self.l2,
+            self.clip,
+            np.empty(0) if out is None else out,
+            out is not None,
         )
 
     def _learn(self, X: Any, y: np.ndarray) -> None:  # learn() is overridden

@@ -71,13 +71,18 @@ def _slot_table(summary: dict) -> Table:
     ]
     rows: list[list[Cell | str]] = []
     for k, slot in enumerate(slots):
-        values = {name: (s.get("slots") or [{}] * len(slots))[k].get(metric) for name, s in stats.items()}
+        values = {
+            name: (s.get("slots") or [{}] * len(slots))[k].get(metric) for name, s in stats.items()
+        }
         best = best_of(values, get_metric(metric).bigger_is_better)
         rows.append(
             [
                 f"{k + 1}",
                 f"{slot['start']:,}–{slot['end']:,}",
-                *(Cell(format_number(v), "best" if best == name else "") for name, v in values.items()),
+                *(
+                    Cell(format_number(v), "best" if best == name else "")
+                    for name, v in values.items()
+                ),
             ]
         )
     return Table(
