@@ -14,7 +14,8 @@ Categorical columns are named (``categorical``, by feature name as the stream na
 by index); only they are embedded, every other column is numeric. Codes are taken modulo
 ``vocab_size`` (the hashing trick: the table never needs to grow for codes that keep arriving,
 as a file stream's growing vocabulary gives them; distinct codes may share an embedding row).
-PyTorch is imported on the first ``learn``; weights come from ``seed`` without touching the global random state.
+PyTorch is imported on the first ``learn``; weights come from ``seed`` without touching the
+global random state.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
