@@ -23,6 +23,11 @@ def log(n=3_000, seed=0):
     return np.column_stack([user, item]).astype(np.float32), y
 
 
+def exact(model, X, y):
+    """Test-then-train sample by sample inside one call."""
+    return model.test_then_train(X, X, y, np.arange(1, len(y) + 1), proba=True)
+
+
 def river_probabilities(X, y, encoder):
     model = encoder | linear_model.LogisticRegression()
     out = []
@@ -39,7 +44,7 @@ def test_one_hot_logistic_equals_river_sample_by_sample(batch):
     ours = pipeline(OneHotEncoder(), SparseLogisticRegression(), feature_names=NAMES)
     proba = np.concatenate(
         [
-            ours.predict_then_learn(X[i : i + batch], y[i : i + batch])[:, 1]
+            exact(ours, X[i : i + batch], y[i : i + batch])[:, 1]
             for i in range(0, len(X), batch)
         ]
     )
@@ -48,11 +53,35 @@ def test_one_hot_logistic_equals_river_sample_by_sample(batch):
     )
 
 
+def test_label_delay_equals_river_fed_late():
+    X, y = log(1_000)
+    delay = 25
+    learn_at = np.minimum(np.arange(len(y)) + 1 + delay, len(y))  # label j after prediction j+d
+    ours = OneHotEncoder() | SparseLogisticRegression()
+    ours.bind_features(NAMES)
+    proba = np.concatenate(
+        [
+            ours.test_then_train(X[lo : lo + 100], X[lo : lo + 100], y[lo : lo + 100],
+                                 np.clip(learn_at[lo : lo + 100] - lo, 0, 100), proba=True)[:, 1]
+            for lo in range(0, 1_000, 100)
+        ]
+    )
+    model = preprocessing.OneHotEncoder(drop_zeros=True) | linear_model.LogisticRegression()
+    rows = [{n: str(int(v)) for n, v in zip(NAMES, row, strict=True)} for row in X]
+    expected, learned = [], 0
+    for i, x in enumerate(rows):
+        while learned < len(y) and min(learned + 1 + delay, (learned // 100 + 1) * 100) <= i:
+            model.learn_one(rows[learned], bool(y[learned]))
+            learned += 1
+        expected.append(model.predict_proba_one(x).get(True, 0.0))
+    np.testing.assert_allclose(proba, expected, atol=1e-12)
+
+
 def test_hashing_logistic_equals_river():
     X, y = log(1_500)
     ours = FeatureHasher(n_features=64, seed=3) | SparseLogisticRegression()
     ours.bind_features(NAMES)
-    proba = ours.predict_then_learn(X, y)[:, 1]
+    proba = exact(ours, X, y)[:, 1]
     river = river_probabilities(X, y, preprocessing.FeatureHasher(n_features=64, seed=3))
     np.testing.assert_allclose(proba, river, atol=1e-12)
 

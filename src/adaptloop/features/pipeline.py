@@ -12,8 +12,8 @@ learns an unsupervised step before transforming with it), ``predict`` encodes wi
 as it is. A learner that takes sparse input (:class:`SparseInput`: ``SparseLogisticRegression``)
 gets a CSR matrix and may follow a growing width; any other learner gets a dense float32
 array, so its width must stay fixed (one-hot with ``max_categories``, hashing). When every
-step is ``stable`` and the learner has ``predict_then_learn``, so has the pipeline: exact
-test-then-train inside a batch at compiled speed.
+step is ``stable`` and the learner has ``test_then_train``, so has the pipeline: exact
+test-then-train inside a batch at compiled speed (with label delay too: ``learn_at``).
 
 The pipeline's state is every step's state and the learner's (``state_dict``).
 
@@ -23,8 +23,9 @@ The pipeline's state is every step's state and the learner's (``state_dict``).
 >>> model = OneHotEncoder(columns=("user",)) | SparseLogisticRegression(lr=0.5)
 >>> model.bind_features(("user", "price"))
 >>> X = np.array([[1, 0.5], [2, 0.1], [1, 0.4]], dtype=np.float32)
->>> model.predict_then_learn(X, np.array([1, 0, 1]))[:, 1].round(3).tolist()
-[0.5, 0.5, 0.655]
+>>> y, learn_at = np.array([1, 0, 1]), np.arange(1, 4)  # learn each sample after predicting it
+>>> model.test_then_train(X, X, y, learn_at, proba=True)[:, 1].round(3).tolist()
+[0.5, 0.504, 0.572]
 """
 
 from __future__ import annotations
@@ -54,9 +55,16 @@ __all__ = ["Pipeline", "SparseInput", "pipeline"]
 @runtime_checkable
 class SparseInput(Protocol):
     """A learner that takes ``scipy.sparse`` input whose width may grow between batches, and
-    learns sample by sample inside a batch (``predict_then_learn``)."""
+    learns sample by sample inside a call (``test_then_train``, the ``Sequential`` protocol)."""
 
-    def predict_then_learn(self, X: Any, y: np.ndarray) -> np.ndarray: ...
+    def test_then_train(
+        self,
+        X: Any,
+        X_learn: Any,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        proba: bool = False,
+    ) -> np.ndarray: ...
 
     @property
     def width(self) -> int: ...
@@ -232,21 +240,42 @@ class Pipeline(BaseLearner):
         return lambda X: self.learner.predict_proba(self._encoded(self.check_X(X)))  # type: ignore[attr-defined]
 
     @property
-    def predict_then_learn(self) -> Any:
-        """Exact test-then-train inside a batch (probabilities of each sample before it was
-        learned): when every step is ``stable`` and the learner has it; else missing."""
+    def test_then_train(self) -> Any:
+        """Exact test-then-train (the ``Sequential`` protocol, see the learner's
+        ``test_then_train``): present when every step is ``stable`` and the learner takes
+        sparse input; missing otherwise. The steps learn ``X_learn`` first: a value they learn
+        gets a column whose weight is still zero until its sample is learned, so the
+        predictions equal a sample-by-sample loop."""
         if not (self._sparse and all(s.stable for s in self.steps)):
             raise AttributeError(
-                "Pipeline has no predict_then_learn: a step is not stable or the learner has none"
+                "Pipeline has no test_then_train: a step is not stable or the learner has none"
             )
 
-        def step(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-            X, y = self.check_Xy(X, y)
+        def run(
+            X: np.ndarray,
+            X_learn: np.ndarray,
+            y_learn: np.ndarray,
+            learn_at: np.ndarray,
+            proba: bool = False,
+        ) -> np.ndarray:
+            self._learning = True
+            try:
+                X_learn, y_learn = self.check_Xy(X_learn, y_learn)
+                X = self.check_X(X)
+            except ValueError:
+                if self.n_features_in_ is None:
+                    self._unbind()
+                raise
+            finally:
+                self._learning = False
+            self.n_features_in_ = self._bound_to
             for encoder in self.steps:
-                encoder.learn(X)  # new columns start at zero weight: predictions unchanged
-            return self.learner.predict_then_learn(self.transform(X), y)  # type: ignore[attr-defined]
+                encoder.learn(X_learn)
+            return self.learner.test_then_train(  # type: ignore[attr-defined]
+                self.transform(X), self.transform(X_learn), y_learn, learn_at, proba
+            )
 
-        return step
+        return run
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

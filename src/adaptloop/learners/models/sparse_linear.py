@@ -13,14 +13,15 @@ intercept with its own rate. Per sample ``i`` with raw score ``z = b + w . x_i``
 Inputs are ``scipy.sparse`` CSR matrices or dense arrays (float32 ``(n, d)``); the loop over
 the nonzeros of a CSR row is compiled with numba (chosen because the samples depend on one
 another, so nothing vectorises, and numba installs as a wheel and compiles at run time with no
-toolchain; kernels are cached on disk). :meth:`predict_then_learn` is exact test-then-train
+toolchain; kernels are cached on disk). :meth:`test_then_train` is exact test-then-train
 inside a batch: every sample is predicted by the weights that learned every earlier one.
 
 >>> import numpy as np, scipy.sparse as sp
 >>> X = sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32))
 >>> model = SparseLogisticRegression(lr=0.5)
->>> model.predict_then_learn(X, np.array([1, 0, 1]))[:, 1].round(3).tolist()
-[0.5, 0.562, 0.622]
+>>> proba = model.test_then_train(X, X, np.array([1, 0, 1]), np.arange(1, 4), proba=True)
+>>> proba[:, 1].round(3).tolist()
+[0.5, 0.501, 0.562]
 """
 
 from __future__ import annotations
@@ -57,21 +58,36 @@ def _log_gradient(label: int, z: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sgd(indptr, indices, data, y, w, b, lr, intercept_lr, l2, clip, out, predict):  # noqa: ANN001
-    """Per-sample SGD over CSR rows; ``out[i]`` = P(y = 1) before learning row ``i`` (if
-    ``predict``). ``b`` is a 1-element array (the intercept), updated in place with ``w``."""
-    for i in range(len(y)):
-        z = b[0]
-        for k in range(indptr[i], indptr[i + 1]):
-            z += w[indices[k]] * data[k]
-        if predict:
-            out[i] = _sigmoid(z)
-        g = _log_gradient(y[i], z)
-        g = min(max(g, -clip), clip)
-        b[0] -= intercept_lr * g
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            w[j] -= lr * (g * data[k] + l2 * w[j])
+def _score(indptr, indices, data, i, w, b):  # noqa: ANN001
+    z = b
+    for k in range(indptr[i], indptr[i + 1]):
+        z += w[indices[k]] * data[k]
+    return z
+
+
+@numba.njit(cache=True, nogil=True)
+def _update(indptr, indices, data, i, label, w, b, lr, intercept_lr, l2, clip):  # noqa: ANN001
+    g = _log_gradient(label, _score(indptr, indices, data, i, w, b[0]))
+    g = min(max(g, -clip), clip)
+    b[0] -= intercept_lr * g
+    for k in range(indptr[i], indptr[i + 1]):
+        j = indices[k]
+        w[j] -= lr * (g * data[k] + l2 * w[j])
+
+
+@numba.njit(cache=True, nogil=True)
+def _test_then_train(p_ptr, p_idx, p_val, l_ptr, l_idx, l_val, y, learn_at, w, b, lr, ilr, l2, clip, out):  # noqa: ANN001, E501
+    """Predict the rows of P in order (``out[i]`` = P(y = 1)) and learn row ``j`` of L (label
+    ``y[j]``) once ``learn_at[j]`` rows were predicted; ``b``: the intercept, a 1-array."""
+    j = 0
+    for i in range(len(out)):
+        while j < len(y) and learn_at[j] <= i:
+            _update(l_ptr, l_idx, l_val, j, y[j], w, b, lr, ilr, l2, clip)
+            j += 1
+        out[i] = _sigmoid(_score(p_ptr, p_idx, p_val, i, w, b[0]))
+    while j < len(y):
+        _update(l_ptr, l_idx, l_val, j, y[j], w, b, lr, ilr, l2, clip)
+        j += 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -146,43 +162,55 @@ class SparseLogisticRegression(BaseClassifier):
 
     def learn(self, X: Any, y: np.ndarray) -> None:
         """Learn ``(X, y)`` sample by sample; the width may have grown (new weights at 0)."""
-        dense = not sp.issparse(X)
-        X, y = self.check_Xy(X, y)
-        if dense and self.n_features_in_ is None:
-            self.n_features_in_ = X.shape[1]
-        self._fit(X, y, None)
+        X, y = self._checked(X, y)
+        self._run(X[:0], X, y, np.zeros(len(y), dtype=np.int64))
 
-    def predict_then_learn(self, X: Any, y: np.ndarray) -> np.ndarray:
-        """Exact test-then-train inside the batch: the probabilities ``(n, 2)`` of each sample
-        before it was learned, every earlier sample of the batch learned."""
+    def test_then_train(
+        self,
+        X: Any,
+        X_learn: Any,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        proba: bool = False,
+    ) -> np.ndarray:
+        """Exact test-then-train (the ``Sequential`` protocol): predict the rows of ``X`` in
+        order, learning sample ``j`` of ``(X_learn, y_learn)`` once ``learn_at[j]`` rows were
+        predicted; class codes, or probabilities ``(n, 2)`` with ``proba``. With ``X_learn =
+        X`` and ``learn_at = 1..n`` every sample is predicted by the weights that learned
+        every earlier one."""
+        X = self.check_X(X)
+        X_learn, y_learn = self._checked(X_learn, y_learn)
+        learn_at = np.asarray(learn_at, dtype=np.int64)
+        if learn_at.shape != y_learn.shape or (np.diff(learn_at) < 0).any():
+            raise ValueError("learn_at must be non-decreasing, one entry per sample to learn")
+        out = self._run(X, X_learn, y_learn, learn_at)
+        if proba:
+            return np.column_stack([1.0 - out, out])
+        return (out > 0.5).astype(np.int64)
+
+    def _checked(self, X: Any, y: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         dense = not sp.issparse(X)
         X, y = self.check_Xy(X, y)
         if dense and self.n_features_in_ is None:
             self.n_features_in_ = X.shape[1]
+        return X, y
+
+    def _run(
+        self, X: sp.csr_matrix, X_learn: sp.csr_matrix, y: np.ndarray, learn_at: np.ndarray
+    ) -> np.ndarray:
+        width = max(X.shape[1], X_learn.shape[1])
+        if width > len(self._w):
+            self._w = np.concatenate([self._w, np.zeros(width - len(self._w))])
         out = np.empty(X.shape[0])
-        self._fit(X, y, out)
-        return np.column_stack([1.0 - out, out])
-
-    def _fit(self, X: sp.csr_matrix, y: np.ndarray, out: np.ndarray | None) -> None:
-        if X.shape[1] > len(self._w):
-            self._w = np.concatenate([self._w, np.zeros(X.shape[1] - len(self._w))])
-        _sgd(
-            X.indptr,
-            X.indices,
-            X.data,
-            y.astype(np.int64),
-            self._w,
-            self._b,
-            self.lr,
-            self.intercept_lr,
-            self.l2,
-            self.clip,
-            np.empty(0) if out is None else out,
-            out is not None,
+        _test_then_train(
+            X.indptr, X.indices, X.data, X_learn.indptr, X_learn.indices, X_learn.data,
+            y.astype(np.int64), learn_at, self._w, self._b,
+            self.lr, self.intercept_lr, self.l2, self.clip, out,
         )
+        return out
 
     def _learn(self, X: Any, y: np.ndarray) -> None:  # learn() is overridden
-        self._fit(X, y, None)
+        self._run(X[:0], X, y, np.zeros(len(y), dtype=np.int64))
 
     def _predict_proba(self, X: sp.csr_matrix) -> np.ndarray:
         out = np.empty(X.shape[0])
