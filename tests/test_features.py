@@ -43,10 +43,7 @@ def test_one_hot_logistic_equals_river_sample_by_sample(batch):
     X, y = log()
     ours = pipeline(OneHotEncoder(), SparseLogisticRegression(), feature_names=NAMES)
     proba = np.concatenate(
-        [
-            exact(ours, X[i : i + batch], y[i : i + batch])[:, 1]
-            for i in range(0, len(X), batch)
-        ]
+        [exact(ours, X[i : i + batch], y[i : i + batch])[:, 1] for i in range(0, len(X), batch)]
     )
     np.testing.assert_allclose(
         proba, river_probabilities(X, y, preprocessing.OneHotEncoder(drop_zeros=True)), atol=1e-12
@@ -61,8 +58,13 @@ def test_label_delay_equals_river_fed_late():
     ours.bind_features(NAMES)
     proba = np.concatenate(
         [
-            ours.test_then_train(X[lo : lo + 100], X[lo : lo + 100], y[lo : lo + 100],
-                                 np.clip(learn_at[lo : lo + 100] - lo, 0, 100), proba=True)[:, 1]
+            ours.test_then_train(
+                X[lo : lo + 100],
+                X[lo : lo + 100],
+                y[lo : lo + 100],
+                np.clip(learn_at[lo : lo + 100] - lo, 0, 100),
+                proba=True,
+            )[:, 1]
             for lo in range(0, 1_000, 100)
         ]
     )
@@ -167,3 +169,21 @@ after = 200
         parse_experiment(
             text.replace('kind = "one_hot"', 'kind = "onehot"').replace("onehot]", "x]"), "t.toml"
         )
+
+
+def test_adaptloop_list_shows_the_encoders_and_the_pipeline():
+    from typer.testing import CliRunner
+
+    from adaptloop.cli import app
+
+    result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in (
+        "encoders",
+        "one_hot",
+        "hashing",
+        "standard_scaler",
+        "pipeline",
+        "sparse_logistic",
+    ):
+        assert name in result.output

@@ -97,7 +97,7 @@ def test_records_one_row_per_batch_and_learner():
     for column in ("accuracy", "accuracy_window", "accuracy_batch", "log_loss", "roc_auc_window"):
         assert column in table.columns
     documented = {c.replace("{metric}", "accuracy") for c in PREQUENTIAL_RECORD_COLUMNS}
-    assert documented <= set(table.columns)
+    assert documented - {"slot"} <= set(table.columns)  # slot: only with slots=N
     # identical learners on identical batches record identical metrics
     a, b = (table[table.learner == k].reset_index(drop=True) for k in ("a", "b"))
     assert a["accuracy_window"].equals(b["accuracy_window"])
@@ -155,3 +155,23 @@ def test_learner_that_does_not_fit_the_stream_is_refused():
         prequential(unique_stream(10), {"m": Memorizer()}, batch_size=0)
     with pytest.raises(ValueError, match="mae"):
         prequential(unique_stream(10), {"m": Memorizer()}, metrics=["mae"])
+
+
+def test_slots_cut_the_run_into_chronological_slots():
+    result = prequential(
+        unique_stream(1000), {"a": Memorizer()}, batch_size=50, window=100, slots=4
+    )
+    slots = result.summary["a"]["slots"]
+    assert [(s["start"], s["end"], s["n"]) for s in slots] == [
+        (0, 250, 250),
+        (250, 500, 250),
+        (500, 750, 250),
+        (750, 1000, 250),
+    ]
+    table = result.to_pandas()
+    assert table["slot"].tolist() == [i * 50 // 250 for i in range(20)]
+    accuracy = table["accuracy_batch"].to_numpy().reshape(4, 5).mean(axis=1)
+    np.testing.assert_allclose([s["accuracy"] for s in slots], accuracy)
+    assert result.summary_json()["slots"] == 4
+    with pytest.raises(ValueError, match="slots must be >= 1"):
+        prequential(unique_stream(10), {"a": Memorizer()}, slots=0)

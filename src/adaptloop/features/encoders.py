@@ -111,6 +111,12 @@ class Encoder(ABC):
     def width(self) -> int:
         """Columns of the block :meth:`transform` gives now."""
 
+    @property
+    def grows(self) -> bool:
+        """Whether :attr:`width` may grow as the encoder learns (then only a learner that takes
+        sparse input can follow it)."""
+        return False
+
     @abstractmethod
     def learn(self, X: np.ndarray) -> None:
         """Update the state on a batch (all columns of ``X``; the encoder picks its own)."""
@@ -202,6 +208,10 @@ class OneHotEncoder(Encoder):
         if self.max_categories is None:
             return self._next
         return len(self.index_ or ()) * (self.max_categories + 1)
+
+    @property
+    def grows(self) -> bool:
+        return self.max_categories is None
 
     def _ensure(self, codes: np.ndarray) -> None:
         while len(self._tables) < codes.shape[1]:

@@ -141,10 +141,10 @@ class Pipeline(BaseLearner):
         self._bound_to = width
         if not self._sparse:
             for step in self.steps:
-                if step.categorical and getattr(step, "max_categories", 0) is None:
+                if step.grows:
                     raise ParameterError(
                         "Pipeline.steps",
-                        f"{type(step).__name__} without max_categories grows its width, but "
+                        f"{type(step).__name__} grows its width (no max_categories), but "
                         f"{type(self.learner).__name__} needs a fixed one: set max_categories, "
                         "use hashing, or a learner that takes sparse input (sparse_logistic)",
                     )

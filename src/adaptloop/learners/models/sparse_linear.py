@@ -76,7 +76,9 @@ def _update(indptr, indices, data, i, label, w, b, lr, intercept_lr, l2, clip): 
 
 
 @numba.njit(cache=True, nogil=True)
-def _test_then_train(p_ptr, p_idx, p_val, l_ptr, l_idx, l_val, y, learn_at, w, b, lr, ilr, l2, clip, out):  # noqa: ANN001, E501
+def _test_then_train(
+    p_ptr, p_idx, p_val, l_ptr, l_idx, l_val, y, learn_at, w, b, lr, ilr, l2, clip, out
+):  # noqa: ANN001, E501
     """Predict the rows of P in order (``out[i]`` = P(y = 1)) and learn row ``j`` of L (label
     ``y[j]``) once ``learn_at[j]`` rows were predicted; ``b``: the intercept, a 1-array."""
     j = 0
@@ -203,9 +205,21 @@ class SparseLogisticRegression(BaseClassifier):
             self._w = np.concatenate([self._w, np.zeros(width - len(self._w))])
         out = np.empty(X.shape[0])
         _test_then_train(
-            X.indptr, X.indices, X.data, X_learn.indptr, X_learn.indices, X_learn.data,
-            y.astype(np.int64), learn_at, self._w, self._b,
-            self.lr, self.intercept_lr, self.l2, self.clip, out,
+            X.indptr,
+            X.indices,
+            X.data,
+            X_learn.indptr,
+            X_learn.indices,
+            X_learn.data,
+            y.astype(np.int64),
+            learn_at,
+            self._w,
+            self._b,
+            self.lr,
+            self.intercept_lr,
+            self.l2,
+            self.clip,
+            out,
         )
         return out
 
