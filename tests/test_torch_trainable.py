@@ -20,7 +20,11 @@ VALUES = (X[:, 0] + X[:, 3]).astype(np.float32)
 CASES = {
     "mlp": (dict(hidden=(16,)), X, LABELS),
     "mlp_regressor": (dict(hidden=(16,)), X, VALUES),
-    "ctr": (dict(hidden=(8,)), CODES, (CODES[:, 0] % 2 == 0).astype(np.int64)),
+    "ctr": (
+        dict(hidden=(8,), categorical=tuple(range(CODES.shape[1]))),
+        CODES,
+        (CODES[:, 0] % 2 == 0).astype(np.int64),
+    ),
     "cfc": (dict(units=4, seq_len=2), X, VALUES),
     "ltc": (dict(units=4, seq_len=2), X, VALUES),
     "lstm": (dict(units=4, seq_len=2), X, VALUES),

@@ -117,6 +117,10 @@ class Encoder(ABC):
         sparse input can follow it)."""
         return False
 
+    role: str = "local"
+    """What its state is in federation: ``"statistics"`` (``count``, ``mean``, ``m2``, pooled
+    exactly) or ``"local"`` (kept by each client: a one-hot table's columns are its own)."""
+
     @abstractmethod
     def learn(self, X: np.ndarray) -> None:
         """Update the state on a batch (all columns of ``X``; the encoder picks its own)."""
@@ -370,6 +374,7 @@ class StandardScaler(Encoder):
 
     categorical = False
     stable = False
+    role = "statistics"
 
     def __init__(self, columns: Columns = None) -> None:
         super().__init__(columns)

@@ -40,8 +40,10 @@ import scipy.sparse as sp
 from adaptloop.features.encoders import Encoder, EncoderSpec, registry
 from adaptloop.learners.base import (
     BaseLearner,
+    Federated,
     HasTask,
     Learner,
+    StateRoles,
     is_classifier,
 )
 from adaptloop.learners.base import registry as learners
@@ -271,8 +273,11 @@ class Pipeline(BaseLearner):
             self.n_features_in_ = self._bound_to
             for encoder in self.steps:
                 encoder.learn(X_learn)
+            encoded = self.transform(X_learn)
+            # test-then-train without delay predicts the rows it learns: encode them once
+            same = X is X_learn or (X.shape == X_learn.shape and np.array_equal(X, X_learn))
             return self.learner.test_then_train(  # type: ignore[attr-defined]
-                self.transform(X), self.transform(X_learn), y_learn, learn_at, proba
+                encoded if same else self.transform(X), encoded, y_learn, learn_at, proba
             )
 
         return run
@@ -282,7 +287,7 @@ class Pipeline(BaseLearner):
         return {
             "n_features_in_": self._bound_to,
             "learned": {
-                "steps": [s.state_dict() for s in self.steps],
+                "steps": {str(i): s.state_dict() for i, s in enumerate(self.steps)},
                 "learner": self.learner.state_dict(),
             },
         }
@@ -294,10 +299,31 @@ class Pipeline(BaseLearner):
                 f"state has {len(learned['steps'])} steps, the pipeline {len(self.steps)}"
             )
         self.learner.load_state_dict(copy.deepcopy(learned["learner"]))
-        for step, s in zip(self.steps, learned["steps"], strict=True):
-            step.load_state_dict(copy.deepcopy(s))
+        for i, step in enumerate(self.steps):
+            step.load_state_dict(copy.deepcopy(learned["steps"][str(i)]))
         if state["n_features_in_"] is not None and self._bound_to is None:
             self.bind_features(self.feature_names, self.categorical, state["n_features_in_"])
+
+    @property
+    def state_roles(self) -> Any:
+        """The learner's roles under ``learned.learner``, each step's state as its ``role``
+        says (a scaler's statistics pooled, a one-hot table local); missing when the learner
+        declares none."""
+        if not isinstance(self.learner, Federated):
+            raise AttributeError(
+                f"Pipeline has no state_roles: {type(self.learner).__name__} declares none"
+            )
+        learner = self.learner
+
+        def roles() -> StateRoles:
+            steps = [(f"learned.steps.{i}", s.role) for i, s in enumerate(self.steps)]
+            own = StateRoles(
+                local=tuple(p for p, role in steps if role == "local"),
+                statistics=tuple(p for p, role in steps if role == "statistics"),
+            )
+            return learner.state_roles().within("learned.learner") + own
+
+        return roles
 
     def _get_state(self) -> Any:  # state_dict is overridden
         return self.state_dict()["learned"]
