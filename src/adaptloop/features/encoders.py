@@ -171,6 +171,10 @@ class Encoder(ABC):
 def _csr(rows: int, cols: np.ndarray, values: np.ndarray, width: int) -> sp.csr_matrix:
     """One entry per (row, column of the encoder), zeros dropped: ``cols`` is ``(n, k)``."""
     keep = values != 0
+    if keep.all():  # no missing value: k entries per row, already in row order
+        k = cols.shape[1]
+        indptr = np.arange(0, rows * k + 1, k, dtype=np.int64)
+        return sp.csr_matrix((values.ravel(), cols.ravel(), indptr), shape=(rows, width))
     counts = keep.sum(axis=1)
     indptr = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
