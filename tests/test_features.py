@@ -187,3 +187,17 @@ def test_adaptloop_list_shows_the_encoders_and_the_pipeline():
         "sparse_logistic",
     ):
         assert name in result.output
+
+
+def test_test_then_train_takes_empty_parts_as_label_delay_gives_them():
+    X, y = log(200)
+    a = OneHotEncoder() | SparseLogisticRegression()
+    a.bind_features(NAMES)
+    b = a.clone()
+    b.bind_features(NAMES)
+    none = np.zeros(0, dtype=np.int64)
+    first = a.test_then_train(X[:100], X[:0], y[:0], none, proba=True)  # no label yet
+    a.test_then_train(X[:0], X[:100], y[:100], np.zeros(100, dtype=np.int64))  # labels only
+    b.learn(X[:100], y[:100])
+    np.testing.assert_array_equal(first[:, 1], 0.5)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))

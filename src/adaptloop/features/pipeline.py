@@ -261,9 +261,13 @@ class Pipeline(BaseLearner):
             proba: bool = False,
         ) -> np.ndarray:
             self._learning = True
-            try:
-                X_learn, y_learn = self.check_Xy(X_learn, y_learn)
-                X = self.check_X(X)
+            try:  # either part may be empty (no label arrived yet; labels left at the end)
+                if len(y_learn):
+                    X_learn, y_learn = self.check_Xy(X_learn, y_learn)
+                if len(X):
+                    X = self.check_X(X)
+                if self._bound_to is None:
+                    raise ValueError("test_then_train needs rows before the input width is known")
             except ValueError:
                 if self.n_features_in_ is None:
                     self._unbind()
@@ -271,8 +275,12 @@ class Pipeline(BaseLearner):
             finally:
                 self._learning = False
             self.n_features_in_ = self._bound_to
-            for encoder in self.steps:
-                encoder.learn(X_learn)
+            X = np.asarray(X, dtype=np.float32).reshape(-1, self._bound_to)
+            X_learn = np.asarray(X_learn, dtype=np.float32).reshape(-1, self._bound_to)
+            y_learn = np.asarray(y_learn)
+            if len(X_learn):
+                for encoder in self.steps:
+                    encoder.learn(X_learn)
             encoded = self.transform(X_learn)
             # test-then-train without delay predicts the rows it learns: encode them once
             same = X is X_learn or (X.shape == X_learn.shape and np.array_equal(X, X_learn))

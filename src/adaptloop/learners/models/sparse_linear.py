@@ -180,8 +180,11 @@ class SparseLogisticRegression(BaseClassifier):
         predicted; class codes, or probabilities ``(n, 2)`` with ``proba``. With ``X_learn =
         X`` and ``learn_at = 1..n`` every sample is predicted by the weights that learned
         every earlier one."""
-        X = self.check_X(X)
-        X_learn, y_learn = self._checked(X_learn, y_learn)
+        X = self.check_X(X) if X.shape[0] else as_csr(sp.csr_matrix(X.shape))
+        if X_learn.shape[0]:
+            X_learn, y_learn = self._checked(X_learn, y_learn)
+        else:  # no label has arrived
+            X_learn, y_learn = as_csr(sp.csr_matrix(X_learn.shape)), np.zeros(0, np.int64)
         learn_at = np.asarray(learn_at, dtype=np.int64)
         if learn_at.shape != y_learn.shape or (np.diff(learn_at) < 0).any():
             raise ValueError("learn_at must be non-decreasing, one entry per sample to learn")
