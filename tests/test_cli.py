@@ -156,11 +156,11 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.tom
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_examples_validate(path, monkeypatch):
-    monkeypatch.chdir(path.parents[1])  # data paths in examples are relative to the repo root
+def test_examples_validate(path, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # data paths in an experiment file are relative to the file
     text = path.read_text()
     missing = re.findall(r'path = "([^"]+)"', text)
-    missing = [p for p in missing if not (path.parents[1] / p).exists()]
+    missing = [p for p in missing if not (path.parent / p).exists()]
     experiment = load_experiment(path)  # parses without reading data
     assert experiment.name == path.stem
     if missing and isinstance(experiment, Experiment):
