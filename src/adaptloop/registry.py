@@ -15,10 +15,14 @@ with their parameters, read from the factories' signatures.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from adaptloop.parameters import declared
@@ -120,9 +124,57 @@ class Registry:
         ]
 
     def describe(self, name: str) -> str:
-        """First line of the factory's docstring."""
-        doc = inspect.getdoc(self.get(name)) or ""
-        return doc.splitlines()[0] if doc else ""
+        """The first sentence of the factory's docstring, as plain text (:func:`plain_text`).
+
+        A factory registered lazily is described without importing its module (its source is
+        read), so listing every component stays fast and needs no optional dependency.
+
+        >>> registry = Registry("thing")
+        >>> registry.register_lazy("fraction", "fractions:Fraction")
+        >>> registry.describe("fraction"), "fraction" in registry._lazy
+        ('This class implements rational numbers.', True)
+        """
+        text = plain_text(self.doc(name))
+        paragraph = text.split("\n\n", 1)[0].replace("\n", " ")
+        end = re.search(r"[.:;](\s|$)", paragraph)
+        return paragraph[: end.start() + 1] if end else paragraph
+
+    def doc(self, name: str) -> str:
+        """The factory's whole docstring (cleaned of indentation), as written."""
+        if name in self._lazy:
+            module, attribute = self._lazy[name].split(":")
+            spec = importlib.util.find_spec(module)
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+                for node in tree.body:
+                    defines = isinstance(node, (ast.ClassDef, ast.FunctionDef))
+                    if defines and node.name == attribute:
+                        return inspect.cleandoc(ast.get_docstring(node) or "")
+        return inspect.getdoc(self.get(name)) or ""
+
+
+_ROLE = re.compile(r":(?:[a-z]+:)*[a-z]+:`~?(?:[^`<]*<)?([^`>]+)>?`")
+
+
+def plain_text(doc: str) -> str:
+    r"""A reStructuredText docstring as a terminal shows it: roles (``:func:`~a.b.f```) as the
+    name alone, inline literals and bold without their marks, ``>>>`` examples left out.
+
+    >>> plain_text("Wraps ``base``; see :func:`~adaptloop.x.make` and :class:`Y`.\n\n>>> 1\n1")
+    'Wraps base; see make and Y.'
+    """
+    lines, example = [], False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped.startswith((">>>", "...")) or (example and stripped):
+            example = True
+            continue
+        example = False
+        lines.append(line)
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], "\n".join(lines))
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _annotation_text(annotation: Any) -> str:

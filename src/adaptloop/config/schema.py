@@ -58,8 +58,8 @@ from adaptloop.parameters import (
     parameter_model,
 )
 from adaptloop.registry import Registry
-from adaptloop.streams import tasks
 from adaptloop.results.metrics import METRICS
+from adaptloop.streams import tasks
 from adaptloop.validation import Count, NonNegativeReal, PositiveReal, Real, Seed, did_you_mean
 
 try:  # Python 3.11+
@@ -104,9 +104,11 @@ def check_component(registry: Registry, spec: object, where: str) -> None:
 
     >>> check_component(learners.registry, {"kind": "drift_reset", "base": "logistic",
     ...                 "detector": {"kind": "adwin", "delat": 0.1}}, "learners.reset")
+    ... # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    adaptloop.parameters.ParameterError: learners.reset.detector.delat: unknown parameter; did you mean 'delta'?
+    adaptloop.parameters.ParameterError: learners.reset.detector.delat: unknown parameter;
+    did you mean 'delta'?
     """
     kind, params = component_spec(registry, spec, where)
     factory = registry.get(kind)
