@@ -11,6 +11,7 @@ adaptloop checkpoint export --db PATH [--version N] --out FILE
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -385,7 +386,7 @@ def list_components(
             console.print(Text(f"{registry.kind}s", style="bold"))
             for component in registry.names():
                 line = f"  {component:<{width}}  {registry.describe(component)}"
-                console.print(Text(line), no_wrap=True, overflow="ellipsis")
+                console.print(Text(line), soft_wrap=True)
         console.print("adaptloop list NAME: a component's parameters and description")
         return
     found = [r for r in registries if name in r]
@@ -417,7 +418,22 @@ def _show_component(registry, name: str) -> None:
     if not parameters:
         console.print("  (no parameters)")
     console.print()
-    console.print(Text(plain_text(registry.doc(name))))
+    console.print(Text(reflow(plain_text(registry.doc(name)))))
+
+
+def reflow(text: str) -> str:
+    r"""Join the hard-wrapped lines of each paragraph, so the terminal wraps them at its width;
+    list items and indented lines keep their own lines.
+
+    >>> reflow("One\ntwo.\n\n- a\n- b\n  c")
+    'One two.\n\n- a\n- b\n  c'
+    """
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        lines = paragraph.splitlines()
+        structured = any(re.match(r"\s|[-*] |\d+\. ", line) for line in lines)
+        paragraphs.append(paragraph if structured else " ".join(lines))
+    return "\n\n".join(paragraphs)
 
 
 @app.command()

@@ -134,24 +134,57 @@ class Registry:
         >>> registry.describe("fraction"), "fraction" in registry._lazy
         ('This class implements rational numbers.', True)
         """
-        text = plain_text(self.doc(name))
-        paragraph = text.split("\n\n", 1)[0].replace("\n", " ")
-        end = re.search(r"[.:;](\s|$)", paragraph)
+        paragraph = plain_text(self.doc(name)).split("\n\n", 1)[0].replace("\n", " ")
+        end = _SENTENCE_END.search(paragraph)
         return paragraph[: end.start() + 1] if end else paragraph
 
     def doc(self, name: str) -> str:
         """The factory's whole docstring (cleaned of indentation), as written."""
         if name in self._lazy:
-            module, attribute = self._lazy[name].split(":")
-            spec = importlib.util.find_spec(module)
-            if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-                for node in tree.body:
-                    defines = isinstance(node, (ast.ClassDef, ast.FunctionDef))
-                    if defines and node.name == attribute:
-                        return inspect.cleandoc(ast.get_docstring(node) or "")
+            doc = _source_doc(*self._lazy[name].split(":"))
+            if doc is not None:
+                return doc
         return inspect.getdoc(self.get(name)) or ""
 
+
+def _module_file(module: str) -> Path | None:
+    """The source file of ``module``, found without importing it or its packages."""
+    top, *parts = module.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin)
+    for part in parts:
+        folder = path.parent / part
+        path = folder / "__init__.py" if folder.is_dir() else path.parent / f"{part}.py"
+    return path if path.is_file() else None
+
+
+def _source_doc(module: str, attribute: str, depth: int = 3) -> str | None:
+    """The docstring of ``module.attribute`` read from the source, following ``from .x import
+    attribute`` re-exports ``depth`` deep; None if it cannot be found that way."""
+    path = _module_file(module)
+    if path is None:
+        return None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == attribute:
+            return inspect.cleandoc(ast.get_docstring(node) or "")
+        reexports = isinstance(node, ast.ImportFrom) and any(
+            alias.name == attribute and alias.asname is None for alias in node.names
+        )
+        if reexports and depth > 0:
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            source = ".".join(part for part in (base, node.module) if part)
+            return _source_doc(source, attribute, depth - 1)
+    return None
+
+
+_SENTENCE_END = re.compile(
+    r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\beq)(?<!\bcf)(?<!\bvs)\.(?=\s+[A-Z(]|$)"
+)
+"""The end of a sentence: a full stop before a capital (not "et al.", "e.g.", "eq.", ...)."""
 
 _ROLE = re.compile(r":(?:[a-z]+:)*[a-z]+:`~?(?:[^`<]*<)?([^`>]+)>?`")
 
@@ -174,6 +207,7 @@ def plain_text(doc: str) -> str:
     text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], "\n".join(lines))
     text = re.sub(r"``([^`]+)``", r"\1", text)
     text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
+    text = re.sub(r"\[\^\d+\]", "", text)  # footnote marks (River's docstrings)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 

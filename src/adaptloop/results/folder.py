@@ -27,9 +27,9 @@ from adaptloop import __version__
 if TYPE_CHECKING:
     from adaptloop.results.result import Result
 
-RESULT_FILES = ("records.parquet", "summary.json", "experiment.toml")
+RESULT_FILES = ("records.parquet", "summary.json", "summary.csv", "experiment.toml")
 
-OUTPUTS = (*RESULT_FILES, "summary.csv", "report.html", "figures")
+OUTPUTS = (*RESULT_FILES, "report.html", "figures")
 """Everything a run writes into its folder (the report's page and figures too): what
 :func:`prepare_folder` clears before a run replaces an earlier one, so that nothing stale is
 left beside the new results."""
@@ -100,7 +100,7 @@ def prepare_folder(out_dir: str | Path, force: bool = False, dry_run: bool = Fal
     >>> prepare_folder(folder)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    adaptloop.results.folder.ResultsError: ... is not empty and holds no adaptloop results ...
+    adaptloop.results.folder.ResultsError: ... is not empty and holds no adaptloop results...
     >>> prepare_folder(folder, force=True) == folder, (folder / "notes.txt").exists()
     (True, True)
     """
