@@ -1,11 +1,13 @@
-"""The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages).
+"""The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages)::
 
-adaptloop run [EXPERIMENT.toml] [--out DIR [--force]] [--seed N] [--no-report] [--format F]
-              [--engine local|ray] [--threads N] [--mlflow]
-adaptloop report RESULTS_DIR [--out FILE.html]
-adaptloop list [NAME]
-adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
-adaptloop checkpoint export --db PATH [--version N] --out FILE
+    adaptloop run [EXPERIMENT.toml] [--out DIR [--force]] [--seed N] [--no-report] [--format F]
+                  [--engine local|ray] [--threads N] [--mlflow]
+    adaptloop report RESULTS_DIR [--out FILE.html]
+    adaptloop list [NAME]
+    adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
+    adaptloop checkpoint export --db PATH [--version N] --out FILE
+
+``adaptloop COMMAND --help`` says more; :func:`main` is the console entry point.
 """
 
 from __future__ import annotations
