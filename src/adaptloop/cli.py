@@ -149,12 +149,15 @@ def run(
         bool,
         typer.Option(
             "--mlflow",
-            help="Also log the run to MLflow ($MLFLOW_TRACKING_URI, default ./mlruns; needs "
-            "the [mlflow] extra).",
+            help="Also log the run to MLflow ($MLFLOW_TRACKING_URI, else MLflow's default; "
+            "needs the [mlflow] extra).",
         ),
     ] = False,
 ) -> None:
-    """Run an experiment prequentially and write its results folder."""
+    """Run an experiment; write its results folder and report.
+
+    Without EXPERIMENT the built-in one runs (a SEA stream with two drifts, four learners).
+    """
     _threads(threads)
     from adaptloop.config import (
         ContinualExperiment,
@@ -351,7 +354,10 @@ def report(
         typer.Option("--out", "-o", help="HTML file (default: RESULTS_DIR/report.html)."),
     ] = None,
 ) -> None:
-    """Write figures (PNG) and one self-contained HTML report from a results folder."""
+    """Write the HTML report of a results folder.
+
+    Figures (PNG) and one self-contained page, from the folder alone.
+    """
     _write_report(results_dir, out)
 
 
@@ -379,7 +385,9 @@ def list_components(
         typer.Argument(help="A component: show its parameters and its whole description."),
     ] = None,
 ) -> None:
-    """List the streams, task sequences, learners, continual plugins, drift detectors and
+    """List the components, or show one.
+
+    The streams, task sequences, learners, continual plugins, drift detectors and
     aggregation rules, one line each; with NAME, one component's parameters and description."""
     registries = _registries()
     if name is None:
@@ -474,7 +482,10 @@ def serve(
         float, typer.Option("--max-nfr", help="Highest negative flip rate for a promotion.")
     ] = 0.05,
 ) -> None:
-    """Serve predictions, take delayed feedback and adapt online (needs the [serve] extra)."""
+    """Serve a learner over HTTP (the [serve] extra).
+
+    Serve predictions, take delayed feedback and adapt online.
+    """
     try:
         import uvicorn
 
@@ -505,7 +516,8 @@ def serve(
 
 
 checkpoint_app = typer.Typer(
-    help="Checkpoint files: one served model, to start `serve --checkpoint` from.",
+    help="Export checkpoints: one served model, to start `serve --checkpoint` from.",
+    short_help="Export checkpoints.",
     no_args_is_help=True,
 )
 app.add_typer(checkpoint_app, name="checkpoint")
