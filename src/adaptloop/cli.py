@@ -314,9 +314,16 @@ MARKS = {"best": "bold", "never": "bold dark_orange"}
 
 
 def rich_table(table: ResultTable) -> Table:
-    """A result's summary table (:mod:`adaptloop.results.tables`) as a Rich table."""
+    """A result's summary table (:mod:`adaptloop.results.tables`) as a Rich table; every text
+    as it is (a name in square brackets stays).
+
+    >>> from adaptloop.results import Column, Table as T
+    >>> out = rich_table(T("t", [Column.label("[x]")], [["[y]"]], terminal_title="[z] summary"))
+    >>> str(out.title), str(out.columns[0].header)
+    ('[z] summary', '[x]')
+    """
     out = Table(
-        title=table.terminal_title,
+        title=Text(table.terminal_title or ""),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -324,7 +331,7 @@ def rich_table(table: ResultTable) -> Table:
     )
     for i, column in enumerate(table.columns):
         out.add_column(
-            column.name,
+            Text(column.name),
             justify="right" if column.numeric else "left",
             no_wrap=True,
             style="bold" if i == 0 else None,
