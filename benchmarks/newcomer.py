@@ -90,12 +90,12 @@ def main() -> None:
         imports_torch = err.strip().endswith("True")
         checks["list_without_torch"] = not imports_torch
         list_seconds = min(run([*cli, "list"], folder)[3] for _ in range(3))
-        torch_seconds = min(
-            run([sys.executable, "-c", "import torch"], folder)[3] for _ in range(3)
-        )
+        has_torch = run([sys.executable, "-c", "import torch"], folder)[0] == 0
+        torch_runs = [run([sys.executable, "-c", "import torch"], folder)[3] for _ in range(3)]
+        torch_seconds = min(torch_runs) if has_torch else None  # a base install has no torch
         print(
             f"3. adaptloop list: {len(out.splitlines())} lines, {list_seconds:.2f} s, imports "
-            f"torch: {imports_torch}; `import torch` alone: {torch_seconds:.2f} s"
+            f"torch: {imports_torch}; `import torch` alone: {torch_seconds} s"
         )
 
         good = folder / "good.toml"
@@ -124,8 +124,8 @@ def main() -> None:
 
     result = {
         "list_seconds": round(list_seconds, 3),
-        "import_torch_seconds": round(torch_seconds, 3),
-        "list_over_import_torch": round(list_seconds / torch_seconds, 3),
+        "import_torch_seconds": torch_seconds and round(torch_seconds, 3),
+        "list_over_import_torch": torch_seconds and round(list_seconds / torch_seconds, 3),
         "list_imports_torch": imports_torch,
         "readme_lines": len(readme.splitlines()),
         **checks,
