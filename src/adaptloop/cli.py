@@ -255,7 +255,15 @@ def run(
 
 class Estimate:
     """One line with the expected run time, printed once a long run has shown its pace (after
-    5 s, when it will take over a minute); a run's progress bar shows the rest."""
+    5 s, when it will take over a minute); a run's progress bar shows the rest.
+
+    >>> estimate = Estimate(after=0.0, longer_than=0.0)
+    >>> estimate.start(1_000)
+    >>> estimate.update(10)  # doctest: +ELLIPSIS
+    'expected run time: about ... s (1% done)'
+    >>> estimate.update(20) is None  # said once
+    True
+    """
 
     def __init__(self, after: float = 5.0, longer_than: float = 60.0) -> None:
         self.after, self.longer_than = after, longer_than
