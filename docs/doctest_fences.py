@@ -16,26 +16,24 @@ _ROLE = re.compile(r":(?:[a-z]+:)*[a-z]+:`~?(?:[^`<]*<)?([^`>]+)>?`")
 def markdown(text: str) -> str:
     """A docstring's text with its doctest examples fenced and its rST roles as code."""
     out: list[str] = []
-    example = False
+    fence = None  # the indentation of the open ``pycon`` fence, None outside an example
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith(">>>") and not example:
-            indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}```pycon")
-            example = True
-        elif example and not stripped:
-            out.append(out_indent + "```")
-            example = False
-        if example:
-            out_indent = line[: len(line) - len(line.lstrip())] if stripped.startswith(">>>") else out_indent
+        if fence is None and stripped.startswith(">>>"):
+            fence = line[: len(line) - len(line.lstrip())]
+            out.append(f"{fence}```pycon")
+        elif fence is not None and not stripped:
+            out.append(f"{fence}```")
+            fence = None
+        if fence is not None:
             out.append(line)
             continue
         if line.rstrip().endswith("::"):  # an rST literal block follows: Markdown's is indented
             line = line.rstrip()[:-1]
         line = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", line)
         out.append(re.sub(r"``([^`]+)``", r"`\1`", line))
-    if example:
-        out.append(out_indent + "```")
+    if fence is not None:
+        out.append(f"{fence}```")
     return "\n".join(out)
 
 
