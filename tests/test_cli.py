@@ -55,7 +55,8 @@ def test_run_writes_results_folder_and_prints_summary(tmp_path):
     result = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "prequential summary" in result.output and "retrain" in result.output
-    written = {"records.parquet", "summary.json", "experiment.toml", "report.html", "figures"}
+    written = {"records.parquet", "summary.json", "summary.csv", "experiment.toml"}
+    written |= {"report.html", "figures"}
     assert {p.name for p in out.iterdir()} == written
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["learners"]) == {"retrain", "adwin"}
@@ -149,18 +150,20 @@ def test_list_shows_streams_learners_and_detectors():
     assert result.exit_code == 0
     for name in ("sea", "hyperplane", "rbf", "elec2", "logistic", "window_retrain", "adwin"):
         assert name in result.output
-    assert "window: int" in result.output  # each parameter's declared type
+    one = runner.invoke(app, ["list", "window_retrain"])
+    assert one.exit_code == 0
+    assert "window: int >= 1 = 2000" in one.output  # each parameter's declared type
 
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_examples_validate(path, monkeypatch):
-    monkeypatch.chdir(path.parents[1])  # data paths in examples are relative to the repo root
+def test_examples_validate(path, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # data paths in an experiment file are relative to the file
     text = path.read_text()
     missing = re.findall(r'path = "([^"]+)"', text)
-    missing = [p for p in missing if not (path.parents[1] / p).exists()]
+    missing = [p for p in missing if not (path.parent / p).exists()]
     experiment = load_experiment(path)  # parses without reading data
     assert experiment.name == path.stem
     if missing and isinstance(experiment, Experiment):

@@ -108,7 +108,7 @@ def test_a_wrong_type_is_refused_from_toml_with_the_constructors_words(old, new,
         ("every = 250", "every = 250\n[evaluation]\nwindow = 0",
          "evaluation.window: must be >= 1, got 0"),
         ("every = 250", "every = 250\n[evaluation]\nwindows = 3",
-         "evaluation.windows: unknown key"),
+         "evaluation.windows: unknown key; did you mean 'window'?"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key_path_in_one_line(old, new, expected):

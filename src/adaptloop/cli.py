@@ -1,14 +1,20 @@
-"""The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages).
+"""The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages)::
 
-adaptloop run [EXPERIMENT.toml] [--out DIR] [--seed N] [--no-report] [--engine local|ray]
-adaptloop report RESULTS_DIR [--out FILE.html]
-adaptloop list
-adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
-adaptloop checkpoint export --db PATH [--version N] --out FILE
+    adaptloop run [EXPERIMENT.toml] [--out DIR [--force]] [--seed N] [--no-report] [--format F]
+                  [--engine local|ray] [--threads N] [--mlflow]
+    adaptloop report RESULTS_DIR [--out FILE.html]
+    adaptloop list [NAME]
+    adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
+    adaptloop checkpoint export --db PATH [--version N] --out FILE
+
+``adaptloop COMMAND --help`` says more; :func:`main` is the console entry point.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -29,9 +37,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts say "[serve]": square brackets are text, not markup
 )
-console = Console()
-errors = Console(stderr=True)
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+EXTRAS = {
+    "torch": "torch",
+    "ncps": "torch",
+    "ray": "distributed",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "httptools": "serve",
+    "uvloop": "serve",
+    "mlflow": "mlflow",
+}
+"""The extra that installs each optional top-level module."""
 
 
 def _flag(parameter: str) -> str:
@@ -44,8 +66,38 @@ def _flag(parameter: str) -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``message`` as one error line (its text as it is: no markup) and exit with 2."""
+    errors.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def missing_extra(error: ImportError) -> str:
+    """One line naming the extra that installs the module ``error`` misses (its own message
+    when it names one already, or when no extra installs the module).
+
+    >>> missing_extra(ModuleNotFoundError("No module named 'ray'", name="ray"))
+    "needs the 'distributed' extra (No module named 'ray'): pip install 'adaptloop[distributed]'"
+    """
+    message = str(error)
+    extra = EXTRAS.get((getattr(error, "name", None) or "").split(".")[0])
+    if extra is None or "adaptloop[" in message:
+        return message
+    return f"needs the {extra!r} extra ({message}): pip install 'adaptloop[{extra}]'"
+
+
+def _threads(threads: int | None) -> None:
+    """Cap the math libraries' threads before they start: ``threads``, else what the
+    environment says, else the cores this process may use, at most 4 (the learners' batches
+    are small; more threads than that only contend, above all on a shared machine)."""
+    if threads is None and "OMP_NUM_THREADS" in os.environ:
+        return
+    if threads is None:
+        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 4
+        threads = max(1, min(4, available))
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    if "torch" in sys.modules:  # already started: tell it directly
+        sys.modules["torch"].set_num_threads(threads)
 
 
 @app.command()
@@ -72,8 +124,41 @@ def run(
         str | None,
         typer.Option("--address", help="Federated on Ray: a cluster address (default: local)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write into --out even if it holds files other than a run's results."
+        ),
+    ] = False,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Tables: rich (terminal), plain, markdown; auto: rich in a terminal, else plain.",
+        ),
+    ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Threads of torch and numpy (default: $OMP_NUM_THREADS, else up to 4).",
+        ),
+    ] = None,
+    mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--mlflow",
+            help="Also log the run to MLflow ($MLFLOW_TRACKING_URI, else MLflow's default; "
+            "needs the [mlflow] extra).",
+        ),
+    ] = False,
 ) -> None:
-    """Run an experiment prequentially and write its results folder."""
+    """Run an experiment; write its results folder and report.
+
+    Without EXPERIMENT the built-in one runs (a SEA stream with two drifts, four learners).
+    """
+    _threads(threads)
     from adaptloop.config import (
         ContinualExperiment,
         ExperimentError,
@@ -83,6 +168,15 @@ def run(
         with_engine,
         with_seed,
     )
+    from adaptloop.results import ResultsError, prepare_folder, write_results
+
+    if format not in TABLE_FORMATS:
+        raise _fail(f"--format: must be one of {', '.join(TABLE_FORMATS)}, got {format!r}")
+    if mlflow:
+        try:
+            import mlflow as _  # noqa: F401 - fail before the run, not after it
+        except ImportError as error:
+            raise _fail(f"--mlflow {missing_extra(error)}") from None
 
     try:
         spec = load_experiment(experiment)
@@ -95,6 +189,10 @@ def run(
     except (ExperimentError, ValueError) as error:
         raise _fail(str(error)) from None
     out = out or Path("results") / f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        prepare_folder(out, force=force, dry_run=True)  # refuse before the run, not after it
+    except ResultsError as error:
+        raise _fail(f"--out: {error}") from None
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -111,33 +209,112 @@ def run(
         transient=False,
     )
     task_id = None
+    seeds = getattr(spec, "seeds", [spec.seed])
+    estimate = Estimate()
 
     def on_start(info, total):  # built: the experiment's errors are all out
         nonlocal task_id
-        console.print(f"[bold]{spec.name}[/]: {len(spec.learners)} learners, seed {spec.seed}")
-        task_id = progress.add_task(f"{info.name}", total=total)
+        seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+        console.print(
+            Text.assemble((spec.name, "bold"), f": {len(spec.learners)} learners, {seed_text}")
+        )
+        task_id = progress.add_task(escape(f"{info.name}"), total=total)
+        estimate.start(total)
+
+    def on_batch(done: int) -> None:
+        progress.update(task_id, completed=done)
+        line = estimate.update(done)
+        if line is not None:
+            console.print(line)
 
     started = time.perf_counter()
     try:
         with progress:
-            result = run_experiment(
-                spec,
-                on_start=on_start,
-                on_batch=lambda position: progress.update(task_id, completed=position),
-            )
-    except (ValueError, FileNotFoundError, ImportError) as error:
+            result = run_experiment(spec, on_start=on_start, on_batch=on_batch)
+    except ImportError as error:
+        raise _fail(missing_extra(error)) from None
+    except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from None
     elapsed = time.perf_counter() - started
-    from adaptloop.results import write_results
 
     meta = {"experiment_name": spec.name, "seed": spec.seed, "wall_seconds": elapsed}
-    folder = write_results(result, out, spec.source, **meta)
-    for table in result.tables():
-        if table.terminal_title is not None:
-            console.print(rich_table(table.for_terminal()))
-    console.print(f"results: [bold]{folder}[/] ({elapsed:.1f} s)")
+    try:
+        folder = write_results(result, prepare_folder(out, force=force), spec.source, **meta)
+    except ResultsError as error:
+        raise _fail(f"--out: {error}") from None
+    print_tables([t for t in result.tables() if t.terminal_title is not None], format)
+    console.print(Text.assemble("results: ", (str(folder), "bold"), f" ({elapsed:.1f} s)"))
     if not no_report:
         _write_report(folder)
+    if mlflow:
+        from adaptloop.results.tracking import log_run
+
+        run_id = log_run(folder)
+        console.print(f"mlflow: run {run_id}")
+
+
+class Estimate:
+    """One line with the expected run time, printed once a long run has shown its pace (after
+    5 s, when it will take over a minute); a run's progress bar shows the rest.
+
+    >>> estimate = Estimate(after=0.0, longer_than=0.0)
+    >>> estimate.start(1_000)
+    >>> estimate.update(10)  # doctest: +ELLIPSIS
+    'expected run time: about ... s (1% done)'
+    >>> estimate.update(20) is None  # said once
+    True
+    """
+
+    def __init__(self, after: float = 5.0, longer_than: float = 60.0) -> None:
+        self.after, self.longer_than = after, longer_than
+        self.total: int | None = None
+        self.started = 0.0
+        self.said = False
+
+    def start(self, total: int | None) -> None:
+        self.total, self.started = total, time.perf_counter()
+
+    def update(self, done: int) -> str | None:
+        """The estimate, once, when it is due; else None."""
+        elapsed = time.perf_counter() - self.started
+        if self.said or not self.total or done <= 0 or elapsed < self.after:
+            return None
+        self.said = True
+        expected = elapsed * self.total / done
+        if expected < self.longer_than:
+            return None
+        return f"expected run time: about {_duration(expected)} ({done / self.total:.0%} done)"
+
+
+def _duration(seconds: float) -> str:
+    """``95`` -> ``'2 min'``, ``4000`` -> ``'1 h 7 min'``.
+
+    >>> _duration(95), _duration(4000), _duration(30)
+    ('2 min', '1 h 7 min', '30 s')
+    """
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+TABLE_FORMATS = ("auto", "rich", "plain", "markdown")
+"""The ways ``adaptloop run --format`` prints tables."""
+
+
+def print_tables(tables: list[ResultTable], format: str = "auto") -> None:
+    """Print a run's summary tables: Rich tables in a terminal (as wide as they need: a number
+    is never cut), plain or Markdown text otherwise (pipes, CI logs, notebooks)."""
+    if format == "auto":
+        format = "rich" if console.is_terminal else "plain"
+    for table in tables:
+        table = table.for_terminal()
+        if format == "rich":
+            rendered = rich_table(table)
+            width = Measurement.get(console, console.options.update_width(10_000), rendered)
+            console.print(rendered, width=max(console.width, width.maximum))
+        else:
+            print(table.to_text(format), end="\n\n")
 
 
 MARKS = {"best": "bold", "never": "bold dark_orange"}
@@ -145,9 +322,16 @@ MARKS = {"best": "bold", "never": "bold dark_orange"}
 
 
 def rich_table(table: ResultTable) -> Table:
-    """A result's summary table (:mod:`adaptloop.results.tables`) as a Rich table."""
+    """A result's summary table (:mod:`adaptloop.results.tables`) as a Rich table; every text
+    as it is (a name in square brackets stays).
+
+    >>> from adaptloop.results import Column, Table as T
+    >>> out = rich_table(T("t", [Column.label("[x]")], [["[y]"]], terminal_title="[z] summary"))
+    >>> str(out.title), str(out.columns[0].header)
+    ('[z] summary', '[x]')
+    """
     out = Table(
-        title=table.terminal_title,
+        title=Text(table.terminal_title or ""),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -155,9 +339,9 @@ def rich_table(table: ResultTable) -> Table:
     )
     for i, column in enumerate(table.columns):
         out.add_column(
-            column.name,
+            Text(column.name),
             justify="right" if column.numeric else "left",
-            no_wrap=not column.numeric,
+            no_wrap=True,
             style="bold" if i == 0 else None,
         )
     for row in table.rows:
@@ -172,7 +356,9 @@ def _write_report(results_dir: Path, out: Path | None = None) -> None:
         written = build_report(results_dir, out)
     except ReportError as error:
         raise _fail(str(error)) from None
-    console.print(f"report: [bold]{written.html}[/] ({len(written.figures)} figures)")
+    console.print(
+        Text.assemble("report: ", (str(written.html), "bold"), f" ({len(written.figures)} figures)")
+    )
 
 
 @app.command()
@@ -183,46 +369,97 @@ def report(
         typer.Option("--out", "-o", help="HTML file (default: RESULTS_DIR/report.html)."),
     ] = None,
 ) -> None:
-    """Write figures (PNG) and one self-contained HTML report from a results folder."""
+    """Write the HTML report of a results folder.
+
+    Figures (PNG) and one self-contained page, from the folder alone.
+    """
     _write_report(results_dir, out)
 
 
-@app.command("list")
-def list_components() -> None:
-    """Show the available streams, learners, continual plugins, drift detectors and rules, with
-    each parameter's declared type and default."""
-    from adaptloop.distributed import registry as rule_registry
-    from adaptloop.features import registry as encoder_registry
-    from adaptloop.learners import registry as learner_registry
-    from adaptloop.learners.continual import plugins
-    from adaptloop.learners.detectors import detectors
-    from adaptloop.parameters import describe_annotation, parameter_hints
-    from adaptloop.streams import registry as stream_registry
-    from adaptloop.streams.tasks import registry as task_registry
+REGISTRIES = (
+    ("adaptloop.streams", "registry"),
+    ("adaptloop.streams.tasks", "registry"),
+    ("adaptloop.learners", "registry"),
+    ("adaptloop.features", "registry"),
+    ("adaptloop.learners.continual", "plugins"),
+    ("adaptloop.learners.detectors", "detectors"),
+    ("adaptloop.distributed.rules", "registry"),
+)
+"""Where ``adaptloop list`` finds the registries (module, attribute), in the order it shows them."""
 
-    registries = (
-        stream_registry,
-        task_registry,
-        learner_registry,
-        encoder_registry,
-        plugins,
-        detectors,
-        rule_registry,
-    )
-    for registry in registries:
-        table = Table(title=f"{registry.kind}s", title_justify="left")
-        table.add_column("name", style="bold")
-        table.add_column("parameters: type = default")
-        table.add_column("description")
-        for name in registry.names():
-            hints = parameter_hints(registry.get(name))
-            params = []
-            for p in registry.parameters(name):
-                declared = describe_annotation(hints.get(p.name, p.annotation))
-                text = f"{p.name}: {declared}" if declared else p.name
-                params.append(text if p.required else f"{text} = {p.default!r}")
-            table.add_row(name, ", ".join(params), registry.describe(name))
-        console.print(table)
+
+def _registries() -> list:
+    import importlib
+
+    return [getattr(importlib.import_module(m), attribute) for m, attribute in REGISTRIES]
+
+
+@app.command("list")
+def list_components(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A component: show its parameters and its whole description."),
+    ] = None,
+) -> None:
+    """List the components, or show one.
+
+    The streams, task sequences, learners, continual plugins, drift detectors and
+    aggregation rules, one line each; with NAME, one component's parameters and description."""
+    registries = _registries()
+    if name is None:
+        width = max(len(n) for r in registries for n in r.names())
+        for registry in registries:
+            console.print(Text(f"{registry.kind}s", style="bold"))
+            for component in registry.names():
+                line = f"  {component:<{width}}  {registry.describe(component)}"
+                console.print(Text(line), soft_wrap=True)
+        console.print("adaptloop list NAME: a component's parameters and description")
+        return
+    found = [r for r in registries if name in r]
+    if not found:
+        from adaptloop.validation import did_you_mean
+
+        known = sorted({n for r in registries for n in r.names()})
+        raise _fail(f"no component called {name!r}{did_you_mean(name, known)}")
+    for registry in found:
+        _show_component(registry, name)
+
+
+def _show_component(registry, name: str) -> None:
+    from adaptloop.parameters import describe_annotation, parameter_hints
+    from adaptloop.registry import plain_text
+
+    try:
+        factory = registry.get(name)
+    except ImportError as error:
+        raise _fail(f"{registry.kind} {name!r} {missing_extra(error)}") from None
+    hints = parameter_hints(factory)
+    console.print(Text.assemble((name, "bold"), f" ({registry.kind})"))
+    console.print()
+    parameters = registry.parameters(name)
+    for p in parameters:
+        declared = describe_annotation(hints.get(p.name, p.annotation))
+        text = f"  {p.name}: {declared}" if declared else f"  {p.name}"
+        console.print(Text(text if p.required else f"{text} = {p.default!r}"))
+    if not parameters:
+        console.print("  (no parameters)")
+    console.print()
+    console.print(Text(reflow(plain_text(registry.doc(name)))))
+
+
+def reflow(text: str) -> str:
+    r"""Join the hard-wrapped lines of each paragraph, so the terminal wraps them at its width;
+    list items and indented lines keep their own lines.
+
+    >>> reflow("One\ntwo.\n\n- a\n- b\n  c")
+    'One two.\n\n- a\n- b\n  c'
+    """
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        lines = paragraph.splitlines()
+        structured = any(re.match(r"\s|[-*] |\d+\. ", line) for line in lines)
+        paragraphs.append(paragraph if structured else " ".join(lines))
+    return "\n\n".join(paragraphs)
 
 
 @app.command()
@@ -261,7 +498,10 @@ def serve(
         float, typer.Option("--max-nfr", help="Highest negative flip rate for a promotion.")
     ] = 0.05,
 ) -> None:
-    """Serve predictions, take delayed feedback and adapt online (needs the [serve] extra)."""
+    """Serve a learner over HTTP (the [serve] extra).
+
+    Serve predictions, take delayed feedback and adapt online.
+    """
     try:
         import uvicorn
 
@@ -270,7 +510,7 @@ def serve(
         from adaptloop.serve.errors import ServiceError
         from adaptloop.serve.service import Service, ServiceConfig
     except ImportError as error:
-        raise _fail(f"adaptloop serve needs the [serve] extra: {error}") from None
+        raise _fail(f"adaptloop serve {missing_extra(error)}") from None
     try:
         token = load_token(token_file)
         check_bind(host, token)
@@ -281,14 +521,19 @@ def serve(
     except ValueError as error:  # an experiment file that cannot be run
         raise _fail(str(error)) from None
     console.print(
-        f"serving [bold]{service.spec.learner}[/] of {service.spec.experiment.name} "
-        f"from {db} on http://{host}:{port} (writes {'need a token' if token else 'open'})"
+        Text.assemble(
+            "serving ",
+            (service.spec.learner, "bold"),
+            f" of {service.spec.experiment.name} from {db} on http://{host}:{port} "
+            f"(writes {'need a token' if token else 'open'})",
+        )
     )
     uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
 
 
 checkpoint_app = typer.Typer(
-    help="Checkpoint files: one served model, to start `serve --checkpoint` from.",
+    help="Export checkpoints: one served model, to start `serve --checkpoint` from.",
+    short_help="Export checkpoints.",
     no_args_is_help=True,
 )
 app.add_typer(checkpoint_app, name="checkpoint")
@@ -316,15 +561,23 @@ def checkpoint_export(
         raise _fail(f"--out: {out}: {error.strerror or error}") from None
     header = exported.header
     console.print(
-        f"checkpoint: [bold]{written}[/] (learner {header['learner']} of "
-        f"{header['experiment_name']}, model version {header['model_version']}, "
-        f"sha256 {header['sha256'][:12]})",
-        highlight=False,
+        Text.assemble(
+            "checkpoint: ",
+            (str(written), "bold"),
+            f" (learner {header['learner']} of {header['experiment_name']}, model version "
+            f"{header['model_version']}, sha256 {header['sha256'][:12]})",
+        )
     )
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The ``adaptloop`` command: a missing optional dependency anywhere is one line naming its
+    extra, exit code 2."""
+    try:
+        app()
+    except ImportError as error:
+        errors.print(Text.assemble(("error: ", "bold red"), missing_extra(error)), soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

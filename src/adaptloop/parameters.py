@@ -267,7 +267,7 @@ def describe_annotation(annotation: Any) -> str:
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in args)
     if origin is not None and args:
-        inner = ", ".join("..." if a is Ellipsis else describe_annotation(a) for a in args)
+        inner = ", ".join("..." if a is Ellipsis else describe_annotation(a) or "Any" for a in args)
         return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
     if annotation is type(None):
         return "None"

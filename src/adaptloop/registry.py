@@ -15,10 +15,14 @@ with their parameters, read from the factories' signatures.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from adaptloop.parameters import declared
@@ -120,9 +124,91 @@ class Registry:
         ]
 
     def describe(self, name: str) -> str:
-        """First line of the factory's docstring."""
-        doc = inspect.getdoc(self.get(name)) or ""
-        return doc.splitlines()[0] if doc else ""
+        """The first sentence of the factory's docstring, as plain text (:func:`plain_text`).
+
+        A factory registered lazily is described without importing its module (its source is
+        read), so listing every component stays fast and needs no optional dependency.
+
+        >>> registry = Registry("thing")
+        >>> registry.register_lazy("fraction", "fractions:Fraction")
+        >>> registry.describe("fraction"), "fraction" in registry._lazy
+        ('This class implements rational numbers.', True)
+        """
+        paragraph = plain_text(self.doc(name)).split("\n\n", 1)[0].replace("\n", " ")
+        end = _SENTENCE_END.search(paragraph)
+        return paragraph[: end.start() + 1] if end else paragraph
+
+    def doc(self, name: str) -> str:
+        """The factory's whole docstring (cleaned of indentation), as written."""
+        if name in self._lazy:
+            doc = _source_doc(*self._lazy[name].split(":"))
+            if doc is not None:
+                return doc
+        return inspect.getdoc(self.get(name)) or ""
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of ``module``, found without importing it or its packages."""
+    top, *parts = module.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin)
+    for part in parts:
+        folder = path.parent / part
+        path = folder / "__init__.py" if folder.is_dir() else path.parent / f"{part}.py"
+    return path if path.is_file() else None
+
+
+def _source_doc(module: str, attribute: str, depth: int = 3) -> str | None:
+    """The docstring of ``module.attribute`` read from the source, following ``from .x import
+    attribute`` re-exports ``depth`` deep; None if it cannot be found that way."""
+    path = _module_file(module)
+    if path is None:
+        return None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == attribute:
+            return inspect.cleandoc(ast.get_docstring(node) or "")
+        reexports = isinstance(node, ast.ImportFrom) and any(
+            alias.name == attribute and alias.asname is None for alias in node.names
+        )
+        if reexports and depth > 0:
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            source = ".".join(part for part in (base, node.module) if part)
+            return _source_doc(source, attribute, depth - 1)
+    return None
+
+
+_SENTENCE_END = re.compile(
+    r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\beq)(?<!\bcf)(?<!\bvs)\.(?=\s+[A-Z(]|$)"
+)
+"""The end of a sentence: a full stop before a capital (not "et al.", "e.g.", "eq.", ...)."""
+
+_ROLE = re.compile(r":(?:[a-z]+:)*[a-z]+:`~?(?:[^`<]*<)?([^`>]+)>?`")
+
+
+def plain_text(doc: str) -> str:
+    r"""A reStructuredText docstring as a terminal shows it: roles (``:func:`~a.b.f```) as the
+    name alone, inline literals and bold without their marks, ``>>>`` examples left out.
+
+    >>> plain_text("Wraps ``base``; see :func:`~adaptloop.x.make` and :class:`Y`.\n\n>>> 1\n1")
+    'Wraps base; see make and Y.'
+    """
+    lines, example = [], False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped.startswith((">>>", "...")) or (example and stripped):
+            example = True
+            continue
+        example = False
+        lines.append(line)
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], "\n".join(lines))
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
+    text = re.sub(r"\[\^\d+\]", "", text)  # footnote marks (River's docstrings)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _annotation_text(annotation: Any) -> str:

@@ -14,7 +14,9 @@ ValueError: X has 3 features, expected 4
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 import numpy as np
@@ -155,6 +157,17 @@ def check_integer(value: object, name: str, low: int | None = None, high: int | 
     else:
         expected = "an integer" if high is None else f"an integer <= {high}"
     raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when ``name`` is close to one of ``choices``, else ``""``: the
+    tail of a message refusing an unknown key, component or metric.
+
+    >>> did_you_mean("evry", ["every", "window"]), did_you_mean("zzz", ["every"])
+    ("; did you mean 'every'?", '')
+    """
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 # -- declared parameter types ------------------------------------------------------------------

@@ -28,6 +28,7 @@ adaptloop.config.schema.ExperimentError: sea.toml: learners.w.window: must be an
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import types
 import typing
@@ -57,8 +58,9 @@ from adaptloop.parameters import (
     parameter_model,
 )
 from adaptloop.registry import Registry
+from adaptloop.results.metrics import METRICS
 from adaptloop.streams import tasks
-from adaptloop.validation import Count, NonNegativeReal, PositiveReal, Real, Seed
+from adaptloop.validation import Count, NonNegativeReal, PositiveReal, Real, Seed, did_you_mean
 
 try:  # Python 3.11+
     import tomllib
@@ -91,8 +93,8 @@ def component_spec(registry: Registry, spec: object, where: str) -> tuple[str, d
             where, f"must be a {registry.kind} name or a table with a 'kind', got {spec!r}"
         )
     if kind not in registry:
-        known = ", ".join(registry.names())
-        raise ParameterError(f"{where}.kind", f"unknown {registry.kind} {kind!r}; known: {known}")
+        hint = did_you_mean(kind, registry.names()) or f"; known: {', '.join(registry.names())}"
+        raise ParameterError(f"{where}.kind", f"unknown {registry.kind} {kind!r}{hint}")
     return kind, params
 
 
@@ -102,13 +104,23 @@ def check_component(registry: Registry, spec: object, where: str) -> None:
 
     >>> check_component(learners.registry, {"kind": "drift_reset", "base": "logistic",
     ...                 "detector": {"kind": "adwin", "delat": 0.1}}, "learners.reset")
+    ... # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    adaptloop.parameters.ParameterError: learners.reset.detector.delat: unknown parameter
+    adaptloop.parameters.ParameterError: learners.reset.detector.delat: unknown parameter;
+    did you mean 'delta'?
     """
     kind, params = component_spec(registry, spec, where)
     factory = registry.get(kind)
-    check_parameters(factory, params, where)
+    try:
+        check_parameters(factory, params, where)
+    except ParameterError as error:
+        if error.reason != "unknown parameter":
+            raise
+        name = error.path.rpartition(".")[2]
+        raise ParameterError(
+            error.path, error.reason + did_you_mean(name, registry.parameter_names(kind))
+        ) from None
     hints = parameter_hints(factory)
     for name, value in params.items():
         check_nested(hints[name], value, f"{where}.{name}")
@@ -236,6 +248,16 @@ class EvaluationSection(Section):
 
     metrics: list[str] | None = None
     window: Count = 1000
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, metrics: list[str] | None) -> list[str] | None:
+        for name in metrics or ():
+            if name not in METRICS:
+                hint = did_you_mean(name, METRICS) or f"; choose from {', '.join(METRICS)}"
+                raise ValueError(f"unknown metric {name!r}{hint}")
+        return metrics
+
     record_every: Count | None = None
     after: Count = 1000
     tolerance: NonNegativeReal = 0.02
@@ -438,9 +460,32 @@ def experiment_kind(data: Mapping[str, Any]) -> type[ExperimentFile]:
 
 
 # -- reading files -------------------------------------------------------------------------------
-def _refused(error: ValidationError, origin: str) -> ExperimentError:
+def _keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys the section at ``loc`` (a pydantic error location below ``model``) takes."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        inner = [
+            a
+            for a in (field.annotation, *typing.get_args(field.annotation))
+            if field
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if not inner:
+            return []
+        model = inner[0]
+    return [name for name in model.model_fields if name not in ("source", "origin")]
+
+
+def _refused(
+    error: ValidationError, origin: str, model: type[BaseModel] = BaseModel
+) -> ExperimentError:
     refused = first_error(error)
-    reason = "unknown key" if error.errors()[0]["type"] == "extra_forbidden" else refused.reason
+    detail = error.errors()[0]
+    if detail["type"] == "extra_forbidden":
+        loc = detail["loc"]
+        reason = "unknown key" + did_you_mean(loc[-1], _keys(model, loc))
+    else:
+        reason = refused.reason
     return ExperimentError(f"{origin}: {refused.path}: {reason}")
 
 
@@ -458,12 +503,11 @@ def parse_experiment(text: str, origin: str = "experiment") -> AnyExperiment:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{origin}: not valid TOML: {error}") from None
+    kind = experiment_kind(data)
     try:
-        experiment = experiment_kind(data).model_validate(
-            {**data, "source": text, "origin": origin}
-        )
+        experiment = kind.model_validate({**data, "source": text, "origin": origin})
     except ValidationError as error:
-        raise _refused(error, origin) from None
+        raise _refused(error, origin, kind) from None
     try:
         for registry, table, where in experiment.components():
             check_component(registry, table, where)
@@ -484,7 +528,35 @@ def load_experiment(path: str | Path | None = None) -> AnyExperiment:
     path = Path(path)
     if not path.is_file():
         raise ExperimentError(f"experiment file not found: {path}")
-    return parse_experiment(path.read_text(encoding="utf-8"), str(path))
+    experiment = parse_experiment(path.read_text(encoding="utf-8"), str(path))
+    for table in _data_tables(experiment):
+        relative_to(table, path.parent)
+    return experiment
+
+
+def _data_tables(experiment: ExperimentFile) -> list[Table]:
+    """The tables of ``experiment`` that may name data files: ``[stream]``, ``[[tasks]]``."""
+    if isinstance(experiment, ContinualExperiment):
+        return list(experiment.tasks)
+    stream = getattr(experiment, "stream", None)
+    return [stream] if stream is not None else []
+
+
+def relative_to(table: Table, folder: Path) -> None:
+    """Resolve the relative file paths of a component table against ``folder`` (the experiment
+    file's), in place: a parameter declared as ``os.PathLike``, or called ``path``.
+
+    >>> table = StreamSection(kind="csv", path="data/x.csv", target="y")
+    >>> relative_to(table, Path("/exp")); table.params["path"]
+    '/exp/data/x.csv'
+    """
+    registry = tasks.registry if isinstance(table, TasksSection) else streams.registry
+    hints = parameter_hints(registry.get(table.kind))
+    extra = table.model_extra or {}
+    for name, value in extra.items():
+        is_path = name == "path" or accepts(hints.get(name, Any), os.PathLike)
+        if is_path and isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            extra[name] = str(folder / value)
 
 
 def with_seed(experiment: AnyExperiment, seed: int) -> AnyExperiment:

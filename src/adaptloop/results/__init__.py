@@ -10,11 +10,14 @@ This package computes no experiment and imports nothing from :mod:`adaptloop.eva
 """
 
 from adaptloop.results.folder import (
+    OUTPUTS,
     RESULT_FILES,
     ResultsError,
     json_safe,
+    prepare_folder,
     read_summary,
     run_metadata,
+    summary_rows,
     write_results,
 )
 from adaptloop.results.metrics import (
@@ -41,6 +44,7 @@ __all__ = [
     "CONTINUAL_RECORD_COLUMNS",
     "METRICS",
     "PREQUENTIAL_RECORD_COLUMNS",
+    "OUTPUTS",
     "RESULT_FILES",
     "Cell",
     "Column",
@@ -54,10 +58,12 @@ __all__ = [
     "get_metric",
     "json_safe",
     "default_metrics",
+    "prepare_folder",
     "prequential_tables",
     "read_summary",
     "register_metric",
     "run_metadata",
     "short_number",
+    "summary_rows",
     "write_results",
 ]

@@ -3,7 +3,7 @@
 Every stream yields ``(X float32 (n, d), y)`` batches (``y`` int64 class codes, or float32
 for regression) and restarts from its first sample on each :meth:`Stream.iter_batches` call.
 Streams are registered by name in :data:`registry`: ``sea``, ``hyperplane``, ``rbf``,
-``csv``, ``parquet``, ``elec2``, ``rialto``.
+``csv``, ``parquet``, ``arff``, ``elec2``, ``rialto``.
 
 >>> from adaptloop.streams import registry
 >>> "sea" in registry
@@ -13,6 +13,7 @@ True
 1000
 """
 
+from adaptloop.streams.arff import ARFFStream  # noqa: E402,I001 - registers "arff"
 from adaptloop.streams.base import ArrayStream, Batch, Drift, Stream, StreamInfo, registry
 from adaptloop.streams.batching import rebatch
 from adaptloop.streams.clicks import ClickStream, clicks
@@ -38,6 +39,7 @@ from adaptloop.streams.synthetic import (
 )
 
 __all__ = [
+    "ARFFStream",
     "CHUNK",
     "SEA_THRESHOLDS",
     "ArrayStream",

@@ -3,6 +3,13 @@ the one number formatter (:func:`format_number`) that the terminal and the repor
 
 >>> Table("t", [Column("a")], [[Cell("1")], [Cell("2")]]).for_terminal().rows[1][0].text
 '2'
+>>> print(Table("t", [Column.label("learner"), Column("log_loss")], [["a", "0.6031 ± 0.0123"]],
+...             terminal_title="summary").to_text("markdown"))
+**summary**
+<BLANKLINE>
+| learner | log_loss |
+| :--- | ---: |
+| a | 0.6031 ± 0.0123 |
 """
 
 from __future__ import annotations
@@ -111,6 +118,38 @@ class Table:
 
     def __post_init__(self) -> None:
         self.rows = [[c if isinstance(c, Cell) else Cell(c) for c in row] for row in self.rows]
+
+    def to_text(self, format: str = "plain") -> str:
+        """The table as text that is never cut: ``"plain"`` (columns padded to their widest
+        cell, for logs and pipes) or ``"markdown"`` (a pipe table); its terminal title (else
+        its title) above it. Marks are left out.
+
+        >>> print(Table("t", [Column.label("learner"), Column("acc")], [["a", "0.9"]]).to_text())
+        t
+        learner  acc
+        a        0.9
+        """
+        title = self.terminal_title or self.title
+        header = [c.name for c in self.columns]
+        body = [[cell.text for cell in row] for row in self.rows]
+        if format == "markdown":
+            lines = [f"**{title}**", "", "| " + " | ".join(header) + " |"]
+            lines.append("| " + " | ".join("---:" if c.numeric else ":---" for c in self.columns))
+            lines[-1] += " |"
+            lines += ["| " + " | ".join(row) + " |" for row in body]
+            return "\n".join(lines)
+        if format != "plain":
+            raise ValueError(f"format must be 'plain' or 'markdown', got {format!r}")
+        widths = [max(len(text) for text in column) for column in zip(header, *body, strict=True)]
+
+        def line(texts: list[str]) -> str:
+            cells = (
+                text.rjust(width) if column.numeric else text.ljust(width)
+                for text, width, column in zip(texts, widths, self.columns, strict=True)
+            )
+            return "  ".join(cells).rstrip()
+
+        return "\n".join([title, line(header), *(line(row) for row in body)])
 
     def for_terminal(self) -> Table:
         """The table without the columns the terminal leaves out."""
