@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import murmurhash3_32
 
 from adaptloop.parameters import ParameterError
 from adaptloop.registry import Registry
@@ -329,6 +328,10 @@ class FeatureHasher(Encoder):
         self._codes(X)  # checked; nothing to learn
 
     def _bucket(self, name: str, code: int) -> tuple[int, float]:
+        # imported here: scikit-learn costs seconds to import, and `adaptloop list` imports this
+        # module only to list the encoders
+        from sklearn.utils import murmurhash3_32
+
         h = murmurhash3_32(f"{name}={code}", seed=self._murmur_seed)
         return h % self.n_features, (1.0 if h >= 0 or not self.alternate_sign else -1.0)
 
