@@ -112,3 +112,11 @@ def test_elec2_as_moa_arff_matches_the_csv_loader(tmp_path):
     np.testing.assert_allclose(Xa, Xc, atol=1e-6)
     labels = np.array(ours.info.classes)[ya] == np.array(loader.info.classes)[yc]
     assert labels.all()
+
+
+def test_an_arff_stream_declares_its_known_drifts(tmp_path):
+    path = tmp_path / "two.arff"
+    rows = "\n".join(f"{i % 7},{'a' if i < 50 else 'b'}" for i in range(100))
+    path.write_text(f"@relation two\n@attribute x numeric\n@attribute y {{a, b}}\n@data\n{rows}\n")
+    stream = registry.create("arff", path=str(path), drifts=[{"at": 50, "width": 1}])
+    assert [(d.position, d.width) for d in stream.info.drifts] == [(50, 1)]

@@ -47,7 +47,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from adaptloop.streams.base import registry
+from adaptloop.streams.base import Drift, registry
 from adaptloop.streams.files import TableStream
 from adaptloop.validation import Count, Task
 
@@ -156,7 +156,9 @@ class ARFFStream(TableStream):
     """An ARFF file as a stream of batches, ``chunk_rows`` rows at a time (see the module).
 
     ``target`` defaults to the last attribute; ``drop`` leaves attributes out; ``task`` and
-    ``classes`` as for CSV files (a nominal target's classes default to its declared values).
+    ``classes`` as for CSV files (a nominal target's classes default to its declared values);
+    ``max_categories``, ``hash_buckets`` (for ``string`` attributes, whose values arrive over
+    time) and the known ``drifts`` as for CSV files.
     """
 
     kind = "ARFF"
@@ -169,6 +171,9 @@ class ARFFStream(TableStream):
         classes: Sequence[str] | None = None,
         drop: Sequence[str] | None = None,
         name: str | None = None,
+        max_categories: Count | None = None,
+        hash_buckets: Count = 1024,
+        drifts: Sequence[Drift | Mapping[str, int]] = (),
         chunk_rows: Count = 65_536,
     ) -> None:
         self.chunk_rows = chunk_rows
@@ -203,6 +208,9 @@ class ARFFStream(TableStream):
             categories=categories,
             drop=drop,
             name=name or self.header.relation or None,
+            max_categories=max_categories,
+            hash_buckets=hash_buckets,
+            drifts=drifts,
         )
 
     def _schema(self) -> pa.Schema:
