@@ -47,14 +47,28 @@ def test_wc_acc_weighs_the_current_task_by_one_over_t():
 
 def test_windowed_forgetting_and_plasticity_respect_the_window():
     acc = np.array([0.9, 0.8, 0.2, 0.6])
-    its = np.array([1, 2, 3, 4])
-    assert windowed_forgetting(its, acc, 2) == pytest.approx(0.6)  # 0.8 -> 0.2
-    assert windowed_forgetting(its, acc, 3) == pytest.approx(0.7)  # 0.9 -> 0.2
-    assert windowed_forgetting(its, acc, 1) == 0.0  # a window of one point holds no pair
-    assert windowed_plasticity(its, acc, 2) == pytest.approx(0.4)  # 0.2 -> 0.6
-    # windows count iterations, not points: with eval every 5, a window of 5 has one point
-    assert windowed_forgetting(its * 5, acc, 5) == 0.0
-    assert windowed_forgetting(its * 5, acc, 6) == pytest.approx(0.6)
+    assert windowed_forgetting(acc, 2) == pytest.approx(0.6)  # 0.8 -> 0.2
+    assert windowed_forgetting(acc, 3) == pytest.approx(0.7)  # 0.9 -> 0.2
+    assert windowed_forgetting(acc, 1) == 0.0  # a window of one point holds no pair
+    assert windowed_plasticity(acc, 2) == pytest.approx(0.4)  # 0.2 -> 0.6
+
+
+def test_windows_count_evaluations_as_the_authors_deque_does():
+    """De Lange et al.'s code keeps a deque of the last w accuracies per task: with evaluation
+    every 5 iterations, a window of 2 still holds two consecutive evaluations."""
+    rng = np.random.default_rng(0)
+    curve = rng.uniform(size=40)
+    for w in (2, 5, 10):
+        window: list[float] = []
+        expected = 0.0
+        for a in curve:  # the authors' update, written out
+            window = [*window, a][-w:]
+            pairs = [window[i] - window[j] for i in range(len(window)) for j in range(i + 1, len(window))]
+            expected = max(expected, max(pairs, default=0.0))
+        assert windowed_forgetting(curve, w) == pytest.approx(expected)
+    its = np.array([5, 10, 15, 20])
+    acc = np.array([[0.9, NAN], [0.3, NAN], [0.2, 0.5], [0.8, 0.9]])
+    assert continual_metrics(its, acc, [0, 10], windows=(2,))["wf"]["2"] == pytest.approx(0.6 / 2)
 
 
 def test_continual_metrics_on_the_hand_made_curves():
@@ -63,9 +77,10 @@ def test_continual_metrics_on_the_hand_made_curves():
     assert m["avg_acc_task_ends"] == pytest.approx([0.9, (0.8 + 0.95) / 2, m["avg_acc"]])
     assert m["min_acc"] == pytest.approx(0.35)
     assert m["wc_acc"] == pytest.approx(1.0 / 3 + 2 / 3 * 0.35)
-    # task 0: largest drop within 2 iterations is 0.9 -> 0.3; task 1: 0.95 -> 0.4
-    assert m["wf"]["2"] == pytest.approx((0.6 + 0.55) / 2)
-    assert m["wf"]["10"] == pytest.approx((0.6 + 0.55) / 2)
+    # over all tasks, as the authors' code averages: task 0's largest drop within 2 evaluations
+    # is 0.9 -> 0.3, task 1's 0.95 -> 0.4, task 2 never drops; within 10: 0.9 -> 0.3 again
+    assert m["wf"]["2"] == pytest.approx((0.6 + 0.55 + 0.0) / 3)
+    assert m["wf"]["10"] == pytest.approx((0.6 + 0.55 + 0.0) / 3)
     # own-training gains: task 0 0.5 -> 0.9, task 1 0.6 -> 0.95, task 2 0.7 -> 1.0
     assert m["wp"]["2"] == pytest.approx((0.4 + 0.35 + 0.3) / 3)
     assert m["final_task_acc"] == pytest.approx([0.85, 0.9, 1.0])

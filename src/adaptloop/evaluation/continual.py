@@ -14,22 +14,33 @@ iteration (``classes`` is the task's label codes in a task-incremental sequence,
 ``None``) and ``end_task(X_train, y_train)`` after its last one (see
 :mod:`adaptloop.learners.continual`). Learners without them are trained as plain streams.
 
-Metrics (paper section 3; ``A(E_i, f_n)`` is the accuracy on task ``i``'s test set at
-evaluation point ``n``; ``end_k`` the last iteration of task ``k``; ``T`` tasks):
+Metrics (paper section 3 and the authors' code, ``src/eval/continual_eval_metrics.py``;
+``A(E_i, f_n)`` is the accuracy on task ``i``'s test set at evaluation point ``n``; ``end_k`` the
+last iteration of task ``k``; ``T`` tasks):
 
 - ``avg_acc``: ``1/T sum_i A(E_i, f_{end_T})`` -- the usual final average accuracy;
   ``avg_acc_task_ends``: the same over the tasks seen, at the end of each task.
 - ``min_acc`` (eq. 3): ``1/(T-1) sum_{i<T} min_n A(E_i, f_n)`` over points with
-  ``end_i < n <= end_T``: the average worst accuracy of each previous task after it was learned.
-- ``wc_acc`` (eq. 4): ``1/T A(E_T, f_{end_T}) + (1 - 1/T) min_acc``.
-- ``wf`` (windowed forgetting, eq. 5): for each window ``w`` (in iterations),
-  ``1/(T-1) sum_{i<T} max_n max_{m<n, it_n - it_m < w} A(E_i, f_m) - A(E_i, f_n)``: the
-  largest drop of a previous task's accuracy within ``w`` iterations, over all points where the
-  task is evaluated (as the authors' code tracks it), averaged over the previous tasks.
-- ``wp`` (windowed plasticity): the largest *increase* within ``w`` iterations, for each task
-  over the points of its own training, averaged over all tasks (our reading of the paper's
-  WP, which it defines as the mirror of WF for learning the current task).
+  ``end_i < n <= end_T``: the average worst accuracy of each previous task after it was learned
+  (the code's ``TaskTrackingMINAccuracyPluginMetric``: every evaluation while another task trains).
+- ``wc_acc`` (eq. 4): ``1/T A(E_T, f_{end_T}) + (1 - 1/T) min_acc`` (the code's
+  ``WCACCPluginMetric``: the mean of the current task's accuracy and the old tasks' minima).
+- ``wf`` (windowed forgetting, eq. 5; the code's ``WindowedForgettingPluginMetric``): for each
+  task, a window of its last ``w`` *evaluations* (a deque of ``w`` accuracies, from the task's
+  first evaluation on), the largest ``A_m - A_n`` over ``m < n`` in the window, maximised over
+  training; then the mean over ALL tasks (the code averages every task's entry). With
+  ``eval_every = 1`` the window spans ``w`` iterations.
+- ``wp`` (windowed plasticity): the largest *increase* within a window of ``w`` evaluations,
+  for each task over the points of its own training, averaged over all tasks. Deviation: the
+  authors' ``WindowedPlasticityPluginMetric`` mirrors WF over every evaluation of a task
+  (recoveries after a later switch count as plasticity too, and their first evaluation is
+  before any update); here WP is the gain while the task is learned, the paper's reading.
 - ``gaps`` (stability gap of ``eval_task`` 0 at each later task switch, see :func:`stability_gaps`).
+
+Evaluation points: every ``eval_every`` iterations counted over the whole sequence, and at the
+last iteration of each task. The authors' code evaluates at iterations whose index within the
+epoch is a multiple of its frequency, and once before the first update; with ``eval_every =
+1`` both evaluate after every iteration and, bar that first point, agree.
 
 Results schema (``summary_json``, written by :func:`adaptloop.results.write_results`), which
 reports rely on. A run covers one or more
@@ -106,37 +117,38 @@ __all__ = [
 
 
 # -- metrics on accuracy curves -----------------------------------------------------------------
-def _windowed_extreme(iterations: np.ndarray, values: np.ndarray, window: int, sign: int) -> float:
-    """max over n, and m < n with it_n - it_m < window, of sign * (values[m] - values[n])."""
+def _windowed_extreme(values: np.ndarray, window: int, sign: int) -> float:
+    """max over n, and m with n - window < m < n, of sign * (values[m] - values[n])."""
     best = 0.0
-    starts = np.searchsorted(iterations, iterations - window + 1)
     for n in range(1, len(values)):
-        past = values[starts[n] : n]
+        past = values[max(0, n - window + 1) : n]
         if len(past):
             best = max(best, float(sign * ((past.max() if sign > 0 else past.min()) - values[n])))
     return best
 
 
-def windowed_forgetting(iterations: np.ndarray, accuracy: np.ndarray, window: int) -> float:
-    """Largest accuracy drop between two points less than ``window`` iterations apart.
+def windowed_forgetting(accuracy: np.ndarray, window: int) -> float:
+    """Largest accuracy drop within a window of ``window`` consecutive evaluations (De Lange et
+    al. 2023, eq. 5: the largest ``A_m - A_n``, ``m < n``, over a deque of the last ``window``
+    accuracies, maximised over the curve).
 
-    >>> windowed_forgetting(np.arange(5), np.array([0.9, 0.5, 0.8, 0.9, 0.2]), window=2)
+    >>> windowed_forgetting(np.array([0.9, 0.5, 0.8, 0.9, 0.2]), window=2)
     0.7
-    >>> windowed_forgetting(np.arange(5), np.array([0.9, 0.5, 0.8, 0.9, 0.2]), window=5)
+    >>> windowed_forgetting(np.array([0.9, 0.5, 0.8, 0.9, 0.2]), window=5)
     0.7
-    >>> windowed_forgetting(np.arange(3), np.array([0.1, 0.5, 0.8]), window=3)
+    >>> windowed_forgetting(np.array([0.1, 0.5, 0.8]), window=3)
     0.0
     """
-    return round(_windowed_extreme(np.asarray(iterations), np.asarray(accuracy), window, 1), 12)
+    return round(_windowed_extreme(np.asarray(accuracy, dtype=float), window, 1), 12)
 
 
-def windowed_plasticity(iterations: np.ndarray, accuracy: np.ndarray, window: int) -> float:
-    """Largest accuracy gain between two points less than ``window`` iterations apart.
+def windowed_plasticity(accuracy: np.ndarray, window: int) -> float:
+    """Largest accuracy gain within a window of ``window`` consecutive evaluations.
 
-    >>> windowed_plasticity(np.arange(4), np.array([0.1, 0.5, 0.3, 0.9]), window=2)
+    >>> windowed_plasticity(np.array([0.1, 0.5, 0.3, 0.9]), window=2)
     0.6
     """
-    return round(_windowed_extreme(np.asarray(iterations), np.asarray(accuracy), window, -1), 12)
+    return round(_windowed_extreme(np.asarray(accuracy, dtype=float), window, -1), 12)
 
 
 def _task_ends(boundaries: Sequence[int], total: int) -> np.ndarray:
@@ -239,7 +251,7 @@ def continual_metrics(
     >>> acc = np.array([[0.6, np.nan], [0.9, np.nan], [0.4, 0.5], [0.7, 0.9]])
     >>> m = continual_metrics(its, acc, [0, 2], windows=(2,))
     >>> m["avg_acc"], m["min_acc"], m["wc_acc"], m["wf"], m["wp"]
-    (0.8, 0.4, 0.65, {'2': 0.5}, {'2': 0.35})
+    (0.8, 0.4, 0.65, {'2': 0.25}, {'2': 0.35})
     """
     iterations, accuracy = np.asarray(iterations), np.asarray(accuracy, dtype=float)
     n_tasks = accuracy.shape[1]
@@ -250,14 +262,14 @@ def continual_metrics(
     wf, wp = {}, {}
     for w in windows:
         drops = []
-        for i in range(n_tasks - 1):
+        for i in range(n_tasks):
             seen = ~np.isnan(accuracy[:, i])
-            drops.append(windowed_forgetting(iterations[seen], accuracy[seen, i], w))
-        wf[str(w)] = float(np.mean(drops)) if drops else float("nan")
+            drops.append(windowed_forgetting(accuracy[seen, i], w))
+        wf[str(w)] = float(np.mean(drops))
         gains = []
         for i in range(n_tasks):
             own = (iterations > boundaries[i]) & (iterations <= ends[i])
-            gains.append(windowed_plasticity(iterations[own], accuracy[own, i], w))
+            gains.append(windowed_plasticity(accuracy[own, i], w))
         wp[str(w)] = float(np.mean(gains))
     return {
         "avg_acc": float(np.mean(final)),
