@@ -27,7 +27,7 @@ Randomness comes from ``host.rng`` (the learner's seeded generator), shared by i
 >>> plugins.names()
 ['agem', 'ewc', 'gem', 'joint', 'lwf', 'replay']
 >>> make_plugin({"kind": "replay", "memory": 20})
-Replay(memory=20, replay_batch=None, new_weight=0.5)
+Replay(memory=20, replay_batch=None, new_weight=0.5, policy='reservoir', draw='independent')
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ A shorthand's parameters are the base, its plugin's and the learner's (``boundar
 >>> from adaptloop.learners.models.mlp import MLPClassifier
 >>> model = registry.create("er", base=MLPClassifier(), memory=50)
 >>> model.plugins
-[Replay(memory=50, replay_batch=None, new_weight=0.5)]
+[Replay(memory=50, replay_batch=None, new_weight=0.5, policy='reservoir', draw='independent')]
 >>> [p.name for p in registry.parameters("ewc")]
 ['base', 'strength', 'gamma', 'fisher_samples', 'boundaries', 'window', 'seed']
 """
