@@ -65,7 +65,7 @@ def test_windows_count_evaluations_as_the_authors_deque_does():
             window = [*window, a][-w:]
             n = len(window)
             pairs = [window[i] - window[j] for i in range(n) for j in range(i + 1, n)]
-            expected = max(expected, *pairs)
+            expected = max([expected, *pairs])
         assert windowed_forgetting(curve, w) == pytest.approx(expected)
     its = np.array([5, 10, 15, 20])
     acc = np.array([[0.9, NAN], [0.3, NAN], [0.2, 0.5], [0.8, 0.9]])
