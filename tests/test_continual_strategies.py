@@ -4,7 +4,16 @@ import torch
 
 from adaptloop.evaluation.continual import continual_evaluation
 from adaptloop.learners import LogisticRegression, registry
-from adaptloop.learners.continual import AGEM, EWC, GEM, Continual, LwF, Replay, gem_project
+from adaptloop.learners.continual import (
+    AGEM,
+    EWC,
+    GEM,
+    Continual,
+    LwF,
+    Replay,
+    gem_dual,
+    gem_project,
+)
 from adaptloop.learners.models.mlp import MLPClassifier
 from adaptloop.streams.tasks import load_digits_arrays
 
@@ -208,6 +217,23 @@ def test_gem_projection_solves_the_dual_qp():
     g1 = G[0] * -1.0 + rng.normal(size=20) * 0.01
     expected = g1 - (g1 @ G[0]) / (G[0] @ G[0]) * G[0]
     np.testing.assert_allclose(gem_project(g1, G[:1]), expected, atol=1e-9)
+
+
+def test_gem_dual_in_t_dimensions_matches_the_full_nnls_and_survives_a_singular_gram():
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(1)
+    G = rng.normal(size=(4, 300))
+    g = -G.sum(0) + 0.2 * rng.normal(size=300)
+    for margin in (0.0, 0.5):
+        u, _ = nnls(G.T, -(g + margin * G.sum(0)))  # the (parameters x t) problem
+        np.testing.assert_allclose(gem_dual(G @ G.T, G @ g, margin), u + margin, atol=1e-8)
+    # the same task gradient twice, and a zero one: the Gram matrix is singular
+    twice = np.vstack([G[0], G[0], np.zeros(300)])
+    g1 = -G[0] + 0.01 * rng.normal(size=300)
+    expected = g1 - (g1 @ G[0]) / (G[0] @ G[0]) * G[0]
+    np.testing.assert_allclose(gem_project(g1, twice), expected, atol=1e-9)
+    np.testing.assert_array_equal(gem_dual(np.zeros((2, 2)), np.zeros(2), 0.5), [0.5, 0.5])
 
 
 def test_gem_step_satisfies_one_constraint_per_previous_task():

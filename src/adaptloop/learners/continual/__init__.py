@@ -15,7 +15,7 @@ follows its paper.
 
 from adaptloop.learners.continual import shorthands as _shorthands  # noqa: F401 - registers
 from adaptloop.learners.continual.ewc import EWC
-from adaptloop.learners.continual.gem import AGEM, GEM, gem_project
+from adaptloop.learners.continual.gem import AGEM, GEM, gem_dual, gem_project
 from adaptloop.learners.continual.learner import Continual
 from adaptloop.learners.continual.lwf import LwF
 from adaptloop.learners.continual.plugin import Batch, Host, Plugin, make_plugin, plugins
@@ -32,6 +32,7 @@ __all__ = [
     "LwF",
     "Plugin",
     "Replay",
+    "gem_dual",
     "gem_project",
     "make_plugin",
     "plugins",
