@@ -196,19 +196,19 @@ class GEM(_EpisodicMemory):
         self.margin = margin
 
     def memory_gradients(self, host: Host, params: Sequence[Any]) -> Any:
-        """``(tasks, parameters)``: each memory task's loss gradient (one forward pass)."""
+        """``(tasks, parameters)``: each memory task's loss gradient (one forward pass over the
+        memory, one backward pass batched over the tasks)."""
         import torch
 
         x, y = self._memory(host)
         output = host.forward(x)
         tasks = torch.from_numpy(self.memory_task_)
         n = self.n_memory_tasks_
-        rows = []
-        for k in range(n):
-            mine = tasks == k
-            loss = host.loss(output[mine], y[mine])
-            rows.append(_grad_vector(loss, params, retain_graph=k < n - 1))
-        return torch.stack(rows)
+        losses = torch.stack([host.loss(output[tasks == k], y[tasks == k]) for k in range(n)])
+        grads = torch.autograd.grad(
+            losses, params, grad_outputs=torch.eye(n, dtype=losses.dtype), is_grads_batched=True
+        )
+        return torch.cat([r.reshape(n, -1) for r in grads], dim=1)
 
     def adjust_gradient(self, host: Host, params: Sequence[Any]) -> None:
         if self.memory_y_ is None or host.trainable.network is None:
@@ -220,6 +220,5 @@ class GEM(_EpisodicMemory):
         Gg = G @ g
         if bool((Gg >= 0).all()):
             return
-        G64 = G.double()
-        v = gem_dual((G64 @ G64.T).numpy(), Gg.double().numpy(), self.margin)
-        _set_flat_grad(params, (g.double() + G64.T @ torch.from_numpy(v)).to(g.dtype))
+        v = gem_dual((G @ G.T).double().numpy(), Gg.double().numpy(), self.margin)
+        _set_flat_grad(params, g + torch.from_numpy(v).to(g.dtype) @ G)
