@@ -48,10 +48,15 @@ class Replay(Plugin):
     learning", section 4; De Lange et al. 2023, their code's ``ERStrategy``): a buffer of
     ``memory`` samples; each step draws ``replay_batch`` of them (``None``: as many as the new
     batch, the papers' equal-size replay batch) and minimises ``new_weight * L(new) +
-    (1 - new_weight) * L(replay)`` (De Lange et al.'s ``Lw_new``: 0.3 in their experiments;
-    0.5 with equal batches is the mean over their union, Avalanche's ``ReplayPlugin``), where
-    ``L(new)`` is the loss so far (the learner's own loss, then earlier plugins') and
-    ``L(replay)`` the learner's loss on the replayed samples.
+    (1 - new_weight) * L(replay)`` (De Lange et al.'s ``Lw_new``: 0.3 in their experiments),
+    where ``L(new)`` is the loss so far (the learner's own loss, then earlier plugins') and
+    ``L(replay)`` the learner's mean loss on the replayed samples. ``new_weight = None`` weighs
+    them by their sizes, ``n_new / (n_new + n_replayed)``: the mean over the union, which is
+    what Avalanche's ``ReplayPlugin`` computes on its concatenated batch. With
+    ``replay_batch`` fixed (Avalanche replays ``train_mb_size`` samples with every batch) the
+    two differ only on an epoch's last, shorter new batch -- but that step is the last before a
+    task ends and is evaluated: on Split-Digits, matching Avalanche there (``replay_batch=16,
+    new_weight=None``) moved our final ER accuracy from about 82 to 86 % (docs/continual.md).
 
     ``policy``, what the buffer holds:
 
@@ -100,7 +105,7 @@ class Replay(Plugin):
         self,
         memory: Count = 200,
         replay_batch: Count | None = None,
-        new_weight: Fraction = 0.5,
+        new_weight: Fraction | None = 0.5,
         policy: Policy = "reservoir",
         draw: Draw = "independent",
     ) -> None:
@@ -199,6 +204,8 @@ class Replay(Plugin):
         model = host.trainable
         replayed = host.loss(host.forward(model.inputs(X)), model.targets(y))
         w = self.new_weight
+        if w is None:  # the mean over the union of the new and the replayed samples
+            w = batch.n_new / (batch.n_new + len(idx))
         return w * loss + (1 - w) * replayed
 
     def state_dict(self) -> dict[str, Any]:
