@@ -9,17 +9,19 @@ slots / ``Replay`` (its default ``ExperienceBalancedBuffer``) and ``Replay`` wit
 ``ClassBalancedBuffer`` -- ours ``*_as_avalanche`` replays as Avalanche does: the buffer filled
 at task ends, shuffled passes through it, 16 replayed samples with every new batch (the epoch's
 last, shorter one too) and one mean loss over both; the other ER rows change one of these
-(reservoir buffer, independent draws, a replay batch as large as the new one weighted 0.5); online EWC / ``EWC(mode="online")`` (``ewc_lambda``
-= our ``strength / 2``: Avalanche's penalty has no 1/2); LwF; A-GEM (50 per task, 64 sampled);
-GEM (50 per task, margin 0.5). ER over 10 seeds (its spread is large), the others over 3.
+(reservoir buffer, independent draws, a replay batch as large as the new one weighted 0.5);
+online EWC / ``EWC(mode="online")`` (``ewc_lambda`` = our ``strength / 2``: Avalanche's penalty
+has no 1/2); LwF; A-GEM (50 per task, 64 sampled); GEM (50 per task, margin 0.5). ER over 10
+seeds (its spread is large), the others over 3.
 
 Timing: ``train_s`` is the training wall time of a run (ours: ``learn`` calls and task hooks;
 Avalanche's: its ``train`` calls), both in this process on the same torch build. Evaluation
 cost: fine-tuning on Split-Digits evaluated after every iteration on the seen tasks' test sets
-(a fixed subsample of 100 per task, the same samples for both); the cost of one evaluation point
-is ours ``eval_seconds / points`` and Avalanche's (wall with periodic evaluation ``peval_mode =
-"iteration"`` minus wall without) ``/ points``; ``eval_cost_ratio`` is ours over theirs. The same
-pair of runs checks that per-iteration evaluation leaves the final accuracies unchanged.
+(a fixed subsample of 100 per task, the same samples for both); the cost of one evaluation
+point is ours ``eval_seconds / points`` and Avalanche's (wall with periodic evaluation
+``peval_mode = "iteration"`` minus wall without) ``/ points``; ``eval_cost_ratio`` is ours over
+theirs. The same pair of runs checks that per-iteration evaluation leaves the final accuracies
+unchanged.
 
 Avalanche needs torchvision, which does not load beside our CPU torch: it lives in a separate
 environment that ``bash benchmarks/avalanche_env.sh`` builds once (docs/continual.md). This script
@@ -27,8 +29,8 @@ installs nothing: it runs in the current interpreter if Avalanche imports, else 
 with that environment's Python (``ADAPTLOOP_AVALANCHE_VENV``, default
 ``~/.cache/adaptloop/avalanche-venv``), else prints why it skipped. The LAST line is one JSON
 object: er_split_acc_ours (``er_task_balanced_as_avalanche``), er_split_acc_avalanche (its
-``Replay``: the same policy), gem_train_s_ours, gem_train_s_avalanche (mean per run), eval_cost_ratio, and per pair
-the means.
+``Replay``: the same policy), gem_train_s_ours, gem_train_s_avalanche (mean per run),
+eval_cost_ratio, and per pair the means.
 
     OMP_NUM_THREADS=1 python benchmarks/vs_avalanche.py
 """
