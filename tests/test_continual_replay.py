@@ -129,6 +129,10 @@ def test_new_weight_weighs_the_new_and_the_replayed_loss():
     # 0.3 * L(new) + 0.7 * L(replay), the replay batch as large as the new one
     assert step(replay, host, n_new=2, loss=100.0) == pytest.approx(0.3 * 100 + 0.7 * 10)
     assert len(host.replayed[-1]) == 2
+    # None: the mean over the union, as Avalanche's concatenated batch (2 new, 3 replayed)
+    union = Replay(memory=4, replay_batch=3, policy="task_balanced", new_weight=None)
+    union.end_task(host, np.zeros((4, 1), np.float32), np.full(4, 10))
+    assert step(union, host, n_new=2, loss=100.0) == pytest.approx((2 * 100 + 3 * 10) / 5)
 
 
 def test_an_unknown_policy_is_refused_naming_it():
