@@ -29,10 +29,11 @@ def _set_flat_grad(params: Sequence[Any], g: Any) -> None:
         start += p.numel()
 
 
-def _grad_vector(loss: Any, params: Sequence[Any], retain_graph: bool = False) -> Any:
+def _grad_vector(loss: Any, params: Sequence[Any]) -> Any:
+    """The gradient of ``loss`` with respect to ``params``, as one flat vector."""
     import torch
 
-    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph)
+    grads = torch.autograd.grad(loss, params)
     return torch.cat([r.reshape(-1) for r in grads])
 
 
@@ -196,19 +197,17 @@ class GEM(_EpisodicMemory):
         self.margin = margin
 
     def memory_gradients(self, host: Host, params: Sequence[Any]) -> Any:
-        """``(tasks, parameters)``: each memory task's loss gradient (one forward pass over the
-        memory, one backward pass batched over the tasks)."""
+        """``(tasks, parameters)``: each memory task's loss gradient, one forward and one
+        backward pass over that task's samples (cheaper than one pass over the whole memory
+        differentiated per task, which costs ``tasks`` backward passes over all of it)."""
         import torch
 
-        x, y = self._memory(host)
-        output = host.forward(x)
-        tasks = torch.from_numpy(self.memory_task_)
-        n = self.n_memory_tasks_
-        losses = torch.stack([host.loss(output[tasks == k], y[tasks == k]) for k in range(n)])
-        grads = torch.autograd.grad(
-            losses, params, grad_outputs=torch.eye(n, dtype=losses.dtype), is_grads_batched=True
-        )
-        return torch.cat([r.reshape(n, -1) for r in grads], dim=1)
+        bounds = np.searchsorted(self.memory_task_, np.arange(self.n_memory_tasks_ + 1))
+        rows = []
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            x, y = self._memory(host, slice(lo, hi))
+            rows.append(_grad_vector(host.loss(host.forward(x), y), params))
+        return torch.stack(rows)
 
     def adjust_gradient(self, host: Host, params: Sequence[Any]) -> None:
         if self.memory_y_ is None or host.trainable.network is None:
