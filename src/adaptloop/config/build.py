@@ -33,6 +33,7 @@ from adaptloop.config.schema import (
     component_spec,
 )
 from adaptloop.distributed.data import FederatedData, make_federated_data
+from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.local import LocalEngine
 from adaptloop.distributed.ray_engine import RayEngine
@@ -159,8 +160,14 @@ def build_federation(experiment: FederatedExperiment) -> Federation:
     data = build_data(experiment)
     learner = _learner(experiment, experiment.federation.learner, "federation.learner", data.info)
     settings = experiment.federation.arguments(Federation)
+    with _named(experiment, "attack"):
+        attack = Attack(**experiment.attack.arguments(Attack))
+        attack.byzantine(data.n_clients, experiment.seed)  # listed clients must exist
     with _named(experiment, "federation"):  # the learner's state and share / local patterns
-        return Federation(**{**settings, "data": data, "learner": learner, "seed": experiment.seed})
+        return Federation(
+            **{**settings, "data": data, "learner": learner, "seed": experiment.seed},
+            attack=attack,
+        )
 
 
 def build_rules(experiment: FederatedExperiment) -> dict[str, AggregationRule]:

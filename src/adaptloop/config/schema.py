@@ -41,6 +41,7 @@ from annotated_types import Gt, Le, MinLen
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from adaptloop import features, learners, streams
+from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.data import make_federated_data
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.ray_engine import RayEngine
@@ -315,7 +316,15 @@ FederationSection = create_model(
     "runs.",
     learner=(dict[str, Any], {"kind": "logistic"}),
     **declared_fields(make_federated_data, "kind", "concepts", "seed"),
-    **declared_fields(Federation, "data", "learner", "seed", "faults"),
+    **declared_fields(Federation, "data", "learner", "seed", "faults", "attack"),
+)
+
+AttackSection = create_model(
+    "AttackSection",
+    __base__=Section,
+    __doc__="``[attack]`` of a federated experiment: Byzantine clients and noisy links (the "
+    "settings of :class:`~adaptloop.distributed.attacks.Attack`).",
+    **declared_fields(Attack),
 )
 
 EngineSection = create_model(
@@ -412,7 +421,8 @@ class ContinualExperiment(ExperimentFile):
 class FederatedExperiment(ExperimentFile):
     """A federated experiment: ``[stream]`` (the generator the client shards are drawn from),
     ``[federation]`` (clients, data, speeds, clock, the ``learner`` and which parts of its state
-    clients ``share`` or keep ``local``), ``[engine]``, ``[rules.*]`` (one aggregation rule
+    clients ``share`` or keep ``local``), ``[engine]``, ``[attack]`` (Byzantine clients, noisy
+    links), ``[rules.*]`` (one aggregation rule
     each: each is one curve of the results) and ``[evaluation]`` (the ``target`` accuracy and
     the drift-segment settings, in time units)."""
 
@@ -420,6 +430,7 @@ class FederatedExperiment(ExperimentFile):
     stream: FederatedStreamSection  # type: ignore[valid-type]
     federation: FederationSection = FederationSection()  # type: ignore[valid-type]
     engine: EngineSection = EngineSection()  # type: ignore[valid-type]
+    attack: AttackSection = AttackSection()  # type: ignore[valid-type]
     rules: dict[str, Table] = Field(min_length=1)
     evaluation: FederatedEvaluationSection = FederatedEvaluationSection()
 

@@ -12,8 +12,12 @@ count; the arithmetic is here, once, and tested on its own:
 * :func:`compass_mix` — FedCompass's (APPFL's) mix of local models into the global one;
 * :func:`server_step` — ``model + server_lr * direction``.
 
-A robust aggregate (coordinate-wise median, trimmed mean, Krum) is one more function here with
-:func:`weighted_mean`'s signature (the deltas and their weights in, one direction out).
+Byzantine-robust blocks, each with :func:`weighted_mean`'s signature (deltas and weights in)
+returning the direction and every input's *influence* (1: used as is, 0: rejected; which updates
+a rule down-weighted is recorded from it): :func:`coordinate_median`, :func:`trimmed_mean`,
+:func:`krum` (Krum and Multi-Krum) and :func:`centered_clip`. :class:`RobustBlock` picks one by
+name and keeps a rule's weights' total (staleness weighting), so every rule uses it in place of
+its weighted sum.
 
 >>> import numpy as np
 >>> deltas = [np.array([1.0, 0.0]), np.array([4.0, 3.0])]
@@ -27,9 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
+from annotated_types import Ge, Lt
+
+from adaptloop.validation import Real
 
 Staleness = Literal["none", "sqrt", "poly"]
 """How an update's weight falls with its staleness (see :func:`staleness_weight`)."""
@@ -142,3 +150,201 @@ def server_step(model: np.ndarray, direction: np.ndarray, server_lr: float = 1.0
     [2.0]
     """
     return model + server_lr * direction
+
+
+Robust = Literal["mean", "median", "trimmed_mean", "krum", "multi_krum", "clip"]
+"""A robust block by name (see :class:`RobustBlock`); ``"mean"``: the rule's own weighted sum."""
+
+RobustFraction = Annotated[Real, Ge(0), Lt(0.5)]
+"""The share of inputs a robust block assumes Byzantine: a number in [0, 0.5)."""
+
+DOWN_WEIGHTED = 0.5
+"""An update whose influence is below this counts as down-weighted (or rejected)."""
+
+
+def _stack(deltas: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    if len(deltas) != len(weights):
+        raise ValueError(f"{len(deltas)} deltas but {len(weights)} weights")
+    if not len(deltas):
+        raise ValueError("no deltas to aggregate")
+    w = np.asarray(weights, dtype=np.float64)
+    if np.any(w < 0) or not w.sum() > 0:
+        raise ValueError(f"weights must be >= 0 with a positive total, got {list(weights)}")
+    return np.stack([np.asarray(d, dtype=np.float64) for d in deltas]), w / w.sum()
+
+
+def _rank_kept(X: np.ndarray, k: int) -> np.ndarray:
+    """Each row's share of the coordinates that vary (not all rows equal) on which it ranks
+    neither among the ``k`` smallest nor the ``k`` largest (ties in input order)."""
+    n = len(X)
+    varying = X.max(axis=0) > X.min(axis=0)
+    if not varying.any():
+        return np.ones(n)
+    order = np.argsort(X[:, varying], axis=0, kind="stable")[k : n - k]
+    kept = np.zeros(n)
+    np.add.at(kept, order.ravel(), 1.0)
+    return kept / int(varying.sum())
+
+
+def coordinate_median(
+    deltas: Sequence[np.ndarray], weights: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinate-wise weighted median (Yin, Chen, Ramchandran & Bartlett, ICML 2018, Def. 1;
+    weighted: the smallest value whose cumulative weight reaches half) and each input's
+    influence: the median has no per-input weight, so it is the input's share of (varying)
+    coordinates inside the middle half by rank (neither among the ``max(1, floor(n / 4))``
+    smallest nor largest), the values a 25 % trimmed mean would keep.
+
+    >>> direction, influence = coordinate_median(
+    ...     [np.array([1.0, 0.0]), np.array([2.0, 1.0]), np.array([90.0, -50.0])], [1, 1, 1])
+    >>> direction.tolist(), influence.tolist()
+    ([2.0, 0.0], [0.5, 0.5, 0.0])
+    """
+    X, w = _stack(deltas, weights)
+    k = max(1, len(X) // 4) if len(X) >= 3 else 0
+    return _weighted_median(X, w), _rank_kept(X, k)
+
+
+def _weighted_median(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    order = np.argsort(X, axis=0, kind="stable")
+    ranked = np.take_along_axis(X, order, axis=0)
+    at = np.argmax(np.cumsum(w[order], axis=0) >= 0.5 - 1e-12, axis=0)
+    return ranked[at, np.arange(X.shape[1])]
+
+
+def trimmed_mean(
+    deltas: Sequence[np.ndarray], weights: Sequence[float], trim: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinate-wise trimmed mean (Yin et al., ICML 2018, Def. 2): per coordinate the
+    ``floor(trim * n)`` largest and smallest values are dropped and the rest averaged with their
+    weights; influence: each input's share of the (varying) coordinates on which it was kept.
+
+    >>> direction, influence = trimmed_mean(
+    ...     [np.array([1.0]), np.array([2.0]), np.array([3.0]), np.array([100.0])], [1, 1, 1, 1])
+    >>> direction.tolist(), influence.tolist()
+    ([2.5], [0.0, 1.0, 1.0, 0.0])
+    """
+    if not 0 <= trim < 0.5:
+        raise ValueError(f"trim must be in [0, 0.5), got {trim!r}")
+    X, w = _stack(deltas, weights)
+    n = len(X)
+    k = int(math.floor(trim * n))
+    order = np.argsort(X, axis=0, kind="stable")[k : n - k]
+    kept = np.take_along_axis(X, order, axis=0)
+    kept_w = w[order]
+    total = kept_w.sum(axis=0)
+    uniform = np.full_like(kept_w, 1.0 / len(kept))  # where every kept weight is zero
+    kept_w = np.where(total > 0, kept_w / np.where(total > 0, total, 1.0), uniform)
+    return (kept * kept_w).sum(axis=0), _rank_kept(X, k)
+
+
+def krum(
+    deltas: Sequence[np.ndarray], weights: Sequence[float], byzantine: int = 0, keep: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Krum (``keep=1``) and Multi-Krum (Blanchard, El Mhamdi, Guerraoui & Stainer, NeurIPS
+    2017, Sec. 4): each input's score is the sum of its squared distances to its
+    ``n - byzantine - 2`` nearest others; the ``keep`` lowest-scoring inputs are averaged with
+    their weights. Influence: 1 for the selected, 0 for the others. Deviation: with fewer than
+    ``byzantine + 3`` inputs the score uses the one nearest other.
+
+    >>> direction, influence = krum([np.array([0.0]), np.array([0.1]), np.array([0.2]),
+    ...                              np.array([9.0])], [1, 1, 1, 1], byzantine=1, keep=2)
+    >>> direction.tolist(), influence.tolist()
+    ([0.05], [1.0, 1.0, 0.0, 0.0])
+    """
+    X, w = _stack(deltas, weights)
+    n = len(X)
+    keep = min(max(1, keep), n)
+    squared = (X * X).sum(axis=1)
+    distances = np.maximum(squared[:, None] + squared[None, :] - 2.0 * X @ X.T, 0.0)
+    np.fill_diagonal(distances, np.inf)
+    nearest = min(max(1, n - byzantine - 2), max(n - 1, 1))
+    scores = np.sort(distances, axis=1)[:, :nearest].sum(axis=1) if n > 1 else np.zeros(1)
+    chosen = np.argsort(scores, kind="stable")[:keep]
+    influence = np.zeros(n)
+    influence[chosen] = 1.0
+    return weighted_mean([X[i] for i in chosen], [w[i] + 1e-300 for i in chosen]), influence
+
+
+def centered_clip(
+    deltas: Sequence[np.ndarray],
+    weights: Sequence[float],
+    center: np.ndarray | None = None,
+    radius: float | None = None,
+    iterations: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centred clipping (Karimireddy, He & Jaggi, "Learning from History for Byzantine Robust
+    Optimization", ICML 2021, Eq. (CC)): ``v <- v + sum_i w_i (x_i - v) min(1, tau / ||x_i -
+    v||)``, ``iterations`` times from ``center`` (the previous aggregate there). Deviations:
+    ``center=None`` starts from the coordinate-wise median; ``radius=None`` takes ``tau`` as the
+    median distance to the centre (the paper fixes ``tau``). Influence: each input's clip
+    factor ``min(1, tau / ||x_i - v||)`` in the last iteration.
+
+    >>> direction, influence = centered_clip([np.array([1.0]), np.array([1.0]),
+    ...                                       np.array([101.0])], [1, 1, 1], np.zeros(1))
+    >>> direction.tolist(), influence.round(3).tolist()
+    ([1.0], [1.0, 1.0, 0.01])
+    """
+    X, w = _stack(deltas, weights)
+    v = _weighted_median(X, w) if center is None else np.asarray(center, float)
+    factors = np.ones(len(X))
+    for _ in range(max(1, iterations)):
+        gaps = X - v
+        norms = np.sqrt((gaps * gaps).sum(axis=1))
+        tau = float(np.median(norms)) if radius is None else radius
+        factors = np.minimum(1.0, tau / np.maximum(norms, 1e-300))
+        v = v + (w * factors) @ gaps
+    return v, factors
+
+
+@dataclass
+class RobustBlock:
+    """A robust aggregate used inside a rule in place of its weighted sum ``sum_k c_k delta_k``:
+    the block's weighted direction with the weights ``c_k`` scaled back to their total, so a
+    rule's staleness and data weights keep their effect. ``fraction`` is the share of inputs
+    assumed Byzantine: the trimmed mean's ``trim``, Krum's ``byzantine = floor(fraction * n)``,
+    Multi-Krum keeps ``n - byzantine``. Centred clipping starts from the block's previous
+    direction (per unit of weight), as the paper's momentum. ``"mean"`` is the plain weighted
+    sum (influence 1 for all).
+
+    >>> block = RobustBlock("multi_krum", fraction=0.25)
+    >>> deltas = [np.array([2.0]), np.array([2.0]), np.array([2.0]), np.array([-50.0])]
+    >>> direction, influence = block(deltas, [0.125, 0.125, 0.125, 0.125])
+    >>> direction.tolist(), influence.tolist()  # half of the mean of those kept
+    ([1.0], [1.0, 1.0, 1.0, 0.0])
+    """
+
+    kind: Robust = "mean"
+    fraction: float = 0.25
+    _center: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mean", "median", "trimmed_mean", "krum", "multi_krum", "clip"):
+            raise ValueError(
+                "robust must be mean, median, trimmed_mean, krum, multi_krum or clip, "
+                f"got {self.kind!r}"
+            )
+        if not 0 <= self.fraction < 0.5:
+            raise ValueError(f"robust_fraction must be in [0, 0.5), got {self.fraction!r}")
+
+    def __call__(
+        self, deltas: Sequence[np.ndarray], coefficients: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(direction, influence)``: ``sum(c) *`` the block's ``c``-weighted direction."""
+        if self.kind == "mean":
+            return weighted_sum(deltas, coefficients), np.ones(len(deltas))
+        total = float(sum(coefficients))
+        n = len(deltas)
+        byzantine = int(math.floor(self.fraction * n))
+        if self.kind == "median":
+            unit, influence = coordinate_median(deltas, coefficients)
+        elif self.kind == "trimmed_mean":
+            unit, influence = trimmed_mean(deltas, coefficients, self.fraction)
+        elif self.kind == "krum":
+            unit, influence = krum(deltas, coefficients, byzantine, 1)
+        elif self.kind == "multi_krum":
+            unit, influence = krum(deltas, coefficients, byzantine, n - byzantine)
+        else:
+            unit, influence = centered_clip(deltas, coefficients, self._center)
+            self._center = unit
+        return total * unit, influence

@@ -6,7 +6,8 @@ replace the client's, its local part (optimiser state, generator, counters: see
 ``steps`` local steps of ``batch_size`` samples from the client's training data of the concept
 it is in at the task's start time (cycling through its shard, reshuffled each pass), and returns
 the *delta*: the trained state's vector minus the vector it started from. A new client's local
-part is the split's template's.
+part is the split's template's. With ``flip_classes = K`` the client is a label-flipping
+attacker (:mod:`~adaptloop.distributed.attacks`): it trains on class ``K - 1 - c`` for ``c``.
 
 >>> import numpy as np
 >>> from adaptloop.learners import LogisticRegression
@@ -35,7 +36,8 @@ from adaptloop.validation import Count, Seed, check_integer
 @declared
 class Client:
     """Client ``index``: its own clone of ``learner`` (starting from ``split``'s template), its
-    ``shard`` and a seeded data order."""
+    ``shard`` and a seeded data order; ``flip_classes``: the number of classes whose labels it
+    flips (None: honest labels)."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class Client:
         split: StateSplit,
         batch_size: Count = 32,
         seed: Seed = 0,
+        flip_classes: Count | None = None,
     ) -> None:
         self.index = index
         self.learner = learner.clone()
@@ -55,6 +58,7 @@ class Client:
         self._rng = np.random.default_rng([seed, 9, index])
         self._order: dict[int, np.ndarray] = {}
         self._cursor: dict[int, int] = {}
+        self.flip_classes = flip_classes
 
     def _batch(self, concept: int) -> tuple[np.ndarray, np.ndarray]:
         X, y = self.shard.train[concept]
@@ -70,6 +74,8 @@ class Client:
             out.append(part)
             need -= len(part)
         index = np.concatenate(out)
+        if self.flip_classes is not None:
+            return X[index], (self.flip_classes - 1 - y[index]).astype(y.dtype)
         return X[index], y[index]
 
     def run(self, model: np.ndarray, steps: int, time: float) -> tuple[np.ndarray, int]:

@@ -3,8 +3,9 @@
 An engine provides a clock and a transport (:class:`~adaptloop.distributed.local.LocalEngine`:
 simulated, in-process; :class:`~adaptloop.distributed.ray_engine.RayEngine`: wall clock, Ray
 actors). The rest of a run is the same on both and lives here: the server of the rule over the
-federation's initial model, the seeded generator of task durations, the evaluation records and
-the trace's closing counts.
+federation's initial model, the seeded generator of task durations, the attack on the messages
+both ways (:meth:`RuleRun.outgoing`, :meth:`RuleRun.receive`), the evaluation records and the
+trace's closing counts.
 
 >>> from adaptloop.distributed.local import LocalEngine
 >>> issubclass(LocalEngine, Engine), LocalEngine.name
@@ -21,7 +22,7 @@ import numpy as np
 
 from adaptloop.distributed.federation import Evaluator, Federation, RunTrace
 from adaptloop.distributed.rules.base import AggregationRule
-from adaptloop.distributed.server import Server
+from adaptloop.distributed.server import Server, Task
 
 OnTime = Callable[[float], None]
 """Progress callback: called with the (simulated) time after each evaluation."""
@@ -71,7 +72,20 @@ class RuleRun:
         self.rng = np.random.default_rng([fed.seed, 12])
         self.evaluator = Evaluator(fed)
         self.trace = RunTrace(rule=name, engine=engine)
+        self.adversary = fed.adversary()
+        self.trace.byzantine = sorted(self.adversary.byzantine)
         self.started = time.perf_counter()
+
+    def outgoing(self, task: Task) -> np.ndarray:
+        """The model ``task``'s client receives (through the noisy link, if any)."""
+        return self.adversary.downlink(task.model)
+
+    def receive(self, task_id: int, delta: np.ndarray, n_samples: int, now: float) -> list[Task]:
+        """An update arrives at the server, as its client's attack and the link made it."""
+        task = self.server.task(task_id)
+        if task is not None:
+            delta = self.adversary.uplink(task.client, delta, now)
+        return self.server.receive(task_id, delta, n_samples, now)
 
     def evaluate(self, now: float) -> None:
         """Record the global model's scores at ``now`` (time, scores, version, counts so far,
@@ -82,6 +96,7 @@ class RuleRun:
             **self.evaluator.evaluate(server.model, now),
             "version": server.version,
             "updates": server.counts["accepted"],
+            "down_weighted": server.counts["down_weighted"],
             "samples": server.counts["samples"],
             "failed": len(server.weights) - len(server.alive),
             "wall_seconds": time.perf_counter() - self.started,
@@ -97,6 +112,8 @@ class RuleRun:
         trace.accepted_by_client = dict(server.accepted_by_client)
         trace.last_update_at = dict(server.last_update_at)
         trace.events = list(server.events)
+        trace.influence = list(server.influence)
+        trace.down_weighted_by_client = dict(server.down_weighted_by_client)
         trace.failed_clients = sorted(set(range(self.fed.n_clients)) - server.alive)
         trace.wall_seconds = time.perf_counter() - self.started
         trace.eval_seconds = self.evaluator.seconds

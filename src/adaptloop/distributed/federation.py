@@ -6,7 +6,8 @@ size, the per-client speed profile (simulated time per local step: the fast clie
 ``faster_pct = P``, Fraboni et al.'s scenario, :func:`linear_speed_profile`), the communication
 latency, the task timeout and the restart delay of failed clients, the run's duration and how
 often the server evaluates, and which parts of the learner's state clients share (``share`` and
-``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`). Time is simulated time in
+``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`) and the ``attack`` (Byzantine
+clients and noisy links, :mod:`~adaptloop.distributed.attacks`). Time is simulated time in
 *units* (one local step of a fast client takes ``step_time`` units); the Ray engine maps a unit to
 ``time_unit_s`` wall-clock seconds.
 
@@ -34,6 +35,7 @@ from typing import Annotated, Literal
 import numpy as np
 from annotated_types import Ge, Lt
 
+from adaptloop.distributed.attacks import Adversary, Attack
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.data import FederatedData
 from adaptloop.distributed.sharing import StateSplit
@@ -181,6 +183,7 @@ class Federation:
     faults: tuple[Fault, ...] = ()
     share: tuple[str, ...] = ()
     local: tuple[str, ...] = ()
+    attack: Attack | None = None
     step_times: np.ndarray = field(init=False)
     split: StateSplit = field(init=False)
 
@@ -216,8 +219,15 @@ class Federation:
         sizes = np.array([s.n_train for s in self.data.shards], dtype=np.float64)
         return sizes / sizes.sum()
 
+    def adversary(self) -> Adversary:
+        """The attack at run time (a fresh one per run): Byzantine clients, noisy links."""
+        keep = np.where(self.split.statistics.strip(np.ones(self.split.size)) > 0, 1.0, 0.0)
+        return Adversary(self.attack, self.n_clients, self.data.info.n_classes, self.seed, keep)
+
     def make_client(self, index: int, generation: int = 0) -> Client:
         """Client ``index`` (a restarted client is generation 1, 2, ...: a fresh data order)."""
+        attack = self.attack or Attack()
+        flips = attack.kind == "label_flip" and index in attack.byzantine(self.n_clients, self.seed)
         return Client(
             index,
             self.learner,
@@ -225,6 +235,7 @@ class Federation:
             self.split,
             self.batch_size,
             seed=self.seed * 1000 + generation,
+            flip_classes=self.data.info.n_classes if flips else None,
         )
 
     def task_duration(self, client: int, steps: int, rng: np.random.Generator) -> float:
@@ -267,7 +278,8 @@ class Evaluator:
 @dataclass
 class RunTrace:
     """What one rule's run recorded: one row per evaluation, the server's counts (and per client,
-    see :class:`~adaptloop.distributed.server.Server`), failures and rejoins, timings."""
+    see :class:`~adaptloop.distributed.server.Server`), failures and rejoins, timings; the
+    Byzantine clients and every robust block's ``influence`` ``(time, client, influence)``."""
 
     rule: str
     rows: list[dict] = field(default_factory=list)
@@ -280,3 +292,6 @@ class RunTrace:
     learn_seconds: float = 0.0
     eval_seconds: float = 0.0
     engine: str = "local"
+    byzantine: list[int] = field(default_factory=list)
+    influence: list[tuple[float, int, float]] = field(default_factory=list)
+    down_weighted_by_client: dict[int, int] = field(default_factory=dict)

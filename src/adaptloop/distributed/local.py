@@ -81,7 +81,7 @@ class _Simulation(RuleRun):
             return
         started = time.perf_counter()
         try:
-            delta, n = self.clients[c].run(task.model, task.steps, now)
+            delta, n = self.clients[c].run(self.outgoing(task), task.steps, now)
         except Exception:  # a failing learner is a failed client, as with a remote one
             self.push(now + fed.latency, "error", task)
             return
@@ -129,7 +129,7 @@ class _Simulation(RuleRun):
                 task, delta, n = payload
                 if task.client in self.fault and self.fault[task.client] in ("hang", "die"):
                     continue  # lost with the process
-                self.send(server.receive(task.task_id, delta, n, now), now)
+                self.send(self.receive(task.task_id, delta, n, now), now)
             elif kind in ("timeout", "error"):
                 if (
                     kind == "error"

@@ -217,7 +217,7 @@ class _RayRun(RuleRun):
         for task in tasks:
             seconds = self.fed.task_duration(task.client, task.steps, self.rng) * unit
             actor = self.engine.actors[task.client]
-            ref = actor.run.remote(task.task_id, task.model, task.steps, now, seconds)
+            ref = actor.run.remote(task.task_id, self.outgoing(task), task.steps, now, seconds)
             self.inflight[ref] = task
             if math.isfinite(self.fed.timeout):
                 heapq.heappush(self.deadlines, (now + self.fed.timeout, task.task_id))
@@ -246,7 +246,7 @@ class _RayRun(RuleRun):
             self.fail(task.client, now)
             return
         self.trace.learn_seconds += compute
-        self.send(self.server.receive(task_id, delta, n, now), now)
+        self.send(self.receive(task_id, delta, n, now), now)
 
     def _due(self, now: float, evals: list[float]) -> None:
         while self.timers and self.timers[0] <= now:

@@ -6,8 +6,10 @@ server evaluation, ``position`` = simulated time (rounded to whole units), ``n``
 previous record, ``accuracy_batch`` = the global model's accuracy on every client's held-out data
 at that time (mean over clients), ``accuracy_window`` = its mean over the last ``window`` time
 units, ``accuracy`` = its time average so far; plus ``accuracy_worst`` (worst client), ``time``,
-``version`` (server steps), ``updates`` (accepted), ``samples``, ``failed`` (clients down) and
-``wall_seconds``. Drift segments (before / after / recovery) are computed over time the same way.
+``version`` (server steps), ``updates`` (accepted), ``down_weighted`` (updates a robust block
+down-weighted or rejected so far), ``samples``, ``failed`` (clients down) and ``wall_seconds``.
+Per rule, ``federated["rules"]`` also lists the Byzantine clients of the attack (``byzantine``)
+and the down-weighted updates per client (``down_weighted_by_client``). Drift segments (before / after / recovery) are computed over time the same way.
 
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data
@@ -89,6 +91,7 @@ def _columns(trace: RunTrace, window: float) -> dict[str, list]:
         "time": times.tolist(),
         "version": [r["version"] for r in trace.rows],
         "updates": [r["updates"] for r in trace.rows],
+        "down_weighted": [r["down_weighted"] for r in trace.rows],
         "samples": [r["samples"] for r in trace.rows],
         "failed": [r["failed"] for r in trace.rows],
         "wall_seconds": [r["wall_seconds"] for r in trace.rows],
@@ -165,6 +168,11 @@ def run_federation(
             "failed_at_end": trace.failed_clients,
             "events": [list(e) for e in trace.events],
             "updates_by_client": {str(k): v for k, v in sorted(trace.accepted_by_client.items())},
+            "byzantine": trace.byzantine,
+            "down_weighted": trace.counts.get("down_weighted", 0),
+            "down_weighted_by_client": {
+                str(k): v for k, v in sorted(trace.down_weighted_by_client.items())
+            },
             "wall_seconds": trace.wall_seconds,
         }
     federated = {
@@ -174,6 +182,7 @@ def run_federation(
         "eval_every": federation.eval_every,
         "target": target,
         "step_times": federation.step_times.tolist(),
+        "attack": vars(federation.attack) if federation.attack is not None else None,
         "rules": per_rule,
     }
     return FederatedResult(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adaptloop.distributed.aggregate import DOWN_WEIGHTED
 from adaptloop.distributed.rules.base import AggregationRule, Plan, ServerView, Update
 from adaptloop.distributed.sharing import StatisticsBlocks
 
@@ -56,7 +57,9 @@ class Server:
     ``statistics`` are the vectors' statistics blocks (merged here, see the module docstring);
     ``pooled`` holds, in those blocks, the statistics of every sample accepted so far.
     ``counts`` holds ``accepted`` updates, ``duplicate`` and ``late`` (dropped) deliveries,
-    ``failures``, ``rejoins`` and ``samples`` (behind accepted updates);
+    ``failures``, ``rejoins``, ``samples`` (behind accepted updates) and ``down_weighted``
+    (updates a rule's robust block gave an influence below one half; per client in
+    ``down_weighted_by_client``, every influence in ``influence`` as ``(time, client, value)``);
     ``accepted_by_client`` the accepted updates per client, ``last_update_at`` the time of each
     client's last accepted update, ``events`` the failures and rejoins as ``(time, kind,
     client)``.
@@ -81,6 +84,8 @@ class Server:
         self.accepted_by_client: Counter[int] = Counter()
         self.last_update_at: dict[int, float] = {}
         self.events: list[tuple[float, str, int]] = []
+        self.influence: list[tuple[float, int, float]] = []
+        self.down_weighted_by_client: Counter[int] = Counter()
         self._rng = np.random.default_rng([seed, 10])
         self._outstanding: dict[int, Task] = {}
         self._accepted: set[int] = set()
@@ -98,12 +103,21 @@ class Server:
         """Tasks sent and not yet answered (of ``client``, or all)."""
         return [t for t in self._outstanding.values() if client is None or t.client == client]
 
+    def task(self, task_id: int) -> Task | None:
+        """The outstanding task ``task_id`` (None: answered, dropped or never sent)."""
+        return self._outstanding.get(task_id)
+
     def take_timers(self) -> list[float]:
         """Times the rule asked to be woken at since the last call."""
         timers, self._timers = self._timers, []
         return timers
 
     def _apply(self, plan: Plan, now: float) -> list[Task]:
+        for client, influence in plan.influence:
+            self.influence.append((float(now), client, float(influence)))
+            if influence < DOWN_WEIGHTED:
+                self.counts["down_weighted"] += 1
+                self.down_weighted_by_client[client] += 1
         if plan.model is not None:
             if plan.model.shape != self.model.shape or not np.all(np.isfinite(plan.model)):
                 raise ValueError(

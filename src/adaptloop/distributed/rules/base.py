@@ -57,11 +57,14 @@ class Assignment:
 
 @dataclass
 class Plan:
-    """A rule's answer: new global ``model`` (None: unchanged), tasks to send, timers to set."""
+    """A rule's answer: new global ``model`` (None: unchanged), tasks to send, timers to set,
+    and the ``influence`` its robust block gave each update of the step, ``(client, influence)``
+    (1: used as is, 0: rejected; see :class:`~adaptloop.distributed.aggregate.RobustBlock`)."""
 
     model: np.ndarray | None = None
     dispatch: list[Assignment] = field(default_factory=list)
     timers: list[float] = field(default_factory=list)
+    influence: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,16 @@ class AggregationRule(ABC):
     def params(self) -> dict[str, object]:
         """The constructor arguments (for the results summary)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def robust_influence(
+    updates: list[Update], influence: np.ndarray, robust: str
+) -> list[tuple[int, float]]:
+    """``(client, influence)`` of each update a robust block weighed (none for ``"mean"``).
+
+    >>> robust_influence([Update(0, 3, np.zeros(1), 0, 8, 1, 0.0, 1.0)], np.array([0.0]), "krum")
+    [(3, 0.0)]
+    """
+    if robust == "mean":
+        return []
+    return [(u.client, float(k)) for u, k in zip(updates, influence, strict=True)]

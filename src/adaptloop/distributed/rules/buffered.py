@@ -28,6 +28,11 @@ The client-time scenario of Fraboni et al. (the fastest client ``P`` % faster th
 ``tau_i = 1 - i (P/100)/(n-1)``) is ``Federation(faster_pct=P)``
 (:func:`~adaptloop.distributed.federation.linear_speed_profile`).
 
+``robust`` replaces the buffer's weighted sum by a Byzantine-robust block
+(:class:`~adaptloop.distributed.aggregate.RobustBlock`) over the buffered deltas with the same
+weights ``d_i``, scaled to their total, so staleness weighting is kept; ``robust_fraction`` is the
+share of the buffer assumed Byzantine.
+
 Deviations: FedBuff's client sampling to a target concurrency is replaced by "every alive client
 always works" (concurrency = number of clients); a client that delivers twice inside one buffer
 contributes twice, as in the paper's buffer.
@@ -52,8 +57,22 @@ from typing import Literal
 
 import numpy as np
 
-from adaptloop.distributed.aggregate import Staleness, server_step, staleness_weight, weighted_sum
-from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.aggregate import (
+    Robust,
+    RobustBlock,
+    RobustFraction,
+    Staleness,
+    server_step,
+    staleness_weight,
+)
+from adaptloop.distributed.rules.base import (
+    AggregationRule,
+    Assignment,
+    Plan,
+    ServerView,
+    Update,
+    robust_influence,
+)
 from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
 
@@ -70,32 +89,41 @@ class _Buffered(AggregationRule):
         staleness: Staleness,
         exponent: float,
         average: Average,
+        robust: Robust,
+        robust_fraction: float,
     ) -> None:
         self.local_steps, self.server_lr = local_steps, server_lr
         self.staleness, self.exponent, self.average = staleness, exponent, average
-        self._buffer: list[tuple[int, float, np.ndarray]] = []
+        self.robust, self.robust_fraction = robust, robust_fraction
+        self._block = RobustBlock(robust, robust_fraction)
+        self._buffer: list[tuple[Update, float]] = []
 
     def _everyone(self, view: ServerView) -> list[Assignment]:
         return [Assignment(c, self.local_steps) for c in view.idle]
 
     def _add(self, update: Update, view: ServerView) -> None:
         weight = staleness_weight(view.staleness(update), self.staleness, self.exponent)
-        self._buffer.append((update.client, weight * self._scale(update), update.delta))
+        self._buffer.append((update, weight * self._scale(update)))
 
     def _scale(self, update: Update) -> float:
         """A rule's own factor on an update's weight (1; FedFix: the windows it spans)."""
         return 1.0
 
-    def _step(self, view: ServerView) -> np.ndarray | None:
+    def _step(self, view: ServerView, plan: Plan) -> Plan:
+        """``plan`` with the server step over the buffer (if any) and its influences."""
         if not self._buffer:
-            return None
+            return plan
         coefficients = [
-            (1.0 / len(self._buffer) if self.average == "buffer" else view.weights[client]) * weight
-            for client, weight, _ in self._buffer
+            (1.0 / len(self._buffer) if self.average == "buffer" else view.weights[u.client])
+            * weight
+            for u, weight in self._buffer
         ]
-        step = weighted_sum([delta for _, _, delta in self._buffer], coefficients)
+        updates = [u for u, _ in self._buffer]
+        step, kept = self._block([u.delta for u in updates], coefficients)
         self._buffer = []
-        return server_step(view.model, step, self.server_lr)
+        plan.model = server_step(view.model, step, self.server_lr)
+        plan.influence = robust_influence(updates, kept, self.robust)
+        return plan
 
 
 @rules.register("fedbuff")
@@ -110,8 +138,12 @@ class FedBuff(_Buffered):
         staleness: Staleness = "sqrt",
         exponent: PositiveReal = 0.5,
         average: Average = "buffer",
+        robust: Robust = "mean",
+        robust_fraction: RobustFraction = 0.25,
     ) -> None:
-        super().__init__(local_steps, server_lr, staleness, exponent, average)
+        super().__init__(
+            local_steps, server_lr, staleness, exponent, average, robust, robust_fraction
+        )
         self.buffer_size = buffer_size
 
     def start(self, view: ServerView) -> Plan:
@@ -119,8 +151,8 @@ class FedBuff(_Buffered):
 
     def on_update(self, update: Update, view: ServerView) -> Plan:
         self._add(update, view)
-        model = self._step(view) if len(self._buffer) >= self.buffer_size else None
-        return Plan(model=model, dispatch=[Assignment(update.client, self.local_steps)])
+        plan = Plan(dispatch=[Assignment(update.client, self.local_steps)])
+        return self._step(view, plan) if len(self._buffer) >= self.buffer_size else plan
 
 
 @rules.register("fedfix")
@@ -135,8 +167,12 @@ class FedFix(_Buffered):
         staleness: Staleness = "none",
         exponent: PositiveReal = 0.5,
         average: Average = "data",
+        robust: Robust = "mean",
+        robust_fraction: RobustFraction = 0.25,
     ) -> None:
-        super().__init__(local_steps, server_lr, staleness, exponent, average)
+        super().__init__(
+            local_steps, server_lr, staleness, exponent, average, robust, robust_fraction
+        )
         self.window = window
 
     def start(self, view: ServerView) -> Plan:
@@ -151,4 +187,4 @@ class FedFix(_Buffered):
         return float(max(1, math.ceil((update.time - update.sent_at) / self.window - 1e-9)))
 
     def on_timer(self, view: ServerView) -> Plan:
-        return Plan(model=self._step(view), timers=[view.now + self.window])
+        return self._step(view, Plan(timers=[view.now + self.window]))

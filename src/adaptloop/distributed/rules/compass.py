@@ -30,6 +30,9 @@ client's model was sent) and the global model becomes
 ``theta <- theta + sum_i alpha_i (theta_sent_i + Delta_i - theta)``: the rule remembers the model
 each client was sent. Deviations: none in the arithmetic; APPFL measures wall-clock time, we the
 engine's clock. ``staleness`` can pick another function of :mod:`~adaptloop.distributed.aggregate`.
+``robust`` mixes a group by a Byzantine-robust block instead
+(:class:`~adaptloop.distributed.aggregate.RobustBlock`: ``theta <- theta + block(theta_i - theta,
+alpha_i)``, the weights ``alpha_i`` and their total kept).
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
@@ -53,8 +56,22 @@ from typing import Annotated
 import numpy as np
 from annotated_types import Ge, Gt, Le
 
-from adaptloop.distributed.aggregate import Staleness, compass_mix, staleness_weight
-from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.aggregate import (
+    Robust,
+    RobustBlock,
+    RobustFraction,
+    Staleness,
+    compass_mix,
+    staleness_weight,
+)
+from adaptloop.distributed.rules.base import (
+    AggregationRule,
+    Assignment,
+    Plan,
+    ServerView,
+    Update,
+    robust_influence,
+)
 from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
 
@@ -83,7 +100,11 @@ class FedCompass(AggregationRule):
         alpha: Share = 0.9,
         staleness: Staleness = "poly",
         exponent: PositiveReal = 0.5,
+        robust: Robust = "mean",
+        robust_fraction: RobustFraction = 0.25,
     ) -> None:
+        self.robust, self.robust_fraction = robust, robust_fraction
+        self._block = RobustBlock(robust, robust_fraction)
         self.max_steps, self.q_ratio, self.latest_factor = max_steps, q_ratio, latest_factor
         self.speed_momentum, self.alpha = speed_momentum, alpha
         self.staleness, self.exponent = staleness, exponent
@@ -138,15 +159,21 @@ class FedCompass(AggregationRule):
         return Assignment(client, steps), [self._groups[gid].latest]
 
     # -- aggregation --------------------------------------------------------------------------
-    def _mix(self, updates: list[Update], view: ServerView) -> np.ndarray:
-        """APPFL's ``FedCompassAggregator.aggregate``: weights ``alpha * s(tau_i) / N``."""
+    def _mix(self, updates: list[Update], view: ServerView, plan: Plan) -> np.ndarray:
+        """APPFL's ``FedCompassAggregator.aggregate``: weights ``alpha * s(tau_i) / N``; with a
+        robust block, ``model + block(models - model, weights)`` (its influences go to
+        ``plan``)."""
         n = len(view.weights)
         weights = [
             self.alpha * staleness_weight(view.staleness(u), self.staleness, self.exponent) / n
             for u in updates
         ]
         models = [self._sent.pop(u.client, view.model) + u.delta for u in updates]
-        return compass_mix(view.model, models, weights)
+        if self.robust == "mean":
+            return compass_mix(view.model, models, weights)
+        step, kept = self._block([m - view.model for m in models], weights)
+        plan.influence.extend(robust_influence(updates, kept, self.robust))
+        return view.model + step
 
     def _send(self, plan: Plan, client: int, steps: int, model: np.ndarray) -> None:
         self._sent[client] = model
@@ -156,7 +183,8 @@ class FedCompass(AggregationRule):
         group = self._groups.pop(gid)
         updates = self._buffer + group.arrived
         self._buffer = []
-        plan = Plan(model=self._mix(updates, view))
+        plan = Plan()
+        plan.model = self._mix(updates, view, plan)
         for client in group.members:  # still on their way: they will arrive late
             self._group_of.pop(client, None)
         arrived = sorted({u.client for u in group.arrived}, key=lambda c: self._speed[c])
@@ -181,7 +209,7 @@ class FedCompass(AggregationRule):
         if group is None or view.now > group.latest:
             plan = Plan()
             if group is None and update.client not in self._speed_seen:
-                plan.model = self._mix([update], view)  # a first arrival: applied alone
+                plan.model = self._mix([update], view, plan)  # a first arrival: applied alone
             else:
                 self._buffer.append(update)
             if group is not None:
@@ -218,6 +246,7 @@ class FedCompass(AggregationRule):
                 view.rng,
             )
             plan.model = step.model
+            plan.influence.extend(step.influence)
             plan.dispatch.extend(step.dispatch)
             plan.timers.extend(step.timers)
         return plan

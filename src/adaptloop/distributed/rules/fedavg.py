@@ -9,7 +9,9 @@ have no epochs) and the server waits for all of them, then sets
     w_{t+1} = w_t + server_lr * sum_k (n_k / n) * (w^k_{t+1} - w_t)
 
 (``n_k`` the samples client ``k`` used this round, ``n`` their sum). With ``server_lr = 1`` this
-is the paper's ``w_{t+1} = sum_k (n_k / n) w^k_{t+1}``. Deviation: a sampled client that fails
+is the paper's ``w_{t+1} = sum_k (n_k / n) w^k_{t+1}``. ``robust`` replaces the weighted mean by
+a Byzantine-robust block (:class:`~adaptloop.distributed.aggregate.RobustBlock`, with the same
+weights ``n_k / n``; ``robust_fraction`` the share of inputs assumed Byzantine). Deviation: a sampled client that fails
 (timeout, crash) is dropped from the round, which closes with the others, instead of stalling.
 
 >>> import numpy as np
@@ -32,8 +34,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptloop.distributed.aggregate import server_step, weighted_mean
-from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
+from adaptloop.distributed.aggregate import (
+    Robust,
+    RobustBlock,
+    RobustFraction,
+    server_step,
+    shares,
+)
+from adaptloop.distributed.rules.base import (
+    AggregationRule,
+    Assignment,
+    Plan,
+    ServerView,
+    Update,
+    robust_influence,
+)
 from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
 
@@ -43,11 +58,18 @@ class FedAvg(AggregationRule):
     """Synchronous FedAvg: sample clients, wait for all of them, average their deltas."""
 
     def __init__(
-        self, clients_per_round: Count = 8, local_steps: Count = 5, server_lr: PositiveReal = 1.0
+        self,
+        clients_per_round: Count = 8,
+        local_steps: Count = 5,
+        server_lr: PositiveReal = 1.0,
+        robust: Robust = "mean",
+        robust_fraction: RobustFraction = 0.25,
     ) -> None:
         self.clients_per_round = clients_per_round
         self.local_steps = local_steps
         self.server_lr = server_lr
+        self.robust, self.robust_fraction = robust, robust_fraction
+        self._block = RobustBlock(robust, robust_fraction)
         self._pending: set[int] = set()
         self._received: list[Update] = []
 
@@ -60,12 +82,15 @@ class FedAvg(AggregationRule):
         return Plan(model=model, dispatch=[Assignment(c, self.local_steps) for c in chosen])
 
     def _close_round(self, view: ServerView) -> Plan:
-        model = None
+        model, influence = None, []
         if self._received:
             deltas = [u.delta for u in self._received]
-            step = weighted_mean(deltas, [u.n_samples for u in self._received])
+            step, kept = self._block(deltas, shares([u.n_samples for u in self._received]))
             model = server_step(view.model, step, self.server_lr)
-        return self._new_round(view, model)
+            influence = robust_influence(self._received, kept, self.robust)
+        plan = self._new_round(view, model)
+        plan.influence = influence
+        return plan
 
     def start(self, view: ServerView) -> Plan:
         return self._new_round(view)
