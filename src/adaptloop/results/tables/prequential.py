@@ -184,6 +184,14 @@ def _drift_table(summary: dict, recovered: dict[tuple[str, int], float | None] |
     )
 
 
+def _down_weighted(rule: dict) -> str:
+    """Updates a robust block down-weighted: from Byzantine clients / from honest ones."""
+    bad = {str(c) for c in rule.get("byzantine", [])}
+    down = rule.get("down_weighted_by_client", {})
+    byzantine = sum(v for c, v in down.items() if c in bad)
+    return f"{byzantine} / {sum(down.values()) - byzantine}"
+
+
 def _federated_table(summary: dict) -> Table:
     fed = summary["federated"]
     target = fed.get("target")
@@ -197,6 +205,9 @@ def _federated_table(summary: dict) -> Table:
         Column("server steps"),
         Column("failures"),
     ]
+    attacked = bool(fed.get("attack"))
+    if attacked:
+        columns.append(Column("down-weighted Byzantine / honest"))
     rows: list[list[Cell | str]] = []
     for name, rule in fed["rules"].items():
         after = ", ".join(format_number(a, 3) for a in rule["accuracy_after_drift"])
@@ -212,6 +223,8 @@ def _federated_table(summary: dict) -> Table:
                 format_number(rule["failures"]),
             ]
         )
+        if attacked:
+            rows[-1].append(_down_weighted(rule))
     of_target = f", target accuracy {target}" if target is not None else ""
     return Table(
         "Federation",
@@ -221,5 +234,11 @@ def _federated_table(summary: dict) -> Table:
         note=f"{fed['clients']} clients on the {fed['engine']} engine{of_target}: per "
         "aggregation rule, the simulated and wall-clock time until the global model first "
         "reached the target, its accuracy at the end and just after each drift, accepted "
-        "updates, server steps and client failures.",
+        "updates, server steps and client failures"
+        + (
+            "; under attack, the updates a robust block down-weighted, from Byzantine and from "
+            "honest clients."
+            if attacked
+            else "."
+        ),
     )
