@@ -32,8 +32,8 @@ from adaptloop.config.schema import (
     accepts,
     component_spec,
 )
-from adaptloop.distributed.data import FederatedData, make_federated_data
 from adaptloop.distributed.attacks import Attack
+from adaptloop.distributed.data import FederatedData, make_federated_data
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.local import LocalEngine
 from adaptloop.distributed.ray_engine import RayEngine

@@ -9,7 +9,8 @@ units, ``accuracy`` = its time average so far; plus ``accuracy_worst`` (worst cl
 ``version`` (server steps), ``updates`` (accepted), ``down_weighted`` (updates a robust block
 down-weighted or rejected so far), ``samples``, ``failed`` (clients down) and ``wall_seconds``.
 Per rule, ``federated["rules"]`` also lists the Byzantine clients of the attack (``byzantine``)
-and the down-weighted updates per client (``down_weighted_by_client``). Drift segments (before / after / recovery) are computed over time the same way.
+and the down-weighted updates per client (``down_weighted_by_client``). Drift segments (before /
+after / recovery) are computed over time the same way.
 
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data

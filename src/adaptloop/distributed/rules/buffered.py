@@ -55,8 +55,6 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
-
 from adaptloop.distributed.aggregate import (
     Robust,
     RobustBlock,

@@ -11,8 +11,9 @@ have no epochs) and the server waits for all of them, then sets
 (``n_k`` the samples client ``k`` used this round, ``n`` their sum). With ``server_lr = 1`` this
 is the paper's ``w_{t+1} = sum_k (n_k / n) w^k_{t+1}``. ``robust`` replaces the weighted mean by
 a Byzantine-robust block (:class:`~adaptloop.distributed.aggregate.RobustBlock`, with the same
-weights ``n_k / n``; ``robust_fraction`` the share of inputs assumed Byzantine). Deviation: a sampled client that fails
-(timeout, crash) is dropped from the round, which closes with the others, instead of stalling.
+weights ``n_k / n``; ``robust_fraction`` the share of inputs assumed Byzantine). Deviation: a
+sampled client that fails (timeout, crash) is dropped from the round, which closes with the
+others, instead of stalling.
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
