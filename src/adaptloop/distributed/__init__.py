@@ -11,18 +11,21 @@ learners federate as well as numpy ones. The aggregation arithmetic is shared by
 :mod:`~adaptloop.distributed.engine`.
 The server (:mod:`~adaptloop.distributed.server`) applies an aggregation rule
 (:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass, gossip
-with one final merge), counts every update at most once, survives failed
-clients and evaluates the global model on every client's held-out data over time. Engines:
+with one final merge; each server rule can aggregate through a Byzantine-robust block), counts
+every update at most once, survives failed clients and evaluates the global model on every
+client's held-out data over time. Engines:
 :class:`~adaptloop.distributed.local.LocalEngine` (simulated clock, deterministic) and
 :class:`~adaptloop.distributed.ray_engine.RayEngine` (clients are Ray actors; needs the
-``[distributed]`` extra). :func:`~adaptloop.distributed.run.run_federation` runs several rules
-and returns a result that writes the usual results folder.
+``[distributed]`` extra); both inject the same attacks (Byzantine clients, noisy links:
+:mod:`~adaptloop.distributed.attacks`). :func:`~adaptloop.distributed.run.run_federation` runs
+several rules and returns a result that writes the usual results folder.
 
 >>> from adaptloop.distributed import registry
 >>> "fedbuff" in registry
 True
 """
 
+from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.data import ClientShard, FederatedData, make_federated_data
 from adaptloop.distributed.federation import Evaluator, Fault, Federation, RunTrace
 from adaptloop.distributed.local import LocalEngine
@@ -43,6 +46,7 @@ from adaptloop.distributed.state import StateCodec
 
 __all__ = [
     "AggregationRule",
+    "Attack",
     "ClientShard",
     "Evaluator",
     "Fault",
