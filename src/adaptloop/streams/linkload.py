@@ -5,19 +5,30 @@ vs. Incremental Learning for Link Load Prediction amid Concept Drift due to Netw
 an operator forecasts the load of a backbone link; a link fails, traffic is re-routed and the
 loads shift abruptly.
 
-Simulation (vectorised: a few simulated days build in a few milliseconds):
+Simulation (:mod:`adaptloop.streams.network`; vectorised: a few simulated days build in a few
+milliseconds):
 
 - **Topology**: from the ``topohub`` package (offline), ``"sndlib/nobel-eu"`` (Euro28 / Nobel-EU:
   28 nodes, 41 links; default), ``"sndlib/abilene"`` (12 nodes, 15 links) or ``"sndlib/geant"``
   (22 nodes, 36 links). Links are undirected; a link's load is the traffic crossing it in
   either direction.
-- **Demands**: the SNDlib demand matrix that topohub ships with each topology (``graph ->
-  demands``; 378 demands for Nobel-EU), not a gravity model. Each demand ``k`` with volume
-  ``D_k`` follows ``D_k * (1 + a_d sin(2 pi tod - pi/2 + phi_k)) * (1 + a_w sin(2 pi dow / 7
-  + psi_k)) * (1 + noise * eps)``, clipped at 0: a daily profile peaking near noon, a weekly
-  one, a seeded per-demand phase shift ``phi_k`` (uniform within ``+- phase_spread`` hours;
-  ``psi_k`` likewise in days) and seeded Gaussian noise ``eps``, at one sample every
-  ``step_minutes`` (default 5, so 288 steps a day). Step 0 is a Monday, 00:00.
+- **Demands, synthetic** (default, ``traffic=None``): the SNDlib demand matrix that topohub
+  ships with each topology (``graph -> demands``; 378 demands for Nobel-EU), not a gravity
+  model. Each demand ``k`` with volume ``D_k`` follows ``D_k * (1 + a_d sin(2 pi tod - pi/2 +
+  phi_k)) * (1 + a_w sin(2 pi dow / 7 + psi_k)) * (1 + noise * eps)``, clipped at 0: a daily
+  profile peaking near noon, a weekly one, a seeded per-demand phase shift ``phi_k`` (uniform
+  within ``+- phase_spread`` hours; ``psi_k`` likewise in days) and seeded Gaussian noise
+  ``eps``, at one sample every ``step_minutes`` (default 5, so 288 steps a day) for ``days``
+  (default 4). Step 0 is a Monday, 00:00.
+- **Demands, measured** (``traffic="path/to/file.csv.gz"``): the traffic matrices of the file
+  replayed row by row (layout in :mod:`adaptloop.streams.traffic`: ``time`` + ``o<i>_d<j>``;
+  e.g. ``../shared/data/abilene_tm.csv.gz`` on ``"sndlib/abilene"``, two weeks at 5 minutes).
+  The file's node ``i`` is the topology's node ``i`` (a different node count is refused); its
+  step is the stream's (``step_minutes``, if given, must match); ``days`` (default: the whole
+  file) takes the first days; the time features come from its ``time`` column. The first
+  ``history`` rows are the history, so sample ``t`` is row ``t + history``. The profile
+  parameters (``daily_amplitude``, ``weekly``, ``weekly_amplitude``, ``phase_spread``,
+  ``noise``) are not used; ``seed`` then only draws random failures.
 - **Routing**: every demand follows its shortest path by link length (networkx, the
   ``dist`` attribute topohub gives; no ECMP). Per topology state (between failures and repairs)
   the paths become a path-incidence matrix ``P`` (demands x links) and the loads of every step
@@ -25,15 +36,21 @@ Simulation (vectorised: a few simulated days build in a few milliseconds):
 - **Failures**: ``failures=[{at=step, link=[u, v]}]`` (node names or ids), optionally with
   ``repair_at``; or ``{at=step, severity="drastic"}`` (fail the most loaded link) /
   ``severity="moderate"`` (a lightly loaded one: the link at the 25th load percentile), chosen
-  among the links whose loss keeps the network connected, by their mean load (the demand
-  matrix routed) in the topology state just before the failure. ``random_failures=k`` adds
-  ``k`` failures of random non-bridge links at random steps in the middle half of the stream
-  (seeded). On a failure every demand is re-routed on the surviving graph; a demand that
-  becomes unroutable (a bridge failed) is dropped while the link is down, counted in
-  :attr:`LinkLoadStream.events` and reported with a ``RuntimeWarning``.
+  among the links whose loss keeps the network connected, by their mean load in the topology
+  state just before the failure (synthetic: the SNDlib matrix routed; measured: the mean
+  demand of the steps before the failure routed). ``random_failures=k`` adds ``k`` failures
+  of random non-bridge links at random steps in the middle half of the stream (seeded). On a
+  failure every demand is re-routed on the surviving graph; a demand that becomes unroutable
+  (a bridge failed) is dropped while the link is down, counted in :attr:`LinkLoadStream.events`
+  (pairs) and ``simulation.dropped`` (volume per step), and reported with a
+  ``RuntimeWarning``.
+- **Every link at once**: ``stream.simulation`` holds the load of every link at every step and
+  which links are up (:class:`~adaptloop.streams.network.LinkLoads`;
+  ``simulation.snapshot(t)`` is the backbone at sample ``t``), the view graph learners take.
 
 Learning task, for one monitored link (``link``; default: the link onto which the first
-failure moves the most traffic, or the most loaded link without failures): sample ``t``
+failure moves the most traffic, by the mean demand before it, or the most loaded link without
+failures): sample ``t``
 (``t = 0 .. n - 1``) has features ``load_t-L, ..., load_t-1`` (the link's last ``L = history``
 loads, oldest first) then ``tod_sin, tod_cos`` (time of day of step ``t``) and, when
 ``day_of_week``, ``dow_sin, dow_cos``; the target is ``load_t`` (float32). The day-of-week
@@ -53,6 +70,15 @@ on the new topology.
 >>> X.shape, y.dtype
 ((864, 14), dtype('float32'))
 >>> bool(y[432:].mean() > 1.5 * y[:432].mean())  # the failure re-routes traffic onto the link
+True
+
+On measured traffic (two weeks of the Abilene backbone, when the file is there):
+
+>>> from pathlib import Path
+>>> path = "../shared/data/abilene_tm.csv.gz"
+>>> stream = linkload(topology="sndlib/abilene", traffic=path,
+...                   failures=[{"at": 2500, "severity": "drastic"}]) if Path(path).exists() else None
+>>> stream is None or (stream.info.n_samples, stream.step_minutes) == (4020, 5)
 True
 """
 
