@@ -23,8 +23,8 @@ from adaptloop.learners.base import (
 from adaptloop.learners.continual import Continual
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.models.ctr import CTRClassifier
-from adaptloop.learners.models.linear import LinearRegression, LogisticRegression
 from adaptloop.learners.models.forecast import EWMA, Persistence, SeasonalNaive
+from adaptloop.learners.models.linear import LinearRegression, LogisticRegression
 from adaptloop.learners.models.liquid import CfCRegressor, LSTMRegressor, LTCRegressor
 from adaptloop.learners.models.mlp import MLPClassifier, MLPRegressor
 from adaptloop.learners.models.river_adapter import (

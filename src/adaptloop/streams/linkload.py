@@ -76,8 +76,9 @@ On measured traffic (two weeks of the Abilene backbone, when the file is there):
 
 >>> from pathlib import Path
 >>> path = "../shared/data/abilene_tm.csv.gz"
->>> stream = linkload(topology="sndlib/abilene", traffic=path,
-...                   failures=[{"at": 2500, "severity": "drastic"}]) if Path(path).exists() else None
+>>> fail = [{"at": 2500, "severity": "drastic"}]
+>>> here = Path(path).exists()
+>>> stream = linkload(topology="sndlib/abilene", traffic=path, failures=fail) if here else None
 >>> stream is None or (stream.info.n_samples, stream.step_minutes) == (4020, 5)
 True
 """
@@ -262,9 +263,7 @@ class LinkLoadStream(ArrayStream):
         self._tod_dow = tm.time_of_day()[rows], tm.day_of_week()[rows]
         return n, tm.step_minutes
 
-    def _monitored_link(
-        self, link: object, failure_steps: list[int], planning: np.ndarray
-    ) -> int:
+    def _monitored_link(self, link: object, failure_steps: list[int], planning: np.ndarray) -> int:
         if link is not None:
             return self.backbone.link_index(link, "link")
         before = self.backbone.route(self.demand_pairs, frozenset())[0]
