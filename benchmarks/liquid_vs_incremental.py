@@ -181,7 +181,9 @@ def run(job: tuple[str, str, int]) -> tuple[str, int, dict]:
     setting = SETTINGS[traffic]
     at = failure_step(setting, seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no severity failure may disconnect the backbone
+        warnings.simplefilter(
+            "error", RuntimeWarning
+        )  # no severity failure may disconnect the backbone
         stream = linkload(
             history=HISTORY,
             failures=[{"at": at, "severity": scenario}],
