@@ -178,8 +178,7 @@ class LinkLoadStream(ArrayStream):
             tod, dow = (minutes % 1440) / 1440.0, (minutes // 1440) % 7
             self.times = None
         else:
-            n, step_minutes = self._read_traffic(traffic, days, step_minutes, history)
-            tod, dow = self._tod_dow
+            n, step_minutes, tod, dow = self._read_traffic(traffic, days, step_minutes, history)
             planning = None  # severities rank links by the mean demand before the failure
         self.n, self.step_minutes = n, step_minutes
 
@@ -235,9 +234,10 @@ class LinkLoadStream(ArrayStream):
 
     def _read_traffic(
         self, traffic: str, days: float | None, step_minutes: int | None, history: int
-    ) -> tuple[int, int]:
-        """Read the traffic file into ``demands`` / ``times``; the number of samples and the
-        step. Its node ``i`` is the topology's node ``i``."""
+    ) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """Read the traffic file into ``demands`` / ``times``; the number of samples, the step,
+        and the time of day and day of week per step. Its node ``i`` is the topology's node
+        ``i``."""
         tm = read_traffic_matrices(traffic)
         nodes = len(self.node_names)
         if tm.n_nodes != nodes:
@@ -260,8 +260,7 @@ class LinkLoadStream(ArrayStream):
             )
         rows = slice(0, history + n)
         self.demand_pairs, self.demands, self.times = tm.pairs, tm.demands[rows], tm.times[rows]
-        self._tod_dow = tm.time_of_day()[rows], tm.day_of_week()[rows]
-        return n, tm.step_minutes
+        return n, tm.step_minutes, tm.time_of_day()[rows], tm.day_of_week()[rows]
 
     def _monitored_link(self, link: object, failure_steps: list[int], planning: np.ndarray) -> int:
         if link is not None:
