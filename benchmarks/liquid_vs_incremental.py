@@ -271,7 +271,7 @@ def main() -> None:
 
     print(
         f"linkload {args.traffic}: {setting.stream}, warm-up {setting.warmup} samples, "
-        f"seeds {list(SEEDS)}, batch 1 ({wall:.0f} s wall, {args.jobs} processes)"
+        f"seeds {list(SEEDS)}, batch {setting.batch} ({wall:.0f} s wall, {args.jobs} processes)"
     )
     header = (
         f"{'method':<17} {'scenario':<9} {'RMSE day before':>16} {'RMSE 1 h after':>16} "
