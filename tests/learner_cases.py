@@ -224,7 +224,7 @@ def _liquid(kind: str, **params: Any) -> Callable[[str], Any]:
     def make(task: str) -> Any:
         from adaptloop.learners import registry
 
-        if kind == "persistence":
+        if kind in ("persistence", "seasonal_naive", "ewma"):
             return registry.create(kind, **params)
         settings = {"units": 8, "seq_len": 1, "lr": 0.02, "epochs": 3, "batch_size": 16}
         return registry.create(kind, **{**settings, **params})
@@ -244,6 +244,11 @@ CASES.update(
         ),
         # next = last value (column seq_len - 1): learns nothing by design, the forecasting floor
         "persistence": Case(_liquid("persistence", seq_len=3), ("regression",), learns=False),
+        # the other naive forecasts: nothing fitted by design (seasonal naive keeps past targets)
+        "seasonal_naive": Case(
+            _liquid("seasonal_naive", seq_len=3, periods=(7, 2)), ("regression",), learns=False
+        ),
+        "ewma": Case(_liquid("ewma", seq_len=3, alpha=0.5), ("regression",), learns=False),
     }
 )
 

@@ -23,8 +23,9 @@ from adaptloop.learners.base import (
 from adaptloop.learners.continual import Continual
 from adaptloop.learners.detectors import detectors, make_detector
 from adaptloop.learners.models.ctr import CTRClassifier
+from adaptloop.learners.models.forecast import EWMA, Persistence, SeasonalNaive
 from adaptloop.learners.models.linear import LinearRegression, LogisticRegression
-from adaptloop.learners.models.liquid import CfCRegressor, LSTMRegressor, LTCRegressor, Persistence
+from adaptloop.learners.models.liquid import CfCRegressor, LSTMRegressor, LTCRegressor
 from adaptloop.learners.models.mlp import MLPClassifier, MLPRegressor
 from adaptloop.learners.models.river_adapter import (
     RiverClassifier,
@@ -66,7 +67,8 @@ __all__ = [
     "ToRiver",
     "hoeffding_adaptive_tree",
 ]
-__all__ += ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
+__all__ += ["CfCRegressor", "LSTMRegressor", "LTCRegressor"]
+__all__ += ["EWMA", "Persistence", "SeasonalNaive"]
 
 # Each module of models/ and wrappers/ registers its learners when imported: a new file there is
 # registered (experiment files and `adaptloop list` see it) without an edit here.

@@ -5,19 +5,30 @@ vs. Incremental Learning for Link Load Prediction amid Concept Drift due to Netw
 an operator forecasts the load of a backbone link; a link fails, traffic is re-routed and the
 loads shift abruptly.
 
-Simulation (vectorised: a few simulated days build in a few milliseconds):
+Simulation (:mod:`adaptloop.streams.network`; vectorised: a few simulated days build in a few
+milliseconds):
 
 - **Topology**: from the ``topohub`` package (offline), ``"sndlib/nobel-eu"`` (Euro28 / Nobel-EU:
   28 nodes, 41 links; default), ``"sndlib/abilene"`` (12 nodes, 15 links) or ``"sndlib/geant"``
   (22 nodes, 36 links). Links are undirected; a link's load is the traffic crossing it in
   either direction.
-- **Demands**: the SNDlib demand matrix that topohub ships with each topology (``graph ->
-  demands``; 378 demands for Nobel-EU), not a gravity model. Each demand ``k`` with volume
-  ``D_k`` follows ``D_k * (1 + a_d sin(2 pi tod - pi/2 + phi_k)) * (1 + a_w sin(2 pi dow / 7
-  + psi_k)) * (1 + noise * eps)``, clipped at 0: a daily profile peaking near noon, a weekly
-  one, a seeded per-demand phase shift ``phi_k`` (uniform within ``+- phase_spread`` hours;
-  ``psi_k`` likewise in days) and seeded Gaussian noise ``eps``, at one sample every
-  ``step_minutes`` (default 5, so 288 steps a day). Step 0 is a Monday, 00:00.
+- **Demands, synthetic** (default, ``traffic=None``): the SNDlib demand matrix that topohub
+  ships with each topology (``graph -> demands``; 378 demands for Nobel-EU), not a gravity
+  model. Each demand ``k`` with volume ``D_k`` follows ``D_k * (1 + a_d sin(2 pi tod - pi/2 +
+  phi_k)) * (1 + a_w sin(2 pi dow / 7 + psi_k)) * (1 + noise * eps)``, clipped at 0: a daily
+  profile peaking near noon, a weekly one, a seeded per-demand phase shift ``phi_k`` (uniform
+  within ``+- phase_spread`` hours; ``psi_k`` likewise in days) and seeded Gaussian noise
+  ``eps``, at one sample every ``step_minutes`` (default 5, so 288 steps a day) for ``days``
+  (default 4). Step 0 is a Monday, 00:00.
+- **Demands, measured** (``traffic="path/to/file.csv.gz"``): the traffic matrices of the file
+  replayed row by row (layout in :mod:`adaptloop.streams.traffic`: ``time`` + ``o<i>_d<j>``;
+  e.g. ``../shared/data/abilene_tm.csv.gz`` on ``"sndlib/abilene"``, two weeks at 5 minutes).
+  The file's node ``i`` is the topology's node ``i`` (a different node count is refused); its
+  step is the stream's (``step_minutes``, if given, must match); ``days`` (default: the whole
+  file) takes the first days; the time features come from its ``time`` column. The first
+  ``history`` rows are the history, so sample ``t`` is row ``t + history``. The profile
+  parameters (``daily_amplitude``, ``weekly``, ``weekly_amplitude``, ``phase_spread``,
+  ``noise``) are not used; ``seed`` then only draws random failures.
 - **Routing**: every demand follows its shortest path by link length (networkx, the
   ``dist`` attribute topohub gives; no ECMP). Per topology state (between failures and repairs)
   the paths become a path-incidence matrix ``P`` (demands x links) and the loads of every step
@@ -25,15 +36,21 @@ Simulation (vectorised: a few simulated days build in a few milliseconds):
 - **Failures**: ``failures=[{at=step, link=[u, v]}]`` (node names or ids), optionally with
   ``repair_at``; or ``{at=step, severity="drastic"}`` (fail the most loaded link) /
   ``severity="moderate"`` (a lightly loaded one: the link at the 25th load percentile), chosen
-  among the links whose loss keeps the network connected, by their mean load (the demand
-  matrix routed) in the topology state just before the failure. ``random_failures=k`` adds
-  ``k`` failures of random non-bridge links at random steps in the middle half of the stream
-  (seeded). On a failure every demand is re-routed on the surviving graph; a demand that
-  becomes unroutable (a bridge failed) is dropped while the link is down, counted in
-  :attr:`LinkLoadStream.events` and reported with a ``RuntimeWarning``.
+  among the links whose loss keeps the network connected, by their mean load in the topology
+  state just before the failure (synthetic: the SNDlib matrix routed; measured: the mean
+  demand of the steps before the failure routed). ``random_failures=k`` adds ``k`` failures
+  of random non-bridge links at random steps in the middle half of the stream (seeded). On a
+  failure every demand is re-routed on the surviving graph; a demand that becomes unroutable
+  (a bridge failed) is dropped while the link is down, counted in :attr:`LinkLoadStream.events`
+  (pairs) and ``simulation.dropped`` (volume per step), and reported with a
+  ``RuntimeWarning``.
+- **Every link at once**: ``stream.simulation`` holds the load of every link at every step and
+  which links are up (:class:`~adaptloop.streams.network.LinkLoads`;
+  ``simulation.snapshot(t)`` is the backbone at sample ``t``), the view graph learners take.
 
 Learning task, for one monitored link (``link``; default: the link onto which the first
-failure moves the most traffic, or the most loaded link without failures): sample ``t``
+failure moves the most traffic, by the mean demand before it, or the most loaded link without
+failures): sample ``t``
 (``t = 0 .. n - 1``) has features ``load_t-L, ..., load_t-1`` (the link's last ``L = history``
 loads, oldest first) then ``tod_sin, tod_cos`` (time of day of step ``t``) and, when
 ``day_of_week``, ``dow_sin, dow_cos``; the target is ``load_t`` (float32). The day-of-week
@@ -54,11 +71,21 @@ on the new topology.
 ((864, 14), dtype('float32'))
 >>> bool(y[432:].mean() > 1.5 * y[:432].mean())  # the failure re-routes traffic onto the link
 True
+
+On measured traffic (two weeks of the Abilene backbone, when the file is there):
+
+>>> from pathlib import Path
+>>> path = "../shared/data/abilene_tm.csv.gz"
+>>> fail = [{"at": 2500, "severity": "drastic"}]
+>>> here = Path(path).exists()
+>>> stream = linkload(topology="sndlib/abilene", traffic=path, failures=fail) if here else None
+>>> stream is None or (stream.info.n_samples, stream.step_minutes) == (4020, 5)
+True
 """
 
 from __future__ import annotations
 
-import warnings
+import os
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, get_args
 
@@ -66,7 +93,9 @@ import numpy as np
 from annotated_types import Ge, Le
 
 from adaptloop.streams.base import ArrayStream, Drift, registry
-from adaptloop.validation import Count, Fraction, NonNegativeInt, PositiveReal, Seed, check_integer
+from adaptloop.streams.network import Backbone, LinkLoads, parse_failures, simulate
+from adaptloop.streams.traffic import profile_demands, read_traffic_matrices
+from adaptloop.validation import Count, Fraction, NonNegativeInt, PositiveReal, Seed
 
 __all__ = ["TOPOLOGIES", "LinkLoadStream", "linkload"]
 
@@ -74,16 +103,7 @@ Topology = Literal["sndlib/nobel-eu", "sndlib/abilene", "sndlib/geant"]
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 """The topohub topologies offered (each ships its SNDlib demand matrix)."""
 
-SEVERITIES = ("drastic", "moderate")
-_PHASES, _NOISE, _RANDOM = 0, 1, 2  # seed-sequence tags
-
-
-def _load_topology(topology: str) -> dict:
-    try:
-        import topohub
-    except ImportError as error:  # pragma: no cover - topohub is a dependency
-        raise ImportError("the linkload stream needs topohub: pip install topohub") from error
-    return topohub.get(topology)
+_RANDOM = 2  # seed-sequence tag of the random failures
 
 
 @registry.register("linkload")
@@ -92,25 +112,32 @@ class LinkLoadStream(ArrayStream):
 
     Registered as ``"linkload"`` (:data:`linkload` is this class).
 
-    Attributes after construction: ``node_names``; ``link_names`` (``"u-v"`` by node name,
-    topohub's link order); ``links`` (``(E, 2)`` node ids); ``graph`` (the intact topology, a
-    networkx graph on node ids whose edges carry ``dist``, their length, and ``index``);
-    ``demand_pairs`` (``(K, 2)``); ``demands`` (``(history + n, K)`` volumes per step, steps
-    ``-history .. n - 1``); ``loads`` (``(history + n, E)`` raw link loads); ``failed_at`` (per
-    step, the frozenset of failed link indices); ``events`` (one dict per failure / repair:
-    ``at``, ``kind``, ``link``, ``unroutable``); ``monitored`` (index of the link the task
-    predicts) and ``scale`` (its pre-failure mean load, the normaliser).
+    Attributes after construction: ``backbone`` (the
+    :class:`~adaptloop.streams.network.Backbone`: ``node_names``, ``links``, ``link_names``,
+    ``graph``, also offered here as attributes); ``demand_pairs`` (``(K, 2)``); ``demands``
+    (``(history + n, K)`` volumes per step, steps ``-history .. n - 1``); ``simulation`` (the
+    :class:`~adaptloop.streams.network.LinkLoads` of every link at every step, failed links
+    marked: ``simulation.snapshot(t)`` is the whole backbone at sample ``t``, the every-link
+    view); ``loads`` (``simulation.loads``, ``(history + n, E)``); ``failed_at`` (per step, the
+    frozenset of failed link indices); ``events`` (one dict per failure / repair: ``at``,
+    ``kind``, ``link``, ``link_name``, ``unroutable``); ``times`` (``datetime64[m]`` per step
+    with a traffic file, else ``None``); ``monitored`` (index of the link the task predicts)
+    and ``scale`` (its pre-failure mean load, the normaliser).
 
     >>> stream = linkload(days=2, failures=[{"at": 300, "link": ["Amsterdam", "Hamburg"]}])
     >>> stream.events[0]["link_name"], stream.events[0]["unroutable"]
     ('Amsterdam-Hamburg', 0)
+    >>> snap = stream.simulation.snapshot(300)  # every link at sample 300
+    >>> [stream.link_names[e] for e in snap.failed], snap.loads.shape
+    (['Amsterdam-Hamburg'], (41,))
     """
 
     def __init__(
         self,
         topology: Topology = "sndlib/nobel-eu",
-        days: PositiveReal = 4.0,
-        step_minutes: Annotated[int, Ge(1), Le(1440)] = 5,
+        traffic: str | None = None,
+        days: PositiveReal | None = None,
+        step_minutes: Annotated[int, Ge(1), Le(1440)] | None = None,
         history: Count = 12,
         failures: Sequence[Mapping[str, Any]] = (),
         random_failures: NonNegativeInt = 0,
@@ -123,76 +150,55 @@ class LinkLoadStream(ArrayStream):
         noise: Fraction = 0.05,
         seed: Seed = 0,
     ) -> None:
-        import networkx as nx
-
-        data = _load_topology(topology)
-        self.topology = topology
-        n = int(days * 1440 // step_minutes)
-        if n < 2:
-            raise ValueError(f"days={days} gives {n} steps of {step_minutes} min; need >= 2")
-        self.n, self.history, self.step_minutes, self.seed = n, history, step_minutes, seed
-
-        # -- topology and demands --------------------------------------------------------------
-        self.node_names = tuple(str(node.get("name", node["id"])) for node in data["nodes"])
-        ids = {node["id"]: i for i, node in enumerate(data["nodes"])}
-        self.links = np.array([[ids[e["source"]], ids[e["target"]]] for e in data["edges"]])
-        lengths = np.array([float(e.get("dist", 1.0)) for e in data["edges"]])
-        self.link_names = tuple(f"{self.node_names[u]}-{self.node_names[v]}" for u, v in self.links)
-        matrix = data["graph"]["demands"]
-        pairs = [(ids[s], ids[t], float(v)) for s, row in matrix.items() for t, v in row.items()]
-        pairs = [(s, t, v) for s, t, v in pairs if s != t and v > 0]
-        self.demand_pairs = np.array([(s, t) for s, t, _ in pairs], dtype=np.int64)
-        volumes = np.array([v for _, _, v in pairs])
-        self.graph = nx.Graph()
-        self.graph.add_nodes_from(range(len(self.node_names)))
-        for e, ((u, v), length) in enumerate(zip(self.links, lengths, strict=True)):
-            self.graph.add_edge(int(u), int(v), dist=length, index=e)
+        backbone = Backbone.from_topohub(topology)
+        self.backbone, self.topology, self.traffic = backbone, topology, traffic
+        self.node_names, self.links = backbone.node_names, backbone.links
+        self.link_names, self.graph = backbone.link_names, backbone.graph
+        self.history, self.seed = history, seed
 
         # -- traffic ---------------------------------------------------------------------------
-        steps = np.arange(-history, n)
-        minutes = steps * step_minutes
-        tod = (minutes % 1440) / 1440.0
-        dow = (minutes // 1440) % 7
-        self._tod, self._dow = tod, dow
-        k = len(volumes)
-        rng = np.random.default_rng([seed, _PHASES])
-        phi = rng.uniform(-phase_spread, phase_spread, k) * (2 * np.pi / 24)
-        psi = rng.uniform(-phase_spread, phase_spread, k) * (2 * np.pi / 7 / 24)
-        profile = 1 + daily_amplitude * np.sin(2 * np.pi * tod[:, None] - np.pi / 2 + phi)
-        if weekly:
-            week = (minutes / 1440.0) / 7.0
-            profile = profile * (1 + weekly_amplitude * np.sin(2 * np.pi * week[:, None] + psi))
-        eps = np.random.default_rng([seed, _NOISE]).standard_normal((len(steps), k))
-        self.demands = np.clip(volumes * profile * (1 + noise * eps), 0.0, None)
-        self._volumes = volumes
+        planning: np.ndarray | None
+        if traffic is None:
+            step_minutes = 5 if step_minutes is None else step_minutes
+            n = self._n_steps(4.0 if days is None else days, step_minutes)
+            steps = np.arange(-history, n)
+            self.demand_pairs, planning = backbone.sndlib_demands()
+            self.demands = profile_demands(
+                planning,
+                steps,
+                step_minutes,
+                daily_amplitude,
+                weekly,
+                weekly_amplitude,
+                phase_spread,
+                noise,
+                seed,
+            )
+            minutes = steps * step_minutes
+            tod, dow = (minutes % 1440) / 1440.0, (minutes // 1440) % 7
+            self.times = None
+        else:
+            n, step_minutes, tod, dow = self._read_traffic(traffic, days, step_minutes, history)
+            planning = None  # severities rank links by the mean demand before the failure
+        self.n, self.step_minutes = n, step_minutes
 
         # -- failures and routing --------------------------------------------------------------
-        schedule = self._parse_failures(failures, random_failures)
-        self.events: list[dict] = []
-        self.failed_at: list[frozenset[int]] = []
-        self._routes: dict[frozenset[int], tuple[np.ndarray, np.ndarray]] = {}
-        loads = np.empty((len(steps), len(self.links)))
-        failed: frozenset[int] = frozenset()
-        changes = sorted({0, n, *(at for at, _ in schedule)})
-        cursor = 0
-        for start, end in zip(changes[:-1], changes[1:], strict=True):
-            for at, action in schedule:
-                if at != start:
-                    continue
-                failed = self._apply(at, action, failed)
-            rows = slice(0 if start == 0 else start + history, end + history)
-            incidence, _ = self._route(failed)
-            loads[rows] = self.demands[rows] @ incidence
-            self.failed_at += [failed] * (rows.stop - rows.start)
-            cursor = rows.stop
-        assert cursor == len(steps)
-        self.loads = loads
+        rng = np.random.default_rng([seed, _RANDOM])
+        schedule = parse_failures(failures, backbone, n, random_failures, rng)
+        self.simulation: LinkLoads = simulate(
+            backbone, self.demand_pairs, self.demands, schedule, -history, planning, rng
+        )
+        self.events = list(self.simulation.events)
+        self.loads = self.simulation.loads
+        self.failed_at = [frozenset(np.flatnonzero(~up).tolist()) for up in self.simulation.up]
 
         # -- the learning task -----------------------------------------------------------------
         failure_steps = [ev["at"] for ev in self.events if ev["kind"] == "failure"]
-        self.monitored = self._monitored_link(link, failure_steps)
         first = failure_steps[0] if failure_steps else n
-        series = loads[:, self.monitored]
+        if planning is None:
+            planning = self.demands[: first + history].mean(axis=0)
+        self.monitored = self._monitored_link(link, failure_steps, planning)
+        series = self.loads[:, self.monitored]
         scale = float(series[: first + history].mean())
         if scale <= 0:
             raise ValueError(
@@ -208,170 +214,64 @@ class LinkLoadStream(ArrayStream):
             time_features += [np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)]
             names += ["dow_sin", "dow_cos"]
         extra = np.stack(time_features, axis=1)[history:].astype(np.float32)
+        source = topology if traffic is None else f"{topology}+{os.path.basename(traffic)}"
         super().__init__(
             np.hstack([windows, extra]),
             normalised[history:].copy(),
             task="regression",
             feature_names=names,
             drifts=tuple(Drift(ev["at"], 1) for ev in self.events if 0 < ev["at"] < n),
-            name=f"linkload[{topology}:{self.link_names[self.monitored]}]",
+            name=f"linkload[{source}:{self.link_names[self.monitored]}]",
         )
 
     # -- construction helpers ------------------------------------------------------------------
-    def _node(self, value: object, where: str) -> int:
-        if isinstance(value, str) and value in self.node_names:
-            return self.node_names.index(value)
-        if (
-            not isinstance(value, bool)
-            and isinstance(value, (int, np.integer))
-            and 0 <= value < len(self.node_names)
-        ):
-            return int(value)
-        raise ValueError(
-            f"{where}: unknown node {value!r}; nodes of {self.topology}: "
-            f"{', '.join(self.node_names)} (or ids 0..{len(self.node_names) - 1})"
-        )
+    @staticmethod
+    def _n_steps(days: float, step_minutes: int) -> int:
+        n = int(days * 1440 // step_minutes)
+        if n < 2:
+            raise ValueError(f"days={days} gives {n} steps of {step_minutes} min; need >= 2")
+        return n
 
-    def _link_index(self, value: object, where: str) -> int:
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ValueError(f"{where} must be a pair of nodes [u, v], got {value!r}")
-        u, v = (self._node(x, where) for x in value)
-        if not self.graph.has_edge(u, v):
+    def _read_traffic(
+        self, traffic: str, days: float | None, step_minutes: int | None, history: int
+    ) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """Read the traffic file into ``demands`` / ``times``; the number of samples, the step,
+        and the time of day and day of week per step. Its node ``i`` is the topology's node
+        ``i``."""
+        tm = read_traffic_matrices(traffic)
+        nodes = len(self.node_names)
+        if tm.n_nodes != nodes:
             raise ValueError(
-                f"{where}: no link between {self.node_names[u]} and {self.node_names[v]}"
+                f"traffic: {traffic!r} has {tm.n_nodes} nodes (columns o0_d0 .. "
+                f"o{tm.n_nodes - 1}_d{tm.n_nodes - 1}) but topology {self.topology} has {nodes}"
+                f" ({', '.join(self.node_names)}); its node i must be the topology's node i"
             )
-        return int(self.graph.edges[u, v]["index"])
-
-    def _parse_failures(self, failures: object, random_failures: int) -> list[tuple[int, Any]]:
-        """``(step, action)`` pairs: action ``("fail", link index or severity)`` / ``("repair",
-        link index or failure number)``, in step order (repairs before failures at a step)."""
-        if isinstance(failures, (str, bytes, Mapping)) or not isinstance(failures, Sequence):
-            raise ValueError(f"failures must be a list of tables, got {failures!r}")
-        schedule: list[tuple[int, Any]] = []
-        for i, spec in enumerate(failures):
-            where = f"failures[{i}]"
-            if not isinstance(spec, Mapping):
-                raise ValueError(f"{where} must be a table with 'at', got {spec!r}")
-            unknown = sorted(set(spec) - {"at", "link", "severity", "repair_at"})
-            if unknown:
-                raise ValueError(
-                    f"{where} has unknown key(s) {unknown}; keys: at, link, severity, repair_at"
-                )
-            at = check_integer(spec.get("at"), f"{where}.at", 1, self.n - 1)
-            if ("link" in spec) == ("severity" in spec):
-                raise ValueError(f"{where} needs exactly one of 'link' or 'severity'")
-            if "link" in spec:
-                target: Any = self._link_index(spec["link"], f"{where}.link")
-            else:
-                target = spec["severity"]
-                if target not in SEVERITIES:
-                    raise ValueError(
-                        f"{where}.severity must be 'drastic' or 'moderate', got {target!r}"
-                    )
-            schedule.append((at, ("fail", target, i)))
-            if "repair_at" in spec:
-                repair = check_integer(spec["repair_at"], f"{where}.repair_at", at + 1, self.n - 1)
-                schedule.append((repair, ("repair", None, i)))
-        rng = np.random.default_rng([self.seed, _RANDOM])
-        lo, hi = max(1, self.n // 4), max(2, 3 * self.n // 4)
-        for j in range(random_failures):
-            at = int(rng.integers(lo, hi))
-            schedule.append((at, ("fail", "random", len(failures) + j)))
-        self._random_rng = rng
-        return sorted(schedule, key=lambda item: (item[0], item[1][0] == "fail", item[1][2]))
-
-    def _apply(self, at: int, action: tuple, failed: frozenset[int]) -> frozenset[int]:
-        kind, target, number = action
-        if kind == "repair":
-            link = next(ev["link"] for ev in self.events if ev.get("number") == number)
-            failed = failed - {link}
-        else:
-            link = target if isinstance(target, int) else self._choose(target, failed)
-            if link in failed:
-                raise ValueError(
-                    f"failures[{number}]: link {self.link_names[link]} is already down at {at}"
-                )
-            failed = failed | {link}
-        _, routed = self._route(failed)
-        self.events.append(
-            {
-                "at": at,
-                "kind": "failure" if kind == "fail" else "repair",
-                "link": link,
-                "link_name": self.link_names[link],
-                "number": number,
-                "unroutable": int((~routed).sum()),
-            }
-        )
-        if kind == "fail" and not routed.all():
-            warnings.warn(
-                f"linkload: failing {self.link_names[link]} at step {at} disconnects the "
-                f"network; {int((~routed).sum())} demand(s) are dropped while it is down",
-                RuntimeWarning,
-                stacklevel=3,
+        if step_minutes is not None and step_minutes != tm.step_minutes:
+            raise ValueError(
+                f"step_minutes={step_minutes} but traffic: {traffic!r} has {tm.step_minutes}-"
+                "minute steps; leave step_minutes unset to take the file's"
             )
-        return failed
+        available = len(tm.times) - history
+        n = available if days is None else self._n_steps(days, tm.step_minutes)
+        if n > available or n < 2:
+            raise ValueError(
+                f"traffic: {traffic!r} has {len(tm.times)} snapshots: {available} samples after "
+                f"history={history}; days={days} asks for {n}"
+            )
+        rows = slice(0, history + n)
+        self.demand_pairs, self.demands, self.times = tm.pairs, tm.demands[rows], tm.times[rows]
+        return n, tm.step_minutes, tm.time_of_day()[rows], tm.day_of_week()[rows]
 
-    def _choose(self, severity: str, failed: frozenset[int]) -> int:
-        """A link to fail by severity, among the up links whose loss keeps the graph connected."""
-        import networkx as nx
-
-        graph = self._surviving(failed)
-        bridges = {frozenset(edge) for edge in nx.bridges(graph)}
-        candidates = [
-            int(graph.edges[u, v]["index"])
-            for u, v in graph.edges
-            if frozenset((u, v)) not in bridges
-        ]
-        if not candidates:
-            raise ValueError("no link can fail without disconnecting the network")
-        candidates.sort()
-        if severity == "random":
-            return int(self._random_rng.choice(candidates))
-        mean_loads = self._volumes @ self._route(failed)[0]
-        load = mean_loads[candidates]
-        if severity == "drastic":
-            return candidates[int(np.argmax(load))]
-        target = np.percentile(load, 25)
-        return candidates[int(np.argmin(np.abs(load - target)))]
-
-    def _surviving(self, failed: frozenset[int]) -> Any:
-        graph = self.graph.copy()
-        graph.remove_edges_from([tuple(self.links[e]) for e in failed])
-        return graph
-
-    def _route(self, failed: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Path-incidence matrix ``(K, E)`` on the surviving graph and the routable mask."""
-        if failed not in self._routes:
-            import networkx as nx
-
-            graph = self._surviving(failed)
-            paths = dict(nx.all_pairs_dijkstra_path(graph, weight="dist"))
-            incidence = np.zeros((len(self.demand_pairs), len(self.links)))
-            routed = np.zeros(len(self.demand_pairs), dtype=bool)
-            for k, (s, t) in enumerate(self.demand_pairs):
-                path = paths[int(s)].get(int(t))
-                if path is None:
-                    continue
-                routed[k] = True
-                hops = [
-                    graph.edges[a, b]["index"] for a, b in zip(path[:-1], path[1:], strict=True)
-                ]
-                incidence[k, hops] = 1.0
-            self._routes[failed] = (incidence, routed)
-        return self._routes[failed]
-
-    def _monitored_link(self, link: object, failure_steps: list[int]) -> int:
+    def _monitored_link(self, link: object, failure_steps: list[int], planning: np.ndarray) -> int:
         if link is not None:
-            return self._link_index(link, "link")
-        before, after = self._route(frozenset()), None
-        if failure_steps:
-            state = self.failed_at[failure_steps[0] + self.history]
-            before = self._route(self.failed_at[failure_steps[0] + self.history - 1])
-            after = self._route(state)
-        if after is None:
-            return int(np.argmax(self._volumes @ before[0]))
-        return int(np.argmax(self._volumes @ (after[0] - before[0])))
+            return self.backbone.link_index(link, "link")
+        before = self.backbone.route(self.demand_pairs, frozenset())[0]
+        if not failure_steps:
+            return int(np.argmax(planning @ before))
+        row = failure_steps[0] + self.history
+        before = self.backbone.route(self.demand_pairs, self.failed_at[row - 1])[0]
+        after = self.backbone.route(self.demand_pairs, self.failed_at[row])[0]
+        return int(np.argmax(planning @ (after - before)))
 
     # -- the stream ----------------------------------------------------------------------------
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,9 @@ vs. Incremental Learning for Link Load Prediction amid Concept Drift due to Netw
   * h(x, I; theta_h)`` (their Eq. 10): the same input-dependent time constant, much faster.
 - :class:`LSTMRegressor` (``"lstm"``): a ``torch.nn.LSTM`` with the same interface, for the
   incremental reference ``WindowRetrain(LSTMRegressor(...))``.
-- :class:`Persistence` (``"persistence"``): the floor, next load = last load.
+
+The naive forecasts beside them (persistence, seasonal naive, EWMA) are in
+:mod:`adaptloop.learners.models.forecast`.
 
 Input layout. A row of ``X`` is ``seq_len`` values of one series, oldest first, followed by
 ``d - seq_len`` extra features (e.g. the time-of-day encoding of the ``linkload`` stream). It is
@@ -71,7 +73,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adaptloop.learners.base import BaseLearner, StateRoles, registry
+from adaptloop.learners.base import BaseLearner, registry
+from adaptloop.learners.models.forecast import check_series_width
 from adaptloop.learners.models.torch_core import (
     SquaredErrorLoss,
     TorchLearner,
@@ -83,19 +86,10 @@ from adaptloop.learners.sample_window import SampleWindow
 from adaptloop.parameters import declared
 from adaptloop.validation import Count, NonNegativeInt
 
-__all__ = ["CfCRegressor", "LSTMRegressor", "LTCRegressor", "Persistence"]
+__all__ = ["CfCRegressor", "LSTMRegressor", "LTCRegressor"]
 
 Mode = Literal["online", "frozen"]
 Normalize = Literal["none", "ratio", "difference"]
-
-
-def _check_width(X: np.ndarray, seq_len: int) -> np.ndarray:
-    if X.shape[1] < seq_len:
-        raise ValueError(
-            f"X has {X.shape[1]} features, expected at least seq_len={seq_len} "
-            "(seq_len series values, oldest first, then any extra features)"
-        )
-    return X
 
 
 def _sequence_module(kind: str, n_inputs: int, units: int, seq_len: int) -> Any:
@@ -162,7 +156,7 @@ class _SequenceRegressor(SquaredErrorLoss, TorchLearner, BaseLearner):
         return self.mode == "frozen" and self.n_seen_ >= self.warmup
 
     def check_X(self, X: object) -> np.ndarray:
-        X = _check_width(super().check_X(X), self.seq_len)
+        X = check_series_width(super().check_X(X), self.seq_len)
         if self.normalize == "ratio":
             bad = np.flatnonzero(X[:, self.seq_len - 1] <= 0)
             if bad.size:
@@ -316,42 +310,3 @@ class LSTMRegressor(_SequenceRegressor):
     """
 
     _kind = "lstm"
-
-
-@registry.register("persistence")
-class Persistence(BaseLearner):
-    """The persistence forecast: predict the last series value, ``X[:, seq_len - 1]``.
-
-    With the ``linkload`` stream's layout (``seq_len`` = its ``history``) that is the load one
-    step ago. It learns nothing (``learn`` only validates), so it is the floor every
-    forecaster should beat.
-
-    >>> import numpy as np
-    >>> model = Persistence(seq_len=3)
-    >>> model.predict(np.array([[1.0, 2.0, 3.0, 0.5]], dtype=np.float32))
-    array([3.], dtype=float32)
-    """
-
-    def __init__(self, seq_len: Count = 12) -> None:
-        super().__init__(task="regression")
-        self.seq_len = seq_len
-
-    def check_X(self, X: object) -> np.ndarray:
-        return _check_width(super().check_X(X), self.seq_len)
-
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        pass
-
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        return X[:, self.seq_len - 1].astype(np.float32)
-
-    def _get_state(self) -> dict[str, Any]:
-        return {}
-
-    def state_roles(self) -> StateRoles:
-        """Nothing to federate: no state."""
-        return StateRoles()
-
-    def _set_state(self, state: Any) -> None:
-        if state != {}:
-            raise ValueError("Persistence has no state: expected {}")
