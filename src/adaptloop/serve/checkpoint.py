@@ -254,8 +254,8 @@ def read_checkpoint(
         if not isinstance(header, dict):
             raise ValueError("not an object")
         size, expected = int(header["payload_bytes"]), str(header["sha256"])
-        for key in (*SPEC_KEYS, "model_version"):
-            header[key]  # noqa: B018 - present, or KeyError
+        for name in (*SPEC_KEYS, "model_version"):
+            header[name]  # noqa: B018 - present, or KeyError
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointFileError(
             f"{path}: corrupted checkpoint header ({type(error).__name__}: {error})"
@@ -290,9 +290,9 @@ def newest_usable(
     one succeeds: its result (None when none does). Each one that does not verify or that
     ``use`` refuses is skipped, and why is appended to ``skipped`` (one line naming it).
 
-    >>> import pickle
+    >>> from adaptloop.serve.state import pack
     >>> from adaptloop.serve.store import checksum
-    >>> good = pickle.dumps({"served": 1})
+    >>> good = pack({"served": 1})
     >>> stored = [Checkpoint(2, 1, "snapshot", 0, "bad", {}, b""),
     ...           Checkpoint(1, 1, "initial", 0, checksum(good), {}, good)]
     >>> skipped = []
@@ -338,11 +338,14 @@ class StoredCheckpoints(Protocol):
 
 
 def export_checkpoint(
-    store: StoredCheckpoints, version: int | None = None, where: str = ""
+    store: StoredCheckpoints,
+    version: int | None = None,
+    where: str = "",
+    key: bytes | None = None,
 ) -> CheckpointFile:
     """A checkpoint file of the served model of the newest checkpoint in ``store`` (of
-    ``version`` when given) that verifies; ``UnknownVersion`` (field ``version``, naming
-    ``where``) when none does.
+    ``version`` when given) that verifies, signed with ``key`` when given; ``UnknownVersion``
+    (field ``version``, naming ``where``) when none does.
 
     >>> import tempfile, os
     >>> from adaptloop.serve.store import Store
@@ -360,6 +363,7 @@ def export_checkpoint(
             meta,
             checkpoint.version,
             state["served"],
+            key=key,
             source_checkpoint=checkpoint.id,
             kind=checkpoint.kind,
         ),
@@ -368,10 +372,12 @@ def export_checkpoint(
     )
 
 
-def export_from_db(db: str | Path, version: int | None = None) -> CheckpointFile:
+def export_from_db(
+    db: str | Path, version: int | None = None, key: bytes | None = None
+) -> CheckpointFile:
     """A checkpoint file of the model served by database ``db``: its newest verified stored
-    checkpoint (of ``version`` when given). Opens ``db`` read-only, so a running service may
-    keep using it. ``UnknownVersion`` when there is no such checkpoint, ``StoreError`` (field
-    ``db``) when ``db`` is not an adaptloop database."""
+    checkpoint (of ``version`` when given), signed with ``key`` when given. Opens ``db``
+    read-only, so a running service may keep using it. ``UnknownVersion`` when there is no
+    such checkpoint, ``StoreError`` (field ``db``) when ``db`` is not an adaptloop database."""
     with ReadOnlyStore(db) as store:
-        return export_checkpoint(store, version, f" in {db}")
+        return export_checkpoint(store, version, f" in {db}", key)

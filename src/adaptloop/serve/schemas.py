@@ -153,6 +153,7 @@ class ModelStatus(BaseModel):
     restored_from_checkpoint: int | None
     replayed_on_start: int
     worker_error: str | None
+    quarantine: dict[str, Any]
 
 
 class Health(BaseModel):
