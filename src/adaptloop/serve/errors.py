@@ -152,6 +152,10 @@ class UnpredictableInput(InputError):
     learned); nothing was stored."""
 
 
+class RateLimited(ServiceError):
+    """More predictions per second than the service is configured to take."""
+
+
 class StoreError(ServiceError, RuntimeError):
     """The database cannot be used (missing, unreadable, not the service's) or the store
     cannot do its work (closed, or a write failed: nothing was acknowledged); ``field`` is

@@ -163,6 +163,14 @@ class Health(BaseModel):
     version: int
 
 
+class Readiness(BaseModel):
+    """``GET /readyz``: ``ready`` or ``not ready``, and each check's problem (None: ok)."""
+
+    status: str
+    version: int
+    checks: dict[str, str | None]
+
+
 def records_to_array(
     records: Sequence[Mapping[str, float]], feature_names: tuple[str, ...], field: str = "records"
 ) -> np.ndarray:
@@ -181,12 +189,26 @@ def records_to_array(
             parts.append("expected " + ", ".join(feature_names))
             raise InputError(f"{field}[{i}]", "; ".join(parts))
     values = [[r[name] for name in feature_names] for r in records]
-    with np.errstate(over="ignore"):
-        X = np.array(values, dtype=np.float32)
-    if not np.isfinite(X).all():
-        i, j = np.argwhere(~np.isfinite(X))[0]
-        raise out_of_range(f"{field}[{i}].{feature_names[j]}", values[i][j])
-    return X
+    return check_float32(np.array(values, dtype=np.float64), feature_names, field)
+
+
+def check_float32(
+    X: np.ndarray, feature_names: tuple[str, ...], field: str = "records"
+) -> np.ndarray:
+    """``X`` (n, d) as float32; ``InputError`` naming ``<field>[i].<feature>`` for the first
+    value that is not finite in float32 (too large for it, or NaN/infinite already).
+
+    >>> check_float32(np.array([[1.0, 3.5e38]]), ("a", "b"), "inputs")
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.errors.InputError: inputs[0].b: 3.5e+38 is outside the float32 range (|x| <= 3.4028235e+38)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        X32 = np.asarray(X, dtype=np.float32)
+    if not np.isfinite(X32).all():
+        i, j = np.argwhere(~np.isfinite(X32))[0]
+        raise out_of_range(f"{field}[{i}].{feature_names[j]}", float(X[i, j]))
+    return X32
 
 
 def label_code(label: int | str | float, classes: tuple[str, ...] | None, field: str) -> float:

@@ -576,8 +576,13 @@ class Service:
         """Predict ``records`` (feature name -> value) and log the predictions: the
         predictions, and the future of the log write (answer once it resolves: a prediction
         must be stored before its id is handed out). ``InputError`` naming ``records[i]``
-        when a record's feature names differ."""
-        X = records_to_array(records, self.spec.feature_names)
+        when a record's feature names differ or a value is not finite in float32,
+        ``UnpredictableInput`` when the model answers a record with a non-finite value."""
+        return self.predict_array(records_to_array(records, self.spec.feature_names))
+
+    def predict_array(self, X: np.ndarray) -> tuple[Predictions, Future]:
+        """:meth:`predict_records` for a checked float32 ``(n, d)`` matrix in the order of
+        the feature names (see :func:`~adaptloop.serve.schemas.check_float32`)."""
         version, pred, proba = self.predict(X)
         ids = [uuid.uuid4().hex for _ in range(len(X))]
         logged = self.store.log_predictions(ids, version, X, pred, proba)
