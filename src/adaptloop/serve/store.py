@@ -361,6 +361,7 @@ class Store:
         self.max_group = max_group
         self.keep_checkpoints = keep_checkpoints
         self._lock_file: int | None = None
+        self.write_error: str | None = None  # the last failed write, until one succeeds
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -515,6 +516,7 @@ class Store:
 
     def _run_group(self, conn: sqlite3.Connection, jobs: list) -> None:
         outcomes: list[tuple[Future, bool, Any]] = []
+        group_error: str | None = None
         try:
             level = self.synchronous if any(durable for *_, durable in jobs) else "NORMAL"
             if level != self._level:  # a pragma between transactions: this commit's fsync
@@ -531,6 +533,7 @@ class Store:
                 except BaseException as error:  # refused job: undo its changes only
                     _clear_frames(error)  # cursors held by the job's frames die here
                     if isinstance(error, sqlite3.Error):  # a full disk, an I/O error: 503
+                        group_error = str(error)
                         error = StoreError(f"{self.path}: write failed: {error}")
                     result = None
                     conn.execute("ROLLBACK TO job")
@@ -541,12 +544,14 @@ class Store:
                     outcomes.append((future, True, result))
             conn.execute("COMMIT")
             self.commits += 1
+            self.write_error = group_error
         except sqlite3.Error as error:  # the commit failed: nothing is acknowledged
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+            self.write_error = str(error)
             failure = StoreError(f"{self.path}: write failed: {error}")
             outcomes = [(future, False, failure) for _, future, _ in jobs if not future.cancelled()]
         for future, ok, value in outcomes:
@@ -717,12 +722,11 @@ class Store:
         def write(conn: sqlite3.Connection) -> int:
             pending = "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
             cutoff = conn.execute(
-                "SELECT created FROM predictions ORDER BY created DESC LIMIT 1 OFFSET ?", (keep,)
+                "SELECT rowid AS r FROM predictions ORDER BY rowid DESC LIMIT 1 OFFSET ?", (keep,)
             ).fetchone()
-            limit = older_than if cutoff is None else max(older_than, cutoff["created"] + 1e-9)
             return conn.execute(
-                f"DELETE FROM predictions WHERE created < ? AND id NOT IN ({pending})",
-                (limit, learned_seq),
+                f"DELETE FROM predictions WHERE (created < ? OR rowid <= ?) AND id NOT IN ({pending})",
+                (older_than, -1 if cutoff is None else cutoff["r"], learned_seq),
             ).rowcount
 
         return self.call(write)
@@ -746,8 +750,10 @@ class Store:
         )
 
     def check_writable(self) -> None:
-        """Write and roll back a row now (``StoreError`` when the database cannot be written:
-        a full disk, a read-only file, a closed store)."""
+        """``StoreError`` when the last write failed (a full disk, an I/O error) and none has
+        succeeded since, or when a probe row cannot be written now (it is rolled back)."""
+        if self.write_error is not None:
+            raise StoreError(f"the last write failed: {self.write_error}")
 
         def probe(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('_probe', '0')")
