@@ -44,7 +44,16 @@ import httpx
 import numpy as np
 
 NAMES = ("x0", "x1", "x2")
-FLAGS = ["--learner", "adwin_reset", "--micro-batch", "8", "--gate-window", "16", "--max-nfr", "0.2"]
+FLAGS = [
+    "--learner",
+    "adwin_reset",
+    "--micro-batch",
+    "8",
+    "--gate-window",
+    "16",
+    "--max-nfr",
+    "0.2",
+]
 
 
 def free_port() -> int:
@@ -295,7 +304,8 @@ def main() -> None:
         try:
             assert wait_ready(process, port), process.stderr.read().decode()
             result["poison_status"], result["learning_after_poison"] = poison_and_learn(base)
-            print(f"poison: {result['poison_status']}, learning after: {result['learning_after_poison']}")
+            learning = result["learning_after_poison"]
+            print(f"poison: {result['poison_status']}, learning after: {learning}")
             forged = forged_checkpoints(base, folder)
             twin = serve(db, free_port(), *FLAGS)
             twin.wait(timeout=120)
@@ -316,7 +326,9 @@ def main() -> None:
         for path in forged:
             attempt = serve(folder / f"from-{path.stem}.db", free_port(), "--checkpoint", str(path))
             attempt.wait(timeout=120)
-            print(f"{path.name}: exit {attempt.returncode}: {attempt.stderr.read().decode().strip()}")
+            print(
+                f"{path.name}: exit {attempt.returncode}: {attempt.stderr.read().decode().strip()}"
+            )
             ran.append((folder / "ran-code").exists())
         result["forged_checkpoint_ran_code"] = any(ran)
         small, large = startup_mb(folder, 10), startup_mb(folder, 1000)

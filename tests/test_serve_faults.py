@@ -100,7 +100,9 @@ def test_a_regression_label_outside_float32_is_refused(tmp_path):
     service = Service.open(tmp_path / "reg.db", experiment=experiment)
     record = dict.fromkeys(service.spec.feature_names, 0.5)
     with TestClient(create_app(service, background=False)) as client:
-        answer = client.post("/v1/feedback", json={"feedback": [{"record": record, "label": 1e300}]})
+        answer = client.post(
+            "/v1/feedback", json={"feedback": [{"record": record, "label": 1e300}]}
+        )
         assert answer.status_code == 422, answer.text
         assert answer.json()["field"] == "feedback[0].label"
         ok = client.post("/v1/feedback", json={"feedback": [{"record": record, "label": 0.25}]})
@@ -160,14 +162,14 @@ def test_a_legacy_pickle_checkpoint_is_refused_and_runs_nothing(exported, tmp_pa
     marker = tmp_path / "ran"
     header = dict(read_checkpoint(exported).header, format=1)
     payload = pickle.dumps(RunsCode(str(marker)))
-    forged = CheckpointFile(
-        {**header, "payload_bytes": len(payload)}, payload, legacy=True
-    )
+    forged = CheckpointFile({**header, "payload_bytes": len(payload)}, payload, legacy=True)
     forged.header["sha256"] = _digest(forged.header, payload)
     path = tmp_path / "forged.ckpt"
     path.write_bytes(forged.to_bytes())
     assert path.read_bytes().startswith(LEGACY_MAGIC)
-    result = CliRunner().invoke(cli_app, ["serve", "--checkpoint", str(path), "--db", str(tmp_path / "n.db")])
+    result = CliRunner().invoke(
+        cli_app, ["serve", "--checkpoint", str(path), "--db", str(tmp_path / "n.db")]
+    )
     assert result.exit_code == 2 and "--trust-pickle" in result.output
     assert not marker.exists() and not (tmp_path / "n.db").exists()
 
@@ -334,14 +336,23 @@ def test_a_second_server_on_the_same_database_is_refused(tmp_path):
 
 # -- 4. retention, full disk, rate limit -----------------------------------------------------
 def test_predictions_and_checkpoints_are_pruned(tmp_path):
-    config = ServiceConfig(micro_batch=8, gate_window=1000, checkpoint_every=1, keep_checkpoints=3,
-                           keep_predictions=20, prune_seconds=1e-6)
+    config = ServiceConfig(
+        micro_batch=8,
+        gate_window=1000,
+        checkpoint_every=1,
+        keep_checkpoints=3,
+        keep_predictions=20,
+        prune_seconds=1e-6,
+    )
     service = Service.open(tmp_path / "p.db", learner="adwin_reset", config=config)
     service.start(background=False)
     X, y = next(streams.create("sea", n=80, seed=1).iter_batches(80))
     served, logged = service.predict_records(records(X))
     logged.result()
-    items = [FeedbackItem(prediction_id=i, label=int(v)) for i, v in zip(served.ids[:40], y, strict=False)]
+    items = [
+        FeedbackItem(prediction_id=i, label=int(v))
+        for i, v in zip(served.ids[:40], y, strict=False)
+    ]
     service.add_feedback(items).result()
     service._prune()  # 40 pending feedback keep their predictions, the newest 20 are kept
     assert service.store.count("predictions") <= 60
@@ -398,7 +409,9 @@ def test_a_checksum_valid_checkpoint_that_does_not_fit_is_refused(exported, tmp_
     state["learned"]["model"]["learned"]["w"] = np.zeros((2, 7), dtype=np.float64)
     forged = CheckpointFile.encode(good.header, good.model_version, state)
     path = write_checkpoint(tmp_path / "misfit.ckpt", forged)
-    result = CliRunner().invoke(cli_app, ["serve", "--checkpoint", str(path), "--db", str(tmp_path / "n.db")])
+    result = CliRunner().invoke(
+        cli_app, ["serve", "--checkpoint", str(path), "--db", str(tmp_path / "n.db")]
+    )
     assert result.exit_code == 2 and "cannot load the state" in result.output, result.output
     assert not (tmp_path / "n.db").exists()
 

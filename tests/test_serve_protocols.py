@@ -137,8 +137,10 @@ def test_a_stalled_body_is_cut_off_after_the_read_deadline(server):
     stalled = []
     for _ in range(20):
         s = socket.create_connection((host, int(port)), timeout=10)
-        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n{\"records\": [")
+        s.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"records": ['
+        )
         stalled.append(s)
     idle = socket.create_connection((host, int(port)), timeout=10)  # sends nothing at all
     time.sleep(LIMITS.read_timeout + 0.5)

@@ -57,8 +57,8 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
-from adaptloop.serve.auth import TokenCheck
 from adaptloop.serve import oip
+from adaptloop.serve.auth import TokenCheck
 from adaptloop.serve.errors import (
     Conflict,
     InputError,
@@ -74,9 +74,9 @@ from adaptloop.serve.schemas import (
     FeedbackResponse,
     Health,
     ModelStatus,
-    Readiness,
     PredictRequest,
     PredictResponse,
+    Readiness,
 )
 from adaptloop.serve.service import Predictions, Service
 
@@ -631,7 +631,9 @@ def add_inference_protocol(app: FastAPI, service: Service, endpoints: Endpoints)
 
     def known_version(name: str, version: str | None) -> JSONResponse | None:
         if version is not None and version != str(service.version):
-            return _oip_error(404, f"model {name!r} serves version {service.version}, not {version!r}")
+            return _oip_error(
+                404, f"model {name!r} serves version {service.version}, not {version!r}"
+            )
         return known(name)
 
     @app.get("/v2/models/{name}", tags=["open inference protocol"])
@@ -661,7 +663,9 @@ def add_inference_protocol(app: FastAPI, service: Service, endpoints: Endpoints)
         }
     }
 
-    @app.post("/v2/models/{name}/infer", tags=["open inference protocol"], openapi_extra=body_schema)
+    @app.post(
+        "/v2/models/{name}/infer", tags=["open inference protocol"], openapi_extra=body_schema
+    )
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
         tags=["open inference protocol"],
@@ -688,7 +692,9 @@ def add_inference_protocol(app: FastAPI, service: Service, endpoints: Endpoints)
             return _oip_error(400, str(error))
         except ServiceError as error:
             status = status_of(error)
-            return _oip_error(status, str(error) if status < 500 else "unavailable, nothing was stored")
+            return _oip_error(
+                status, str(error) if status < 500 else "unavailable, nothing was stored"
+            )
         endpoints.telemetry.predictions.inc(len(served.ids))
         content, json_length = oip.infer_response(
             name,
@@ -699,6 +705,8 @@ def add_inference_protocol(app: FastAPI, service: Service, endpoints: Endpoints)
             served.proba,
             service.spec.classes,
         )
-        headers = {} if json_length is None else {"Inference-Header-Content-Length": str(json_length)}
+        headers = (
+            {} if json_length is None else {"Inference-Header-Content-Length": str(json_length)}
+        )
         kind = "application/json" if json_length is None else "application/octet-stream"
         return Response(content, media_type=kind, headers=headers)

@@ -117,7 +117,10 @@ class UpdateGate:
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
         self.n, self.correct_old = int(state["n"]), int(state["correct_old"])
-        self.correct_new, self.negative_flips = int(state["correct_new"]), int(state["negative_flips"])
+        self.correct_new, self.negative_flips = (
+            int(state["correct_new"]),
+            int(state["negative_flips"]),
+        )
         self.error_old, self.error_new = float(state["error_old"]), float(state["error_new"])
         self.finite_new = bool(state["finite_new"])
 
@@ -154,7 +157,10 @@ class UpdateGate:
         if not self.finite_new or (regression and not np.isfinite(mae_new)):
             promote, reason = False, "the candidate predicts non-finite values"
         elif regression and not mae_new <= mae_old - self.min_gain:
-            promote, reason = False, f"mean absolute error would rise: {mae_old:.4g} -> {mae_new:.4g}"
+            promote, reason = (
+                False,
+                f"mean absolute error would rise: {mae_old:.4g} -> {mae_new:.4g}",
+            )
         elif not regression and self.correct_old == 0 and self.correct_new == 0:
             promote, reason = False, "no evidence: neither model was right once (0 = 0)"
         elif not regression and acc_new < acc_old + self.min_gain:

@@ -129,7 +129,9 @@ def parse_infer(body: bytes, header_length: int | None) -> Parsed:
                 raise InputError(f"{field}.parameters.binary_data_size", f"{size!r} != shape")
             if offset + size > len(binary):
                 raise InputError(f"{field}.parameters.binary_data_size", "past the body's end")
-            array = np.frombuffer(binary[offset : offset + size], dtype=np.dtype(dtype).newbyteorder("<"))
+            array = np.frombuffer(
+                binary[offset : offset + size], dtype=np.dtype(dtype).newbyteorder("<")
+            )
             offset += size
         else:
             data = _flat(tensor.data) if tensor.data is not None else []
@@ -229,7 +231,9 @@ def model_metadata(
         {"name": "id", "datatype": "BYTES", "shape": [-1]},
     ]
     if classes is not None:
-        outputs.insert(1, {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(classes)]})
+        outputs.insert(
+            1, {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(classes)]}
+        )
     return {
         "name": model,
         "versions": [str(version)],

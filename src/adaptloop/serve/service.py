@@ -567,8 +567,9 @@ class Service:
         if not finite.all():
             i = int(np.argmin(finite))
             raise UnpredictableInput(
-                f"records[{i}]", "the model answers it with a non-finite value (its values are "
-                "far outside what the model learned)"
+                f"records[{i}]",
+                "the model answers it with a non-finite value (its values are "
+                "far outside what the model learned)",
             )
         return version, pred, proba
 

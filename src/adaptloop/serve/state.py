@@ -36,7 +36,7 @@ refused at checkpoint time, with a message naming the learner's key path and the
 >>> pack({"s": {1, 2}})
 Traceback (most recent call last):
 ...
-adaptloop.serve.state.StateEncodingError: s: a set cannot be stored in a checkpoint (arrays and JSON values only)
+adaptloop.serve.state.StateEncodingError: s: a set cannot be stored in a checkpoint (...)
 """
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ detectors pickle into (collected by pickling each fresh and after updates), noth
 reaches files, processes or imports. ``builtins.getattr`` is resolved to
 :func:`_method_of`, which hands out only public or single-underscore methods of these classes."""
 
-_DTYPES = frozenset("bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64".split())
+_DTYPES = frozenset(
+    {"bool", "float16", "float32", "float64"}
+    | {f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)}
+)
 
 
 class StateEncodingError(ValueError):
@@ -137,7 +140,7 @@ def check_pickled(blob: bytes, path: str) -> None:
     >>> check_pickled(b"cos\\nsystem\\n(S'echo hi'\\ntR.", "learned.detector")
     Traceback (most recent call last):
     ...
-    adaptloop.serve.state.StateEncodingError: learned.detector: holds a pickled os.system, which a checkpoint does not load (only River's drift detectors are allowed)
+    adaptloop.serve.state.StateEncodingError: learned.detector: holds a pickled os.system, ...
     """
     try:
         _SafeUnpickler(io.BytesIO(blob)).load()
@@ -178,7 +181,10 @@ class _Packer:
         if isinstance(value, float) and not isinstance(value, np.generic):
             if math.isfinite(value):
                 return float(value)
-            return {"$": "float", "v": "nan" if value != value else ("inf" if value > 0 else "-inf")}
+            return {
+                "$": "float",
+                "v": "nan" if value != value else ("inf" if value > 0 else "-inf"),
+            }
         if isinstance(value, np.ndarray):
             return self.ref("array", value, path)
         if isinstance(value, np.generic):
@@ -189,7 +195,10 @@ class _Packer:
         if isinstance(value, list):
             return [self.node(v, _join(path, i)) for i, v in enumerate(value)]
         if isinstance(value, tuple):
-            return {"$": "tuple", "items": [self.node(v, _join(path, i)) for i, v in enumerate(value)]}
+            return {
+                "$": "tuple",
+                "items": [self.node(v, _join(path, i)) for i, v in enumerate(value)],
+            }
         if isinstance(value, dict):
             if all(isinstance(k, str) for k in value) and "$" not in value:
                 return {k: self.node(v, _join(path, k)) for k, v in value.items()}
@@ -288,4 +297,12 @@ def unpack(blob: bytes) -> Any:
         raise StateEncodingError(f"state: malformed ({type(error).__name__}: {error})") from None
 
 
-__all__ = ["MAGIC", "SAFE_GLOBALS", "StateEncodingError", "check_pickled", "is_packed", "pack", "unpack"]
+__all__ = [
+    "MAGIC",
+    "SAFE_GLOBALS",
+    "StateEncodingError",
+    "check_pickled",
+    "is_packed",
+    "pack",
+    "unpack",
+]

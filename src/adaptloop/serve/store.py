@@ -10,7 +10,9 @@ failed on, with the error).
 
 One server per database: :meth:`Store.start` takes an exclusive lock on ``<db>.lock``
 (``flock``; the kernel drops it when the process dies, so a killed server never leaves it
-behind) and a second server on the same database is refused with :class:`StoreError`. All of the service's SQL lives in this module, in the
+behind) and a second server on the same database is refused with :class:`StoreError`.
+
+All of the service's SQL lives in this module, in the
 :class:`Store`'s methods (and :class:`ReadOnlyStore`'s, for reading a database a running
 service may be writing); every query reads its columns by name (``sqlite3.Row``). (The
 log-maintenance PRAGMAs of the same database run in :mod:`adaptloop.serve.wal`.)
@@ -52,6 +54,7 @@ database unless the operator passes ``--trust-pickle``, which converts them once
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -127,9 +130,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created);
 """
-MIGRATIONS = (
-    ("feedback", "key", "ALTER TABLE feedback ADD COLUMN key TEXT"),
-)
+MIGRATIONS = (("feedback", "key", "ALTER TABLE feedback ADD COLUMN key TEXT"),)
 """Columns added since the first schema: (table, column, statement) for older databases."""
 INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_key ON feedback (key);"
 
@@ -415,15 +416,16 @@ class Store:
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise StoreError(f"{self.lock_path}: cannot create the lock: {error.strerror}") from None
+            raise StoreError(
+                f"{self.lock_path}: cannot create the lock: {error.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise StoreError(
-                f"{self.path} is in use by another server (pid {holder}): one server per "
-                "database"
+                f"{self.path} is in use by another server (pid {holder}): one server per database"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -547,10 +549,8 @@ class Store:
             self.write_error = group_error
         except sqlite3.Error as error:  # the commit failed: nothing is acknowledged
             if conn.in_transaction:
-                try:
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
             self.write_error = str(error)
             failure = StoreError(f"{self.path}: write failed: {error}")
             outcomes = [(future, False, failure) for _, future, _ in jobs if not future.cancelled()]
@@ -720,12 +720,15 @@ class Store:
         (``seq > learned_seq``); returns how many were deleted."""
 
         def write(conn: sqlite3.Connection) -> int:
-            pending = "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
+            pending = (
+                "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
+            )
             cutoff = conn.execute(
                 "SELECT rowid AS r FROM predictions ORDER BY rowid DESC LIMIT 1 OFFSET ?", (keep,)
             ).fetchone()
             return conn.execute(
-                f"DELETE FROM predictions WHERE (created < ? OR rowid <= ?) AND id NOT IN ({pending})",
+                "DELETE FROM predictions WHERE (created < ? OR rowid <= ?) "
+                f"AND id NOT IN ({pending})",
                 (older_than, -1 if cutoff is None else cutoff["r"], learned_seq),
             ).rowcount
 
@@ -735,11 +738,13 @@ class Store:
         """Set aside the feedback micro-batch ``first_seq..last_seq`` with ``error``."""
         row = (first_seq, last_seq, time.time(), error)
         self.call(
-            lambda conn: conn.execute(
-                "INSERT OR IGNORE INTO quarantine (first_seq, last_seq, created, error) "
-                "VALUES (?, ?, ?, ?)",
-                row,
-            ).rowcount
+            lambda conn: (
+                conn.execute(
+                    "INSERT OR IGNORE INTO quarantine (first_seq, last_seq, created, error) "
+                    "VALUES (?, ?, ?, ?)",
+                    row,
+                ).rowcount
+            )
         )
 
     def quarantined(self) -> list[dict[str, Any]]:
