@@ -141,7 +141,7 @@ def forged_checkpoints(base: str, folder: Path) -> list[Path]:
     """A format 1 pickle file and a format 2 file with a pickled payload in its state."""
     from safetensors.numpy import load, save
 
-    from adaptloop.serve.checkpoint import LEGACY_MAGIC, MAGIC, _digest
+    from adaptloop.serve.checkpoint import LEGACY_MAGIC, MAGIC, checkpoint_digest
     from adaptloop.serve.state import MAGIC as STATE
 
     data = httpx.get(f"{base}/v1/model/checkpoint", timeout=30).content
@@ -152,7 +152,7 @@ def forged_checkpoints(base: str, folder: Path) -> list[Path]:
     legacy = pickle.dumps(RunsCode(marker))
     h1 = {k: v for k, v in header.items() if k != "sha256"} | {"format": 1}
     h1["payload_bytes"] = len(legacy)
-    h1["sha256"] = _digest(h1, legacy)
+    h1["sha256"] = checkpoint_digest(h1, legacy)
     one = folder / "forged-1.ckpt"
     one.write_bytes(LEGACY_MAGIC + json.dumps(h1).encode() + b"\n" + legacy)
     # format 2: the detector's bytes replaced, checksum recomputed
@@ -163,7 +163,7 @@ def forged_checkpoints(base: str, folder: Path) -> list[Path]:
     forged = STATE + json.dumps(document, sort_keys=True).encode() + b"\n" + save(tensors)
     h2 = {k: v for k, v in header.items() if k != "sha256"}
     h2["payload_bytes"] = len(forged)
-    h2["sha256"] = _digest(h2, forged)
+    h2["sha256"] = checkpoint_digest(h2, forged)
     two = folder / "forged-2.ckpt"
     two.write_bytes(MAGIC + json.dumps(h2).encode() + b"\n" + forged)
     return [one, two]

@@ -20,6 +20,7 @@ from adaptloop.serve.app import create_app  # noqa: E402
 from adaptloop.serve.checkpoint import (  # noqa: E402
     LEGACY_MAGIC,
     CheckpointFile,
+    checkpoint_digest,
     read_checkpoint,
     write_checkpoint,
 )
@@ -163,7 +164,7 @@ def test_a_legacy_pickle_checkpoint_is_refused_and_runs_nothing(exported, tmp_pa
     header = dict(read_checkpoint(exported).header, format=1)
     payload = pickle.dumps(RunsCode(str(marker)))
     forged = CheckpointFile({**header, "payload_bytes": len(payload)}, payload, legacy=True)
-    forged.header["sha256"] = _digest(forged.header, payload)
+    forged.header["sha256"] = checkpoint_digest(forged.header, payload)
     path = tmp_path / "forged.ckpt"
     path.write_bytes(forged.to_bytes())
     assert path.read_bytes().startswith(LEGACY_MAGIC)
@@ -172,12 +173,6 @@ def test_a_legacy_pickle_checkpoint_is_refused_and_runs_nothing(exported, tmp_pa
     )
     assert result.exit_code == 2 and "--trust-pickle" in result.output
     assert not marker.exists() and not (tmp_path / "n.db").exists()
-
-
-def _digest(header, payload):
-    from adaptloop.serve.checkpoint import _digest as digest
-
-    return digest(header, payload)
 
 
 def test_a_forged_state_with_a_pickled_payload_is_refused(exported, tmp_path):
@@ -197,7 +192,7 @@ def test_a_forged_state_with_a_pickled_payload_is_refused(exported, tmp_path):
     payload = _join(document, tensors)
     header = {k: v for k, v in good.header.items() if k != "sha256"}
     header["payload_bytes"] = len(payload)
-    header["sha256"] = _digest(header, payload)
+    header["sha256"] = checkpoint_digest(header, payload)
     path = tmp_path / "forged2.ckpt"
     path.write_bytes(CheckpointFile(header, payload).to_bytes())
     with pytest.raises(CheckpointFileError, match=r"pickled \w+\.open"):
@@ -255,7 +250,7 @@ def test_signed_checkpoints(service, client, tmp_path):
     # a changed header with a recomputed checksum keeps its old signature: refused
     tampered = read_checkpoint(signed)
     header = dict(tampered.header, model_version=99)
-    header["sha256"] = _digest(header, tampered.payload)
+    header["sha256"] = checkpoint_digest(header, tampered.payload)
     (tmp_path / "t.ckpt").write_bytes(CheckpointFile(header, tampered.payload).to_bytes())
     with pytest.raises(CheckpointFileError, match="does not verify"):
         read_checkpoint(tmp_path / "t.ckpt", key)

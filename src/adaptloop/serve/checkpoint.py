@@ -87,7 +87,8 @@ def _signed_bytes(header: dict[str, Any], payload: bytes) -> bytes:
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode() + b"\n" + payload
 
 
-def _digest(header: dict[str, Any], payload: bytes) -> str:
+def checkpoint_digest(header: dict[str, Any], payload: bytes) -> str:
+    """The ``sha256`` of a checkpoint file with ``header`` and ``payload`` (hex)."""
     return hashlib.sha256(_signed_bytes(header, payload)).hexdigest()
 
 
@@ -171,7 +172,7 @@ class CheckpointFile:
             "adaptloop_version": _adaptloop_version(),
             "payload_bytes": len(payload),
         }
-        header["sha256"] = _digest(header, payload)
+        header["sha256"] = checkpoint_digest(header, payload)
         if key is not None:
             header["hmac_sha256"] = _signature(key, header, payload)
         return cls(header, payload)
@@ -265,7 +266,7 @@ def read_checkpoint(
         raise CheckpointFileError(
             f"{path}: truncated or corrupted: {len(payload)} state bytes, header says {size}"
         )
-    if _digest(header, payload) != expected:
+    if checkpoint_digest(header, payload) != expected:
         raise CheckpointFileError(
             f"{path}: checksum mismatch (the file is corrupted or was changed)"
         )
