@@ -21,6 +21,7 @@ adaptloop.serve.errors.InputError: records[0].x1: 1e+300 is outside the float32 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -189,6 +190,8 @@ def records_to_array(
             parts.append("expected " + ", ".join(feature_names))
             raise InputError(f"{field}[{i}]", "; ".join(parts))
     values = [[r[name] for name in feature_names] for r in records]
+    if max(map(abs, itertools.chain.from_iterable(values))) <= FLOAT32_MAX:  # the common case
+        return np.array(values, dtype=np.float32)
     return check_float32(np.array(values, dtype=np.float64), feature_names, field)
 
 
@@ -203,12 +206,15 @@ def check_float32(
     ...
     adaptloop.serve.errors.InputError: inputs[0].b: 3.5e+38 is outside the float32 range (...)
     """
+    X = np.asarray(X)
+    if X.dtype == np.float32 or (np.abs(X) <= FLOAT32_MAX).all():  # the common case
+        X32 = X.astype(np.float32, copy=False)
+        if np.isfinite(X32).all():
+            return X32
     with np.errstate(over="ignore", invalid="ignore"):
-        X32 = np.asarray(X, dtype=np.float32)
-    if not np.isfinite(X32).all():
-        i, j = np.argwhere(~np.isfinite(X32))[0]
-        raise out_of_range(f"{field}[{i}].{feature_names[j]}", float(X[i, j]))
-    return X32
+        bad = ~np.isfinite(X.astype(np.float32)) | ~(np.abs(X) <= FLOAT32_MAX)
+    i, j = np.argwhere(bad)[0]
+    raise out_of_range(f"{field}[{i}].{feature_names[j]}", float(X[i, j]))
 
 
 def label_code(label: int | str | float, classes: tuple[str, ...] | None, field: str) -> float:

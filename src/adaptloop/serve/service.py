@@ -562,9 +562,8 @@ class Service:
         else:
             pred, proba = np.asarray(model.predict(X)), None
             out = pred
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(out).all(axis=tuple(range(1, out.ndim)))
-        if not finite.all():
+        if not np.isfinite(out).all():
+            finite = np.isfinite(out).reshape(len(out), -1).all(axis=1)
             i = int(np.argmin(finite))
             raise UnpredictableInput(
                 f"records[{i}]",

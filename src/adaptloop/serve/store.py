@@ -720,17 +720,23 @@ class Store:
         (``seq > learned_seq``); returns how many were deleted."""
 
         def write(conn: sqlite3.Connection) -> int:
+            # two index-driven deletes (a rowid range, then the index on created): no full
+            # scan of a large table on the writer thread, whose commits predictions wait for
             pending = (
                 "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
             )
-            cutoff = conn.execute(
-                "SELECT rowid AS r FROM predictions ORDER BY rowid DESC LIMIT 1 OFFSET ?", (keep,)
-            ).fetchone()
-            return conn.execute(
-                "DELETE FROM predictions WHERE (created < ? OR rowid <= ?) "
-                f"AND id NOT IN ({pending})",
-                (older_than, -1 if cutoff is None else cutoff["r"], learned_seq),
+            top = conn.execute("SELECT max(rowid) AS r FROM predictions").fetchone()["r"] or 0
+            deleted = conn.execute(
+                f"DELETE FROM predictions WHERE rowid <= ? AND id NOT IN ({pending})",
+                (top - keep, learned_seq),
             ).rowcount
+            return (
+                deleted
+                + conn.execute(
+                    f"DELETE FROM predictions WHERE created < ? AND id NOT IN ({pending})",
+                    (older_than, learned_seq),
+                ).rowcount
+            )
 
         return self.call(write)
 
