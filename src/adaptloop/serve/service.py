@@ -326,7 +326,8 @@ class Service:
                 f"the checkpoint serves learner {ckpt.header['learner']!r}, not {learner!r}",
             )
         path = Path(db)
-        made = [f for f in _database_files(path) if not f.exists()]
+        # a new database is removed whole if opening fails; an existing one is never touched
+        made = [] if path.exists() else [f for f in _database_files(path) if not f.exists()]
         store = Store(path, keep_checkpoints=config.keep_checkpoints).start()
         try:
             meta = store.get_meta()
