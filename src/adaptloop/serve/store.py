@@ -388,6 +388,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot create its folder: {error.strerror}") from None
+        new_lock = not self.lock_path.exists()
         self._lock()
         opened: Future = Future()
         self._thread = threading.Thread(
@@ -399,6 +400,8 @@ class Store:
         except BaseException:
             self._thread.join()
             self._thread = None
+            if new_lock:  # still held by us: no one else can be using it
+                self.lock_path.unlink(missing_ok=True)
             self._unlock()
             raise
         self.wal.start()
