@@ -428,8 +428,8 @@ class Service:
                 log.exception("adaptation step failed")
                 self.worker_error = f"{type(error).__name__}: {error}"
                 stepped = False
+            self._prune()  # also under sustained feedback, when the worker never idles
             if not stepped:
-                self._prune()
                 self._wake.wait(self.config.poll_seconds)
                 self._wake.clear()
 
