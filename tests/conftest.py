@@ -18,6 +18,8 @@ MARKERS_BY_FILE = {
     "test_report_browser.py": ("browser",),
     "test_serve_api.py": ("service",),
     "test_serve_crash.py": ("service", "slow"),
+    "test_serve_faults.py": ("service",),
+    "test_serve_protocols.py": ("service",),
     "test_serve_store.py": ("service",),
 }
 

@@ -115,7 +115,13 @@ def test_feedback_by_id_and_by_record_is_stored_and_learned(client, service):
     assert service.samples_learned == 32
     assert not states_equal(before, service.candidate.state_dict())
     status = client.get("/v1/model").json()
-    assert status["feedback"] == {"received": 32, "learned": 32, "pending": 0, "micro_batch": 8}
+    assert status["feedback"] == {
+        "received": 32,
+        "learned": 32,
+        "pending": 0,
+        "quarantined": 0,
+        "micro_batch": 8,
+    }
 
 
 def test_model_metrics_are_prequential_over_what_was_served(client, service):

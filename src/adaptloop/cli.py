@@ -472,9 +472,27 @@ def serve(
         Path | None,
         typer.Option(
             "--checkpoint",
-            help="Start a new --db from a checkpoint file (instead of --experiment). "
-            "A pickle: use only files you trust.",
+            help="Start a new --db from a checkpoint file (instead of --experiment).",
         ),
+    ] = None,
+    checkpoint_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint-key",
+            help="File holding the HMAC key: exports are signed, only signed checkpoint "
+            "files are served (else $ADAPTLOOP_CHECKPOINT_KEY).",
+        ),
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Load legacy pickled checkpoints (files or --db rows; runs their code).",
+        ),
+    ] = False,
+    predict_rate: Annotated[
+        float | None,
+        typer.Option("--predict-rate", help="Most predicted records per second (429 above)."),
     ] = None,
     learner: Annotated[
         str | None, typer.Option("--learner", help="Learner of the experiment (default: first).")
@@ -503,19 +521,29 @@ def serve(
     Serve predictions, take delayed feedback and adapt online.
     """
     try:
-        import uvicorn
-
+        from adaptloop.serve import transport
         from adaptloop.serve.app import create_app
         from adaptloop.serve.auth import check_bind, load_token
-        from adaptloop.serve.errors import ServiceError
+        from adaptloop.serve.checkpoint import load_key
+        from adaptloop.serve.errors import InputError, ServiceError
         from adaptloop.serve.service import Service, ServiceConfig
     except ImportError as error:
         raise _fail(f"adaptloop serve {missing_extra(error)}") from None
     try:
         token = load_token(token_file)
         check_bind(host, token)
+        if predict_rate is not None and not predict_rate > 0:
+            raise InputError("predict_rate", f"must be > 0, got {predict_rate}")
         config = ServiceConfig(micro_batch=micro_batch, gate_window=gate_window, max_nfr=max_nfr)
-        service = Service.open(db, experiment, learner, config, checkpoint=checkpoint)
+        service = Service.open(
+            db,
+            experiment,
+            learner,
+            config,
+            checkpoint=checkpoint,
+            checkpoint_key=load_key(checkpoint_key),
+            trust_pickle=trust_pickle,
+        )
     except ServiceError as error:
         raise _fail(error.format(_flag)) from None
     except ValueError as error:  # an experiment file that cannot be run
@@ -528,7 +556,7 @@ def serve(
             f"(writes {'need a token' if token else 'open'})",
         )
     )
-    uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
+    transport.run(create_app(service, token=token, predict_rate=predict_rate), host, port)
 
 
 checkpoint_app = typer.Typer(
@@ -546,14 +574,21 @@ def checkpoint_export(
     version: Annotated[
         int | None, typer.Option("--version", help="Model version (default: the newest).")
     ] = None,
+    checkpoint_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint-key",
+            help="File holding the HMAC key to sign with (else $ADAPTLOOP_CHECKPOINT_KEY).",
+        ),
+    ] = None,
 ) -> None:
-    """Write the served model of --db (or of --version) to a checkpoint file. It holds a
-    pickle: share it only with people who trust you, load only files you trust."""
-    from adaptloop.serve.checkpoint import export_from_db, write_checkpoint
+    """Write the served model of --db (or of --version) to a checkpoint file: arrays + JSON,
+    signed when a key is given."""
+    from adaptloop.serve.checkpoint import export_from_db, load_key, write_checkpoint
     from adaptloop.serve.errors import ServiceError
 
     try:
-        exported = export_from_db(db, version)
+        exported = export_from_db(db, version, load_key(checkpoint_key))
         written = write_checkpoint(out, exported)
     except ServiceError as error:
         raise _fail(error.format(_flag)) from None
@@ -565,7 +600,8 @@ def checkpoint_export(
             "checkpoint: ",
             (str(written), "bold"),
             f" (learner {header['learner']} of {header['experiment_name']}, model version "
-            f"{header['model_version']}, sha256 {header['sha256'][:12]})",
+            f"{header['model_version']}, sha256 {header['sha256'][:12]}"
+            f"{', signed' if 'hmac_sha256' in header else ''})",
         )
     )
 

@@ -78,6 +78,12 @@ class ValueWindow:
             return self._data[: self._size].copy()
         return np.concatenate([self._data[self._next :], self._data[: self._next]])
 
+    def load_values(self, values: np.ndarray) -> None:
+        """Replace the contents with ``values`` (oldest first), as :meth:`values` returned."""
+        self._next, self._size = 0, 0
+        self._data[:] = 0.0
+        self.extend(np.asarray(values, dtype=np.float64))
+
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     """Exact ROC AUC (Mann-Whitney U with tied ranks averaged); NaN if one class is absent.
@@ -108,6 +114,15 @@ class BinnedAUC:
     def __init__(self) -> None:
         self._pos = np.zeros(_AUC_BINS, dtype=np.int64)
         self._neg = np.zeros(_AUC_BINS, dtype=np.int64)
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-bin counts of positives and negatives (copies)."""
+        return self._pos.copy(), self._neg.copy()
+
+    def load_counts(self, pos: np.ndarray, neg: np.ndarray) -> None:
+        """Restore what :meth:`counts` returned."""
+        self._pos = np.asarray(pos, dtype=np.int64).reshape(_AUC_BINS).copy()
+        self._neg = np.asarray(neg, dtype=np.int64).reshape(_AUC_BINS).copy()
 
     def update(self, y: np.ndarray, score: np.ndarray) -> None:
         bins = np.minimum((np.clip(score, 0.0, 1.0) * _AUC_BINS).astype(np.int64), _AUC_BINS - 1)
@@ -185,6 +200,47 @@ class MetricTracker:
             self._auc.update(y, score)
             self._auc_window[0].extend(y.astype(np.float64))
             self._auc_window[1].extend(score)
+
+    def state_dict(self) -> dict:
+        """Everything counted, as plain values and arrays (for the service's checkpoints); the
+        metrics, task, classes and window are the constructor's.
+
+        >>> tracker = MetricTracker(["accuracy"], task="binary", n_classes=2, window=4)
+        >>> tracker.update(np.array([0, 1, 1]), np.array([0, 1, 0]))
+        >>> again = MetricTracker(["accuracy"], task="binary", n_classes=2, window=4)
+        >>> again.load_state_dict(tracker.state_dict())
+        >>> again.report()["accuracy"] == tracker.report()["accuracy"]
+        True
+        """
+        self._flush()
+        state: dict = {
+            "count": self.count,
+            "since_report": self._since_report,
+            "sums": dict(self._sums),
+            "batch_sums": dict(self._batch_sums),
+            "rings": {name: ring.values() for name, ring in self._rings.items()},
+        }
+        if self._auc is not None:
+            pos, neg = self._auc.counts()
+            labels, scores = self._auc_window
+            state["auc"] = {"pos": pos, "neg": neg, "y": labels.values(), "score": scores.values()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (``ValueError`` when its metrics differ)."""
+        if set(state.get("sums", {})) != set(self._sums) or ("auc" in state) != bool(self._auc):
+            raise ValueError("tracker state: its metrics differ from this tracker's")
+        self._pending.clear()
+        self.count, self._since_report = int(state["count"]), int(state["since_report"])
+        self._sums = {k: float(v) for k, v in state["sums"].items()}
+        self._batch_sums = {k: float(v) for k, v in state["batch_sums"].items()}
+        for name, ring in self._rings.items():
+            ring.load_values(state["rings"][name])
+        if self._auc is not None:
+            auc = state["auc"]
+            self._auc.load_counts(auc["pos"], auc["neg"])
+            self._auc_window[0].load_values(auc["y"])
+            self._auc_window[1].load_values(auc["score"])
 
     def report(self) -> dict[str, float]:
         """``{metric: cumulative, metric_window: windowed, metric_batch: since last report}``.

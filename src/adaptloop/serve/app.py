@@ -11,8 +11,16 @@ Endpoints: ``POST /v1/predict``, ``POST /v1/feedback`` (token), ``GET /v1/model`
 ``POST /v1/model/snapshot`` (token), ``POST /v1/model/rollback/{version}`` (token),
 ``GET /v1/model/checkpoint[?version=N]`` (token: it exposes the model; a checkpoint file for
 ``adaptloop serve --checkpoint``),
-``GET /metrics`` (Prometheus text format), ``GET /healthz``, and FastAPI's ``/docs`` and
-``/openapi.json``. A refused request (4xx) changes nothing and its ``detail`` names the field.
+``GET /metrics`` (Prometheus text format), ``GET /healthz`` (liveness), ``GET /readyz``
+(readiness: 503 naming what is not ready), FastAPI's ``/docs`` and ``/openapi.json``, and
+the Open Inference Protocol v2 (:mod:`adaptloop.serve.oip`): ``GET /v2``,
+``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}``,
+``/v2/models/{name}/ready``, ``POST /v2/models/{name}/infer`` (also under
+``/versions/{version}``). A refused request (4xx) changes nothing and its ``detail`` names
+the field (OIP routes answer ``{"error": ...}`` as that protocol says). Feedback sent with an
+``Idempotency-Key`` header (or a ``key`` per item) is stored once: a retry gets the stored
+``seq``. With ``predict_rate``, predictions beyond that many records per second are answered
+429 (a token bucket of one second's worth).
 
 >>> import tempfile, os
 >>> from fastapi.testclient import TestClient
@@ -30,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -48,8 +57,16 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
+from adaptloop.serve import oip
 from adaptloop.serve.auth import TokenCheck
-from adaptloop.serve.errors import Conflict, InputError, NotFound, ServiceError, StoreError
+from adaptloop.serve.errors import (
+    Conflict,
+    InputError,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    StoreError,
+)
 from adaptloop.serve.schemas import (
     CheckpointInfo,
     FeedbackItem,
@@ -59,6 +76,7 @@ from adaptloop.serve.schemas import (
     ModelStatus,
     PredictRequest,
     PredictResponse,
+    Readiness,
 )
 from adaptloop.serve.service import Predictions, Service
 
@@ -72,11 +90,18 @@ ROUTES = (
     "/v1/model/checkpoint",
     "/metrics",
     "/healthz",
+    "/readyz",
     "/docs",
     "/openapi.json",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
 )
+MAX_VERSION = 2**63 - 1
+"""Largest model version a path accepts (SQLite's integer range)."""
 STATUS: dict[type[ServiceError], int] = {
     InputError: 422,
+    RateLimited: 429,
     NotFound: 404,
     Conflict: 409,
     StoreError: 503,
@@ -96,6 +121,8 @@ def _route(path: str) -> str:
         return path
     if path.startswith("/v1/model/rollback/"):
         return "/v1/model/rollback/{version}"
+    if path.startswith("/v2/models/"):
+        return "/v2/models/{name}/infer" if path.endswith("/infer") else "/v2/models/{name}"
     return "other"
 
 
@@ -126,6 +153,12 @@ class Telemetry:
         )
         Gauge("adaptloop_drift_alarms", "drift alarms so far", registry=r).set_function(
             lambda: len(service.alarms())
+        )
+        Gauge(
+            "adaptloop_feedback_quarantined", "feedback records quarantined", registry=r
+        ).set_function(lambda: service.quarantine_summary()["records"])
+        self.rate_limited = Counter(
+            "adaptloop_predict_rate_limited", "predict requests refused (429)", registry=r
         )
         metrics = Gauge(
             "adaptloop_feedback_metric",
@@ -342,19 +375,31 @@ class Endpoints:
     only success; a refusal or a failure (which stored nothing) goes on to the route, so
     every error answer has one source."""
 
-    def __init__(self, service: Service, telemetry: Telemetry, check: TokenCheck) -> None:
+    def __init__(
+        self,
+        service: Service,
+        telemetry: Telemetry,
+        check: TokenCheck,
+        limiter: RateLimit | None = None,
+    ) -> None:
         self.service, self.telemetry, self.check = service, telemetry, check
+        self.limiter = limiter
 
     async def predict(self, records: Sequence[Mapping[str, float]]) -> bytes:
         """Predict ``records``; answered once the predictions are logged."""
+        if self.limiter is not None and not self.limiter.take(len(records)):
+            self.telemetry.rate_limited.inc()
+            raise RateLimited("records", f"more than {self.limiter.rate:g} records/s")
         served, logged = self.service.predict_records(records)
         await asyncio.wrap_future(logged)
         self.telemetry.predictions.inc(len(served.ids))
         return predictions_json(self.service.spec.classes, served)
 
-    async def feedback(self, items: Sequence[FeedbackItem]) -> bytes:
+    async def feedback(self, items: Sequence[FeedbackItem], key: str | None = None) -> bytes:
         """Store labels; answered once they are durably stored."""
-        seqs = await asyncio.wrap_future(self.service.add_feedback(items))
+        if key is not None and not 1 <= len(key) <= 128:
+            raise InputError("Idempotency-Key", "must be 1 to 128 characters")
+        seqs = await asyncio.wrap_future(self.service.add_feedback(items, key))
         self.telemetry.feedback.inc(len(seqs))
         return _json({"accepted": len(seqs), "seq": seqs})
 
@@ -367,10 +412,41 @@ class Endpoints:
     async def feedback_fast(self, body: bytes, scope: dict) -> bytes | None:
         if not self.check.allows(_header(scope, b"authorization")):
             return None  # the route refuses it (401)
+        key = _header(scope, b"idempotency-key")
         try:
-            return await self.feedback(FeedbackRequest.model_validate_json(body).feedback)
+            return await self.feedback(FeedbackRequest.model_validate_json(body).feedback, key)
         except (ValidationError, ServiceError):
             return None  # nothing was stored: the route answers it
+
+
+class RateLimit:
+    """A token bucket: ``rate`` records per second, up to one second's worth at once.
+
+    >>> limit = RateLimit(10)
+    >>> limit.take(10), limit.take(1)
+    (True, False)
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self._tokens = self.rate
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        """Take ``n`` tokens if there are that many."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if n > self._tokens:
+                return False
+            self._tokens -= n
+            return True
+
+
+def _oip_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -395,14 +471,17 @@ def create_app(
     token: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     background: bool = True,
+    predict_rate: float | None = None,
 ) -> FastAPI:
-    """The app serving ``service``; write endpoints need ``Bearer <token>`` when one is set.
+    """The app serving ``service``; write endpoints need ``Bearer <token>`` when one is set;
+    with ``predict_rate``, more predicted records per second than that are answered 429.
 
     ``background=False`` starts no worker thread: feedback is then learned only when
     ``service.step()`` is called (tests use it to be deterministic)."""
     check = TokenCheck(token)
     telemetry = Telemetry(service)
-    endpoints = Endpoints(service, telemetry, check)
+    limiter = None if predict_rate is None else RateLimit(predict_rate)
+    endpoints = Endpoints(service, telemetry, check, limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -450,9 +529,15 @@ def create_app(
         return Response(await endpoints.predict(body.records), media_type="application/json")
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(writer)])
-    async def feedback(body: FeedbackRequest) -> Response:
-        """Labels for earlier predictions (or records with labels); answered once stored."""
-        return Response(await endpoints.feedback(body.feedback), media_type="application/json")
+    async def feedback(
+        body: FeedbackRequest,
+        idempotency_key: str | None = Header(None, max_length=128),
+    ) -> Response:
+        """Labels for earlier predictions (or records with labels); answered once stored.
+        With an ``Idempotency-Key`` header (item ``i`` is stored under ``<key>:<i>``) or a
+        ``key`` per item, a retry is answered with the stored ``seq`` and learned once."""
+        answer = await endpoints.feedback(body.feedback, idempotency_key)
+        return Response(answer, media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelStatus)
     def model() -> dict[str, Any]:
@@ -486,7 +571,7 @@ def create_app(
         response_model=CheckpointInfo,
         dependencies=[Depends(writer)],
     )
-    def rollback(version: int) -> dict[str, Any]:
+    def rollback(version: int = Path(ge=1, le=MAX_VERSION)) -> dict[str, Any]:
         """Serve an earlier version's model again (as a new version)."""
         return service.rollback(version)
 
@@ -497,7 +582,131 @@ def create_app(
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:
-        """Liveness: the service answers and serves a model."""
+        """Liveness: the process answers and serves a model (see ``/readyz`` for readiness)."""
         return Health(status="ok", version=service.version)
 
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    def readyz() -> JSONResponse:
+        """Readiness: the store takes a write, the worker runs, the model predicts a probe
+        row, and few enough feedback records are quarantined; 503 naming what is not."""
+        checks = service.readiness()
+        ready = all(problem is None for problem in checks.values())
+        body = {"status": "ready" if ready else "not ready", "version": service.version}
+        return JSONResponse({**body, "checks": checks}, status_code=200 if ready else 503)
+
+    add_inference_protocol(app, service, endpoints)
     return app
+
+
+def add_inference_protocol(app: FastAPI, service: Service, endpoints: Endpoints) -> None:
+    """The Open Inference Protocol v2 routes (see :mod:`adaptloop.serve.oip`); the model's
+    name is the served learner's."""
+    name_of = service.spec.learner
+
+    def ready() -> bool:
+        return all(problem is None for problem in service.readiness().values())
+
+    @app.get("/v2", tags=["open inference protocol"])
+    def server_metadata() -> dict[str, Any]:
+        """Server metadata."""
+        from adaptloop import __version__
+
+        return {"name": "adaptloop", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", tags=["open inference protocol"])
+    def live() -> dict[str, bool]:
+        """Liveness."""
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["open inference protocol"])
+    def server_ready() -> JSONResponse:
+        """Readiness (as ``/readyz``)."""
+        ok = ready()
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    def known(name: str) -> JSONResponse | None:
+        if name != name_of:
+            return _oip_error(404, f"unknown model {name!r}; this server serves {name_of!r}")
+        return None
+
+    def known_version(name: str, version: str | None) -> JSONResponse | None:
+        if version is not None and version != str(service.version):
+            return _oip_error(
+                404, f"model {name!r} serves version {service.version}, not {version!r}"
+            )
+        return known(name)
+
+    @app.get("/v2/models/{name}", tags=["open inference protocol"])
+    @app.get("/v2/models/{name}/versions/{version}", tags=["open inference protocol"])
+    def model_metadata(name: str, version: str | None = None) -> Any:
+        """Model metadata: inputs, outputs, the served version."""
+        refused = known_version(name, version)
+        if refused is not None:
+            return refused
+        spec = service.spec
+        return oip.model_metadata(name, service.version, spec.feature_names, spec.classes)
+
+    @app.get("/v2/models/{name}/ready", tags=["open inference protocol"])
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["open inference protocol"])
+    def model_ready(name: str, version: str | None = None) -> Any:
+        """Model readiness."""
+        refused = known_version(name, version)
+        if refused is not None:
+            return refused
+        ok = ready()
+        return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+
+    body_schema = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": oip.InferRequest.model_json_schema()}},
+        }
+    }
+
+    @app.post(
+        "/v2/models/{name}/infer", tags=["open inference protocol"], openapi_extra=body_schema
+    )
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        tags=["open inference protocol"],
+        openapi_extra=body_schema,
+    )
+    async def infer(name: str, request: Request, version: str | None = None) -> Response:
+        """Predict tensors (FP32 ``[n, d]``, or one ``[n]`` tensor per feature); the
+        predictions are logged, and their ids returned as the ``id`` output (for feedback)."""
+        refused = known_version(name, version)
+        if refused is not None:
+            return refused
+        length = request.headers.get("inference-header-content-length")
+        try:
+            header = None if length is None else int(length)
+        except ValueError:
+            return _oip_error(400, "Inference-Header-Content-Length: not an integer")
+        body = await request.body()
+        try:
+            parsed = oip.parse_infer(body, header)
+            X = oip.features(parsed, service.spec.feature_names)
+            served, logged = service.predict_array(X)
+            await asyncio.wrap_future(logged)
+        except InputError as error:
+            return _oip_error(400, str(error))
+        except ServiceError as error:
+            status = status_of(error)
+            return _oip_error(
+                status, str(error) if status < 500 else "unavailable, nothing was stored"
+            )
+        endpoints.telemetry.predictions.inc(len(served.ids))
+        content, json_length = oip.infer_response(
+            name,
+            served.version,
+            parsed.request,
+            served.ids,
+            served.pred,
+            served.proba,
+            service.spec.classes,
+        )
+        headers = (
+            {} if json_length is None else {"Inference-Header-Content-Length": str(json_length)}
+        )
+        kind = "application/json" if json_length is None else "application/octet-stream"
+        return Response(content, media_type=kind, headers=headers)

@@ -3,19 +3,23 @@
 A checkpoint file holds everything needed to serve a model again on a new database: the
 experiment's TOML source, the learner's name, the stream's schema (feature names, task,
 classes), the model version it was served as, the learner's state (``state_dict()``) as
-pickle bytes, when and by which adaptloop version it was written, and a SHA-256 checksum
-over all of it. Layout (bytes)::
+arrays + JSON (:mod:`adaptloop.serve.state`: safetensors and a versioned JSON schema; no
+pickle, nothing in it is executed when it is read), when and by which adaptloop version it was
+written, a SHA-256 checksum over all of it and, when a key is given, an HMAC-SHA256 signature.
+Layout (bytes)::
 
-    adaptloop-checkpoint 1\\n       <- magic line and format version
+    adaptloop-checkpoint 2\\n       <- magic line and format version
     {"adaptloop_version": ..., ...}\\n  <- header: one line of JSON (with "sha256")
-    <pickle of the learner's state>    <- "payload_bytes" long
+    <packed state>                     <- "payload_bytes" long (adaptloop.serve.state)
 
-``sha256`` is taken over the header without its ``sha256`` key (JSON, sorted keys) plus a
-newline plus the payload, so a changed experiment source is caught as well as a flipped bit
-in the state. :func:`read_checkpoint` verifies the checksum before anything is unpickled.
-
-Checkpoint files are pickles: load only files you trust, since unpickling runs code (the
-checksum detects corruption, not a malicious file written with a matching checksum).
+``sha256`` is taken over the header without its ``sha256`` and ``hmac_sha256`` keys (JSON,
+sorted keys) plus a newline plus the payload, so a changed experiment source is caught as well
+as a flipped bit in the state. The checksum detects corruption only (anyone can recompute it);
+``hmac_sha256`` is the HMAC of the same bytes with the operator's key (``--checkpoint-key FILE``
+or ``$ADAPTLOOP_CHECKPOINT_KEY``): with a key, :func:`read_checkpoint` refuses a file that is
+unsigned or whose signature does not verify, so only files written by a holder of the key are
+served. Format 1 files (a pickle payload, written by adaptloop before signing existed) are
+refused unless the caller passes ``trust_pickle=True`` (``--trust-pickle``).
 
 There is one export: :func:`export_checkpoint` writes the served model of the newest stored
 checkpoint (of a version) that verifies. ``GET /v1/model/checkpoint`` calls it on the running
@@ -29,11 +33,15 @@ and recovery alike.
 >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
 >>> header = {"experiment_source": "seed = 1", "experiment_name": "x", "learner": "lr",
 ...           "feature_names": ["x0"], "task": "binary", "classes": ["0", "1"]}
->>> write_checkpoint(path, CheckpointFile.encode(header, 3, {"w": [1.0, 2.0]})).name
+>>> write_checkpoint(path, CheckpointFile.encode(header, 3, {"w": [1.0, 2.0]}, key=b"k")).name
 'model.ckpt'
->>> ckpt = read_checkpoint(path)
+>>> ckpt = read_checkpoint(path, key=b"k")
 >>> ckpt.model_version, ckpt.header["learner"], ckpt.state(), ckpt.file_name()
 (3, 'lr', {'w': [1.0, 2.0]}, 'x-lr-v3.ckpt')
+>>> read_checkpoint(path, key=b"another key")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+adaptloop.serve.errors.CheckpointFileError: checkpoint: ...: the signature does not verify ...
 >>> with open(path, "r+b") as f:
 ...     _ = f.seek(-3, os.SEEK_END); _ = f.write(b"!")
 >>> read_checkpoint(path)  # doctest: +ELLIPSIS
@@ -45,6 +53,7 @@ adaptloop.serve.errors.CheckpointFileError: checkpoint: ...: checksum mismatch (
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -55,22 +64,58 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from adaptloop.serve.errors import CheckpointFileError, UnknownVersion
+from adaptloop.serve.errors import CheckpointFileError, InputError, UnknownVersion
+from adaptloop.serve.state import SCHEMA, StateEncodingError, pack, unpack
 from adaptloop.serve.store import Checkpoint, ReadOnlyStore
 
 T = TypeVar("T")
 
-MAGIC = b"adaptloop-checkpoint 1\n"
-"""First line of every checkpoint file (format version 1)."""
+MAGIC = b"adaptloop-checkpoint 2\n"
+"""First line of every checkpoint file (format version 2: arrays + JSON, optionally signed)."""
+LEGACY_MAGIC = b"adaptloop-checkpoint 1\n"
+"""First line of a format 1 file (a pickle: refused unless ``trust_pickle``)."""
+KEY_ENV = "ADAPTLOOP_CHECKPOINT_KEY"
+"""Environment variable holding the checkpoint signing key (``--checkpoint-key FILE`` wins)."""
+UNSIGNED = ("sha256", "hmac_sha256")
 SPEC_KEYS = ("experiment_source", "experiment_name", "learner", "feature_names", "task", "classes")
 """Header keys that describe what is served (the same as a database's ``meta``)."""
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 
 
-def _digest(header: dict[str, Any], payload: bytes) -> str:
-    unsigned = {k: v for k, v in header.items() if k != "sha256"}
-    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(text + b"\n" + payload).hexdigest()
+def _signed_bytes(header: dict[str, Any], payload: bytes) -> bytes:
+    unsigned = {k: v for k, v in header.items() if k not in UNSIGNED}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode() + b"\n" + payload
+
+
+def checkpoint_digest(header: dict[str, Any], payload: bytes) -> str:
+    """The ``sha256`` of a checkpoint file with ``header`` and ``payload`` (hex)."""
+    return hashlib.sha256(_signed_bytes(header, payload)).hexdigest()
+
+
+def _signature(key: bytes, header: dict[str, Any], payload: bytes) -> str:
+    return hmac.new(key, _signed_bytes(header, payload), hashlib.sha256).hexdigest()
+
+
+def load_key(key_file: str | os.PathLike | None = None, env: str = KEY_ENV) -> bytes | None:
+    """The signing key: the contents of ``key_file`` (surrounding whitespace stripped) if
+    given, else ``$ADAPTLOOP_CHECKPOINT_KEY``, else None; ``InputError`` (field
+    ``checkpoint_key``) when the file is missing or empty, or the key shorter than 16 bytes.
+
+    >>> load_key(None, env="ADAPTLOOP_NO_SUCH_VARIABLE") is None
+    True
+    """
+    if key_file is not None:
+        path = Path(key_file)
+        if not path.is_file():
+            raise InputError("checkpoint_key", f"no such file: {path}")
+        key = path.read_bytes().strip()
+    else:
+        key = os.environ.get(env, "").strip().encode()
+        if not key:
+            return None
+    if len(key) < 16:
+        raise InputError("checkpoint_key", "the key must be at least 16 bytes long")
+    return key
 
 
 def _adaptloop_version() -> str:
@@ -81,44 +126,61 @@ def _adaptloop_version() -> str:
 
 @dataclass(frozen=True)
 class CheckpointFile:
-    """A checkpoint file's verified header and its still pickled state; ``path`` is where it
-    was read from (None for one just encoded)."""
+    """A checkpoint file's verified header and its still packed state; ``path`` is where it
+    was read from (None for one just encoded); ``legacy`` for a format 1 (pickle) file read
+    with ``trust_pickle``."""
 
     header: dict[str, Any]
     payload: bytes
     path: Path | None = None
+    legacy: bool = False
 
     @classmethod
     def encode(
-        cls, spec_meta: dict[str, Any], model_version: int, state: Any, **extra: Any
+        cls,
+        spec_meta: dict[str, Any],
+        model_version: int,
+        state: Any,
+        key: bytes | None = None,
+        **extra: Any,
     ) -> CheckpointFile:
         """A checkpoint serving ``state`` (a learner's ``state_dict()``) as ``model_version``
-        of what ``spec_meta`` describes (a database's ``meta``: see :data:`SPEC_KEYS`);
-        ``extra`` goes into the header as it is (JSON values).
+        of what ``spec_meta`` describes (a database's ``meta``: see :data:`SPEC_KEYS`),
+        signed with ``key`` when given; ``extra`` goes into the header as it is (JSON
+        values). ``CheckpointFileError`` naming the key path when the state holds a value that
+        a checkpoint cannot store (see :mod:`adaptloop.serve.state`).
 
-        >>> CheckpointFile.encode({k: None for k in SPEC_KEYS}, 1, {}).to_bytes()[:20]
-        b'adaptloop-checkpoint'
+        >>> CheckpointFile.encode({k: None for k in SPEC_KEYS}, 1, {}).to_bytes()[:22]
+        b'adaptloop-checkpoint 2'
         """
-        missing = [key for key in SPEC_KEYS if key not in spec_meta]
+        missing = [name for name in SPEC_KEYS if name not in spec_meta]
         if missing:
             raise ValueError(f"checkpoint header: missing {', '.join(missing)}")
-        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pack(state)
+        except StateEncodingError as error:
+            raise CheckpointFileError(
+                f"learner {spec_meta['learner']!r} cannot be checkpointed: {error}"
+            ) from None
         header = {
-            **{key: spec_meta[key] for key in SPEC_KEYS},
+            **{name: spec_meta[name] for name in SPEC_KEYS},
             **extra,
-            "format": 1,
+            "format": 2,
+            "state_schema": SCHEMA,
             "model_version": int(model_version),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "adaptloop_version": _adaptloop_version(),
-            "pickle_protocol": pickle.HIGHEST_PROTOCOL,
             "payload_bytes": len(payload),
         }
-        header["sha256"] = _digest(header, payload)
+        header["sha256"] = checkpoint_digest(header, payload)
+        if key is not None:
+            header["hmac_sha256"] = _signature(key, header, payload)
         return cls(header, payload)
 
     def to_bytes(self) -> bytes:
         """The file's bytes."""
-        return MAGIC + json.dumps(self.header, sort_keys=True).encode() + b"\n" + self.payload
+        magic = LEGACY_MAGIC if self.legacy else MAGIC
+        return magic + json.dumps(self.header, sort_keys=True).encode() + b"\n" + self.payload
 
     @property
     def model_version(self) -> int:
@@ -133,14 +195,18 @@ class CheckpointFile:
         """What a database started from this file records about it."""
         keys = ("sha256", "model_version", "created", "adaptloop_version", "experiment_name")
         name = None if self.path is None else self.path.name
-        return {"file": name, **{key: self.header.get(key) for key in keys}}
+        signed = "hmac_sha256" in self.header
+        return {"file": name, **{key: self.header.get(key) for key in keys}, "signed": signed}
 
     def state(self) -> Any:
-        """The learner's state, unpickled (the checksum was verified on reading)."""
+        """The learner's state (the checksum was verified on reading); a legacy file's is
+        unpickled (it was read with ``trust_pickle``)."""
         try:
-            return pickle.loads(self.payload)
-        except Exception as error:
-            raise CheckpointFileError(f"{self.path}: cannot unpickle the state: {error}") from None
+            if self.legacy:
+                return pickle.loads(self.payload)
+            return unpack(self.payload)
+        except Exception as error:  # noqa: BLE001 - any malformed state: one message
+            raise CheckpointFileError(f"{self.path}: cannot read the state: {error}") from None
 
 
 def write_checkpoint(path: str | Path, checkpoint: CheckpointFile) -> Path:
@@ -156,15 +222,28 @@ def write_checkpoint(path: str | Path, checkpoint: CheckpointFile) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path) -> CheckpointFile:
-    """Read ``path`` and verify its format, length and checksum; ``CheckpointFileError``
-    (one line) when it is missing, not a checkpoint file, truncated or corrupted."""
+def read_checkpoint(
+    path: str | Path, key: bytes | None = None, trust_pickle: bool = False
+) -> CheckpointFile:
+    """Read ``path`` and verify its format, length, checksum and, with ``key``, signature;
+    ``CheckpointFileError`` (one line) when it is missing, not a checkpoint file, truncated,
+    corrupted, unsigned or signed with another key (with ``key``), or a format 1 pickle
+    file without ``trust_pickle``."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise CheckpointFileError(f"{path}: cannot read: {error.strerror or error}") from None
-    if not data.startswith(MAGIC):
+    legacy = data.startswith(LEGACY_MAGIC)
+    if legacy and not trust_pickle:
+        raise CheckpointFileError(
+            f"{path}: a format 1 checkpoint holds a pickle, which runs code when loaded: "
+            "refused (re-export it with this adaptloop, or pass --trust-pickle if you wrote "
+            "it yourself)"
+        )
+    if legacy and key is not None:
+        raise CheckpointFileError(f"{path}: a format 1 checkpoint cannot be signed")
+    if not (legacy or data.startswith(MAGIC)):
         if data.startswith(MAGIC.split(b" ")[0]):
             raise CheckpointFileError(f"{path}: unsupported checkpoint format: {data[:40]!r}")
         raise CheckpointFileError(f"{path}: not an adaptloop checkpoint file")
@@ -176,8 +255,8 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
         if not isinstance(header, dict):
             raise ValueError("not an object")
         size, expected = int(header["payload_bytes"]), str(header["sha256"])
-        for key in (*SPEC_KEYS, "model_version"):
-            header[key]  # noqa: B018 - present, or KeyError
+        for name in (*SPEC_KEYS, "model_version"):
+            header[name]  # noqa: B018 - present, or KeyError
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointFileError(
             f"{path}: corrupted checkpoint header ({type(error).__name__}: {error})"
@@ -187,11 +266,22 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
         raise CheckpointFileError(
             f"{path}: truncated or corrupted: {len(payload)} state bytes, header says {size}"
         )
-    if _digest(header, payload) != expected:
+    if checkpoint_digest(header, payload) != expected:
         raise CheckpointFileError(
             f"{path}: checksum mismatch (the file is corrupted or was changed)"
         )
-    return CheckpointFile(header, payload, path)
+    if key is not None:
+        signature = header.get("hmac_sha256")
+        if not isinstance(signature, str):
+            raise CheckpointFileError(
+                f"{path}: not signed, and a checkpoint key is set: only signed files are served"
+            )
+        if not hmac.compare_digest(signature, _signature(key, header, payload)):
+            raise CheckpointFileError(
+                f"{path}: the signature does not verify with the given key (written by "
+                "someone else, or changed since)"
+            )
+    return CheckpointFile(header, payload, path, legacy)
 
 
 def newest_usable(
@@ -201,9 +291,9 @@ def newest_usable(
     one succeeds: its result (None when none does). Each one that does not verify or that
     ``use`` refuses is skipped, and why is appended to ``skipped`` (one line naming it).
 
-    >>> import pickle
+    >>> from adaptloop.serve.state import pack
     >>> from adaptloop.serve.store import checksum
-    >>> good = pickle.dumps({"served": 1})
+    >>> good = pack({"served": 1})
     >>> stored = [Checkpoint(2, 1, "snapshot", 0, "bad", {}, b""),
     ...           Checkpoint(1, 1, "initial", 0, checksum(good), {}, good)]
     >>> skipped = []
@@ -249,11 +339,14 @@ class StoredCheckpoints(Protocol):
 
 
 def export_checkpoint(
-    store: StoredCheckpoints, version: int | None = None, where: str = ""
+    store: StoredCheckpoints,
+    version: int | None = None,
+    where: str = "",
+    key: bytes | None = None,
 ) -> CheckpointFile:
     """A checkpoint file of the served model of the newest checkpoint in ``store`` (of
-    ``version`` when given) that verifies; ``UnknownVersion`` (field ``version``, naming
-    ``where``) when none does.
+    ``version`` when given) that verifies, signed with ``key`` when given; ``UnknownVersion``
+    (field ``version``, naming ``where``) when none does.
 
     >>> import tempfile, os
     >>> from adaptloop.serve.store import Store
@@ -271,6 +364,7 @@ def export_checkpoint(
             meta,
             checkpoint.version,
             state["served"],
+            key=key,
             source_checkpoint=checkpoint.id,
             kind=checkpoint.kind,
         ),
@@ -279,10 +373,12 @@ def export_checkpoint(
     )
 
 
-def export_from_db(db: str | Path, version: int | None = None) -> CheckpointFile:
+def export_from_db(
+    db: str | Path, version: int | None = None, key: bytes | None = None
+) -> CheckpointFile:
     """A checkpoint file of the model served by database ``db``: its newest verified stored
-    checkpoint (of ``version`` when given). Opens ``db`` read-only, so a running service may
-    keep using it. ``UnknownVersion`` when there is no such checkpoint, ``StoreError`` (field
-    ``db``) when ``db`` is not an adaptloop database."""
+    checkpoint (of ``version`` when given), signed with ``key`` when given. Opens ``db``
+    read-only, so a running service may keep using it. ``UnknownVersion`` when there is no
+    such checkpoint, ``StoreError`` (field ``db``) when ``db`` is not an adaptloop database."""
     with ReadOnlyStore(db) as store:
-        return export_checkpoint(store, version, f" in {db}")
+        return export_checkpoint(store, version, f" in {db}", key)

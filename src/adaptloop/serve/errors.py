@@ -88,6 +88,10 @@ class DuplicateFeedback(Conflict):
     """Feedback for a prediction that already has its label (or twice in one request)."""
 
 
+class IdempotencyConflict(Conflict):
+    """An idempotency key already used for other content."""
+
+
 class DatabaseMismatch(Conflict):
     """A database opened with an experiment, learner or checkpoint other than the one it was
     created with (``field`` names the parameter given); it serves what it was created with."""
@@ -118,6 +122,38 @@ class CheckpointFileError(InputError):
 
     def __init__(self, detail: str, field: str = "checkpoint") -> None:
         super().__init__(field, detail)
+
+
+class NotStorable(InputError):
+    """A learner whose state cannot be written as arrays + JSON (it holds an object, such as
+    a pickled River model): it cannot be checkpointed, so it cannot be served; ``field`` is
+    ``"learner"``."""
+
+    def __init__(self, detail: str, field: str = "learner") -> None:
+        super().__init__(field, detail)
+
+
+class LegacyDatabase(InputError):
+    """A database whose checkpoints are legacy pickles, opened without ``trust_pickle``;
+    ``field`` is ``"trust_pickle"``."""
+
+    def __init__(self, detail: str, field: str = "trust_pickle") -> None:
+        super().__init__(field, detail)
+
+    def describe(self, name: Namer = str) -> str:
+        return (
+            f"{self.detail}: loading them could run code; pass {name('trust_pickle')} once "
+            f"to convert them (only for a database you wrote yourself), or use a new {name('db')}"
+        )
+
+
+class UnpredictableInput(InputError):
+    """Records the served model answers with non-finite values (values far outside what it
+    learned); nothing was stored."""
+
+
+class RateLimited(ServiceError):
+    """More predictions per second than the service is configured to take."""
 
 
 class StoreError(ServiceError, RuntimeError):

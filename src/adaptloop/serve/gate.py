@@ -15,10 +15,13 @@ prequential and unbiased). The candidate is promoted when, over at least ``windo
 its accuracy is not lower than the served model's (``min_gain`` = 0) and its NFR is at most
 ``max_nfr``. After each decision the evidence is reset, so decisions use disjoint samples.
 
->>> import numpy as np
+For regression (a ``tolerance`` is given) the gate compares *errors*: the candidate's mean
+absolute error must not be higher than the served model's, and a negative flip is a sample
+the served model had within ``tolerance`` and the candidate has not. A classification gate
+never promotes on a tie of zeros (neither model right once in the window: no evidence that
+the candidate is no worse), and no gate promotes a candidate whose predictions are not finite.
 
-from adaptloop.parameters import declared
-from adaptloop.validation import Count, Fraction, NonNegativeReal
+>>> import numpy as np
 >>> gate = UpdateGate(window=4, max_nfr=0.25)
 >>> y = np.array([1, 0, 1, 1])
 >>> gate.add(y, old=np.array([1, 0, 0, 0]), new=np.array([1, 1, 1, 1]))
@@ -56,6 +59,8 @@ class GateDecision:
     max_nfr: float
     min_gain: float
     reason: str
+    mae_old: float | None = None
+    mae_new: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,9 +70,15 @@ class GateDecision:
 class UpdateGate:
     """Collect old-vs-new correctness on fresh labelled samples; decide once ``window`` are in.
 
-    For regression, a prediction counts as correct when its absolute error is at most
-    ``tolerance`` (the gate then compares hit rates). A refused parameter is a
-    ``ParameterError`` naming it.
+    For regression, a prediction counts as correct (for the hit rates and the negative flips)
+    when its absolute error is at most ``tolerance``, and the gate compares mean absolute
+    errors (see the module docstring). A refused parameter is a ``ParameterError`` naming it.
+
+    >>> gate = UpdateGate(window=2, tolerance=0.5)
+    >>> gate.add(np.array([0.0, 0.0]), old=np.array([3.0, 3.0]), new=np.array([900.0, 900.0]))
+    >>> d = gate.decide()
+    >>> d.promote, d.accuracy_old, d.accuracy_new, d.mae_old, d.mae_new
+    (False, 0.0, 0.0, 3.0, 900.0)
 
     >>> gate = UpdateGate(window=2, max_nfr=0.0)
     >>> gate.add(np.array([0, 1]), old=np.array([0, 1]), new=np.array([1, 1]))
@@ -94,6 +105,24 @@ class UpdateGate:
         self.correct_old = 0
         self.correct_new = 0
         self.negative_flips = 0
+        self.error_old = 0.0
+        self.error_new = 0.0
+        self.finite_new = True
+
+    def state_dict(self) -> dict:
+        """The evidence so far (the parameters are the constructor's)."""
+        keys = ("n", "correct_old", "correct_new", "negative_flips", "error_old", "error_new")
+        return {**{key: getattr(self, key) for key in keys}, "finite_new": self.finite_new}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.n, self.correct_old = int(state["n"]), int(state["correct_old"])
+        self.correct_new, self.negative_flips = (
+            int(state["correct_new"]),
+            int(state["negative_flips"]),
+        )
+        self.error_old, self.error_new = float(state["error_old"]), float(state["error_new"])
+        self.finite_new = bool(state["finite_new"])
 
     def _correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         if self.tolerance is None:
@@ -107,6 +136,11 @@ class UpdateGate:
         self.correct_old += int(ok_old.sum())
         self.correct_new += int(ok_new.sum())
         self.negative_flips += int((ok_old & ~ok_new).sum())
+        new = np.asarray(new, dtype=np.float64)
+        self.finite_new = self.finite_new and bool(np.isfinite(new).all())
+        if self.tolerance is not None:
+            self.error_old += float(np.abs(np.asarray(old, dtype=np.float64) - y).sum())
+            self.error_new += float(np.abs(new - y).sum())
 
     def ready(self) -> bool:
         """Enough evidence for a decision."""
@@ -117,12 +151,25 @@ class UpdateGate:
         n = max(self.n, 1)
         acc_old, acc_new = self.correct_old / n, self.correct_new / n
         nfr = self.negative_flips / n
-        if acc_new < acc_old + self.min_gain:
+        regression = self.tolerance is not None
+        mae_old = self.error_old / n if regression else None
+        mae_new = self.error_new / n if regression else None
+        if not self.finite_new or (regression and not np.isfinite(mae_new)):
+            promote, reason = False, "the candidate predicts non-finite values"
+        elif regression and not mae_new <= mae_old - self.min_gain:
+            promote, reason = (
+                False,
+                f"mean absolute error would rise: {mae_old:.4g} -> {mae_new:.4g}",
+            )
+        elif not regression and self.correct_old == 0 and self.correct_new == 0:
+            promote, reason = False, "no evidence: neither model was right once (0 = 0)"
+        elif not regression and acc_new < acc_old + self.min_gain:
             promote, reason = False, f"accuracy would fall: {acc_old:.4f} -> {acc_new:.4f}"
         elif nfr > self.max_nfr:
             promote, reason = False, f"negative flip rate {nfr:.4f} > {self.max_nfr:.4f}"
         else:
-            promote, reason = True, "accuracy kept and negative flips under the threshold"
+            kept = "error" if regression else "accuracy"
+            promote, reason = True, f"{kept} kept and negative flips under the threshold"
         decision = GateDecision(
             promote,
             self.n,
@@ -133,6 +180,8 @@ class UpdateGate:
             self.max_nfr,
             self.min_gain,
             reason,
+            mae_old,
+            mae_new,
         )
         self.reset()
         return decision

@@ -1,7 +1,9 @@
 """Request and response models of the service (pydantic), and turning records into arrays.
 
-Feature values must be finite JSON numbers (booleans, strings, NaN and infinities are refused);
-records are objects keyed by the stream's feature names; every refusal names the field.
+Feature values must be finite JSON numbers (booleans, strings, NaN and infinities are refused)
+that stay finite in float32, the dtype the models use (``1e300`` is a finite Python float but
+infinite in float32: refused, naming the field); records are objects keyed by the stream's
+feature names; every refusal names the field.
 
 >>> PredictRequest.model_validate({"records": [{"x0": 1, "x1": 2.5}]}).records
 [{'x0': 1.0, 'x1': 2.5}]
@@ -11,10 +13,15 @@ records are objects keyed by the stream's feature names; every refusal names the
 Traceback (most recent call last):
 ...
 adaptloop.serve.errors.InputError: records[0]: missing feature(s) 'x1'; expected x0, x1
+>>> records_to_array([{"x0": 1.0, "x1": 1e300}], ("x0", "x1"))
+Traceback (most recent call last):
+...
+adaptloop.serve.errors.InputError: records[0].x1: 1e+300 is outside the float32 range (...)
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -37,6 +44,12 @@ Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Record = dict[str, Finite]
 MAX_BATCH = 1000
 """Most records in one predict or feedback request."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def out_of_range(field: str, value: float) -> InputError:
+    """The refusal of a value that is not finite in float32."""
+    return InputError(field, f"{value!r} is outside the float32 range (|x| <= {FLOAT32_MAX:.8g})")
 
 
 class PredictRequest(BaseModel):
@@ -75,6 +88,9 @@ class FeedbackItem(BaseModel):
     prediction_id: StrictStr | None = Field(None, min_length=1, max_length=64)
     record: Record | None = None
     label: StrictInt | StrictStr | Finite
+    key: StrictStr | None = Field(None, min_length=1, max_length=128)
+    """Idempotency key: feedback stored under a key is stored once; a retry is answered with
+    the stored ``seq``."""
 
     @field_validator("label", mode="before")
     @classmethod
@@ -138,6 +154,7 @@ class ModelStatus(BaseModel):
     restored_from_checkpoint: int | None
     replayed_on_start: int
     worker_error: str | None
+    quarantine: dict[str, Any]
 
 
 class Health(BaseModel):
@@ -145,6 +162,14 @@ class Health(BaseModel):
 
     status: str
     version: int
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: ``ready`` or ``not ready``, and each check's problem (None: ok)."""
+
+    status: str
+    version: int
+    checks: dict[str, str | None]
 
 
 def records_to_array(
@@ -164,7 +189,32 @@ def records_to_array(
                 parts.append("unknown feature(s) " + ", ".join(map(repr, unknown)))
             parts.append("expected " + ", ".join(feature_names))
             raise InputError(f"{field}[{i}]", "; ".join(parts))
-    return np.array([[r[name] for name in feature_names] for r in records], dtype=np.float32)
+    values = [[r[name] for name in feature_names] for r in records]
+    if max(map(abs, itertools.chain.from_iterable(values))) <= FLOAT32_MAX:  # the common case
+        return np.array(values, dtype=np.float32)
+    return check_float32(np.array(values, dtype=np.float64), feature_names, field)
+
+
+def check_float32(
+    X: np.ndarray, feature_names: tuple[str, ...], field: str = "records"
+) -> np.ndarray:
+    """``X`` (n, d) as float32; ``InputError`` naming ``<field>[i].<feature>`` for the first
+    value that is not finite in float32 (too large for it, or NaN/infinite already).
+
+    >>> check_float32(np.array([[1.0, 3.5e38]]), ("a", "b"), "inputs")
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.errors.InputError: inputs[0].b: 3.5e+38 is outside the float32 range (...)
+    """
+    X = np.asarray(X)
+    if X.dtype == np.float32 or (np.abs(X) <= FLOAT32_MAX).all():  # the common case
+        X32 = X.astype(np.float32, copy=False)
+        if np.isfinite(X32).all():
+            return X32
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(X.astype(np.float32)) | ~(np.abs(X) <= FLOAT32_MAX)
+    i, j = np.argwhere(bad)[0]
+    raise out_of_range(f"{field}[{i}].{feature_names[j]}", float(X[i, j]))
 
 
 def label_code(label: int | str | float, classes: tuple[str, ...] | None, field: str) -> float:
@@ -172,6 +222,10 @@ def label_code(label: int | str | float, classes: tuple[str, ...] | None, field:
 
     >>> label_code("1", ("0", "1"), "label"), label_code(0, ("0", "1"), "label")
     (1.0, 0.0)
+    >>> label_code(1e300, None, "feedback[0].label")
+    Traceback (most recent call last):
+    ...
+    adaptloop.serve.errors.InputError: feedback[0].label: 1e+300 is outside the float32 ...
     >>> label_code("yes", ("0", "1"), "feedback[0].label")
     Traceback (most recent call last):
     ...
@@ -180,6 +234,9 @@ def label_code(label: int | str | float, classes: tuple[str, ...] | None, field:
     if classes is None:
         if isinstance(label, str):
             raise InputError(field, f"a regression label must be a number, got {label!r}")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.float32(label)):
+                raise out_of_range(field, label)
         return float(label)
     name = str(label) if isinstance(label, (int, str)) else None
     if name not in classes:

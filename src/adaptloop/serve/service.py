@@ -77,12 +77,16 @@ from adaptloop.serve.errors import (
     ExperimentMismatch,
     InputError,
     LearnerMismatch,
+    LegacyDatabase,
+    NotStorable,
     UnknownLearner,
+    UnpredictableInput,
 )
 from adaptloop.serve.gate import UpdateGate
 from adaptloop.serve.schemas import FeedbackItem, label_code, records_to_array
+from adaptloop.serve.state import StateEncodingError
 from adaptloop.serve.store import Checkpoint, NewFeedback, Store
-from adaptloop.validation import Count, Fraction, NonNegativeReal, PositiveReal
+from adaptloop.validation import Count, Fraction, NonNegativeInt, NonNegativeReal, PositiveReal
 
 log = logging.getLogger("adaptloop.serve")
 
@@ -113,6 +117,18 @@ class ServiceConfig:
     write one)."""
     poll_seconds: PositiveReal = 0.05
     """Idle wait of the worker."""
+    keep_checkpoints: Count = 20
+    """Checkpoints kept besides the newest of every version and every initial and snapshot
+    one (see :meth:`Store.prune_checkpoints`)."""
+    keep_predictions: Count = 1_000_000
+    """Logged predictions kept (the newest); older ones are deleted."""
+    keep_predictions_seconds: PositiveReal = 7 * 24 * 3600.0
+    """Age after which a logged prediction is deleted (its feedback is then refused as an
+    unknown id); predictions whose feedback is not learned yet are kept."""
+    prune_seconds: PositiveReal = 10.0
+    """Interval of the worker's retention pass over the predictions."""
+    max_quarantined: NonNegativeInt = 100
+    """Quarantined feedback records above which ``/readyz`` says not ready."""
 
     def __post_init__(self) -> None:
         given = {field.name: getattr(self, field.name) for field in fields(self)}
@@ -261,6 +277,9 @@ class Service:
         self.worker_error: str | None = None
         self.report: dict[str, float | None] = {}
         self.on_version: Callable[[int], None] | None = None
+        self.checkpoint_key: bytes | None = None
+        self.quarantined: dict[int, dict[str, Any]] = {}  # first seq -> row
+        self._pruned_at = 0.0
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -271,49 +290,92 @@ class Service:
         learner: str | None = None,
         config: ServiceConfig | None = None,
         checkpoint: str | Path | CheckpointFile | None = None,
+        checkpoint_key: bytes | None = None,
+        trust_pickle: bool = False,
     ) -> Service:
         """Open (or create) the database ``db``; a new database serves ``learner`` (default:
         the first) of ``experiment`` (default: the built-in one), or the model of the
         checkpoint file ``checkpoint`` (as version 1, with its experiment and learner), an
         existing one what it was created with (an ``experiment`` or ``learner`` that differs
         is refused, and so is a ``checkpoint`` unless the database was created from it: then
-        it is simply reopened). Checkpoint files are pickles: open only files you trust.
+        it is simply reopened). Checkpoint files hold arrays + JSON (nothing in them runs);
+        with ``checkpoint_key`` only files signed with it are accepted, and exports are
+        signed with it. A database whose checkpoints are legacy pickles, or a format 1
+        checkpoint file, is refused unless ``trust_pickle`` (then the rows are converted
+        once). A database is held by one server at a time (``StoreError`` for a second).
 
         Refusals name the parameter as ``error.field``: :class:`ExclusiveOptions` (both
         ``experiment`` and ``checkpoint``), :class:`CheckpointFileError`,
         :class:`UnknownLearner`, :class:`ExperimentMismatch`, :class:`LearnerMismatch` or
         :class:`CheckpointMismatch` (the database serves something else), ``StoreError``
-        (``db`` unreadable); an experiment file that cannot run raises its own
-        ``ExperimentError``. A refusal changes nothing in an existing database."""
+        (``db`` unreadable, or in use by another server), :class:`LegacyDatabase`,
+        :class:`NotStorable` (a learner whose state is not arrays + JSON); an experiment file
+        that cannot run raises its own ``ExperimentError``. A refusal changes nothing in an
+        existing database and leaves no new one behind."""
         if checkpoint is not None and experiment is not None:
             raise ExclusiveOptions(
                 "checkpoint", "experiment", "a checkpoint file carries its experiment"
             )
+        config = config or ServiceConfig()
         ckpt = checkpoint
         if checkpoint is not None and not isinstance(checkpoint, CheckpointFile):
-            ckpt = read_checkpoint(checkpoint)
+            ckpt = read_checkpoint(checkpoint, checkpoint_key, trust_pickle)
         if ckpt is not None and learner is not None and learner != ckpt.header["learner"]:
             raise InputError(
                 "learner",
                 f"the checkpoint serves learner {ckpt.header['learner']!r}, not {learner!r}",
             )
-        store = Store(db).start()
+        path = Path(db)
+        # a new database is removed whole if opening fails; an existing one is never touched
+        made = [] if path.exists() else [f for f in _database_files(path) if not f.exists()]
+        store = Store(path, keep_checkpoints=config.keep_checkpoints).start()
         try:
             meta = store.get_meta()
+            legacy = store.legacy_checkpoints()
+            if legacy and not trust_pickle:
+                raise LegacyDatabase(f"{db} holds {legacy} pickled (legacy) checkpoint(s)")
+            if legacy:
+                converted = store.convert_legacy_checkpoints(_legacy_state)
+                log.warning("converted %d legacy pickled checkpoints of %s", converted, db)
             if meta and ckpt is not None:
                 _check_reopen(db, meta, ckpt)
             if meta:
-                return cls(store, _stored_spec(db, meta, experiment, learner), config)
-            if ckpt is not None:
+                service = cls(store, _stored_spec(db, meta, experiment, learner), config)
+            elif ckpt is not None:
                 service = cls(store, _spec_of(ckpt), config)
                 service._seed(ckpt)
-                return service
-            spec = ModelSpec.from_experiment(load_experiment(experiment), learner)
-            store.set_meta(spec.meta())
-            return cls(store, spec, config)
+            else:
+                spec = ModelSpec.from_experiment(load_experiment(experiment), learner)
+                service = cls(store, spec, config)
+                service._create()
+            service.checkpoint_key = checkpoint_key
+            return service
         except BaseException:
             store.close()
+            for made_file in made:  # a failed start leaves no half-made database
+                made_file.unlink(missing_ok=True)
             raise
+
+    def _create(self) -> None:
+        """A new database: the experiment's fresh learner as version 1; the initial
+        checkpoint and ``meta`` in one transaction."""
+        with self._state_lock:
+            self._fresh()
+            self._probe(self.current[1], "the new learner")
+            self._store_checkpoint(1, "initial", {}, self.spec.meta())
+
+    def _store_checkpoint(
+        self, version: int, kind: str, meta: dict[str, Any], meta_values: dict | None = None
+    ) -> dict[str, Any]:
+        try:
+            return self.store.add_checkpoint(
+                version, kind, self._learned_seq, self._state(), meta, meta_values
+            )
+        except StateEncodingError as error:
+            raise NotStorable(
+                f"learner {self.spec.learner!r} cannot be checkpointed, so it cannot be "
+                f"served: its state {error}"
+            ) from None
 
     def _seed(self, ckpt: CheckpointFile) -> None:
         """A new database: serve the checkpoint's model as version 1; the candidate starts
@@ -322,6 +384,7 @@ class Service:
             state = ckpt.state()
             try:
                 model = self.spec.build(state)
+                self._probe(model, "the loaded model")
             except Exception as error:
                 raise CheckpointFileError(
                     f"{ckpt.path}: cannot load the state into learner "
@@ -329,14 +392,8 @@ class Service:
                 ) from None
             self._fresh(model)
             origin = ckpt.provenance()
-            self.store.add_checkpoint(
-                1,
-                "initial",
-                0,
-                self._state(),
-                {"from_checkpoint": origin},
-                meta_values={**self.spec.meta(), "from_checkpoint": origin},
-            )
+            meta_values = {**self.spec.meta(), "from_checkpoint": origin}
+            self._store_checkpoint(1, "initial", {"from_checkpoint": origin}, meta_values)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -371,9 +428,25 @@ class Service:
                 log.exception("adaptation step failed")
                 self.worker_error = f"{type(error).__name__}: {error}"
                 stepped = False
+            self._prune()  # also under sustained feedback, when the worker never idles
             if not stepped:
                 self._wake.wait(self.config.poll_seconds)
                 self._wake.clear()
+
+    def _prune(self) -> None:
+        """The retention pass over the logged predictions, every ``prune_seconds``."""
+        now = time.time()
+        if now - self._pruned_at < self.config.prune_seconds:
+            return
+        self._pruned_at = now
+        try:
+            self.store.prune_predictions(
+                now - self.config.keep_predictions_seconds,
+                self.config.keep_predictions,
+                self._learned_seq,
+            )
+        except Exception as error:  # noqa: BLE001 - a full disk: serve on, report it
+            log.warning("pruning predictions failed: %s", error)
 
     # -- model state -----------------------------------------------------------------------------
     @property
@@ -392,14 +465,18 @@ class Service:
         if self.on_version is not None:
             self.on_version(version)
 
-    def _fresh(self, model: Learner | None = None) -> None:
-        model = self.spec.build() if model is None else model
-        self.candidate = copy.deepcopy(model)
+    def _new_scores(self) -> None:
+        """A fresh tracker (prequential metrics over feedback) and update gate."""
         n_classes = None if self.spec.classes is None else len(self.spec.classes)
         window = self.spec.experiment.evaluation.window
         self.tracker = MetricTracker(self.spec.metrics, self.spec.task, n_classes, window)
         tolerance = None if self.classifier else self.config.gate_tolerance
         self.gate = UpdateGate(self.config.gate_window, self.config.max_nfr, tolerance=tolerance)
+
+    def _fresh(self, model: Learner | None = None) -> None:
+        model = self.spec.build() if model is None else model
+        self.candidate = copy.deepcopy(model)
+        self._new_scores()
         self._learned_seq = 0
         self._checkpoint_seq = -1
         self.samples_learned = 0
@@ -412,31 +489,46 @@ class Service:
             "version": version,
             "served": served.state_dict(),
             "candidate": self.candidate.state_dict(),
-            "tracker": self.tracker,
-            "gate": self.gate,
+            "tracker": self.tracker.state_dict(),
+            "gate": self.gate.state_dict(),
             "learned_seq": self._learned_seq,
             "samples_learned": self.samples_learned,
             "batches": self.batches,
         }
 
+    def _probe(self, model: Learner, what: str) -> None:
+        """``ValueError`` unless ``model`` predicts a probe row (zeros) as finite values."""
+        probe = np.zeros((1, len(self.spec.feature_names)), dtype=np.float32)
+        try:
+            out = np.asarray(model.predict(probe), dtype=np.float64)
+        except Exception as error:  # noqa: BLE001 - any failure: the state does not fit
+            raise ValueError(
+                f"{what} cannot predict a probe row: {type(error).__name__}: {error}"
+            ) from None
+        if out.shape != (1,) or not np.isfinite(out).all():
+            raise ValueError(f"{what} predicts {out.tolist()!r} for a probe row")
+
     def _restore(self, checkpoint: Checkpoint, state: dict[str, Any]) -> Checkpoint:
         served, candidate = self.spec.build(state["served"]), self.spec.build(state["candidate"])
+        self._probe(served, "its served model")
+        self._probe(candidate, "its candidate")
+        self._new_scores()
         self.candidate = candidate
-        self.tracker, self.gate = state["tracker"], state["gate"]
+        self.tracker.load_state_dict(state["tracker"])
+        self.gate.load_state_dict(state["gate"])
         self._learned_seq = self._checkpoint_seq = int(state["learned_seq"])
         self.samples_learned, self.batches = int(state["samples_learned"]), int(state["batches"])
         self._publish(int(state["version"]), served)
         return checkpoint
 
     def _checkpoint(self, kind: str, **meta: Any) -> dict[str, Any]:
-        self.last_checkpoint = self.store.add_checkpoint(
-            self.version, kind, self._learned_seq, self._state(), meta
-        )
+        self.last_checkpoint = self._store_checkpoint(self.version, kind, meta)
         self._checkpoint_seq = self._learned_seq
         return self.last_checkpoint
 
     def _recover(self) -> None:
         with self._state_lock:
+            self.quarantined = {row["first_seq"]: row for row in self.store.quarantined()}
             skipped: list[str] = []
             restored = newest_usable(self.store.checkpoints(), self._restore, skipped)
             for message in skipped:
@@ -466,41 +558,66 @@ class Service:
         version, model = self.current
         if self.classifier and is_classifier(model):
             proba = np.asarray(model.predict_proba(X))
-            return version, proba.argmax(axis=1), proba
-        return version, np.asarray(model.predict(X)), None
+            out = proba
+            pred = proba.argmax(axis=1)
+        else:
+            pred, proba = np.asarray(model.predict(X)), None
+            out = pred
+        if not np.isfinite(out).all():
+            finite = np.isfinite(out).reshape(len(out), -1).all(axis=1)
+            i = int(np.argmin(finite))
+            raise UnpredictableInput(
+                f"records[{i}]",
+                "the model answers it with a non-finite value (its values are "
+                "far outside what the model learned)",
+            )
+        return version, pred, proba
 
     def predict_records(self, records: Sequence[Mapping[str, float]]) -> tuple[Predictions, Future]:
         """Predict ``records`` (feature name -> value) and log the predictions: the
         predictions, and the future of the log write (answer once it resolves: a prediction
         must be stored before its id is handed out). ``InputError`` naming ``records[i]``
-        when a record's feature names differ."""
-        X = records_to_array(records, self.spec.feature_names)
+        when a record's feature names differ or a value is not finite in float32,
+        ``UnpredictableInput`` when the model answers a record with a non-finite value."""
+        return self.predict_array(records_to_array(records, self.spec.feature_names))
+
+    def predict_array(self, X: np.ndarray) -> tuple[Predictions, Future]:
+        """:meth:`predict_records` for a checked float32 ``(n, d)`` matrix in the order of
+        the feature names (see :func:`~adaptloop.serve.schemas.check_float32`)."""
         version, pred, proba = self.predict(X)
         ids = [uuid.uuid4().hex for _ in range(len(X))]
         logged = self.store.log_predictions(ids, version, X, pred, proba)
         return Predictions(version, ids, pred, proba), logged
 
-    def add_feedback(self, items: Sequence[FeedbackItem]) -> Future:
+    def add_feedback(
+        self, items: Sequence[FeedbackItem], idempotency_key: str | None = None
+    ) -> Future:
         """Store the labels of ``items`` (all or none), for the worker to learn: the future
         resolves to their ``seq`` numbers once fsynced (acknowledge only then). Refusals name
         ``feedback[i]...``: an unknown label or record (``InputError``), a prediction id
         given twice or already labelled (``DuplicateFeedback``) or never served
-        (``UnknownPrediction``)."""
+        (``UnknownPrediction``), an idempotency key used for other feedback
+        (``IdempotencyConflict``). An item with a ``key`` (or, given ``idempotency_key``, the
+        request's key and the item's position: ``"<key>:<i>"``) that is already stored with
+        the same content is not stored again: its stored ``seq`` is returned."""
         new: list[NewFeedback] = []
         seen: set[str] = set()
         for i, item in enumerate(items):
             field = f"feedback[{i}]"
             label = label_code(item.label, self.spec.classes, f"{field}.label")
+            key = item.key
+            if key is None and idempotency_key is not None:
+                key = f"{idempotency_key}:{i}"
             if item.prediction_id is None:
                 X = records_to_array([item.record], self.spec.feature_names, f"{field}.record")
-                new.append(NewFeedback(None, X[0].tobytes(), label))
+                new.append(NewFeedback(None, X[0].tobytes(), label, key))
                 continue
             if item.prediction_id in seen:
                 raise DuplicateFeedback(
                     f"{field}.prediction_id", "the same prediction id appears twice"
                 )
             seen.add(item.prediction_id)
-            new.append(NewFeedback(item.prediction_id, None, label))
+            new.append(NewFeedback(item.prediction_id, None, label, key))
         stored = self.store.add_feedback(new)
         stored.add_done_callback(lambda _: self.notify())
         return stored
@@ -508,16 +625,51 @@ class Service:
     # -- adaptation ------------------------------------------------------------------------------
     def step(self) -> bool:
         """Process the next full micro-batch of feedback, if there is one (caller holds the
-        state lock, or owns the service alone)."""
+        state lock, or owns the service alone). A micro-batch the learner fails on (an
+        exception, or a candidate that then predicts non-finite values) is quarantined: set
+        aside with its error, never retried; the candidate is put back as it was before it,
+        and every later replay skips it."""
         size = self.config.micro_batch
         rows = self.store.feedback_after(self._learned_seq, size)
         if len(rows) < size:
             return False
+        first, last = int(rows[0]["seq"]), int(rows[-1]["seq"])
+        if first not in self.quarantined:
+            backup = copy.deepcopy(self.candidate)
+            try:
+                self._learn_batch(rows)
+            except Exception as error:  # noqa: BLE001 - set the batch aside, learn on
+                self.candidate = backup
+                message = f"{type(error).__name__}: {error}"
+                log.warning("quarantined feedback %d..%d: %s", first, last, message)
+                self.store.quarantine(first, last, message)
+                self.quarantined[first] = {
+                    "first_seq": first,
+                    "last_seq": last,
+                    "created": time.time(),
+                    "error": message,
+                }
+        self._learned_seq = last
+        self.batches += 1
+        if self.gate.ready():
+            self._decide()
+        elif self.batches % self.config.checkpoint_every == 0:
+            self._checkpoint("periodic")
+        return True
+
+    def _learn_batch(self, rows: list[dict[str, Any]]) -> None:
+        """Score, gate and learn one micro-batch; raises (changing only the candidate, which
+        the caller restores) when the learner fails on it."""
+        size = len(rows)
         d = len(self.spec.feature_names)
         X = np.frombuffer(b"".join(r["features"] for r in rows), dtype=np.float32)
         X = X.reshape(size, d)
+        if not np.isfinite(X).all():
+            raise ValueError("non-finite feature values (stored before they were refused)")
         labels = np.array([r["label"] for r in rows])
         y = labels.astype(np.int64) if self.classifier else labels.astype(np.float32)
+        if not np.isfinite(y).all():
+            raise ValueError("non-finite labels (stored before they were refused)")
         _, served = self.current
         # 1. prequential metrics over feedback: what was served
         missing = [i for i, r in enumerate(rows) if r["prediction"] is None]
@@ -534,21 +686,17 @@ class Service:
             pred[missing] = now_pred
             if proba is not None:
                 proba[missing] = now_proba
-        self.tracker.update(y, pred, proba)
-        # 2. the gate: served vs candidate on samples neither has learned
-        self.gate.add(y, np.asarray(served.predict(X)), np.asarray(self.candidate.predict(X)))
-        # 3. the candidate learns
+        # 2. the gate's evidence: served vs candidate on samples neither has learned
+        old, new = np.asarray(served.predict(X)), np.asarray(self.candidate.predict(X))
+        # 3. the candidate learns; a candidate that then answers non-finite values failed
         self.candidate.learn(X, y)
-        self._learned_seq = int(rows[-1]["seq"])
+        after = np.asarray(self.candidate.predict(X), dtype=np.float64)
+        if not np.isfinite(after).all():
+            raise ValueError("after learning it, the candidate predicts non-finite values")
+        self.tracker.update(y, pred, proba)
+        self.gate.add(y, old, new)
         self.samples_learned += size
-        self.batches += 1
         self.report = _nan_to_none(self.tracker.report())
-        # 4. decide
-        if self.gate.ready():
-            self._decide()
-        elif self.batches % self.config.checkpoint_every == 0:
-            self._checkpoint("periodic")
-        return True
 
     def _decide(self) -> None:
         decision = self.gate.decide()
@@ -578,11 +726,13 @@ class Service:
         over from it and the gate's evidence is reset. ``UnknownVersion`` if no checkpoint of
         that version verifies."""
         with self._state_lock:
-            model = require_usable(
-                self.store.checkpoints(version),
-                lambda checkpoint, state: self.spec.build(state["served"]),
-                version,
-            )
+
+            def load(checkpoint: Checkpoint, state: dict[str, Any]) -> Learner:
+                model = self.spec.build(state["served"])
+                self._probe(model, "its served model")
+                return model
+
+            model = require_usable(self.store.checkpoints(version), load, version)
             self.candidate = copy.deepcopy(model)
             self.gate.reset()
             self._publish(self.version + 1, model)
@@ -594,7 +744,7 @@ class Service:
         if version is None:
             with self._state_lock:  # a new version is published and stored under this lock
                 version = self.version
-        return export_checkpoint(self.store, version)
+        return export_checkpoint(self.store, version, key=self.checkpoint_key)
 
     # -- reporting -------------------------------------------------------------------------------
     def alarms(self) -> list[int]:
@@ -603,9 +753,45 @@ class Service:
             return []
         return [int(a) for a in self.candidate.alarms]
 
+    def quarantine_summary(self) -> dict[str, Any]:
+        """Quarantined micro-batches: how many, how many records, the newest error."""
+        rows = sorted(self.quarantined.values(), key=lambda row: row["first_seq"])
+        return {
+            "batches": len(rows),
+            "records": sum(row["last_seq"] - row["first_seq"] + 1 for row in rows),
+            "last": rows[-1] if rows else None,
+        }
+
+    def readiness(self) -> dict[str, str | None]:
+        """What ``/readyz`` checks: the store takes a write, the worker runs (when started in
+        the background), the served model predicts a probe row, and no more than
+        ``max_quarantined`` feedback records are quarantined. Each check maps to None (ok)
+        or what is wrong."""
+        checks: dict[str, str | None] = {}
+        try:
+            self.store.check_writable()
+            checks["store"] = None
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            checks["store"] = f"not writable: {getattr(error, 'detail', error)}"
+        alive = self._thread is None or self._thread.is_alive()
+        checks["worker"] = None if alive and not self._stopping.is_set() else "not running"
+        try:
+            self._probe(self.current[1], "the served model")
+            checks["model"] = None
+        except ValueError as error:
+            checks["model"] = str(error)
+        records = self.quarantine_summary()["records"]
+        checks["quarantine"] = (
+            None
+            if records <= self.config.max_quarantined
+            else f"{records} feedback records quarantined (> {self.config.max_quarantined})"
+        )
+        return checks
+
     def status(self) -> dict[str, Any]:
         """What ``GET /v1/model`` returns."""
         received = self.store.count("feedback")
+        quarantine = self.quarantine_summary()
         return {
             "version": self.version,
             "experiment": self.spec.experiment.name,
@@ -616,7 +802,8 @@ class Service:
             "feedback": {
                 "received": received,
                 "learned": self.samples_learned,
-                "pending": received - self.samples_learned,
+                "pending": received - self.samples_learned - quarantine["records"],
+                "quarantined": quarantine["records"],
                 "micro_batch": self.config.micro_batch,
             },
             "metrics": dict(self.report),
@@ -633,4 +820,30 @@ class Service:
             "restored_from_checkpoint": self.restored_from,
             "replayed_on_start": self.replayed,
             "worker_error": self.worker_error,
+            "quarantine": quarantine,
         }
+
+
+def _database_files(db: Path) -> list[Path]:
+    """The files a database is made of (the file, its log, its shared memory, its lock)."""
+    return [db.with_name(db.name + suffix) for suffix in ("", "-wal", "-shm", ".lock")]
+
+
+def _legacy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A legacy (pickled) service state as plain values: its tracker and gate objects as
+    their state dicts (a gate of an older version has no error sums: zero)."""
+    gate = state["gate"]
+    if not isinstance(gate, dict):
+        gate = {
+            "n": gate.n,
+            "correct_old": gate.correct_old,
+            "correct_new": gate.correct_new,
+            "negative_flips": gate.negative_flips,
+            "error_old": getattr(gate, "error_old", 0.0),
+            "error_new": getattr(gate, "error_new", 0.0),
+            "finite_new": getattr(gate, "finite_new", True),
+        }
+    tracker = state["tracker"]
+    if not isinstance(tracker, dict):
+        tracker = tracker.state_dict()
+    return {**state, "gate": gate, "tracker": tracker}

@@ -1,9 +1,18 @@
 """Durable store of the service: SQLite in WAL mode, one writer thread with group commit.
 
 Tables: ``meta`` (what the database serves), ``predictions`` (features, prediction and
-probabilities per prediction id), ``feedback`` (labels in arrival order: ``seq``),
-``checkpoints`` (pickled service states with a SHA-256 checksum) and ``decisions`` (every
-update-gate decision with its numbers). All of the service's SQL lives in this module, in the
+probabilities per prediction id; pruned by :meth:`Store.prune_predictions`), ``feedback``
+(labels in arrival order: ``seq``, with an optional idempotency ``key``), ``checkpoints``
+(service states packed as arrays + JSON by :mod:`adaptloop.serve.state`, with a SHA-256
+checksum; pruned by :meth:`Store.add_checkpoint`'s retention), ``decisions`` (every
+update-gate decision with its numbers) and ``quarantine`` (feedback micro-batches the learner
+failed on, with the error).
+
+One server per database: :meth:`Store.start` takes an exclusive lock on ``<db>.lock``
+(``flock``; the kernel drops it when the process dies, so a killed server never leaves it
+behind) and a second server on the same database is refused with :class:`StoreError`.
+
+All of the service's SQL lives in this module, in the
 :class:`Store`'s methods (and :class:`ReadOnlyStore`'s, for reading a database a running
 service may be writing); every query reads its columns by name (``sqlite3.Row``). (The
 log-maintenance PRAGMAs of the same database run in :mod:`adaptloop.serve.wal`.)
@@ -32,7 +41,9 @@ API misuse`` under load. Parameters are checked too: only ``None``, ``int``, ``f
 ``str`` and ``bytes`` are bound (``sqlite3`` would store a ``numpy.int64`` or
 ``numpy.float32`` silently as a BLOB through the buffer protocol).
 
-Checkpoints are pickles: load them only from databases you trust (pickle runs code).
+Checkpoint rows never hold a pickle written by this version; rows of older databases do
+(*legacy* rows): :meth:`Store.legacy_checkpoints` counts them, and the service refuses such a
+database unless the operator passes ``--trust-pickle``, which converts them once.
 
 >>> import tempfile, os
 >>> store = Store(os.path.join(tempfile.mkdtemp(), "demo.db")).start()
@@ -43,8 +54,10 @@ Checkpoints are pickles: load them only from databases you trust (pickle runs co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import pickle
 import queue
 import sqlite3
@@ -60,8 +73,20 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from adaptloop.serve.errors import DuplicateFeedback, StoreError, UnknownPrediction
+from adaptloop.serve.errors import (
+    DuplicateFeedback,
+    IdempotencyConflict,
+    StoreError,
+    UnknownPrediction,
+)
+from adaptloop.serve.state import MAGIC as STATE_MAGIC
+from adaptloop.serve.state import StateEncodingError, is_packed, pack, unpack
 from adaptloop.serve.wal import WalCheckpointer
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock (one server per database by hand)
+    fcntl = None
 
 T = TypeVar("T")
 
@@ -97,7 +122,17 @@ CREATE TABLE IF NOT EXISTS decisions (
     created REAL NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    created REAL NOT NULL,
+    error TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created);
 """
+MIGRATIONS = (("feedback", "key", "ALTER TABLE feedback ADD COLUMN key TEXT"),)
+"""Columns added since the first schema: (table, column, statement) for older databases."""
+INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_key ON feedback (key);"
 
 _STOP = object()
 
@@ -167,7 +202,9 @@ def checksum(blob: bytes) -> str:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One row of ``checkpoints`` with its state still pickled (see :meth:`Store.checkpoints`).
+    """One row of ``checkpoints`` without its state: ``fetch()`` reads the state's bytes when
+    they are needed, so listing checkpoints costs memory for their metadata only (see
+    :meth:`Store.checkpoints`). ``fetch`` may also be the bytes themselves.
 
     >>> Checkpoint(1, 3, "snapshot", 10, "ab", {}, b"").version
     3
@@ -179,7 +216,12 @@ class Checkpoint:
     learned_seq: int
     sha256: str
     meta: dict[str, Any]
-    blob: bytes
+    fetch: Callable[[], bytes] | bytes
+
+    @property
+    def blob(self) -> bytes:
+        """The packed state (read from the database now)."""
+        return self.fetch if isinstance(self.fetch, bytes) else self.fetch()
 
     @property
     def info(self) -> dict[str, Any]:
@@ -193,9 +235,11 @@ class Checkpoint:
         return {**keys, "learned_seq": self.learned_seq, **self.meta}
 
     def verified_state(self) -> Any:
-        """The unpickled state, or ``ValueError`` when the checksum or the pickle is bad.
+        """The unpacked state, or ``ValueError`` when the checksum is bad, the state does
+        not unpack, or the row is a legacy pickle (convert those first: see the module
+        docstring).
 
-        >>> blob = pickle.dumps({"a": 1})
+        >>> blob = pack({"a": 1})
         >>> Checkpoint(1, 1, "initial", 0, checksum(blob), {}, blob).verified_state()
         {'a': 1}
         >>> Checkpoint(1, 1, "initial", 0, "0" * 64, {}, blob).verified_state()
@@ -203,14 +247,16 @@ class Checkpoint:
         ...
         ValueError: checkpoint 1 (version 1): checksum mismatch
         """
-        if checksum(self.blob) != self.sha256:
-            raise ValueError(f"checkpoint {self.id} (version {self.version}): checksum mismatch")
+        blob = self.blob
+        where = f"checkpoint {self.id} (version {self.version})"
+        if checksum(blob) != self.sha256:
+            raise ValueError(f"{where}: checksum mismatch")
+        if not is_packed(blob):
+            raise ValueError(f"{where}: a legacy pickled state (refused without trust_pickle)")
         try:
-            return pickle.loads(self.blob)
-        except Exception as error:  # a verified blob that does not unpickle: report, skip
-            raise ValueError(
-                f"checkpoint {self.id} (version {self.version}): cannot unpickle: {error}"
-            ) from None
+            return unpack(blob)
+        except StateEncodingError as error:  # a verified blob that does not unpack: skip
+            raise ValueError(f"{where}: cannot read the state: {error}") from None
 
 
 def _clear_frames(error: BaseException) -> None:
@@ -306,6 +352,7 @@ class Store:
         max_group: int = 256,
         checkpoint_interval: float = 1.0,
         restart_pages: int = 4096,
+        keep_checkpoints: int = 20,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
@@ -313,6 +360,9 @@ class Store:
         self.wal = WalCheckpointer(self.path, checkpoint_interval, restart_pages)
         self.synchronous = synchronous
         self.max_group = max_group
+        self.keep_checkpoints = keep_checkpoints
+        self._lock_file: int | None = None
+        self.write_error: str | None = None  # the last failed write, until one succeeds
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -332,7 +382,14 @@ class Store:
         once it is open (``StoreError`` when it cannot be opened)."""
         if self._thread is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create its folder: {error.strerror}") from None
+        new_lock = not self.lock_path.exists()
+        self._lock()
         opened: Future = Future()
         self._thread = threading.Thread(
             target=self._run, args=(opened,), name="adaptloop-store", daemon=True
@@ -343,12 +400,50 @@ class Store:
         except BaseException:
             self._thread.join()
             self._thread = None
+            if new_lock:  # still held by us: no one else can be using it
+                self.lock_path.unlink(missing_ok=True)
+            self._unlock()
             raise
         self.wal.start()
         return self
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the database."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _lock(self) -> None:
+        """Take the database's exclusive lock (``StoreError`` when another server holds it)."""
+        if fcntl is None:  # pragma: no cover
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(
+                f"{self.lock_path}: cannot create the lock: {error.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"{self.path} is in use by another server (pid {holder}): one server per database"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_file = fd
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)  # closing drops the flock
+            self._lock_file = None
+
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, factory=_Connection)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, factory=_Connection)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: cannot open: {error}") from None
         try:
             (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if mode.lower() != "wal":
@@ -359,6 +454,11 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # self.wal checkpoints, off this thread
             conn.execute(f"PRAGMA journal_size_limit={64 * 2**20}")  # the log file after a restart
             conn.executescript(SCHEMA)
+            for table, column, statement in MIGRATIONS:
+                columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                if column not in columns:
+                    conn.execute(statement)
+            conn.executescript(INDEXES)
             conn.row_factory = sqlite3.Row  # every query reads its columns by name
         except sqlite3.DatabaseError as error:
             conn.close()
@@ -376,6 +476,12 @@ class Store:
         self.wal.close()
         self._queue.put(_STOP)
         self._thread.join()
+        self._unlock()
+
+    @property
+    def running(self) -> bool:
+        """The writer thread is alive and accepting jobs."""
+        return self._thread is not None and self._thread.is_alive() and not self._closed
 
     # -- jobs --------------------------------------------------------------------------------
     def submit(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> Future:
@@ -415,6 +521,7 @@ class Store:
 
     def _run_group(self, conn: sqlite3.Connection, jobs: list) -> None:
         outcomes: list[tuple[Future, bool, Any]] = []
+        group_error: str | None = None
         try:
             level = self.synchronous if any(durable for *_, durable in jobs) else "NORMAL"
             if level != self._level:  # a pragma between transactions: this commit's fsync
@@ -430,6 +537,9 @@ class Store:
                     _refuse_live(result)
                 except BaseException as error:  # refused job: undo its changes only
                     _clear_frames(error)  # cursors held by the job's frames die here
+                    if isinstance(error, sqlite3.Error):  # a full disk, an I/O error: 503
+                        group_error = str(error)
+                        error = StoreError(f"{self.path}: write failed: {error}")
                     result = None
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
@@ -439,9 +549,12 @@ class Store:
                     outcomes.append((future, True, result))
             conn.execute("COMMIT")
             self.commits += 1
+            self.write_error = group_error
         except sqlite3.Error as error:  # the commit failed: nothing is acknowledged
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+                    conn.execute("ROLLBACK")
+            self.write_error = str(error)
             failure = StoreError(f"{self.path}: write failed: {error}")
             outcomes = [(future, False, failure) for _, future, _ in jobs if not future.cancelled()]
         for future, ok, value in outcomes:
@@ -487,20 +600,28 @@ class Store:
 
     def add_feedback(self, items: list[NewFeedback]) -> Future:
         """Store labels in the order given, all or none: the future resolves to their ``seq``
-        numbers once fsynced, or raises :class:`UnknownPrediction` or
-        :class:`DuplicateFeedback` naming ``feedback[i].prediction_id`` (nothing stored)."""
+        numbers once fsynced, or raises :class:`UnknownPrediction`,
+        :class:`DuplicateFeedback` naming ``feedback[i].prediction_id`` or
+        :class:`IdempotencyConflict` naming ``feedback[i].key`` (nothing stored). An item
+        whose idempotency ``key`` is already stored with the same content is not stored
+        again: its ``seq`` is the stored one (a retry after a crash is learned once)."""
         now = time.time()
 
         def write(conn: sqlite3.Connection) -> list[int]:
             seqs = []
             for i, item in enumerate(items):
+                if item.key is not None:
+                    seq = _stored_key(conn, item, i)
+                    if seq is not None:
+                        seqs.append(seq)
+                        continue
                 features = item.features
                 if item.prediction_id is not None:
                     features = _unlabelled_prediction(conn, item.prediction_id, i)
                 cursor = conn.execute(
-                    "INSERT INTO feedback (prediction_id, created, features, label) "
-                    "VALUES (?, ?, ?, ?)",
-                    (item.prediction_id, now, features, item.label),
+                    "INSERT INTO feedback (prediction_id, created, features, label, key) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (item.prediction_id, now, features, item.label, item.key),
                 )
                 seqs.append(cursor.lastrowid)
             return seqs
@@ -531,30 +652,135 @@ class Store:
         meta: dict[str, Any],
         meta_values: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Pickle ``state`` and store it with its checksum; with ``meta_values``, set those
-        ``meta`` keys in the same transaction. Returns the checkpoint's
+        """Pack ``state`` (arrays + JSON: :func:`adaptloop.serve.state.pack`, which raises
+        ``StateEncodingError`` for a value it cannot store) and store it with its checksum;
+        with ``meta_values``, set those ``meta`` keys in the same transaction. Then apply
+        the retention rule (:meth:`prune_checkpoints`). Returns the checkpoint's
         :attr:`Checkpoint.info`."""
-        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pack(state)
         sha256 = checksum(blob)
 
         def write(conn: sqlite3.Connection) -> int:
             _write_meta(conn, meta_values or {})
-            return conn.execute(
+            checkpoint_id = conn.execute(
                 "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, "
                 "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), version, kind, learned_seq, sha256, json.dumps(meta), blob),
             ).lastrowid
+            _prune_checkpoints(conn, self.keep_checkpoints)
+            return checkpoint_id
 
         checkpoint_id = self.call(write)
-        return Checkpoint(checkpoint_id, version, kind, learned_seq, sha256, meta, blob).info
+        return Checkpoint(checkpoint_id, version, kind, learned_seq, sha256, meta, b"").info
+
+    def prune_checkpoints(self) -> int:
+        """Delete checkpoints outside the retention rule: kept are the newest
+        ``keep_checkpoints``, the newest of every model version (each version ever served can
+        be rolled back to and exported), and every ``initial`` and ``snapshot`` (pinned by the
+        operator). Returns how many were deleted."""
+        return self.call(lambda conn: _prune_checkpoints(conn, self.keep_checkpoints))
 
     def checkpoints(self, version: int | None = None) -> list[Checkpoint]:
-        """Checkpoints newest first (only those of ``version`` when given)."""
-        return self.call(lambda conn: _select_checkpoints(conn, version))
+        """Checkpoints newest first (only those of ``version`` when given), without their
+        states: each row's state is read when it is used."""
+        return self.call(lambda conn: _select_checkpoints(conn, version, self._fetcher))
+
+    def _fetcher(self, checkpoint_id: int) -> Callable[[], bytes]:
+        return lambda: self.call(lambda conn: _select_state(conn, checkpoint_id))
+
+    def legacy_checkpoints(self) -> int:
+        """How many checkpoint rows hold a legacy pickled state."""
+        return self.call(_count_legacy)
+
+    def convert_legacy_checkpoints(self, convert: Callable[[Any], Any]) -> int:
+        """Unpickle every legacy row (the operator trusts them), pass the state through
+        ``convert`` (to plain values) and store it packed, one row at a time; returns how
+        many were converted. Only for ``--trust-pickle``: unpickling runs code."""
+        ids = self.call(
+            lambda conn: [
+                row["id"]
+                for row in conn.execute(
+                    "SELECT id FROM checkpoints WHERE substr(state, 1, ?) != ?",
+                    (len(STATE_MAGIC), STATE_MAGIC),
+                ).fetchall()
+            ]
+        )
+        for checkpoint_id in ids:
+            blob = self.call(lambda conn, i=checkpoint_id: _select_state(conn, i))
+            packed = pack(convert(pickle.loads(blob)))  # noqa: S301 - the operator trusts it
+
+            def write(conn: sqlite3.Connection, i: int = checkpoint_id, b: bytes = packed) -> None:
+                conn.execute(
+                    "UPDATE checkpoints SET state = ?, sha256 = ? WHERE id = ?", (b, checksum(b), i)
+                )
+
+            self.call(write)
+        return len(ids)
+
+    def prune_predictions(self, older_than: float, keep: int, learned_seq: int) -> int:
+        """Delete logged predictions created before ``older_than`` (a Unix time) or beyond
+        the newest ``keep``, except those whose feedback is stored but not yet learned
+        (``seq > learned_seq``); returns how many were deleted."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            # two index-driven deletes (a rowid range, then the index on created): no full
+            # scan of a large table on the writer thread, whose commits predictions wait for
+            pending = (
+                "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
+            )
+            top = conn.execute("SELECT max(rowid) AS r FROM predictions").fetchone()["r"] or 0
+            deleted = conn.execute(
+                f"DELETE FROM predictions WHERE rowid <= ? AND id NOT IN ({pending})",
+                (top - keep, learned_seq),
+            ).rowcount
+            return (
+                deleted
+                + conn.execute(
+                    f"DELETE FROM predictions WHERE created < ? AND id NOT IN ({pending})",
+                    (older_than, learned_seq),
+                ).rowcount
+            )
+
+        return self.call(write)
+
+    def quarantine(self, first_seq: int, last_seq: int, error: str) -> None:
+        """Set aside the feedback micro-batch ``first_seq..last_seq`` with ``error``."""
+        row = (first_seq, last_seq, time.time(), error)
+        self.call(
+            lambda conn: (
+                conn.execute(
+                    "INSERT OR IGNORE INTO quarantine (first_seq, last_seq, created, error) "
+                    "VALUES (?, ?, ?, ?)",
+                    row,
+                ).rowcount
+            )
+        )
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        """Every quarantined micro-batch, oldest first: ``first_seq``, ``last_seq``,
+        ``created``, ``error``."""
+        return self.call(
+            lambda conn: _dicts(conn.execute("SELECT * FROM quarantine ORDER BY first_seq"))
+        )
+
+    def check_writable(self) -> None:
+        """``StoreError`` when the last write failed (a full disk, an I/O error) and none has
+        succeeded since, or when a probe row cannot be written now (it is rolled back)."""
+        if self.write_error is not None:
+            raise StoreError(f"the last write failed: {self.write_error}")
+
+        def probe(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('_probe', '0')")
+            raise _ProbeDone
+
+        try:
+            self.call(probe)
+        except _ProbeDone:
+            return
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (one of the store's tables)."""
-        if table not in ("predictions", "feedback", "checkpoints", "decisions"):
+        if table not in ("predictions", "feedback", "checkpoints", "decisions", "quarantine"):
             raise ValueError(f"unknown table {table!r}")
         return self.call(
             lambda conn: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
@@ -581,15 +807,20 @@ class Store:
         return [json.loads(row["record"]) for row in reversed(rows)]
 
 
+class _ProbeDone(Exception):
+    """Rolls back :meth:`Store.check_writable`'s probe write."""
+
+
 @dataclass(frozen=True)
 class NewFeedback:
     """A label to store: for the prediction ``prediction_id`` (its features are the logged
     ones) or, with ``prediction_id`` None, for the record ``features`` (float32 bytes).
-    ``label`` is the class code or the regression value."""
+    ``label`` is the class code or the regression value; ``key`` an idempotency key."""
 
     prediction_id: str | None
     features: bytes | None
     label: float
+    key: str | None = None
 
 
 class ReadOnlyStore:
@@ -630,8 +861,16 @@ class ReadOnlyStore:
         return self._read(_select_meta)
 
     def checkpoints(self, version: int | None = None) -> list[Checkpoint]:
-        """Checkpoints newest first (only those of ``version`` when given)."""
-        return self._read(lambda conn: _select_checkpoints(conn, version))
+        """Checkpoints newest first (only those of ``version`` when given); each row's state
+        is read when it is used."""
+        return self._read(lambda conn: _select_checkpoints(conn, version, self._fetcher))
+
+    def _fetcher(self, checkpoint_id: int) -> Callable[[], bytes]:
+        return lambda: self._read(lambda conn: _select_state(conn, checkpoint_id))
+
+    def legacy_checkpoints(self) -> int:
+        """How many checkpoint rows hold a legacy pickled state."""
+        return self._read(_count_legacy)
 
     def close(self) -> None:
         self._conn.close()
@@ -659,8 +898,10 @@ def _write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
 
 
-def _select_checkpoints(conn: sqlite3.Connection, version: int | None) -> list[Checkpoint]:
-    sql = "SELECT id, version, kind, learned_seq, sha256, meta, state FROM checkpoints"
+def _select_checkpoints(
+    conn: sqlite3.Connection, version: int | None, fetcher: Callable[[int], Callable[[], bytes]]
+) -> list[Checkpoint]:
+    sql = "SELECT id, version, kind, learned_seq, sha256, meta FROM checkpoints"
     args: tuple = ()
     if version is not None:
         sql, args = sql + " WHERE version = ?", (int(version),)
@@ -672,10 +913,52 @@ def _select_checkpoints(conn: sqlite3.Connection, version: int | None) -> list[C
             learned_seq=row["learned_seq"],
             sha256=row["sha256"],
             meta=json.loads(row["meta"]),
-            blob=row["state"],
+            fetch=fetcher(row["id"]),
         )
         for row in conn.execute(sql + " ORDER BY id DESC", args).fetchall()
     ]
+
+
+def _select_state(conn: sqlite3.Connection, checkpoint_id: int) -> bytes:
+    row = conn.execute("SELECT state FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
+    if row is None:
+        raise ValueError(f"checkpoint {checkpoint_id}: deleted")
+    return bytes(row["state"])
+
+
+def _count_legacy(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "SELECT count(*) AS n FROM checkpoints WHERE substr(state, 1, ?) != ?",
+        (len(STATE_MAGIC), STATE_MAGIC),
+    ).fetchone()["n"]
+
+
+def _prune_checkpoints(conn: sqlite3.Connection, keep: int) -> int:
+    return conn.execute(
+        "DELETE FROM checkpoints WHERE kind NOT IN ('initial', 'snapshot') "
+        "AND id NOT IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT ?) "
+        "AND id NOT IN (SELECT max(id) FROM checkpoints GROUP BY version)",
+        (keep,),
+    ).rowcount
+
+
+def _stored_key(conn: sqlite3.Connection, item: NewFeedback, index: int) -> int | None:
+    """The ``seq`` of the feedback stored under ``item.key`` (None when there is none);
+    :class:`IdempotencyConflict` when it was stored with other content."""
+    row = conn.execute(
+        "SELECT seq, prediction_id, features, label FROM feedback WHERE key = ?", (item.key,)
+    ).fetchone()
+    if row is None:
+        return None
+    same = row["prediction_id"] == item.prediction_id and row["label"] == item.label
+    if same and item.prediction_id is None:
+        same = bytes(row["features"]) == item.features
+    if not same:
+        raise IdempotencyConflict(
+            f"feedback[{index}].key",
+            f"idempotency key {item.key!r} was already used for other feedback",
+        )
+    return int(row["seq"])
 
 
 def _unlabelled_prediction(conn: sqlite3.Connection, prediction_id: str, index: int) -> bytes:
