@@ -22,7 +22,7 @@ then running statistics), ``i`` (int64: kind, flags, counters, ADWIN's bucket co
 ...                             "min_window_length": 5, "grace_period": 10})
 >>> values = np.r_[np.zeros(1000), np.ones(1000)]
 >>> int(first_alarm(f, i, b, values))
-1055
+1023
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ __all__ = [
     "CompiledDetector",
     "DetectorSpec",
     "compile_detector",
+    "detector_class",
     "detectors",
     "first_alarm",
     "is_binary_detector",
@@ -132,7 +133,7 @@ class CompiledDetector:
 
     >>> det = compile_detector(make_detector("page_hinkley", params={"threshold": 5.0}))
     >>> det.threshold, first_alarm(det, [0.0] * 50 + [3.0] * 10)
-    (5.0, 52)
+    (5.0, 51)
     """
 
     def __init__(self, prototype: _BaseDriftDetector) -> None:
@@ -169,6 +170,13 @@ class CompiledDetector:
     def __repr__(self) -> str:
         return f"Compiled{self.prototype!r}"
 
+    def __getstate__(self) -> dict[str, Any]:  # plain values: equal detectors pickle equally
+        return {"detector": type(self.prototype), "params": self.params, "state": self.state}
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        self.__init__(saved["detector"](**saved["params"]))  # type: ignore[misc]
+        self.state = saved["state"]
+
 
 _COMPILED: dict[type, int] = {}
 
@@ -190,6 +198,15 @@ def compile_detector(detector: _BaseDriftDetector) -> _BaseDriftDetector | Compi
     if type(detector) in _COMPILED:
         return CompiledDetector(detector)
     return detector
+
+
+def detector_class(detector: _BaseDriftDetector | CompiledDetector) -> type:
+    """The River class of ``detector`` (a compiled one's too).
+
+    >>> detector_class(compile_detector(make_detector("ddm"))).__name__
+    'DDM'
+    """
+    return type(detector.prototype) if isinstance(detector, CompiledDetector) else type(detector)
 
 
 def first_alarm(detector: _BaseDriftDetector | CompiledDetector, errors: Sequence[float]) -> int | None:

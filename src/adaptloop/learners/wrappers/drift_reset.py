@@ -25,6 +25,7 @@ from adaptloop.learners.detectors import (
     CompiledDetector,
     DetectorSpec,
     compile_detector,
+    detector_class,
     first_alarm,
     is_binary_detector,
     make_detector,
@@ -57,7 +58,13 @@ class DriftReset(Wrapper):
     ``"fhddm"``), a dict ``{"kind": name, **params}`` or a River detector instance (cloned,
     so its state is never shared); ``detector_params`` adds constructor arguments and ``seed``
     goes to detectors that take one. Binary detectors (DDM, EDDM, HDDM, FHDDM) need a
-    classifier base.
+    classifier base. ADWIN, DDM and Page-Hinkley run compiled
+    (:class:`~adaptloop.learners.detectors.CompiledDetector`: River's alarms, bit for bit).
+
+    Exact test-then-train (:class:`~adaptloop.learners.base.Sequential`): around a model that
+    runs a compiled loop with a detector in it (the linear learners) and with a compiled
+    detector, ``test_then_train`` gives the numbers of batches of one at any batch size; the
+    loop leaves compiled code only to re-fit at an alarm.
 
     >>> import numpy as np
     >>> from river.drift import ADWIN
@@ -65,7 +72,7 @@ class DriftReset(Wrapper):
     >>> DriftReset(MajorityClass(), detector=ADWIN(delta=0.01)).detector_.delta
     0.01
     >>> DriftReset(MajorityClass(), detector={"kind": "ddm", "warm_start": 50}).detector_
-    DDM (
+    CompiledDDM (
       warm_start=50
       warning_threshold=2.
       drift_threshold=3.
@@ -203,10 +210,10 @@ class DriftReset(Wrapper):
             raise ValueError("DriftReset state needs keys model, buffer, n_seen, alarms, detector")
         buffer = SampleWindow.from_state(self.window, state["buffer"])
         detector = pickle.loads(state["detector"])
-        if type(detector) is not type(self._prototype):
+        if detector_class(detector) is not detector_class(self._prototype):
             raise ValueError(
-                f"state holds a {type(detector).__name__} detector, "
-                f"this DriftReset uses {type(self._prototype).__name__}"
+                f"state holds a {detector_class(detector).__name__} detector, "
+                f"this DriftReset uses {detector_class(self._prototype).__name__}"
             )
         model = self._new_model(state)
         self.model_, self.buffer_, self.detector_ = model, buffer, detector
