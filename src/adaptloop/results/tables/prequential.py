@@ -108,6 +108,8 @@ def _prequential_summary(summary: dict) -> Table:
         Column("predict s", terminal=False),
         Column("learn s", terminal=False),
         Column("alarms"),
+        Column.label("semantics"),
+        Column("label delay"),
     ]
     best = {
         m: best_of({k: s.get(m) for k, s in stats.items()}, get_metric(m).bigger_is_better)
@@ -127,6 +129,8 @@ def _prequential_summary(summary: dict) -> Table:
                 format_number(s.get("predict_seconds"), 3),
                 format_number(s.get("learn_seconds"), 3),
                 f"{len(s.get('alarms') or []):,}",
+                format_number(s.get("semantics")),
+                format_number(s.get("label_delay"), 1),
             ]
         )
     return Table(
@@ -135,7 +139,10 @@ def _prequential_summary(summary: dict) -> Table:
         rows,
         terminal_title=f"{summary['stream'].get('name', '?')}: prequential summary",
         note="Metrics over the whole stream (best in bold) and over the last "
-        f"{window:,} samples; throughput over predict and learn.",
+        f"{window:,} samples; throughput over predict and learn. Semantics: exact "
+        "(test-then-train sample by sample inside each batch) or batch (a batch predicted, then "
+        "learned); label delay: mean number of later samples predicted before a label was "
+        "learned.",
     )
 
 
