@@ -189,6 +189,9 @@ def check_sequence(
     """
     if not isinstance(X, np.ndarray) or not isinstance(X_learn, np.ndarray):
         raise ValueError("X and X_learn must be numpy arrays of shape (n, d)")
+    if X_learn is X and len(X):  # plain test-then-train: the batch is checked once
+        X, y_learn = learner.check_Xy(X, y_learn)
+        return X, X, y_learn, _checked_schedule(learn_at, len(X), len(X))
     X = learner.check_X(X) if len(X) else np.zeros((0, X.shape[-1]), dtype=np.float32)
     if len(X_learn):
         X_learn, y_learn = learner.check_Xy(X_learn, y_learn)
@@ -197,16 +200,20 @@ def check_sequence(
         y_learn = np.asarray(y_learn)
     if X_learn.shape[1] != X.shape[1]:
         raise ValueError(f"X has {X.shape[1]} features, X_learn {X_learn.shape[1]}")
+    return X, X_learn, y_learn, _checked_schedule(learn_at, len(X_learn), len(X))
+
+
+def _checked_schedule(learn_at: object, m: int, n: int) -> np.ndarray:
     at = np.asarray(learn_at)
     if (
-        at.shape != (len(X_learn),)
-        or (len(at) and at.dtype.kind not in "iu")
-        or (len(at) and (at[0] < 0 or at[-1] > len(X) or bool(np.any(np.diff(at) < 0))))
+        at.shape != (m,)
+        or (m and at.dtype.kind not in "iu")
+        or (m and (at[0] < 0 or at[-1] > n or bool(np.any(at[1:] < at[:-1]))))
     ):
         raise ValueError(
-            f"learn_at must be non-decreasing integers in [0, {len(X)}] (one per learned sample)"
+            f"learn_at must be non-decreasing integers in [0, {n}] (one per learned sample)"
         )
-    return X, X_learn, y_learn, at.astype(np.int64)
+    return at.astype(np.int64, copy=False)
 
 
 @runtime_checkable

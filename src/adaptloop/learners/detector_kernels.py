@@ -67,7 +67,7 @@ def new_state(kind: int, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray
     return f, i, b
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def reset(f: np.ndarray, i: np.ndarray, b: np.ndarray) -> None:
     """Start afresh, keeping the parameters (River's ``_reset``)."""
     f[_P:] = 0.0
@@ -85,7 +85,7 @@ def reset(f: np.ndarray, i: np.ndarray, b: np.ndarray) -> None:
         f[_P + 5] = -1.0  # max_decrease
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def update(f: np.ndarray, i: np.ndarray, b: np.ndarray, x: float) -> bool:
     """Feed one value (a 0/1 error for DDM); whether it raised an alarm."""
     if i[_DRIFT]:
@@ -101,7 +101,7 @@ def update(f: np.ndarray, i: np.ndarray, b: np.ndarray, x: float) -> bool:
     return drift
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def first_alarm(f: np.ndarray, i: np.ndarray, b: np.ndarray, values: np.ndarray) -> int:
     """Feed ``values`` in order up to the first alarm; its index, or -1 if none."""
     for k in range(values.shape[0]):
@@ -111,7 +111,7 @@ def first_alarm(f: np.ndarray, i: np.ndarray, b: np.ndarray, values: np.ndarray)
 
 
 # -- DDM (river.drift.binary.DDM) ----------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ddm_update(f: np.ndarray, i: np.ndarray, x: float) -> bool:
     warm_start, warning_threshold, drift_threshold = f[0], f[1], f[2]
     n = f[_P] + 1.0  # river.stats.Mean
@@ -133,7 +133,7 @@ def _ddm_update(f: np.ndarray, i: np.ndarray, x: float) -> bool:
 
 
 # -- Page-Hinkley (river.drift.PageHinkley) -------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _page_hinkley_update(f: np.ndarray, i: np.ndarray, x: float) -> bool:
     min_instances, delta, threshold, alpha, mode = f[0], f[1], f[2], f[3], f[4]
     n = f[_P] + 1.0
@@ -159,7 +159,7 @@ def _page_hinkley_update(f: np.ndarray, i: np.ndarray, x: float) -> bool:
 
 # -- ADWIN (river.drift.ADWIN: River's Rust AdaptiveWindowing) -------------------------------------
 # f[_P:] = total, variance, width, total_width
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _insert(b: np.ndarray, i: np.ndarray, row: int, total: float, variance: float) -> None:
     k = i[_COUNTS + row]
     b[0, row, k] = total
@@ -167,7 +167,7 @@ def _insert(b: np.ndarray, i: np.ndarray, row: int, total: float, variance: floa
     i[_COUNTS + row] = k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _compress(b: np.ndarray, i: np.ndarray, row: int, n_elements: int) -> None:
     current = i[_COUNTS + row]
     remaining = current - n_elements
@@ -180,7 +180,7 @@ def _compress(b: np.ndarray, i: np.ndarray, row: int, n_elements: int) -> None:
     i[_COUNTS + row] = remaining
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adwin_update(f: np.ndarray, i: np.ndarray, b: np.ndarray, value: float) -> bool:
     max_buckets = int(f[2])
     # insert_element(value, 0.0)
@@ -218,7 +218,7 @@ def _adwin_update(f: np.ndarray, i: np.ndarray, b: np.ndarray, value: float) -> 
     return _adwin_detect(f, i, b)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adwin_detect(f: np.ndarray, i: np.ndarray, b: np.ndarray) -> bool:
     delta, clock, min_window, grace = f[0], int(f[1]), f[3], f[4]
     change = False
@@ -269,7 +269,7 @@ def _adwin_detect(f: np.ndarray, i: np.ndarray, b: np.ndarray) -> bool:
     return change
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adwin_delete(f: np.ndarray, i: np.ndarray, b: np.ndarray) -> None:
     last = i[_N_ROWS] - 1
     n = float(1 << last)

@@ -57,12 +57,19 @@ def pack(kind: str, *, lr: float, l2: float, max_steps: int, standardize: bool) 
     )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
     """Raw outputs of one sample into ``out`` (``k`` values): ``theta[d] + sum e_f theta[f]``
     with ``e_f = (x_f - mean_f) / std_f`` (or ``x_f`` without standardisation)."""
     d, k = theta.shape[0] - 1, theta.shape[1]
     standardize = params[4] != 0.0
+    if k == 1:  # the usual case: one accumulator in a register
+        z = theta[d, 0]
+        for f in range(d):
+            e = (x[f] - stats[0, f]) * stats[2, f] if standardize else float(x[f])
+            z += e * theta[f, 0]
+        out[0] = z
+        return
     for j in range(k):
         out[j] = theta[d, j]
     for f in range(d):
@@ -71,7 +78,7 @@ def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
             out[j] += e * theta[f, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: ANN001
     """One SGD step on ``(x, y)`` after the running statistics take ``x`` (``xa``, ``work``:
     scratch of ``d + 1`` and ``k`` values)."""
@@ -118,6 +125,12 @@ def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: 
             for f in range(d + 1):
                 z += xa[f] * theta[f, j]
             work[j] = z
+        if kind != 1 and l2 == 0.0:  # the usual case: one output, no penalty
+            g = 0.5 * math.tanh(0.5 * work[0]) + 0.5 - y if kind == 0 else work[0] - y
+            a = step * g
+            for f in range(d + 1):
+                theta[f, 0] -= a * xa[f]
+            continue
         if kind == 0:
             work[0] = 0.5 * math.tanh(0.5 * work[0]) + 0.5 - y  # sigmoid(z) - y
         elif kind == 2:
@@ -141,7 +154,7 @@ def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: 
     counters[1] += steps
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def predict_rows(params, theta, stats, X, scores) -> None:  # noqa: ANN001
     """Raw outputs of every row of ``X`` by :func:`score` (what a ``predict`` of one sample
     runs: fewer arguments than :func:`sequence`, so a cheaper call)."""
@@ -149,7 +162,7 @@ def predict_rows(params, theta, stats, X, scores) -> None:  # noqa: ANN001
         score(params, theta, stats, X[p], scores[p])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def learn_rows(params, theta, stats, counters, X, y) -> None:  # noqa: ANN001
     """:func:`learn_one` on every row of ``X`` in order (a ``learn`` call of one sample)."""
     xa = np.empty(theta.shape[0])
@@ -158,7 +171,7 @@ def learn_rows(params, theta, stats, counters, X, y) -> None:  # noqa: ANN001
         learn_one(params, theta, stats, counters, X[j], float(y[j]), xa, work)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def probabilities(Z, out) -> None:  # noqa: ANN001
     """Class probabilities from raw outputs: the sigmoid of one output (clipped to +-700, where
     ``exp`` is still finite) as ``[1 - p, p]``, or the softmax of several."""
@@ -181,7 +194,7 @@ def probabilities(Z, out) -> None:  # noqa: ANN001
             out[p, j] /= total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _error(kind, z, y) -> float:  # noqa: ANN001
     """The error a drift detector takes: 0/1 mistake of the class code, or |value - y| with
     the value as ``predict`` returns it (float32)."""
@@ -197,7 +210,7 @@ def _error(kind, z, y) -> float:  # noqa: ANN001
     return 1.0 if code != int(y) else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sequence(
     params, theta, stats, counters, X, X_learn, y_learn, learn_at, scores,
     judge_from, df, di, db,
