@@ -121,7 +121,8 @@ def test_bad_schedule_is_refused_and_changes_nothing():
 
 def river_accuracy(X, y, names, **delay):
     data = [
-        (dict(zip(names, map(float, row), strict=True)), int(t)) for row, t in zip(X, y, strict=True)
+        (dict(zip(names, map(float, row), strict=True)), int(t))
+        for row, t in zip(X, y, strict=True)
     ]
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
     metric = metrics.Accuracy()

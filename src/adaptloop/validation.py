@@ -206,6 +206,7 @@ _NUMBER = BeforeValidator(_number)
 EXACT_CHECKS = (_INTEGER, _REAL, _FLAG, _NUMBER)
 """The validators that make a declared ``int``, ``float`` or ``bool`` exact."""
 
+
 def check_delay(value: object) -> int | float | str:
     """A label delay (:mod:`adaptloop.evaluation.delay`): a number >= 0 (an integer stays
     one) or a column name, or ``ValueError``.

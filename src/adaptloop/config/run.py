@@ -38,8 +38,8 @@ from adaptloop.config.schema import (
 )
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.run import FederatedResult, run_federation
-from adaptloop.evaluation.delay import LabelSchedule
 from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
+from adaptloop.evaluation.delay import LabelSchedule
 from adaptloop.evaluation.metrics import check_metrics
 from adaptloop.evaluation.prequential import PrequentialResult, prequential
 from adaptloop.streams.base import StreamInfo

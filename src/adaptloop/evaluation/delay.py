@@ -82,12 +82,11 @@ class LabelSchedule:
             delay = check_delay(delay)
         except ValueError as error:
             raise ValueError(f"delay: {error}") from None
-        if not isinstance(delay, str):
-            if timestamp is None and float(delay) != int(delay):
-                raise ValueError(
-                    f"delay: without a timestamp it counts samples: must be a whole number, "
-                    f"got {delay!r}"
-                )
+        if not isinstance(delay, str) and timestamp is None and float(delay) != int(delay):
+            raise ValueError(
+                f"delay: without a timestamp it counts samples: must be a whole number, "
+                f"got {delay!r}"
+            )
         self.delay, self.timestamp = delay, timestamp
         self.trivial = timestamp is None and not isinstance(delay, str) and delay <= 1
         """Plain test-then-train: every label learned just before the next prediction."""
@@ -155,7 +154,9 @@ class LabelSchedule:
         pending, self._pending = self._pending, None
         if pending is None or len(pending) == 0:
             return None
-        return Learned(pending.X, pending.y, np.zeros(len(pending), dtype=np.int64), pending.arrival)
+        return Learned(
+            pending.X, pending.y, np.zeros(len(pending), dtype=np.int64), pending.arrival
+        )
 
 
 def _column(name: object, names: list[str], setting: str) -> int:

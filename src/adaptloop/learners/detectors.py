@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from river.base import BinaryDriftDetector
 from river.base.drift_detector import _BaseDriftDetector
 
@@ -194,7 +193,9 @@ def compile_detector(detector: _BaseDriftDetector) -> _BaseDriftDetector | Compi
         from river.drift import ADWIN, PageHinkley
         from river.drift.binary import DDM
 
-        _COMPILED.update({ADWIN: kernels.ADWIN, DDM: kernels.DDM, PageHinkley: kernels.PAGE_HINKLEY})
+        _COMPILED.update(
+            {ADWIN: kernels.ADWIN, DDM: kernels.DDM, PageHinkley: kernels.PAGE_HINKLEY}
+        )
     if type(detector) in _COMPILED:
         return CompiledDetector(detector)
     return detector
@@ -209,7 +210,9 @@ def detector_class(detector: _BaseDriftDetector | CompiledDetector) -> type:
     return type(detector.prototype) if isinstance(detector, CompiledDetector) else type(detector)
 
 
-def first_alarm(detector: _BaseDriftDetector | CompiledDetector, errors: Sequence[float]) -> int | None:
+def first_alarm(
+    detector: _BaseDriftDetector | CompiledDetector, errors: Sequence[float]
+) -> int | None:
     """Feed ``errors`` to ``detector`` in order up to its first alarm; that alarm's index, or
     ``None`` (a compiled detector runs the whole loop compiled)."""
     if isinstance(detector, CompiledDetector):

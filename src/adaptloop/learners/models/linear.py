@@ -54,6 +54,7 @@ from adaptloop.learners.base import (
     shares,
 )
 from adaptloop.learners.models import linear_kernels as kernels
+
 if TYPE_CHECKING:
     from adaptloop.learners.detectors import CompiledDetector
 

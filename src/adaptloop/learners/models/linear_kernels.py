@@ -212,8 +212,19 @@ def _error(kind, z, y) -> float:  # noqa: ANN001
 
 @njit(cache=True, error_model="numpy")
 def sequence(
-    params, theta, stats, counters, X, X_learn, y_learn, learn_at, scores,
-    judge_from, df, di, db,
+    params,
+    theta,
+    stats,
+    counters,
+    X,
+    X_learn,
+    y_learn,
+    learn_at,
+    scores,
+    judge_from,
+    df,
+    di,
+    db,
 ):  # noqa: ANN001, ANN201
     """Predict ``X`` in order into ``scores`` (raw outputs), learning sample ``j`` of
     ``X_learn`` after the first ``learn_at[j]`` predictions.

@@ -27,7 +27,6 @@ from adaptloop.learners.base import (
     Learner,
     Refitting,
     Representing,
-    Sequential,
     StateRoles,
     Validating,
     check_sequence,
