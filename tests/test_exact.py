@@ -264,3 +264,20 @@ def test_first_alarm_is_the_same_compiled_or_not():
     assert first_alarm(make_detector("adwin"), errors) == first_alarm(
         compile_detector(make_detector("adwin")), errors
     )
+
+
+def test_river_models_run_rivers_own_loop_at_any_batch_size(sea):
+    from river import tree
+
+    from adaptloop.learners.models.river_adapter import RiverLearner
+
+    X, y, names = sea
+    a = RiverLearner(tree.HoeffdingAdaptiveTreeClassifier(seed=1))
+    b = RiverLearner(tree.HoeffdingAdaptiveTreeClassifier(seed=1))
+    assert isinstance(b, Sequential)
+    assert not isinstance(
+        RiverLearner(linear_model.LogisticRegression(), use_many=True), Sequential
+    )
+    np.testing.assert_array_equal(
+        in_batches(b, X[:1500], y[:1500], True), one_at_a_time(a, X[:1500], y[:1500], True)
+    )
