@@ -281,3 +281,15 @@ def test_river_models_run_rivers_own_loop_at_any_batch_size(sea):
     np.testing.assert_array_equal(
         in_batches(b, X[:1500], y[:1500], True), one_at_a_time(a, X[:1500], y[:1500], True)
     )
+
+
+def test_river_numbers_with_a_feature_that_wakes_up_late():
+    """Elec2's Victoria columns are constant for months, then move: their first standardised
+    values are huge, and River takes the full SGD step on them (no cap)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 3)).astype(np.float32)
+    X[:2000, 2] = 0.25
+    X[2000:, 2] += rng.normal(scale=1e-3, size=1000).astype(np.float32)
+    y = (X[:, 0] + 100 * (X[:, 2] - 0.25) > 0).astype(np.int64)
+    names = ["a", "b", "c"]
+    assert ours(X, y, names, 256)["accuracy"] == river_accuracy(X, y, names)

@@ -10,17 +10,19 @@ samples moves the weights as far as ``n`` per-sample SGD steps of size ``lr`` wo
 order): it takes ``k`` steps of size ``lr * n / k`` on the batch's mean gradient, with ``k``
 the smallest number that keeps every step within the curvature bound of the batch
 (``step <= 1 / (c * mean ||x||^2 + l2)``, ``c`` = 0.25 for the logistic, 0.5 for the softmax and
-1 for the squared loss), and at most ``max_steps``. At batch 1 this is exactly per-sample SGD
-(River's default ``optim.SGD(0.01)``); at batch 256 it takes a handful of steps and so keeps up
-with per-sample SGD where a single mean-gradient step with the same ``lr`` would learn ~256x
-slower. With ``optimizer="adam"`` a call takes one Adam step of size ``lr * sqrt(n)``.
+1 for the squared loss), and at most ``max_steps``. At batch 256 it takes a handful of steps
+and so keeps up with per-sample SGD where a single mean-gradient step with the same ``lr``
+would learn ~256x slower. With ``optimizer="adam"`` a call takes one Adam step of size
+``lr * sqrt(n)``.
 
 **One sample at a time.** A batch of one, and every sample of
 :meth:`~LogisticRegression.test_then_train` (exact test-then-train inside a batch, what
 ``prequential`` runs at any ``batch_size``: the learners are
 :class:`~adaptloop.learners.base.Sequential`), run the compiled kernels of
-:mod:`~adaptloop.learners.models.linear_kernels`, so both give the same numbers bit for bit;
-larger ``learn`` batches run numpy (the same update up to float rounding at batch 1).
+:mod:`~adaptloop.learners.models.linear_kernels`: River's per-sample SGD step of ``lr``
+(``optim.SGD(0.01)`` by default), without the cap above (River has none: an outlier of the
+standardised features takes the full step), so both give the same numbers bit for bit, and
+River's up to float rounding.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -114,10 +116,8 @@ class _LinearCore:
     def _init_core(self, kind: str, k: int) -> None:
         self._kind = kind
         self._k = k
-        self._curvature = kernels.CURVATURE[kind]
-        self._params = kernels.pack(
-            kind, lr=self.lr, l2=self.l2, max_steps=self.max_steps, standardize=self.standardize
-        )
+        self._curvature = {"binary": 0.25, "multiclass": 0.5, "regression": 1.0}[kind]
+        self._params = kernels.pack(kind, lr=self.lr, l2=self.l2, standardize=self.standardize)
         self._d = 0
         self._theta: np.ndarray | None = None
         self._stats = np.zeros((3, 0))

@@ -23,7 +23,7 @@ Parameters travel as one float64 array ``params`` (:func:`pack`); the model's st
 running mean, M2 and 1 / std) and ``counters`` (int64: samples in the statistics, SGD steps).
 
 >>> import numpy as np
->>> params = pack("binary", lr=0.1, l2=0.0, max_steps=16, standardize=True)
+>>> params = pack("binary", lr=0.1, l2=0.0, standardize=True)
 >>> theta, stats, counters = np.zeros((3, 1)), np.zeros((3, 2)), np.zeros(2, dtype=np.int64)
 >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
 >>> y = np.array([1.0, 0.0, 1.0])
@@ -43,18 +43,14 @@ from numba import njit
 from adaptloop.learners import detector_kernels
 
 KINDS = {"binary": 0, "multiclass": 1, "regression": 2}
-CURVATURE = {"binary": 0.25, "multiclass": 0.5, "regression": 1.0}
-"""Bound on the second derivative of each loss in the outputs (see the linear module)."""
 
 NO_DETECTOR = (0, np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((2, 1, 1)))
 """``judge_from`` and an unused detector state: :func:`sequence` without a detector."""
 
 
-def pack(kind: str, *, lr: float, l2: float, max_steps: int, standardize: bool) -> np.ndarray:
+def pack(kind: str, *, lr: float, l2: float, standardize: bool) -> np.ndarray:
     """The parameters of a linear learner as :func:`sequence` takes them."""
-    return np.array(
-        [KINDS[kind], lr, l2, max_steps, float(standardize), CURVATURE[kind]], dtype=np.float64
-    )
+    return np.array([KINDS[kind], lr, l2, float(standardize)], dtype=np.float64)
 
 
 @njit(cache=True, error_model="numpy")
@@ -62,7 +58,7 @@ def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
     """Raw outputs of one sample into ``out`` (``k`` values): ``theta[d] + sum e_f theta[f]``
     with ``e_f = (x_f - mean_f) / std_f`` (or ``x_f`` without standardisation)."""
     d, k = theta.shape[0] - 1, theta.shape[1]
-    standardize = params[4] != 0.0
+    standardize = params[3] != 0.0
     if k == 1:  # the usual case: one accumulator in a register
         z = theta[d, 0]
         for f in range(d):
@@ -80,12 +76,13 @@ def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
 
 @njit(cache=True, error_model="numpy")
 def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: ANN001
-    """One SGD step on ``(x, y)`` after the running statistics take ``x`` (``xa``, ``work``:
-    scratch of ``d + 1`` and ``k`` values)."""
-    kind, lr, l2, max_steps, curvature = int(params[0]), params[1], params[2], params[3], params[5]
+    """One SGD step of size ``lr`` on ``(x, y)`` after the running statistics take ``x``, as
+    River's ``StandardScaler() | LogisticRegression()`` (``optim.SGD(lr)``, no step-size cap;
+    a regression's loss gradient clipped to +-1e12 as River's ``clip_gradient``); ``xa``,
+    ``work``: scratch of ``d + 1`` and ``k`` values."""
+    kind, lr, l2 = int(params[0]), params[1], params[2]
     d, k = theta.shape[0] - 1, theta.shape[1]
-    sq = 1.0
-    if params[4] != 0.0:
+    if params[3] != 0.0:
         count = counters[0] + 1
         counters[0] = count
         for f in range(d):
@@ -97,61 +94,45 @@ def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: 
             e = xi - m
             s += delta * e
             r = math.sqrt(count / s) if s > 0 else 0.0
-            e *= r
-            sq += e * e
             stats[0, f] = m
             stats[1, f] = s
             stats[2, f] = r
-            xa[f] = e
+            xa[f] = e * r
     else:
         for f in range(d):
             xa[f] = float(x[f])
-            sq += xa[f] * xa[f]
     xa[d] = 1.0
-    # steps and step size: one step of lr unless that overshoots the curvature bound
-    steps, step = 1, lr
-    if lr * (curvature * sq + l2) > 1.0:
-        cap = 1.0 / (curvature * sq + l2)
-        steps = int(math.ceil(lr / cap))
-        if steps > max_steps:
-            steps, step = int(max_steps), cap
-        elif steps > 1:
-            step = lr / steps
-        else:
-            steps = 1
-    for _ in range(steps):
+    for j in range(k):
+        z = 0.0
+        for f in range(d + 1):
+            z += xa[f] * theta[f, j]
+        work[j] = z
+    if kind == 0:
+        work[0] = 0.5 * math.tanh(0.5 * work[0]) + 0.5 - y  # sigmoid(z) - y
+    elif kind == 2:
+        work[0] = min(max(work[0] - y, -1e12), 1e12)
+    else:  # softmax minus the one-hot target
+        top = work[0]
+        for j in range(1, k):
+            top = max(top, work[j])
+        total = 0.0
         for j in range(k):
-            z = 0.0
-            for f in range(d + 1):
-                z += xa[f] * theta[f, j]
-            work[j] = z
-        if kind != 1 and l2 == 0.0:  # the usual case: one output, no penalty
-            g = 0.5 * math.tanh(0.5 * work[0]) + 0.5 - y if kind == 0 else work[0] - y
-            a = step * g
-            for f in range(d + 1):
-                theta[f, 0] -= a * xa[f]
-            continue
-        if kind == 0:
-            work[0] = 0.5 * math.tanh(0.5 * work[0]) + 0.5 - y  # sigmoid(z) - y
-        elif kind == 2:
-            work[0] = work[0] - y
-        else:  # softmax minus the one-hot target
-            top = work[0]
-            for j in range(1, k):
-                top = max(top, work[j])
-            total = 0.0
-            for j in range(k):
-                work[j] = math.exp(work[j] - top)
-                total += work[j]
-            for j in range(k):
-                work[j] /= total
-            work[int(y)] -= 1.0
-        decay = 1.0 - step * l2
+            work[j] = math.exp(work[j] - top)
+            total += work[j]
+        for j in range(k):
+            work[j] /= total
+        work[int(y)] -= 1.0
+    if k == 1 and l2 == 0.0:  # the usual case
+        a = lr * work[0]
+        for f in range(d + 1):
+            theta[f, 0] -= a * xa[f]
+    else:
+        decay = 1.0 - lr * l2  # the weights, not the intercept
         for f in range(d + 1):
             for j in range(k):
-                w = theta[f, j] * decay if l2 != 0.0 and f < d else theta[f, j]
-                theta[f, j] = w - step * work[j] * xa[f]
-    counters[1] += steps
+                w = theta[f, j] * decay if f < d else theta[f, j]
+                theta[f, j] = w - lr * work[j] * xa[f]
+    counters[1] += 1
 
 
 @njit(cache=True, error_model="numpy")
