@@ -56,10 +56,6 @@ from adaptloop.learners.base import (
     shares,
 )
 from adaptloop.learners.models import linear_kernels as kernels
-
-if TYPE_CHECKING:
-    from adaptloop.learners.detectors import CompiledDetector
-
 from adaptloop.validation import (
     Count,
     NonNegativeReal,
@@ -68,6 +64,9 @@ from adaptloop.validation import (
     check_features,
     check_targets,
 )
+
+if TYPE_CHECKING:
+    from adaptloop.learners.detectors import CompiledDetector
 
 Optimizer = Literal["sgd", "adam"]
 
@@ -408,7 +407,7 @@ class LogisticRegression(_LinearCore, BaseClassifier):
     docstring), ``optimizer`` (``"sgd"`` or ``"adam"``), ``l2`` (penalty on the weights, not
     the intercept), ``standardize`` (online standardisation of the features), ``seed`` (kept
     for the common interface: the weights start at zero, so nothing here is random) and
-    ``max_steps`` (most gradient steps one ``learn`` call takes).
+    ``max_steps`` (most gradient steps one ``learn`` call of more than one sample takes).
 
     The defaults (``lr=0.01``, SGD, standardised features) reproduce River's
     ``StandardScaler() | LogisticRegression()`` at batch 1. Before the first ``learn`` it
