@@ -9,10 +9,12 @@ summary per learner, the federation's rules (federated runs) and the numbers aro
 ...                               "samples_per_second": 800.0, "predict_seconds": 0.1,
 ...                               "learn_seconds": 0.2}}}
 >>> table = prequential_tables(summary)[0]
->>> table.terminal_title, [c.name for c in table.for_terminal().columns]
+>>> table.terminal_title, [c.name for c in table.for_terminal().columns][:5]
 ('sea: prequential summary', ['learner', 'accuracy', 'accuracy last 100', 'samples/s', 'alarms'])
+>>> [c.name for c in table.for_terminal().columns][5:]  # how each learner ran
+['semantics', 'label delay']
 >>> [cell.text for cell in table.rows[1]], table.rows[0][1].mark
-(['b', '0.8500', '–', '800', '0.100', '0.200', '1'], 'best')
+(['b', '0.8500', '–', '800', '0.100', '0.200', '1', '–', '–'], 'best')
 """
 
 from __future__ import annotations
