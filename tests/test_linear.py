@@ -35,8 +35,9 @@ def prequential_accuracy(model, X, y, batch) -> float:
 def reference_fit(X, y, batches, kind, k, lr, l2, max_steps=16):
     """The module's documented update, written out: per batch, merge the running mean and
     variance, then take ``s`` steps of size ``lr * n / s`` on the mean gradient, ``s`` the
-    fewest within ``1 / (c * mean |x|^2 + l2)`` (at most ``max_steps``), decaying the weights
-    (not the intercept) by ``1 - step * l2`` after each gradient is taken."""
+    fewest within ``1 / (c * mean |x|^2 + l2)`` (at most ``max_steps``; a batch of one takes
+    River's one step of ``lr``, uncapped), decaying the weights (not the intercept) by
+    ``1 - step * l2`` after each gradient is taken."""
     d = X.shape[1]
     c = {"binary": 0.25, "multiclass": 0.5, "regression": 1.0}[kind]
     theta, seen, steps = np.zeros((d + 1, k)), np.empty((0, d)), 0
@@ -51,6 +52,8 @@ def reference_fit(X, y, batches, kind, k, lr, l2, max_steps=16):
         cap = 1.0 / (c * np.mean(np.sum(Xa * Xa, axis=1)) + l2)
         s = math.ceil(lr * n / cap)
         s, step = (1, lr * n) if s <= 1 else (max_steps, cap) if s > max_steps else (s, lr * n / s)
+        if n == 1:
+            s, step = 1, lr
         for _ in range(s):
             Z = Xa @ theta
             if kind == "binary":
@@ -114,7 +117,7 @@ MIXED = [1, 1, 5, 1, 64, 1, 1, 128, 1, 97]  # 300 samples, both paths, switching
 @pytest.mark.parametrize("l2", [0.0, 0.01])
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
 def test_python_and_numpy_paths_follow_the_documented_update(kind, l2, batches):
-    """Batches of one run on Python floats, larger ones on numpy: both are the one update."""
+    """Batches of one run compiled, larger ones on numpy: both are the one update."""
     rng = np.random.default_rng(1)
     X = (rng.normal(size=(300, 4)) * [1, 10, 0.1, 3] + [0, 50, 1, -2]).astype(np.float32)
     if kind == "regression":

@@ -151,7 +151,7 @@ def parameter_model(
         hints = parameter_hints(factory)
         fields: dict[str, Any] = {}
         for p in _declared_parameters(factory):
-            annotation = replace.get(p.name, exact(hints[p.name]))
+            annotation = replace[p.name] if p.name in replace else exact(hints[p.name])
             fields[p.name] = (annotation, ... if p.default is p.empty else p.default)
         config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
         name = getattr(factory, "__qualname__", "component").replace(".", "_")

@@ -206,10 +206,29 @@ _NUMBER = BeforeValidator(_number)
 EXACT_CHECKS = (_INTEGER, _REAL, _FLAG, _NUMBER)
 """The validators that make a declared ``int``, ``float`` or ``bool`` exact."""
 
+
+def check_delay(value: object) -> int | float | str:
+    """A label delay (:mod:`adaptloop.evaluation.delay`): a number >= 0 (an integer stays
+    one) or a column name, or ``ValueError``.
+
+    >>> check_delay(1000), check_delay(2.5), check_delay("lag")
+    (1000, 2.5, 'lag')
+    """
+    if isinstance(value, str):
+        return value
+    number = _real(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0 or a column name, got {value!r}")
+    return int(value) if isinstance(value, (int, np.integer)) else number
+
+
 Integer = Annotated[int, _INTEGER]
 """An integer (numpy integers too); not a bool, a float or a string."""
 Real = Annotated[float, _REAL]
 """A finite real number (integers too); not a bool or a string."""
+Delay = Annotated[int | float | str, BeforeValidator(check_delay)]
+"""A label delay: samples (or time units of a timestamp column), or the name of a column
+holding each sample's delay."""
 Flag = Annotated[bool, _FLAG]
 """True or False (numpy bools too); not 0/1 or a string."""
 Count = Annotated[int, _INTEGER, Ge(1)]

@@ -39,6 +39,7 @@ from adaptloop.config.schema import (
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.run import FederatedResult, run_federation
 from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
+from adaptloop.evaluation.delay import LabelSchedule
 from adaptloop.evaluation.metrics import check_metrics
 from adaptloop.evaluation.prequential import PrequentialResult, prequential
 from adaptloop.streams.base import StreamInfo
@@ -66,6 +67,10 @@ def run_prequential(
             check_metrics(evaluation.metrics, stream.info.task)
         except ValueError as error:
             raise ExperimentError(f"{experiment.origin}: evaluation.metrics: {error}") from None
+    try:  # the label delay's columns exist in this stream
+        LabelSchedule(section.delay, section.timestamp, stream.info)
+    except ValueError as error:
+        raise ExperimentError(f"{experiment.origin}: stream.{error}") from None
     total = stream.info.n_samples
     if section.max_samples is not None:
         total = min(total or section.max_samples, section.max_samples)
@@ -74,8 +79,7 @@ def run_prequential(
     return prequential(
         stream,
         learners,
-        batch_size=section.batch_size,
-        max_samples=section.max_samples,
+        **section.arguments(prequential),
         **evaluation.arguments(prequential),
         on_batch=on_batch,
     )

@@ -46,6 +46,7 @@ from adaptloop.distributed.data import make_federated_data
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.rules import registry as rules
+from adaptloop.evaluation.prequential import prequential
 from adaptloop.learners.base import Learner
 from adaptloop.learners.continual.plugin import PluginSpec, plugins
 from adaptloop.learners.detectors import DetectorSpec, detectors
@@ -187,26 +188,33 @@ def check_nested(annotation: Any, value: object, where: str) -> None:
             check_nested(items[0], entry, f"{where}[{index}]")
 
 
-def declared_fields(factory: Callable[..., Any], *skip: str) -> dict[str, Any]:
-    """The parameters of ``factory``'s declaration (but ``skip``) as pydantic fields: a section
-    of an experiment file that sets them reads their types, bounds and defaults from there."""
-    fields = parameter_model(factory).model_fields
-    return {name: (f.annotation, f) for name, f in fields.items() if name not in skip}
+def declared_fields(
+    factory: Callable[..., Any], *skip: str, only: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The parameters of ``factory``'s declaration (but ``skip``; or ``only`` those named) as
+    pydantic fields: a section of an experiment file that sets them reads their types, bounds
+    and defaults from there."""
+    names = [n for n in inspect.signature(factory).parameters if n != "self"]
+    unwanted = {n for n in names if n in skip or (only is not None and n not in only)}
+    fields = parameter_model(factory, dict.fromkeys(unwanted, Any)).model_fields
+    return {name: (f.annotation, f) for name, f in fields.items() if name not in unwanted}
 
 
 # -- sections ------------------------------------------------------------------------------------
-class Section(BaseModel):
-    """A section with fixed keys: an unknown one is refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
+class _Settings(BaseModel):
     def arguments(self, factory: Callable[..., Any]) -> dict[str, Any]:
         """The settings of this section that ``factory`` declares, by name."""
         declared = inspect.signature(factory).parameters
         return {name: getattr(self, name) for name in type(self).model_fields if name in declared}
 
 
-class Table(BaseModel):
+class Section(_Settings):
+    """A section with fixed keys: an unknown one is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Table(_Settings):
     """A component table: ``kind`` names a registered component, the other keys (but the
     section's own settings) are its parameters."""
 
@@ -235,12 +243,14 @@ class LearnerTable(Table):
         )
 
 
-class StreamSection(Table):
-    """``[stream]``: the stream, and how it is read (speed only: ``batch_size``; a cap:
-    ``max_samples``)."""
-
-    batch_size: Count = 256
-    max_samples: Count | None = None
+StreamSection = create_model(
+    "StreamSection",
+    __base__=Table,
+    __doc__="``[stream]``: the stream, and how it is read (speed only: ``batch_size``; a cap: "
+    "``max_samples``; when labels arrive: ``delay``, ``timestamp``), as "
+    ":func:`~adaptloop.evaluation.prequential.prequential` declares them.",
+    **declared_fields(prequential, only=("batch_size", "delay", "timestamp", "max_samples")),
+)
 
 
 class EvaluationSection(Section):
@@ -370,7 +380,7 @@ def _learner_tables(tables: Mapping[str, LearnerTable]) -> Iterator[tuple[Regist
 class Experiment(ExperimentFile):
     """A prequential experiment: ``[stream]``, ``[learners.*]``, ``[evaluation]``."""
 
-    stream: StreamSection
+    stream: StreamSection  # type: ignore[valid-type]
     learners: dict[str, LearnerTable] = Field(min_length=1)
     evaluation: EvaluationSection = EvaluationSection()
 

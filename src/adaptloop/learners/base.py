@@ -127,6 +127,96 @@ class Validating(Protocol, metaclass=_Capability):
 
 
 @runtime_checkable
+class Sequential(Protocol, metaclass=_Capability):
+    """Predicts and learns sample by sample inside one call: exact test-then-train, whatever
+    the batch size (what :func:`~adaptloop.evaluation.prequential` runs for it).
+
+    ``test_then_train(X, X_learn, y_learn, learn_at, proba=False)`` predicts the rows of ``X``
+    in order and learns sample ``j`` of ``(X_learn, y_learn)`` after the first ``learn_at[j]``
+    predictions (``learn_at`` non-decreasing in ``[0, len(X)]``); it returns the predictions
+    (``predict``'s, or ``predict_proba``'s with ``proba``), each made by the model that had
+    learned every sample scheduled before it. With ``X_learn = X`` and
+    ``learn_at = [1, 2, ..., n]`` that is a loop of ``predict`` then ``learn`` on batches of one,
+    with the same numbers; later ``learn_at`` are labels that arrive late (label delay)."""
+
+    def test_then_train(
+        self,
+        X: np.ndarray,
+        X_learn: np.ndarray,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        proba: bool = False,
+    ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class MonitoredSequential(Protocol, metaclass=_Capability):
+    """A :class:`Sequential` learner whose compiled loop can also watch its own errors with a
+    compiled drift detector (:class:`~adaptloop.learners.detectors.CompiledDetector`):
+    ``monitored_test_then_train(X, X_learn, y_learn, learn_at, detector, judge_from, proba)``
+    is ``test_then_train`` where each sample of ``X_learn`` from index ``judge_from`` on is
+    first predicted by the model as it stands, its error (0/1 mistake, or absolute error)
+    fed to ``detector``, and the loop stops at the first alarm, before learning the alarming
+    sample. It returns the predictions made, how many, how many samples of ``X_learn`` were
+    consumed (the alarming one included) and whether it stopped at an alarm
+    (:class:`~adaptloop.learners.wrappers.drift_reset.DriftReset` then re-fits and goes on)."""
+
+    def monitored_test_then_train(
+        self,
+        X: np.ndarray,
+        X_learn: np.ndarray,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        detector: Any,
+        judge_from: int = 0,
+        proba: bool = False,
+    ) -> tuple[np.ndarray, int, int, bool]: ...
+
+
+def check_sequence(
+    learner: Any, X: object, X_learn: object, y_learn: object, learn_at: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The arguments of :meth:`Sequential.test_then_train`, checked by ``learner``'s own
+    ``check_X`` / ``check_Xy`` (either part may be empty: nothing to predict, or no label yet),
+    or ``ValueError``; changes nothing.
+
+    >>> from adaptloop.learners.models.majority import MajorityClass
+    >>> X = np.zeros((3, 2), dtype=np.float32)
+    >>> check_sequence(MajorityClass(), X, X[:2], np.array([0, 1]), np.array([2, 1]))
+    Traceback (most recent call last):
+    ...
+    ValueError: learn_at must be non-decreasing integers in [0, 3] (one per learned sample)
+    """
+    if not isinstance(X, np.ndarray) or not isinstance(X_learn, np.ndarray):
+        raise ValueError("X and X_learn must be numpy arrays of shape (n, d)")
+    if X_learn is X and len(X):  # plain test-then-train: the batch is checked once
+        X, y_learn = learner.check_Xy(X, y_learn)
+        return X, X, y_learn, _checked_schedule(learn_at, len(X), len(X))
+    X = learner.check_X(X) if len(X) else np.zeros((0, X.shape[-1]), dtype=np.float32)
+    if len(X_learn):
+        X_learn, y_learn = learner.check_Xy(X_learn, y_learn)
+    else:
+        X_learn = np.zeros((0, X.shape[1]), dtype=np.float32)
+        y_learn = np.asarray(y_learn)
+    if X_learn.shape[1] != X.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features, X_learn {X_learn.shape[1]}")
+    return X, X_learn, y_learn, _checked_schedule(learn_at, len(X_learn), len(X))
+
+
+def _checked_schedule(learn_at: object, m: int, n: int) -> np.ndarray:
+    at = np.asarray(learn_at)
+    if (
+        at.shape != (m,)
+        or (m and at.dtype.kind not in "iu")
+        or (m and (at[0] < 0 or at[-1] > n or bool(np.any(at[1:] < at[:-1]))))
+    ):
+        raise ValueError(
+            f"learn_at must be non-decreasing integers in [0, {n}] (one per learned sample)"
+        )
+    return at.astype(np.int64, copy=False)
+
+
+@runtime_checkable
 class TaskAware(Protocol, metaclass=_Capability):
     """Told where tasks begin and end: by :func:`~adaptloop.evaluation.continual_evaluation`
     on a task sequence, or on a drifting stream at a known drift or a detector's alarm.

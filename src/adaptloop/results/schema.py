@@ -18,7 +18,10 @@ PREQUENTIAL_RECORD_COLUMNS = {
     "{metric}_window": "metric over the last `window` samples",
     "{metric}_batch": "metric over the `n` samples of this record (per-sample metrics only)",
     "predict_seconds": "time spent in predict / predict_proba for this record's samples",
-    "learn_seconds": "time spent in learn for this record's samples",
+    "learn_seconds": "time spent in learn for this record's samples (the whole interleaved call "
+    "for learners run with exact test-then-train)",
+    "label_delay": "mean number of later samples predicted before each label learned in this "
+    "record was learned (0: exact test-then-train without delay)",
     "alarms": "stream positions of drift alarms raised during this record (list)",
     "slot": "chronological slot of this record's last sample (only with `evaluation.slots`)",
 }

@@ -41,6 +41,7 @@ from adaptloop.learners.base import (
     HasTask,
     Learner,
     StateRoles,
+    check_sequence,
     is_classifier,
     registry,
 )
@@ -166,6 +167,10 @@ class RiverLearner(BaseLearner):
     ``preprocessing.StandardScaler.learn_many`` can produce negative variances on
     near-constant columns). Features are named ``x0 .. x{d-1}`` unless ``feature_names`` are
     given.
+
+    Unless ``use_many=True``, it is :class:`~adaptloop.learners.base.Sequential`:
+    ``test_then_train`` runs River's own loop (``predict_one``, ``learn_one``) in the order of
+    the schedule, so ``prequential`` gives River's numbers at any batch size.
 
     ``model_`` is the River estimator being trained; ``state_dict`` holds it pickled;
     ``clone`` uses River's ``clone``.
@@ -311,6 +316,36 @@ class RiverLearner(BaseLearner):
         total[empty] = 1.0
         P /= total
         return P
+
+    # -- exact test-then-train -------------------------------------------------------------------
+    @property
+    def test_then_train(self) -> Any:
+        """Exact test-then-train (:class:`~adaptloop.learners.base.Sequential`): River's
+        ``*_one`` calls in order; missing with ``use_many=True`` (mini-batches by request)."""
+        if self.use_many:
+            raise AttributeError("use_many=True learns per batch: no test_then_train")
+        return self._test_then_train
+
+    def _test_then_train(
+        self,
+        X: np.ndarray,
+        X_learn: np.ndarray,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        proba: bool = False,
+    ) -> np.ndarray:
+        X, X_learn, y_learn, at = check_sequence(self, X, X_learn, y_learn, learn_at)
+        if self.n_features_in_ is None and len(X_learn):
+            self.n_features_in_ = X_learn.shape[1]
+        predict = self._predict_proba if proba else self._predict  # type: ignore[attr-defined]
+        out, j = [predict(X[:0])], 0
+        for i in range(len(X) + 1):  # batches of one: the *_one path
+            while j < len(at) and at[j] <= i:
+                self._learn(X_learn[j : j + 1], y_learn[j : j + 1])
+                j += 1
+            if i < len(X):
+                out.append(predict(X[i : i + 1]))
+        return np.concatenate(out)
 
     # -- hooks ----------------------------------------------------------------------------------
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:

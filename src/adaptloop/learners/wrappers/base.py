@@ -29,6 +29,7 @@ from adaptloop.learners.base import (
     Representing,
     StateRoles,
     Validating,
+    check_sequence,
     is_classifier,
     registry,
 )
@@ -144,6 +145,59 @@ class Wrapper(BaseLearner):
                 f"{type(self.base).__name__} has none"
             )
         return lambda X: model.hidden_representation(self.check_X(X))
+
+    # -- exact test-then-train -----------------------------------------------------------------
+    @property
+    def test_then_train(self) -> Callable[..., np.ndarray]:
+        """Exact test-then-train inside a batch (:class:`~adaptloop.learners.base.Sequential`),
+        with the same numbers as batches of one; missing unless this wrapper runs per sample
+        around its served model (see :meth:`_sequential`)."""
+        if not self._sequential():
+            raise AttributeError(
+                f"{type(self).__name__} around {type(self.model_).__name__} learns per batch: "
+                "no test_then_train"
+            )
+        return self._checked_test_then_train
+
+    def _sequential(self) -> bool:
+        """Whether :meth:`_test_then_train` can run around the served model (a subclass that
+        implements it says when)."""
+        return False
+
+    def _checked_test_then_train(
+        self,
+        X: np.ndarray,
+        X_learn: np.ndarray,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        proba: bool = False,
+    ) -> np.ndarray:
+        X, X_learn, y_learn, learn_at = check_sequence(self, X, X_learn, y_learn, learn_at)
+        if self.n_features_in_ is None and len(X_learn):
+            self.n_features_in_ = X_learn.shape[1]
+        return self._test_then_train(X, X_learn, y_learn, learn_at, proba)
+
+    def _test_then_train(
+        self, X: np.ndarray, X_learn: np.ndarray, y_learn: np.ndarray, at: np.ndarray, proba: bool
+    ) -> np.ndarray:
+        """Exact test-then-train on checked arrays (see :class:`Sequential`)."""
+        raise NotImplementedError
+
+    def _served(
+        self,
+        X: np.ndarray,
+        X_learn: np.ndarray | None = None,
+        y_learn: np.ndarray | None = None,
+        at: np.ndarray | None = None,
+        proba: bool = False,
+    ) -> np.ndarray:
+        """The served model's ``test_then_train``: predictions of ``X`` with the samples
+        scheduled by ``at`` learned between them (none when ``X_learn`` is None: a frozen
+        stretch, still predicted one sample at a time, as a batch of one would be)."""
+        if X_learn is None:
+            X_learn, y_learn, at = X[:0], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        model: Any = self.model_
+        return model.test_then_train(X, X_learn, y_learn, at, proba)
 
     # -- state ---------------------------------------------------------------------------------
     _local_state: ClassVar[tuple[str, ...]] = ()

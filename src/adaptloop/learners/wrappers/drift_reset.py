@@ -20,8 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import Learner, registry
-from adaptloop.learners.detectors import DetectorSpec, is_binary_detector, make_detector
+from adaptloop.learners.base import Learner, MonitoredSequential, registry
+from adaptloop.learners.detectors import (
+    CompiledDetector,
+    DetectorSpec,
+    compile_detector,
+    detector_class,
+    first_alarm,
+    is_binary_detector,
+    make_detector,
+)
 from adaptloop.learners.sample_window import SampleWindow
 from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.validation import Count, Seed
@@ -50,7 +58,13 @@ class DriftReset(Wrapper):
     ``"fhddm"``), a dict ``{"kind": name, **params}`` or a River detector instance (cloned,
     so its state is never shared); ``detector_params`` adds constructor arguments and ``seed``
     goes to detectors that take one. Binary detectors (DDM, EDDM, HDDM, FHDDM) need a
-    classifier base.
+    classifier base. ADWIN, DDM and Page-Hinkley run compiled
+    (:class:`~adaptloop.learners.detectors.CompiledDetector`: River's alarms, bit for bit).
+
+    Exact test-then-train (:class:`~adaptloop.learners.base.Sequential`): around a model that
+    runs a compiled loop with a detector in it (the linear learners) and with a compiled
+    detector, ``test_then_train`` gives the numbers of batches of one at any batch size; the
+    loop leaves compiled code only to re-fit at an alarm.
 
     >>> import numpy as np
     >>> from river.drift import ADWIN
@@ -58,7 +72,7 @@ class DriftReset(Wrapper):
     >>> DriftReset(MajorityClass(), detector=ADWIN(delta=0.01)).detector_.delta
     0.01
     >>> DriftReset(MajorityClass(), detector={"kind": "ddm", "warm_start": 50}).detector_
-    DDM (
+    CompiledDDM (
       warm_start=50
       warning_threshold=2.
       drift_threshold=3.
@@ -88,7 +102,9 @@ class DriftReset(Wrapper):
         self.fit_batch_size = fit_batch_size
         self.seed = seed
         super().__init__(base)
-        self._prototype = make_detector(detector, seed=seed, params=detector_params)
+        self._prototype = compile_detector(
+            make_detector(detector, seed=seed, params=detector_params)
+        )
         if is_binary_detector(self._prototype) and self.task == "regression":
             raise ValueError(
                 f"detector {type(self._prototype).__name__} takes 0/1 errors and needs a "
@@ -119,32 +135,65 @@ class DriftReset(Wrapper):
             )
         return np.abs(pred.reshape(len(y)).astype(np.float64) - y).tolist()
 
-    def _first_alarm(self, errors: list[Any]) -> int | None:
-        detector = self.detector_
-        for i, error in enumerate(errors):
-            detector.update(error)
-            if detector.drift_detected:
-                return i
-        return None
-
     def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
         n, start = len(X), 0
         if self.n_seen_ > 0:
             while start < n:
-                alarm = self._first_alarm(self._errors(X[start:], y[start:]))
+                alarm = first_alarm(self.detector_, self._errors(X[start:], y[start:]))
                 if alarm is None:
                     break
                 i = start + alarm
-                self.alarms.append(self.n_seen_ + i)
-                self.buffer_.extend(X[start : i + 1], y[start : i + 1])
-                Xw, yw = self.buffer_.get()
-                self.model_ = self._fit_fresh(Xw, yw, 1, self.fit_batch_size)
-                self.detector_ = self._prototype.clone()
+                self._reset_at(self.n_seen_ + i, X[start : i + 1], y[start : i + 1])
                 start = i + 1
         if start < n:
             self.buffer_.extend(X[start:], y[start:])
             self.model_.learn(X[start:], y[start:])
         self.n_seen_ += n
+
+    def _reset_at(self, position: int, X: np.ndarray, y: np.ndarray) -> None:
+        """The alarm at stream ``position``, after the samples ``(X, y)`` not yet in the
+        window (the alarming one last): re-fit a fresh model on the window, fresh detector."""
+        self.alarms.append(position)
+        self.buffer_.extend(X, y)
+        Xw, yw = self.buffer_.get()
+        self.model_ = self._fit_fresh(Xw, yw, 1, self.fit_batch_size)
+        self.detector_ = self._prototype.clone()
+
+    def _sequential(self) -> bool:
+        """Per sample when the model and the detector run in one compiled loop: a
+        :class:`~adaptloop.learners.base.MonitoredSequential` model (the linear learners) and
+        a compiled detector (ADWIN, DDM, Page-Hinkley)."""
+        return isinstance(self.model_, MonitoredSequential) and isinstance(
+            self.detector_, CompiledDetector
+        )
+
+    def _test_then_train(
+        self, X: np.ndarray, X_learn: np.ndarray, y_learn: np.ndarray, at: np.ndarray, proba: bool
+    ) -> np.ndarray:
+        """As ``learn`` on batches of one: each learned sample is first predicted by the
+        served model, its error goes to the detector, and an alarm re-fits before the next
+        prediction; the compiled loop stops only at alarms."""
+        out, p0, j0, m = [], 0, 0, len(X_learn)
+        while True:
+            model: Any = self.model_
+            predicted, made, consumed, alarm = model.monitored_test_then_train(
+                X[p0:],
+                X_learn[j0:],
+                y_learn[j0:],
+                at[j0:] - p0,
+                self.detector_,
+                1 if self.n_seen_ == 0 else 0,  # the very first sample is only learned
+                proba,
+            )
+            out.append(predicted)
+            stop = j0 + consumed
+            if not alarm:
+                self.buffer_.extend(X_learn[j0:], y_learn[j0:])
+                self.n_seen_ += m - j0
+                return np.concatenate(out)
+            self._reset_at(self.n_seen_ + consumed - 1, X_learn[j0:stop], y_learn[j0:stop])
+            self.n_seen_ += consumed
+            j0, p0 = stop, p0 + made
 
     def _get_state(self) -> dict[str, Any]:
         return {
@@ -161,10 +210,10 @@ class DriftReset(Wrapper):
             raise ValueError("DriftReset state needs keys model, buffer, n_seen, alarms, detector")
         buffer = SampleWindow.from_state(self.window, state["buffer"])
         detector = pickle.loads(state["detector"])
-        if type(detector) is not type(self._prototype):
+        if detector_class(detector) is not detector_class(self._prototype):
             raise ValueError(
-                f"state holds a {type(detector).__name__} detector, "
-                f"this DriftReset uses {type(self._prototype).__name__}"
+                f"state holds a {detector_class(detector).__name__} detector, "
+                f"this DriftReset uses {detector_class(self._prototype).__name__}"
             )
         model = self._new_model(state)
         self.model_, self.buffer_, self.detector_ = model, buffer, detector

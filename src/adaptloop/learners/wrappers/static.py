@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import Learner, registry
+from adaptloop.learners.base import Learner, Sequential, registry
 from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.validation import Count
 
@@ -60,6 +60,18 @@ class Static(Wrapper):
             return
         self.model_.learn(X[:k], y[:k])
         self.n_learned_ += k
+
+    def _sequential(self) -> bool:
+        return isinstance(self.model_, Sequential)
+
+    def _test_then_train(
+        self, X: np.ndarray, X_learn: np.ndarray, y_learn: np.ndarray, at: np.ndarray, proba: bool
+    ) -> np.ndarray:
+        k = max(0, min(len(X_learn), self.n_train - self.n_learned_))
+        p = int(at[k]) if k < len(X_learn) else len(X)  # the predictions before it freezes
+        learning = self._served(X[:p], X_learn[:k], y_learn[:k], at[:k], proba)
+        self.n_learned_ += k
+        return np.concatenate([learning, self._served(X[p:], proba=proba)])
 
     def _get_state(self) -> dict[str, Any]:
         return {"model": self.model_.state_dict(), "n_learned": self.n_learned_}

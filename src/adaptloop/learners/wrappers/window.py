@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import Learner, registry
+from adaptloop.learners.base import Learner, Sequential, registry
 from adaptloop.learners.sample_window import SampleWindow
 from adaptloop.learners.wrappers.base import Wrapper
 from adaptloop.validation import Count
@@ -88,6 +88,35 @@ class WindowRetrain(Wrapper):
             self.refit()
         elif self.warmup and self.n_refits_ == 0:
             self.model_.learn(X, y)
+
+    def _sequential(self) -> bool:
+        return isinstance(self.model_, Sequential)
+
+    def _test_then_train(
+        self, X: np.ndarray, X_learn: np.ndarray, y_learn: np.ndarray, at: np.ndarray, proba: bool
+    ) -> np.ndarray:
+        """Per sample, as ``learn`` on batches of one: a re-fit right after the sample that
+        reaches a multiple of ``every``; in between the served model learns each sample
+        (warm-up) or only predicts."""
+        out, p0, j0, m = [], 0, 0, len(X_learn)
+        while j0 < m:
+            end = j0 + self.every - self.n_seen_ % self.every  # one past the re-fit's sample
+            refit = end <= m
+            stop, last = (end, end - 1) if refit else (m, m)  # the re-fit's sample: not learned
+            p = int(at[end - 1]) if refit else len(X)
+            if self.warmup and self.n_refits_ == 0:
+                part = (X_learn[j0:last], y_learn[j0:last], at[j0:last] - p0)
+                out.append(self._served(X[p0:p], *part, proba=proba))
+            else:
+                out.append(self._served(X[p0:p], proba=proba))
+            self.buffer_.extend(X_learn[j0:stop], y_learn[j0:stop])
+            self.n_seen_ += stop - j0
+            if refit:
+                self.refit()
+            j0, p0 = stop, p
+        if p0 < len(X) or not out:
+            out.append(self._served(X[p0:], proba=proba))
+        return np.concatenate(out)
 
     def refit(self) -> None:
         """Replace the served model by a fresh clone trained on the current window now."""

@@ -9,10 +9,12 @@ summary per learner, the federation's rules (federated runs) and the numbers aro
 ...                               "samples_per_second": 800.0, "predict_seconds": 0.1,
 ...                               "learn_seconds": 0.2}}}
 >>> table = prequential_tables(summary)[0]
->>> table.terminal_title, [c.name for c in table.for_terminal().columns]
+>>> table.terminal_title, [c.name for c in table.for_terminal().columns][:5]
 ('sea: prequential summary', ['learner', 'accuracy', 'accuracy last 100', 'samples/s', 'alarms'])
+>>> [c.name for c in table.for_terminal().columns][5:]  # how each learner ran
+['semantics', 'label delay']
 >>> [cell.text for cell in table.rows[1]], table.rows[0][1].mark
-(['b', '0.8500', '–', '800', '0.100', '0.200', '1'], 'best')
+(['b', '0.8500', '–', '800', '0.100', '0.200', '1', '–', '–'], 'best')
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def _prequential_summary(summary: dict) -> Table:
         Column("predict s", terminal=False),
         Column("learn s", terminal=False),
         Column("alarms"),
+        Column.label("semantics"),
+        Column("label delay"),
     ]
     best = {
         m: best_of({k: s.get(m) for k, s in stats.items()}, get_metric(m).bigger_is_better)
@@ -127,6 +131,8 @@ def _prequential_summary(summary: dict) -> Table:
                 format_number(s.get("predict_seconds"), 3),
                 format_number(s.get("learn_seconds"), 3),
                 f"{len(s.get('alarms') or []):,}",
+                format_number(s.get("semantics")),
+                format_number(s.get("label_delay"), 1),
             ]
         )
     return Table(
@@ -135,7 +141,10 @@ def _prequential_summary(summary: dict) -> Table:
         rows,
         terminal_title=f"{summary['stream'].get('name', '?')}: prequential summary",
         note="Metrics over the whole stream (best in bold) and over the last "
-        f"{window:,} samples; throughput over predict and learn.",
+        f"{window:,} samples; throughput over predict and learn. Semantics: exact "
+        "(test-then-train sample by sample inside each batch) or batch (a batch predicted, then "
+        "learned); label delay: mean number of later samples predicted before a label was "
+        "learned.",
     )
 
 
