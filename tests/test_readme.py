@@ -57,11 +57,11 @@ def test_the_first_run_shows_what_the_readme_says():
     experiment = load_experiment()
     learners = {k: v for k, v in experiment.learners.items() if k != "hoeffding_adaptive_tree"}
     result = run_experiment(experiment.model_copy(update={"learners": learners}))
-    assert result.summary["adwin_reset"]["alarms"] == [40_127]
+    assert result.summary["adwin_reset"]["alarms"] == [40_192]
     first = {d["learner"]: d["recovery"] for d in result.drifts if d["position"] == 20_000}
     assert first["static"] is None and first["adwin_reset"] == 504
     assert first["adwin_reset"] < first["window_retrain"]
-    assert "at 40,127" in README and "(504 samples" in README
+    assert "at 40,192" in README and "(504 samples" in README
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
