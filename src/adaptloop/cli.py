@@ -254,14 +254,18 @@ def run(
 
 
 class Estimate:
-    """One line with the expected run time, printed once a long run has shown its pace (after
-    5 s, when it will take over a minute); a run's progress bar shows the rest.
+    """One line with the expected run time, printed once a long run has shown its pace (over
+    ``after`` seconds of progress, when it will take over a minute); a run's progress bar shows
+    the rest. The pace is measured from the first progress report on, so start-up (imports,
+    compiling, a first slow step) is not extrapolated over the whole run.
 
     >>> estimate = Estimate(after=0.0, longer_than=0.0)
     >>> estimate.start(1_000)
-    >>> estimate.update(10)  # doctest: +ELLIPSIS
-    'expected run time: about ... s (1% done)'
-    >>> estimate.update(20) is None  # said once
+    >>> estimate.update(10) is None  # the pace is measured from here
+    True
+    >>> estimate.update(20)  # doctest: +ELLIPSIS
+    'expected run time: about ... s (2% done)'
+    >>> estimate.update(30) is None  # said once
     True
     """
 
@@ -269,18 +273,25 @@ class Estimate:
         self.after, self.longer_than = after, longer_than
         self.total: int | None = None
         self.started = 0.0
+        self.first: tuple[float, int] | None = None
         self.said = False
 
     def start(self, total: int | None) -> None:
-        self.total, self.started = total, time.perf_counter()
+        self.total, self.started, self.first = total, time.perf_counter(), None
 
     def update(self, done: int) -> str | None:
         """The estimate, once, when it is due; else None."""
-        elapsed = time.perf_counter() - self.started
-        if self.said or not self.total or done <= 0 or elapsed < self.after:
+        now = time.perf_counter()
+        if self.said or not self.total or done <= 0:
+            return None
+        if self.first is None:
+            self.first = (now, done)
+            return None
+        since, done_then = self.first
+        if now - since < self.after or done <= done_then:
             return None
         self.said = True
-        expected = elapsed * self.total / done
+        expected = now - self.started + (now - since) / (done - done_then) * (self.total - done)
         if expected < self.longer_than:
             return None
         return f"expected run time: about {_duration(expected)} ({done / self.total:.0%} done)"
