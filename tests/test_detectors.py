@@ -125,3 +125,25 @@ def test_detectors_are_imported_on_first_use_only():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_a_drift_reset_state_holds_its_compiled_detector_as_arrays_not_pickle():
+    from adaptloop.learners import DriftReset, LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3_000, 3)).astype(np.float32)
+    y = np.r_[(X[:1_500, 0] > 0), (X[1_500:, 0] < 0)].astype(np.int64)
+    learner = DriftReset(LogisticRegression(), detector="adwin")
+    learner.learn(X, y)
+    state = learner.state_dict()
+    detector = state["learned"]["detector"]
+    assert isinstance(detector, dict) and detector["detector"] == "ADWIN"
+    again = DriftReset(LogisticRegression(), detector="adwin")
+    again.load_state_dict(state)
+    assert again.alarms == learner.alarms
+    np.testing.assert_array_equal(again.predict_proba(X[:50]), learner.predict_proba(X[:50]))
+    for a, b in zip(again.state_dict()["learned"]["detector"]["state"], detector["state"]):
+        np.testing.assert_array_equal(a, b)
+    detector["detector"] = "KSWIN"
+    with pytest.raises(ValueError, match="does not compile"):
+        DriftReset(LogisticRegression(), detector="adwin").load_state_dict(state)

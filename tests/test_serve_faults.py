@@ -187,8 +187,9 @@ def test_a_forged_state_with_a_pickled_payload_is_refused(exported, tmp_path):
     # written by hand, as an attacker would: the JSON and tensors parts are public
     document, tensors = _split(good.payload)
     tensors = dict(tensors)
-    ref = _find_ref(document["tree"], "detector")
-    tensors[ref] = np.frombuffer(pickle.dumps(RunsCode(str(marker))), dtype=np.uint8)
+    # the served detector is stored as arrays: the attacker swaps in a bytes node
+    assert _replace(document["tree"], "detector", {"$": "bytes", "ref": "forged"})
+    tensors["forged"] = np.frombuffer(pickle.dumps(RunsCode(str(marker))), dtype=np.uint8)
     payload = _join(document, tensors)
     header = {k: v for k, v in good.header.items() if k != "sha256"}
     header["payload_bytes"] = len(payload)
@@ -217,20 +218,16 @@ def _join(document, tensors) -> bytes:
     return MAGIC + json.dumps(document, sort_keys=True).encode() + b"\n" + save(tensors)
 
 
-def _find_ref(node, key):
+def _replace(node, key, value) -> bool:
+    """Replace the first ``key`` entry found in a state tree by ``value``."""
     if isinstance(node, dict):
-        if key in node and isinstance(node[key], dict) and "ref" in node[key]:
-            return node[key]["ref"]
-        for value in node.values():
-            found = _find_ref(value, key)
-            if found:
-                return found
+        if key in node:
+            node[key] = value
+            return True
+        return any(_replace(v, key, value) for v in node.values())
     if isinstance(node, list):
-        for value in node:
-            found = _find_ref(value, key)
-            if found:
-                return found
-    return None
+        return any(_replace(v, key, value) for v in node)
+    return False
 
 
 def test_signed_checkpoints(service, client, tmp_path):

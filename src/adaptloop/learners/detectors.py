@@ -169,6 +169,45 @@ class CompiledDetector:
     def __repr__(self) -> str:
         return f"Compiled{self.prototype!r}"
 
+    def state_dict(self) -> dict[str, Any]:
+        """The detector as plain values and arrays (no pickle): which River detector, its
+        parameters and the kernel's state; :meth:`from_state_dict` rebuilds it.
+
+        >>> det = compile_detector(make_detector("adwin"))
+        >>> for x in [0.0] * 40 + [1.0] * 40:
+        ...     det.update(x)
+        >>> again = CompiledDetector.from_state_dict(det.state_dict())
+        >>> again.width == det.width, sorted(det.state_dict())
+        (True, ['detector', 'params', 'state'])
+        """
+        return {
+            "detector": type(self.prototype).__name__,
+            "params": dict(self.params),
+            "state": [a.copy() for a in self.state],
+        }
+
+    @classmethod
+    def from_state_dict(cls, saved: dict[str, Any]) -> CompiledDetector:
+        """The detector :meth:`state_dict` describes; only the detectors that compile (River's
+        ADWIN, DDM, Page-Hinkley) are built, a wrong name or array is a ``ValueError``."""
+        if not isinstance(saved, dict) or set(saved) != {"detector", "params", "state"}:
+            raise ValueError("a compiled detector's state needs keys detector, params, state")
+        compile_detector(make_detector("adwin"))  # fills the table of compiled classes
+        by_name = {c.__name__: c for c in _COMPILED}
+        river_class = by_name.get(saved["detector"])
+        if river_class is None:
+            raise ValueError(
+                f"detector {saved['detector']!r} does not compile; one of {sorted(by_name)}"
+            )
+        detector = cls(river_class(**saved["params"]))
+        arrays = tuple(np.asarray(a) for a in saved["state"])
+        if len(arrays) != len(detector.state) or any(
+            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(arrays, detector.state)
+        ):
+            raise ValueError(f"{saved['detector']} state arrays do not fit its parameters")
+        detector.state = tuple(a.copy() for a in arrays)
+        return detector
+
     def __getstate__(self) -> dict[str, Any]:  # plain values: equal detectors pickle equally
         return {"detector": type(self.prototype), "params": self.params, "state": self.state}
 

@@ -201,7 +201,13 @@ class DriftReset(Wrapper):
             "buffer": self.buffer_.state(),
             "n_seen": self.n_seen_,
             "alarms": list(self.alarms),
-            "detector": pickle.dumps(self.detector_),
+            # compiled detectors as arrays; a River detector that does not compile as pickle
+            # bytes (the service loads those only for River's own detector classes)
+            "detector": (
+                self.detector_.state_dict()
+                if isinstance(self.detector_, CompiledDetector)
+                else pickle.dumps(self.detector_)
+            ),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -209,7 +215,12 @@ class DriftReset(Wrapper):
         if not isinstance(state, dict) or not keys <= set(state):
             raise ValueError("DriftReset state needs keys model, buffer, n_seen, alarms, detector")
         buffer = SampleWindow.from_state(self.window, state["buffer"])
-        detector = pickle.loads(state["detector"])
+        saved = state["detector"]
+        detector = (
+            CompiledDetector.from_state_dict(saved)
+            if isinstance(saved, dict)
+            else pickle.loads(saved)
+        )
         if detector_class(detector) is not detector_class(self._prototype):
             raise ValueError(
                 f"state holds a {detector_class(detector).__name__} detector, "
