@@ -303,3 +303,22 @@ CASES.update(
         ),
     }
 )
+
+# temporal link predictors read [time, ..., src, dst]: the suite's label is a function of x0,
+# their time column, which they use only through time differences, so they cannot learn it
+CASES.update(
+    {
+        "tgn_memory": Case(
+            _graph("tgn_memory", memory=4, time_dim=4, neighbors=2, correction=0.5, seed=0),
+            ("binary",),
+            needs_torch=True,
+            learns=False,
+        ),
+        "nat": Case(
+            _graph("nat", memory=4, time_dim=4, cache_1hop=2, cache_2hop=2, hidden=4, seed=0),
+            ("binary",),
+            needs_torch=True,
+            learns=False,
+        ),
+    }
+)
