@@ -15,7 +15,7 @@ CollegeMsg, and online root cause of the failed link; seeds 0, 1, 2.
    RMSE over the 12 snapshots before the failure and the 12 from it, all links pooled.
 2. **CollegeMsg temporal link prediction** (``edge_events``; TGB-style negatives: 10 per
    positive, 5 historical and 5 random): daily snapshots (all 193 days) for EvolveGCN (-O, -H)
-   and NAT; edge events (the first 8,000 messages, 200 per batch) for NAT, the TGN-like memory
+   ; edge events (the first 5,000 messages, 200 per batch) for NAT, the TGN-like memory
    model and the memory model with PRES's correction (``gamma`` 0.5). AUC, AP, MRR per
    snapshot / batch, averaged; seconds per event (predict + learn).
 3. **Root cause**: :class:`~adaptloop.learners.models.rootcause.OnlineRootCause` watches the
@@ -42,11 +42,13 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 SEEDS = (0, 1, 2)
-DAYS, FAIL_AT, WARMUP_SNAPSHOTS, HISTORY, AFTER = 3, 720, 576, 12, 12
+HISTORY, AFTER = 12, 12
+FULL = {"days": 3, "fail_at": 720, "warmup": 576, "events": 5_000, "max_days": None}
+SMOKE = {"days": 1, "fail_at": 200, "warmup": 150, "events": 300, "max_days": 20}
 COLLEGEMSG = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "data", "collegemsg.csv.gz"
 )
-EVENTS, NEGATIVES = 8_000, 10
+NEGATIVES = 10
 LOAD_METHODS = (
     "evolvegcn",
     "evolvegcn_h",
@@ -69,7 +71,7 @@ def _path() -> str:
     raise SystemExit("collegemsg.csv.gz not found: set COLLEGEMSG=/path/to/collegemsg.csv.gz")
 
 
-def load_learners(seed: int, n_links: int) -> dict:
+def load_learners(seed: int, n_links: int, warmup: int) -> dict:
     from adaptloop.learners import (
         CfCRegressor,
         MLPRegressor,
@@ -78,7 +80,7 @@ def load_learners(seed: int, n_links: int) -> dict:
     )
     from adaptloop.learners.models.graph import EvolveGCNRegressor
 
-    warm_rows = WARMUP_SNAPSHOTS * n_links
+    warm_rows = warmup * n_links
     egcn = dict(hidden=16, window=4, up_column=-3, normalize="difference", seq_len=HISTORY)
     egcn |= dict(lr=0.01, seed=seed)
     cfc = dict(units=16, seq_len=HISTORY, lr=0.005, normalize="difference", seed=seed)
@@ -87,10 +89,10 @@ def load_learners(seed: int, n_links: int) -> dict:
         "evolvegcn": EvolveGCNRegressor(variant="O", **egcn),
         "evolvegcn_h": EvolveGCNRegressor(variant="H", **egcn),
         "evolvegcn_frozen": EvolveGCNRegressor(
-            variant="O", mode="frozen", warmup=warm_rows, warmup_epochs=2, **egcn
+            variant="O", mode="frozen", warmup=warm_rows, warmup_epochs=1, **egcn
         ),
         "cfc_frozen": CfCRegressor(
-            mode="frozen", warmup=warm_rows, warmup_epochs=3, batch_size=64, **cfc
+            mode="frozen", warmup=warm_rows, warmup_epochs=2, batch_size=128, **cfc
         ),
         "cfc_online": CfCRegressor(mode="online", **cfc),
         "incremental_mlp": WindowRetrain(
@@ -100,26 +102,30 @@ def load_learners(seed: int, n_links: int) -> dict:
     }
 
 
-def run_loads(seed: int) -> dict:
+def run_loads(seed: int, size: dict) -> dict:
     from adaptloop.evaluation.graphs import graph_prequential
     from adaptloop.learners.models.rootcause import OnlineRootCause
     from adaptloop.streams.graphs import LinkLoadGraphStream
 
     out: dict = {"loads": {}, "rca": []}
     for severity in ("drastic", "moderate"):
-        spec = {"days": DAYS, "history": HISTORY, "seed": seed}
+        spec = {"days": size["days"], "history": HISTORY, "seed": seed}
+        at = size["fail_at"]
         stream = LinkLoadGraphStream(
-            linkload={**spec, "failures": [{"at": FAIL_AT, "severity": severity}]}
+            linkload={**spec, "failures": [{"at": at, "severity": severity}]}
         )
         rca = OnlineRootCause(stream.n_links)
-        for t in range(FAIL_AT):
+        for t in range(at):
             rca.observe(stream.loads[t])
-        order = rca.rank(stream.loads[FAIL_AT])
+        order = rca.rank(stream.loads[at])
         out["rca"].append(int(np.flatnonzero(order == stream.events[0]["link"])[0]) + 1)
         if severity != "drastic":
             continue
         result = graph_prequential(
-            stream, load_learners(seed, stream.n_links), window=AFTER, after=AFTER
+            stream,
+            load_learners(seed, stream.n_links, size["warmup"]),
+            window=AFTER,
+            after=AFTER,
         )
         for seg in result.drifts:
             name = seg["learner"]
@@ -135,20 +141,19 @@ def run_loads(seed: int) -> dict:
     return out
 
 
-def run_links(seed: int) -> dict:
+def run_links(seed: int, size: dict) -> dict:
     from adaptloop.evaluation.graphs import graph_prequential
     from adaptloop.learners import registry
     from adaptloop.streams.graphs import EdgeEventStream
 
     path = _path()
     daily = EdgeEventStream(path=path, unit="daily", negatives=NEGATIVES, seed=seed)
-    events = EdgeEventStream(path=path, negatives=NEGATIVES, max_events=EVENTS, seed=seed)
-    link = dict(hidden=16, window=4, lr=0.01, epochs=5, seed=seed)
+    events = EdgeEventStream(path=path, negatives=NEGATIVES, max_events=size["events"], seed=seed)
+    link = dict(hidden=16, window=4, lr=0.01, epochs=3, seed=seed)
     temporal = dict(lr=0.01, epochs=2, seed=seed)
     runs = {
         ("daily", "evolvegcn"): (daily, registry.create("evolvegcn_link", variant="O", **link)),
         ("daily", "evolvegcn_h"): (daily, registry.create("evolvegcn_link", variant="H", **link)),
-        ("daily", "nat"): (daily, registry.create("nat", **temporal)),
         ("events", "nat"): (events, registry.create("nat", **temporal)),
         ("events", "tgn_memory"): (events, registry.create("tgn_memory", **temporal)),
         ("events", "tgn_pres"): (
@@ -158,7 +163,8 @@ def run_links(seed: int) -> dict:
     }
     out = {}
     for (kind, name), (stream, learner) in runs.items():
-        summary = graph_prequential(stream, {name: learner}).summary[name]
+        limit = size["max_days"] if kind == "daily" else None
+        summary = graph_prequential(stream, {name: learner}, max_snapshots=limit).summary[name]
         seconds = summary["predict_seconds"] + summary["learn_seconds"]
         out[f"{kind}:{name}"] = {
             "auc": summary["auc"],
@@ -169,20 +175,22 @@ def run_links(seed: int) -> dict:
     return out
 
 
-def run(job: tuple[str, int]) -> tuple[str, int, dict]:
+def run(job: tuple[str, int, dict]) -> tuple[str, int, dict]:
     import torch
 
     torch.set_num_threads(1)
-    part, seed = job
-    return part, seed, (run_loads if part == "loads" else run_links)(seed)
+    part, seed, size = job
+    return part, seed, (run_loads if part == "loads" else run_links)(seed, size)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--smoke", action="store_true", help="a tiny run: seed 0, 1 day")
     args = parser.parse_args()
+    size, seeds = (SMOKE, (0,)) if args.smoke else (FULL, SEEDS)
     start = time.perf_counter()
-    jobs = [(part, seed) for part in ("loads", "links") for seed in SEEDS]
+    jobs = [(part, seed, size) for part in ("loads", "links") for seed in seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(run, jobs))
     wall = time.perf_counter() - start
@@ -209,9 +217,9 @@ def main() -> None:
         return (f"{np.mean(done):.0f}" if done else "-") + (f" ({never} never)" if never else "")
 
     print(
-        f"graphs benchmark, seeds {list(SEEDS)} ({wall:.0f} s wall, {args.jobs} processes)\n"
-        f"\nNobel-EU all-links next-step load, drastic failure at snapshot {FAIL_AT} (RMSE of "
-        f"normalised loads, 41 links pooled; recovery in snapshots)"
+        f"graphs benchmark, seeds {list(seeds)} ({wall:.0f} s wall, {args.jobs} processes)\n"
+        f"\nNobel-EU all-links next-step load, drastic failure at snapshot {size['fail_at']} "
+        "(RMSE of normalised loads, 41 links pooled; recovery in snapshots)"
     )
     header = (
         f"{'method':<18} {'RMSE before':>15} {'RMSE 12 after':>15} {'RMSE all':>15} "
@@ -226,7 +234,7 @@ def main() -> None:
         )
     print(
         f"\nCollegeMsg temporal link prediction ({NEGATIVES} TGB-style negatives per positive, "
-        f"half historical; events: first {EVENTS:,} messages)"
+        f"half historical; events: first {size['events']:,} messages)"
     )
     header = f"{'setting:method':<22} {'AUC':>15} {'AP':>15} {'MRR':>15} {'ms/event':>10}"
     print(header + "\n" + "-" * len(header))
