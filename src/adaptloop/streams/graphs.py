@@ -322,22 +322,25 @@ def _negatives(
     true destination (TGB's ``hist_rnd``)."""
     out = rng.integers(0, n_nodes - 1, size=(len(src), k))
     out += out >= dst[:, None]  # uniform over the nodes other than the true destination
-    seen: dict[int, list[int]] = {}
+    seen: dict[int, list[int]] = {}  # source -> distinct earlier destinations
+    where: dict[int, dict[int, int]] = {}  # source -> destination -> its place in seen
     pending: list[tuple[int, int]] = []
     current = None
     for i, (s, d, u) in enumerate(zip(src.tolist(), dst.tolist(), unit_of.tolist(), strict=True)):
         if u != current:  # a new unit: what happened before it becomes history
             for ps, pd_ in pending:
-                seen.setdefault(ps, []).append(pd_)
+                places = where.setdefault(ps, {})
+                if pd_ not in places:
+                    places[pd_] = len(places)
+                    seen.setdefault(ps, []).append(pd_)
             pending, current = [], u
         pending.append((s, d))
-        options = seen.get(s)
-        if historical and options:
-            draws = rng.integers(0, len(options), size=historical)
-            for j, pick in enumerate(draws.tolist()):
-                candidate = options[pick]
-                if candidate != d:
-                    out[i, j] = candidate
+        options = seen.get(s, [])
+        skip = where.get(s, {}).get(d)  # the true destination is never a negative
+        n_options = len(options) - (skip is not None)
+        if historical and n_options > 0:
+            for j, pick in enumerate(rng.integers(0, n_options, size=historical).tolist()):
+                out[i, j] = options[pick + (skip is not None and pick >= skip)]
     return out
 
 
