@@ -9,9 +9,8 @@ or :func:`adaptloop.evaluation.graphs.graph_prequential`).
 
 - :class:`EvolveGCNRegressor` (``"evolvegcn"``): edge regression, e.g. the next-step load of
   every link of the ``linkload_graph`` stream. The rows of a batch are the edges of the current
-  snapshot; with ``up_column`` (the ``up`` flag of ``linkload_graph``, default ``-3`` when
-  ``F >= 1``... see the parameter) only rows flagged up join the graph, the others are still
-  predicted. Node features: the mean of the (standardised) features of a node's incident edges
+  snapshot; with ``up_column`` set (``-3``: the ``up`` flag of ``linkload_graph``) only the
+  rows flagged up join the graph, the others are still predicted. Node features: the mean of the (standardised) features of a node's incident edges
   and ``log(1 + degree)``.
 - :class:`EvolveGCNLinkPredictor` (``"evolvegcn_link"``): temporal link prediction (binary).
   A batch is the candidate pairs of the next snapshot (positives and sampled negatives, as
@@ -36,6 +35,10 @@ The model (sections and equations of the arXiv v3 paper):
 - Training (Sec. 3.6): the evolution is unrolled over the last ``window`` snapshots from the
   learned initial weights ``W_0`` (the paper's ``num_hist_steps``), and back-propagated through
   it; squared error (regression) or logistic loss (links), Adam.
+
+Note on EGCN-O: its evolution takes only the previous weights, and the unrolling starts from
+``W_0`` at the start of the window, so once the window is full the weights are the same at
+every step: a frozen EGCN-O is a static GCN; a frozen EGCN-H still follows the graph.
 
 Where we deviate from the paper: training is online (each ``learn`` call takes ``epochs``
 steps on the new snapshot; ``mode="frozen"`` stops after a warm-up as the liquid learners do:
