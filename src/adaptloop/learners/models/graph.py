@@ -10,8 +10,8 @@ or :func:`adaptloop.evaluation.graphs.graph_prequential`).
 - :class:`EvolveGCNRegressor` (``"evolvegcn"``): edge regression, e.g. the next-step load of
   every link of the ``linkload_graph`` stream. The rows of a batch are the edges of the current
   snapshot; with ``up_column`` set (``-3``: the ``up`` flag of ``linkload_graph``) only the
-  rows flagged up join the graph, the others are still predicted. Node features: the mean of the (standardised) features of a node's incident edges
-  and ``log(1 + degree)``.
+  rows flagged up join the graph, the others are still predicted. Node features: the mean of
+  the (standardised) features of a node's incident edges and ``log(1 + degree)``.
 - :class:`EvolveGCNLinkPredictor` (``"evolvegcn_link"``): temporal link prediction (binary).
   A batch is the candidate pairs of the next snapshot (positives and sampled negatives, as
   ``edge_events`` gives them); it is scored from the graphs of the snapshots learned before;
