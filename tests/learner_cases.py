@@ -271,3 +271,54 @@ def _sparse_logistic() -> Any:
     from adaptloop.learners.models.sparse_linear import SparseLogisticRegression
 
     return SparseLogisticRegression(lr=0.1, intercept_lr=0.1)
+
+
+def _graph(kind: str, **params: Any) -> Callable[[str], Any]:
+    """A small graph learner: a suite row is an edge [x0, x1, x2] whose endpoints are x1, x2
+    (every row a new pair of nodes, a valid if sparse graph); small networks, short windows."""
+
+    def make(task: str) -> Any:
+        from adaptloop.learners import registry
+
+        return registry.create(kind, **params)
+
+    return make
+
+
+CASES.update(
+    {
+        # the decoder sees the edge feature x0, so EGCN-O learns the target from it
+        "evolvegcn": Case(
+            _graph("evolvegcn", variant="O", hidden=4, window=2, lr=0.05, epochs=10, seed=0),
+            ("regression",),
+            needs_torch=True,
+        ),
+        # a link predictor scores node pairs; the suite's label is a function of x0, which it
+        # ignores (columns before the endpoints), so it cannot learn it by design
+        "evolvegcn_link": Case(
+            _graph("evolvegcn_link", variant="H", hidden=4, window=2, seed=0),
+            ("binary",),
+            needs_torch=True,
+            learns=False,
+        ),
+    }
+)
+
+# temporal link predictors read [time, ..., src, dst]: the suite's label is a function of x0,
+# their time column, which they use only through time differences, so they cannot learn it
+CASES.update(
+    {
+        "tgn_memory": Case(
+            _graph("tgn_memory", memory=4, time_dim=4, neighbors=2, correction=0.5, seed=0),
+            ("binary",),
+            needs_torch=True,
+            learns=False,
+        ),
+        "nat": Case(
+            _graph("nat", memory=4, time_dim=4, cache_1hop=2, cache_2hop=2, hidden=4, seed=0),
+            ("binary",),
+            needs_torch=True,
+            learns=False,
+        ),
+    }
+)

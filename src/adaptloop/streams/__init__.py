@@ -3,7 +3,8 @@
 Every stream yields ``(X float32 (n, d), y)`` batches (``y`` int64 class codes, or float32
 for regression) and restarts from its first sample on each :meth:`Stream.iter_batches` call.
 Streams are registered by name in :data:`registry`: ``sea``, ``hyperplane``, ``rbf``,
-``csv``, ``parquet``, ``arff``, ``elec2``, ``rialto``.
+``csv``, ``parquet``, ``arff``, ``elec2``, ``rialto``, ``linkload``, ``clicks``,
+``edge_events``, ``linkload_graph``.
 
 >>> from adaptloop.streams import registry
 >>> "sea" in registry
@@ -26,6 +27,12 @@ from adaptloop.streams.drift import (
     switch_probability,
 )
 from adaptloop.streams.files import CSVStream, ParquetStream, TableStream
+from adaptloop.streams.graphs import (
+    EdgeEvents,
+    EdgeEventStream,
+    LinkLoadGraphStream,
+    read_edge_list,
+)
 from adaptloop.streams.linkload import LinkLoadStream, linkload
 from adaptloop.streams.real import elec2, rialto
 from adaptloop.streams.synthetic import (
@@ -69,3 +76,4 @@ __all__ = [
     "switch_probability",
 ]
 __all__ += ["LinkLoadStream", "linkload"]
+__all__ += ["EdgeEventStream", "EdgeEvents", "LinkLoadGraphStream", "read_edge_list"]
