@@ -142,7 +142,8 @@ def test_a_drift_reset_state_holds_its_compiled_detector_as_arrays_not_pickle():
     again.load_state_dict(state)
     assert again.alarms == learner.alarms
     np.testing.assert_array_equal(again.predict_proba(X[:50]), learner.predict_proba(X[:50]))
-    for a, b in zip(again.state_dict()["learned"]["detector"]["state"], detector["state"]):
+    saved = again.state_dict()["learned"]["detector"]["state"]
+    for a, b in zip(saved, detector["state"], strict=True):
         np.testing.assert_array_equal(a, b)
     detector["detector"] = "KSWIN"
     with pytest.raises(ValueError, match="does not compile"):
