@@ -201,8 +201,9 @@ class CompiledDetector:
             )
         detector = cls(river_class(**saved["params"]))
         arrays = tuple(np.asarray(a) for a in saved["state"])
-        if len(arrays) != len(detector.state) or any(
-            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(arrays, detector.state, strict=True)
+        fresh = detector.state
+        if len(arrays) != len(fresh) or any(
+            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(arrays, fresh, strict=True)
         ):
             raise ValueError(f"{saved['detector']} state arrays do not fit its parameters")
         detector.state = tuple(a.copy() for a in arrays)
