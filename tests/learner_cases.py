@@ -271,3 +271,35 @@ def _sparse_logistic() -> Any:
     from adaptloop.learners.models.sparse_linear import SparseLogisticRegression
 
     return SparseLogisticRegression(lr=0.1, intercept_lr=0.1)
+
+
+def _beyond_replay(kind: str, **params: Any) -> Callable[[str], Any]:
+    """The replay-free continual learners (FSA around the small MLP, the hypernetwork)."""
+
+    def make(task: str) -> Any:
+        from adaptloop.learners import registry
+
+        if kind == "fsa":
+            return registry.create(kind, base=_mlp(task), **params)
+        return registry.create(kind, n_classes=CLASSES[task], **params)
+
+    return make
+
+
+CASES.update(
+    {
+        "fsa": Case(_beyond_replay("fsa"), ("binary", "multiclass"), needs_torch=True),
+        "hypernet": Case(
+            _beyond_replay("hypernet", hidden=(16,), chunk_size=64, epochs=3, lr=0.01),
+            ("binary", "multiclass"),
+            needs_torch=True,
+        ),
+        "losse": Case(lambda task: _losse(), ("regression",)),
+    }
+)
+
+
+def _losse() -> Any:
+    from adaptloop.learners import registry
+
+    return registry.create("losse", n_projections=16, n_bins=8, seed=0)
