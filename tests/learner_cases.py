@@ -303,3 +303,14 @@ def _losse() -> Any:
     from adaptloop.learners import registry
 
     return registry.create("losse", n_projections=16, n_bins=8, seed=0)
+
+
+CASES["dst"] = Case(lambda task: _dst(task), ("binary", "multiclass"), needs_torch=True)
+
+
+def _dst(task: str) -> Any:
+    from adaptloop.learners import registry
+
+    return registry.create(
+        "dst", n_classes=CLASSES[task], hidden=(16,), density=0.5, epochs=3, seed=0
+    )

@@ -289,3 +289,34 @@ def test_federated_reconnaissance_merges_prototypes_exactly(two_tasks):
     stranger.end_task(first.X_train, first.y_train)
     with pytest.raises(ValueError, match=r"clients\[1\]"):
         federated_reconnaissance(server, [clients[0], stranger])
+
+
+# -- dynamic sparse training --------------------------------------------------------------------
+@pytest.mark.parametrize("regrow", ["random", "gradient"])
+def test_dst_keeps_earlier_tasks_and_regrows_among_free_connections(two_tasks, regrow):
+    from adaptloop.learners.continual import DynamicSparseNetwork
+
+    model = registry.create(
+        "dst", n_classes=4, hidden=(32,), density=0.3, update_every=5, regrow=regrow, epochs=3
+    )
+    first, second = two_tasks.tasks
+    model.begin_task(0, first.classes)
+    model.learn(first.X_train, first.y_train)
+    before = model.predict_proba_task(first.X_test, 0)
+    n_first = [int((o == 0).sum()) for o in model.state_dict()["learned"]["owner"]]
+    model.begin_task(1, second.classes)
+    model.learn(second.X_train, second.y_train)
+    owner = model.state_dict()["learned"]["owner"]
+    assert [int((o == 0).sum()) for o in owner] == n_first  # frozen, never pruned
+    np.testing.assert_array_equal(model.predict_proba_task(first.X_test, 0), before)
+    assert all(((o == 1) & (o == 0)).sum() == 0 and (o == 1).sum() > 0 for o in owner)
+    acc = model.predict_proba_task(second.X_test, 1)[:, [2, 3]].argmax(1) + 2 == second.y_test
+    assert acc.mean() > 0.8
+    copy = model.clone()
+    copy.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(
+        copy.predict_proba(second.X_test), model.predict_proba(second.X_test)
+    )
+    assert isinstance(copy, DynamicSparseNetwork)
+    with pytest.raises(ValueError, match="regrow"):
+        DynamicSparseNetwork(regrow="magnitude")

@@ -9,7 +9,7 @@ none). One module per method: :mod:`~.replay` (``replay``, ``joint``), :mod:`~.e
 ``joint``, ``ewc``, ``lwf``, ``agem``, ``gem``. Beyond replay (docs/continual_beyond_replay.md):
 :mod:`~.fsa` (learner ``fsa``), :mod:`~.merging` (plugin ``lines``, the ``mergers``),
 :mod:`~.classp` (plugin ``classp``), :mod:`~.hypernet` (learner ``hypernet``) and
-:mod:`~.fedrecon`.
+:mod:`~.fedrecon`, :mod:`~.dst` (learner ``dst``).
 
 Why hand-written: Avalanche holds these methods but is a heavy dependency with a deep class
 hierarchy (DESIGN.md); each method here is a few lines on the torch learners' public step and
@@ -18,6 +18,7 @@ follows its paper.
 
 from adaptloop.learners.continual import shorthands as _shorthands  # noqa: F401 - registers
 from adaptloop.learners.continual.classp import CLASSP
+from adaptloop.learners.continual.dst import DynamicSparseNetwork
 from adaptloop.learners.continual.ewc import EWC
 from adaptloop.learners.continual.fedrecon import federated_reconnaissance
 from adaptloop.learners.continual.fsa import FirstSessionAdaptation, StreamingLDA
@@ -40,6 +41,7 @@ __all__ = [
     "Batch",
     "CLASSP",
     "Continual",
+    "DynamicSparseNetwork",
     "EWC",
     "FirstSessionAdaptation",
     "GEM",
