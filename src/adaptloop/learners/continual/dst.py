@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import BaseClassifier, registry
+from adaptloop.learners.base import BaseClassifier, StateRoles, registry
 from adaptloop.learners.models.torch_core import Hidden
 from adaptloop.validation import Count, Fraction, PositiveReal, Seed
 
@@ -219,6 +219,12 @@ class DynamicSparseNetwork(BaseClassifier):
         return self.predict_proba_task(X, self.task_)
 
     # -- state --------------------------------------------------------------------------------
+    def state_roles(self) -> StateRoles:
+        """Federation: weights and biases are shared; the connection owners (masks), the
+        generator, the current task, its classes and the step counter stay local."""
+        local = ("owner", "rng", "task", "classes", "steps")
+        return StateRoles(local=tuple(f"learned.{k}" for k in local))
+
     def _get_state(self) -> dict[str, Any]:
         return {
             "weights": [w.copy() for w in self.weights_],

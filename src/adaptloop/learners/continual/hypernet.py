@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import BaseClassifier, registry
+from adaptloop.learners.base import BaseClassifier, StateRoles, registry
 from adaptloop.learners.models.torch_core import Hidden
 from adaptloop.validation import Count, Flag, NonNegativeReal, PositiveReal, Seed
 
@@ -254,6 +254,12 @@ class HyperNetwork(BaseClassifier):
         return self.predict_proba_task(X, self.task_)
 
     # -- state --------------------------------------------------------------------------------
+    def state_roles(self) -> StateRoles:
+        """Federation: the hypernetwork and the task embeddings are shared; the optimiser,
+        the generator, the current task, its classes and the regulariser's targets stay local."""
+        local = ("optimizer", "rng", "task", "classes", "targets", "n_features")
+        return StateRoles(local=tuple(f"learned.{k}" for k in local))
+
     def _get_state(self) -> dict[str, Any]:
         if self._net is None:
             return {"net": None, "task": self.task_, "classes": dict(self.classes_)}

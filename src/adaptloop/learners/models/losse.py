@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import BaseLearner, registry
+from adaptloop.learners.base import BaseLearner, StateRoles, registry
 from adaptloop.validation import Count, PositiveReal, Seed
 
 __all__ = ["Losse"]
@@ -105,6 +105,11 @@ class Losse(BaseLearner):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return (self.encode(X) @ self.weights).astype(np.float32)
+
+    def state_roles(self) -> StateRoles:
+        """Federation: the sufficient statistics are shared (averaged: the pooled FTL fit, up
+        to the ridge's scale); nothing is local."""
+        return StateRoles()
 
     def _get_state(self) -> dict[str, Any]:
         return {
