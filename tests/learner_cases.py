@@ -322,3 +322,46 @@ CASES.update(
         ),
     }
 )
+
+
+def _beyond_replay(kind: str, **params: Any) -> Callable[[str], Any]:
+    """The replay-free continual learners (FSA around the small MLP, the hypernetwork)."""
+
+    def make(task: str) -> Any:
+        from adaptloop.learners import registry
+
+        if kind == "fsa":
+            return registry.create(kind, base=_mlp(task), **params)
+        return registry.create(kind, n_classes=CLASSES[task], **params)
+
+    return make
+
+
+CASES.update(
+    {
+        "fsa": Case(_beyond_replay("fsa"), ("binary", "multiclass"), needs_torch=True),
+        "hypernet": Case(
+            _beyond_replay("hypernet", hidden=(16,), chunk_size=64, epochs=3, lr=0.01),
+            ("binary", "multiclass"),
+            needs_torch=True,
+        ),
+        "losse": Case(lambda task: _losse(), ("regression",)),
+    }
+)
+
+
+def _losse() -> Any:
+    from adaptloop.learners import registry
+
+    return registry.create("losse", n_projections=16, n_bins=8, seed=0)
+
+
+CASES["dst"] = Case(lambda task: _dst(task), ("binary", "multiclass"), needs_torch=True)
+
+
+def _dst(task: str) -> Any:
+    from adaptloop.learners import registry
+
+    return registry.create(
+        "dst", n_classes=CLASSES[task], hidden=(16,), density=0.5, epochs=3, seed=0
+    )

@@ -47,6 +47,7 @@ __all__ = [
     "load_digits_arrays",
     "load_mnist",
     "permuted",
+    "recurring",
     "registry",
     "rotated",
     "split",
@@ -350,3 +351,74 @@ def permuted_mnist(path: str, n_tasks: int = 3, seed: int = 0) -> TaskSequence:
 def rotated_mnist(path: str, angles: tuple[float, ...] = (0.0, 80.0, 160.0)) -> TaskSequence:
     """Rotated-MNIST from a local file: all digits rotated by each angle in turn."""
     return rotated(*load_mnist(path), angles=angles, side=28, name="rotated_mnist")
+
+
+# -- recurring tasks (SCoLe) --------------------------------------------------------------------
+def recurring(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    groups: Sequence[Sequence[int]],
+    name: str = "recurring",
+) -> TaskSequence:
+    """Class-incremental tasks that may come back: one task per group, groups may repeat or
+    overlap (task ``k`` is named ``"k:classes"``). The long-sequence scenario of Lesort, Ostapenko,
+    Rodriguez, Misra, Arefin, Charlin and Rish, "Challenging Common Assumptions about
+    Catastrophic Forgetting and Knowledge Accumulation" (CoLLAs 2023, section 3, SCoLe).
+
+    >>> X = np.eye(4, dtype=np.float32)
+    >>> seq = recurring(X, np.arange(4), X, np.arange(4), [[0, 1], [2, 3], [0, 1]])
+    >>> seq.task_names, seq.scenario
+    (['0:0-1', '1:2-3', '2:0-1'], 'class')
+    """
+    if not groups:
+        raise ValueError("groups must list at least one group of classes")
+    tasks = []
+    for k, group in enumerate(groups):
+        (task,) = split(X_train, y_train, X_test, y_test, [group]).tasks
+        tasks.append(
+            TaskData(
+                f"{k}:{task.name}",
+                task.X_train,
+                task.y_train,
+                task.X_test,
+                task.y_test,
+                task.classes,
+            )
+        )
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    return TaskSequence(name, tuple(tasks), n_classes, "class")
+
+
+@registry.register("recurring_split_digits")
+def recurring_split_digits(
+    n_tasks: int = 20, classes_per_task: int = 2, sampling: str = "cycle", seed: int = 0
+) -> TaskSequence:
+    """Recurring Split-Digits (SCoLe, see :func:`recurring`): ``n_tasks`` tasks of
+    ``classes_per_task`` digits. ``sampling = "cycle"`` repeats Split-Digits' 5 pairs in order
+    (``classes_per_task`` must be 2); ``"random"`` draws each task's classes uniformly without
+    replacement (SCoLe's sampling), seeded by ``seed``, which also draws the train/test split.
+
+    >>> seq = recurring_split_digits(n_tasks=7)
+    >>> seq.task_names[4:]
+    ['4:8-9', '5:0-1', '6:2-3']
+    >>> [t.classes for t in recurring_split_digits(3, 3, "random", seed=1).tasks]
+    [(3, 4, 7), (1, 7, 9), (2, 3, 6)]
+    """
+    if n_tasks < 1:
+        raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
+    if not 1 <= classes_per_task <= 10:
+        raise ValueError(f"classes_per_task must be in [1, 10], got {classes_per_task}")
+    if sampling == "cycle":
+        if classes_per_task != 2:
+            raise ValueError("sampling 'cycle' repeats the 5 pairs: classes_per_task must be 2")
+        groups = [PAIRS[k % len(PAIRS)] for k in range(n_tasks)]
+    elif sampling == "random":
+        rng = np.random.default_rng(seed)
+        groups = [sorted(rng.choice(10, classes_per_task, replace=False)) for _ in range(n_tasks)]
+    else:
+        raise ValueError(f"sampling must be 'cycle' or 'random', got {sampling!r}")
+    return recurring(
+        *load_digits_arrays(seed=seed), groups, name=f"recurring_split_digits_{sampling}"
+    )

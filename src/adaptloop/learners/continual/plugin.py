@@ -25,7 +25,7 @@ Hooks, in the order the learner calls them (``host``: the learner, see :class:`H
 Randomness comes from ``host.rng`` (the learner's seeded generator), shared by its plugins.
 
 >>> plugins.names()
-['agem', 'ewc', 'gem', 'joint', 'lwf', 'replay']
+['agem', 'classp', 'ewc', 'gem', 'joint', 'lines', 'lwf', 'replay']
 >>> make_plugin({"kind": "replay", "memory": 20})
 Replay(memory=20, replay_batch=None, new_weight=0.5, policy='reservoir', draw='independent')
 """
