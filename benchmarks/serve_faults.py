@@ -7,7 +7,7 @@ Starts the service as a subprocess on fresh databases and tries, in order (issue
    version still advances);
 2. ``restart_ok``: SIGTERM, restart on the same database, ``/readyz`` answers 200;
 3. ``forged_checkpoint_ran_code``: ``serve --checkpoint`` with a format 1 (pickle) file and
-   with a format 2 file whose detector bytes are an attacker's pickle (checksum recomputed),
+   with a format 2 file whose detector is replaced by an attacker's pickle bytes (checksum recomputed),
    each of which would create a marker file when unpickled (goal false);
 4. ``twin_server_refused``: a second ``serve`` on the same database exits with one line;
 5. ``startup_mb_10_checkpoints``, ``startup_mb_1000_checkpoints``: peak resident memory of a
@@ -155,11 +155,11 @@ def forged_checkpoints(base: str, folder: Path) -> list[Path]:
     h1["sha256"] = checkpoint_digest(h1, legacy)
     one = folder / "forged-1.ckpt"
     one.write_bytes(LEGACY_MAGIC + json.dumps(h1).encode() + b"\n" + legacy)
-    # format 2: the detector's bytes replaced, checksum recomputed
+    # format 2: the detector (stored as arrays) replaced by pickle bytes, checksum recomputed
     split = payload.index(b"\n", len(STATE))
     document, tensors = json.loads(payload[len(STATE) : split]), dict(load(payload[split + 1 :]))
-    ref = document["tree"]["learned"]["detector"]["ref"]
-    tensors[ref] = np.frombuffer(pickle.dumps(RunsCode(marker)), dtype=np.uint8)
+    document["tree"]["learned"]["detector"] = {"$": "bytes", "ref": "forged"}
+    tensors["forged"] = np.frombuffer(pickle.dumps(RunsCode(marker)), dtype=np.uint8)
     forged = STATE + json.dumps(document, sort_keys=True).encode() + b"\n" + save(tensors)
     h2 = {k: v for k, v in header.items() if k != "sha256"}
     h2["payload_bytes"] = len(forged)
