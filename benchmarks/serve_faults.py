@@ -7,7 +7,7 @@ Starts the service as a subprocess on fresh databases and tries, in order (issue
    version still advances);
 2. ``restart_ok``: SIGTERM, restart on the same database, ``/readyz`` answers 200;
 3. ``forged_checkpoint_ran_code``: ``serve --checkpoint`` with a format 1 (pickle) file and
-   with a format 2 file whose detector is replaced by an attacker's pickle bytes (checksum recomputed),
+   with a format 2 file whose detector is an attacker's pickle bytes (checksum recomputed),
    each of which would create a marker file when unpickled (goal false);
 4. ``twin_server_refused``: a second ``serve`` on the same database exits with one line;
 5. ``startup_mb_10_checkpoints``, ``startup_mb_1000_checkpoints``: peak resident memory of a
