@@ -387,9 +387,7 @@ def prequential(
     return result
 
 
-def _result(
-    info, metrics, window, runs, after, tolerance, slots, label_delay
-) -> PrequentialResult:
+def _result(info, metrics, window, runs, after, tolerance, slots, label_delay) -> PrequentialResult:
     tables = []
     for run in runs:
         columns = {"learner": [run.name] * len(run.columns["position"]), **run.columns}
