@@ -67,6 +67,7 @@ True
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from typing import Any, Literal
 
 import numpy as np
@@ -297,14 +298,16 @@ class _EvolveGCN(TorchLearner):
         return X
 
     # -- to implement per task ---------------------------------------------------------------
-    def _snapshot(self, X: np.ndarray, y: np.ndarray | None, src: Any, dst: Any, n: int) -> dict:
-        raise NotImplementedError
+    @abstractmethod
+    def _snapshot(
+        self, X: np.ndarray, y: np.ndarray | None, src: Any, dst: Any, n: int
+    ) -> dict: ...
 
-    def _node_features(self, snap: dict, n: int) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def _node_features(self, snap: dict, n: int) -> np.ndarray: ...
 
-    def _edge_features(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def _edge_features(self, X: np.ndarray) -> np.ndarray: ...
 
     # -- network ---------------------------------------------------------------------------
     def _scaled(self, X: np.ndarray) -> np.ndarray:
@@ -313,8 +316,8 @@ class _EvolveGCN(TorchLearner):
     def _n_features(self, model: dict[str, Any], scaler: dict[str, Any]) -> int:
         return len(scaler["mean"]) + 2
 
-    def _n_node_features(self, n_edge_features: int) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def _n_node_features(self, n_edge_features: int) -> int: ...
 
     def _n_edge_features(self, d: int) -> int:
         """Edge features the decoder sees, for rows of ``d`` columns."""

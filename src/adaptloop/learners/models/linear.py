@@ -40,6 +40,7 @@ True
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -316,9 +317,9 @@ class _LinearCore:
         )
         return self._finish(scores, proba), made, consumed, alarm
 
+    @abstractmethod
     def _finish(self, scores: np.ndarray, proba: bool) -> np.ndarray:
         """Predictions from raw outputs, as ``predict`` (or ``predict_proba``) returns them."""
-        raise NotImplementedError
 
     def _core_state(self) -> dict[str, Any]:
         def arr(value: Any) -> np.ndarray | None:

@@ -46,6 +46,7 @@ entries by a mean (NAT: attention); both train online, ``epochs`` steps per batc
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -255,23 +256,25 @@ class _MemoryLearner(TorchLearner, BaseClassifier):
     # -- to implement ------------------------------------------------------------------------
     correction: float = 0.0
 
-    def _module(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _module(self) -> Any: ...
 
-    def _clear_structure(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _clear_structure(self) -> None: ...
 
-    def _observe(self, u: np.ndarray, v: np.ndarray, t: np.ndarray, n: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _observe(self, u: np.ndarray, v: np.ndarray, t: np.ndarray, n: int) -> None: ...
 
-    def _score(self, s: Any, last: np.ndarray, t: np.ndarray, src: Any, dst: Any, n: int) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _score(
+        self, s: Any, last: np.ndarray, t: np.ndarray, src: Any, dst: Any, n: int
+    ) -> Any: ...
 
-    def _structure_state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    @abstractmethod
+    def _structure_state(self) -> dict[str, np.ndarray]: ...
 
-    def _load_structure(self, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _load_structure(self, state: dict[str, np.ndarray]) -> None: ...
 
 
 def _grown(array: np.ndarray, n: int, fill: float) -> np.ndarray:
