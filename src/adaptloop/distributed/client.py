@@ -60,10 +60,10 @@ class Client:
         self._cursor: dict[int, int] = {}
         self.flip_classes = flip_classes
 
-    def _batch(self, concept: int) -> tuple[np.ndarray, np.ndarray]:
+    def _batch(self, concept: int, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         X, y = self.shard.train[concept]
         out: list[np.ndarray] = []
-        need = self.batch_size
+        need = self.batch_size if size is None else size
         while need > 0:
             order, at = self._order.get(concept), self._cursor.get(concept, 0)
             if order is None or at >= len(order):
@@ -78,12 +78,39 @@ class Client:
             return X[index], (self.flip_classes - 1 - y[index]).astype(y.dtype)
         return X[index], y[index]
 
-    def run(self, model: np.ndarray, steps: int, time: float) -> tuple[np.ndarray, int]:
-        """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples)."""
+    def run(
+        self,
+        model: np.ndarray,
+        steps: int,
+        time: float,
+        scale: float = 1.0,
+        correction: np.ndarray | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples).
+
+        Each step is the learner's own (``learn`` on a batch of ``batch_size``, default the
+        client's), its change of the shared parameters multiplied by ``scale``, then
+        ``correction`` added (both leave the pooled statistics alone): ``x <- x + scale (learn(x)
+        - x) + correction``, the local update of rules that steer local steps (momentum, drift
+        correction, a server-set local rate). For a learner stepping by plain SGD with rate
+        ``lr``, ``scale`` makes it ``scale * lr``.
+        """
         steps = check_integer(steps, "steps", low=1)
+        size = self.batch_size if batch_size is None else check_integer(batch_size, "batch_size", 1)
+        steered = scale != 1.0 or correction is not None
         self.learner.load_state_dict(self.split.compose(self._state, model))
         concept = self.shard.concept_at(time)
         for _ in range(steps):
-            self.learner.learn(*self._batch(concept))
+            before = self.split.flatten(self.learner.state_dict()) if steered else None
+            self.learner.learn(*self._batch(concept, size))
+            if before is not None:
+                state = self.learner.state_dict()
+                after = self.split.flatten(state)
+                step = self.split.statistics.strip(after - before)
+                after = after + (scale - 1.0) * step
+                if correction is not None:
+                    after = after + self.split.statistics.strip(correction)
+                self.learner.load_state_dict(self.split.compose(state, after))
         self._state = self.learner.state_dict()
-        return self.split.flatten(self._state) - model, steps * self.batch_size
+        return self.split.flatten(self._state) - model, steps * size

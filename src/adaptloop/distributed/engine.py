@@ -67,7 +67,12 @@ class RuleRun:
         fed = federation
         self.fed, self.on_time = fed, on_time
         self.server = Server(
-            rule, fed.initial_model(), fed.client_weights(), fed.seed, fed.split.statistics
+            rule,
+            fed.initial_model(),
+            fed.client_weights(),
+            fed.seed,
+            fed.split.statistics,
+            fed.participation_schedule(),
         )
         self.rng = np.random.default_rng([fed.seed, 12])
         self.evaluator = Evaluator(fed)

@@ -6,8 +6,9 @@ size, the per-client speed profile (simulated time per local step: the fast clie
 ``faster_pct = P``, Fraboni et al.'s scenario, :func:`linear_speed_profile`), the communication
 latency, the task timeout and the restart delay of failed clients, the run's duration and how
 often the server evaluates, and which parts of the learner's state clients share (``share`` and
-``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`) and the ``attack`` (Byzantine
-clients and noisy links, :mod:`~adaptloop.distributed.attacks`). Time is simulated time in
+``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`), the ``attack`` (Byzantine
+clients and noisy links, :mod:`~adaptloop.distributed.attacks`) and the ``participation`` model
+(which clients are available in each round, :mod:`~adaptloop.distributed.participation`). Time is simulated time in
 *units* (one local step of a fast client takes ``step_time`` units); the Ray engine maps a unit to
 ``time_unit_s`` wall-clock seconds.
 
@@ -38,6 +39,7 @@ from annotated_types import Ge, Lt
 from adaptloop.distributed.attacks import Adversary, Attack
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.data import FederatedData
+from adaptloop.distributed.participation import Participation, ParticipationSchedule
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
 from adaptloop.parameters import declared
@@ -184,6 +186,7 @@ class Federation:
     share: tuple[str, ...] = ()
     local: tuple[str, ...] = ()
     attack: Attack | None = None
+    participation: Participation | None = None
     step_times: np.ndarray = field(init=False)
     split: StateSplit = field(init=False)
 
@@ -223,6 +226,15 @@ class Federation:
         """The attack at run time (a fresh one per run): Byzantine clients, noisy links."""
         keep = np.where(self.split.statistics.strip(np.ones(self.split.size)) > 0, 1.0, 0.0)
         return Adversary(self.attack, self.n_clients, self.data.info.n_classes, self.seed, keep)
+
+    def participation_schedule(self) -> ParticipationSchedule | None:
+        """The participation model at run time (a fresh one per run; None: full participation).
+
+        ``p_i`` are drawn from the clients' class mixes with the federation's seed."""
+        if self.participation is None or self.participation.kind == "full":
+            return None
+        mixes = [shard.class_mix for shard in self.data.shards]
+        return self.participation.schedule(mixes, self.seed)
 
     def make_client(self, index: int, generation: int = 0) -> Client:
         """Client ``index`` (a restarted client is generation 1, 2, ...: a fresh data order)."""

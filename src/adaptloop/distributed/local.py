@@ -81,7 +81,7 @@ class _Simulation(RuleRun):
             return
         started = time.perf_counter()
         try:
-            delta, n = self.clients[c].run(self.outgoing(task), task.steps, now)
+            delta, n = self.clients[c].run(self.outgoing(task), task.steps, now, **task.options)
         except Exception:  # a failing learner is a failed client, as with a remote one
             self.push(now + fed.latency, "error", task)
             return

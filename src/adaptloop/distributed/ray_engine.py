@@ -70,10 +70,10 @@ class _ClientActor:
             torch.set_num_threads(1)
 
     def run(
-        self, task_id: int, model: np.ndarray, steps: int, at: float, seconds: float
+        self, task_id: int, model: np.ndarray, steps: int, at: float, seconds: float, options: dict
     ) -> tuple[int, np.ndarray, int, float]:
         started = time.perf_counter()
-        delta, n = self.client.run(model, steps, at)
+        delta, n = self.client.run(model, steps, at, **options)
         compute = time.perf_counter() - started
         time.sleep(max(0.0, seconds - compute))
         return task_id, delta, n, compute
@@ -217,7 +217,9 @@ class _RayRun(RuleRun):
         for task in tasks:
             seconds = self.fed.task_duration(task.client, task.steps, self.rng) * unit
             actor = self.engine.actors[task.client]
-            ref = actor.run.remote(task.task_id, self.outgoing(task), task.steps, now, seconds)
+            ref = actor.run.remote(
+                task.task_id, self.outgoing(task), task.steps, now, seconds, task.options
+            )
             self.inflight[ref] = task
             if math.isfinite(self.fed.timeout):
                 heapq.heappush(self.deadlines, (now + self.fed.timeout, task.task_id))

@@ -34,13 +34,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptloop.distributed.aggregate import DOWN_WEIGHTED
+from adaptloop.distributed.participation import ParticipationSchedule
 from adaptloop.distributed.rules.base import AggregationRule, Plan, ServerView, Update
 from adaptloop.distributed.sharing import StatisticsBlocks
 
 
 @dataclass(frozen=True)
 class Task:
-    """Work sent to a client: ``steps`` local steps from ``model`` (global version ``version``)."""
+    """Work sent to a client: ``steps`` local steps from ``model`` (global version ``version``),
+    taken as its rule's :class:`~adaptloop.distributed.rules.base.Assignment` says
+    (:attr:`options`)."""
 
     task_id: int
     client: int
@@ -48,6 +51,14 @@ class Task:
     model: np.ndarray
     version: int
     sent_at: float
+    scale: float = 1.0
+    correction: np.ndarray | None = None
+    batch_size: int | None = None
+
+    @property
+    def options(self) -> dict:
+        """How to take the local steps: the keyword arguments of ``Client.run``."""
+        return {"scale": self.scale, "correction": self.correction, "batch_size": self.batch_size}
 
 
 class Server:
@@ -55,6 +66,7 @@ class Server:
 
     ``weights`` are the clients' data shares (``p_i``); ``seed`` seeds the rule's generator;
     ``statistics`` are the vectors' statistics blocks (merged here, see the module docstring);
+    ``schedule`` the participation model's (None: full participation);
     ``pooled`` holds, in those blocks, the statistics of every sample accepted so far.
     ``counts`` holds ``accepted`` updates, ``duplicate`` and ``late`` (dropped) deliveries,
     ``failures``, ``rejoins``, ``samples`` (behind accepted updates) and ``down_weighted``
@@ -72,8 +84,10 @@ class Server:
         weights: np.ndarray,
         seed: int = 0,
         statistics: StatisticsBlocks | None = None,
+        schedule: ParticipationSchedule | None = None,
     ) -> None:
         self.rule = rule
+        self.schedule = schedule
         self.model = np.asarray(model, dtype=np.float64).copy()
         self.statistics = statistics or StatisticsBlocks([])
         self.pooled = self.model.copy()  # its statistics blocks: every sample accepted so far
@@ -96,7 +110,14 @@ class Server:
     def view(self, now: float) -> ServerView:
         busy = frozenset(t.client for t in self._outstanding.values())
         return ServerView(
-            now, self.model, self.version, frozenset(self.alive), busy, self.weights, self._rng
+            now,
+            self.model,
+            self.version,
+            frozenset(self.alive),
+            busy,
+            self.weights,
+            self._rng,
+            self.schedule,
         )
 
     def outstanding(self, client: int | None = None) -> list[Task]:
@@ -139,7 +160,15 @@ class Server:
             model = assignment.model
             model = self.model if model is None else self.statistics.publish(model, self.pooled)
             task = Task(
-                self._next_id, assignment.client, assignment.steps, model, self.version, now
+                self._next_id,
+                assignment.client,
+                assignment.steps,
+                model,
+                self.version,
+                now,
+                assignment.scale,
+                assignment.correction,
+                assignment.batch_size,
             )
             self._next_id += 1
             self._outstanding[task.task_id] = task

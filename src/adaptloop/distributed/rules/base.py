@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adaptloop.distributed.participation import ParticipationSchedule
 from adaptloop.registry import Registry
 
 registry = Registry("aggregation rule")
@@ -48,11 +49,19 @@ class Update:
 
 @dataclass(frozen=True)
 class Assignment:
-    """Send ``client`` a task of ``steps`` local steps from ``model`` (None: the global model)."""
+    """Send ``client`` a task of ``steps`` local steps from ``model`` (None: the global model).
+
+    How the client takes each local step (see :meth:`~adaptloop.distributed.client.Client.run`):
+    ``scale`` multiplies the learner's own step, ``correction`` is added after every step (a
+    drift correction or a momentum term, in model units), ``batch_size`` replaces the client's
+    (None: its own)."""
 
     client: int
     steps: int
     model: np.ndarray | None = None
+    scale: float = 1.0
+    correction: np.ndarray | None = None
+    batch_size: int | None = None
 
 
 @dataclass
@@ -72,7 +81,9 @@ class ServerView:
     """What a rule may read: the clock, the global model and version, the clients' status.
 
     ``weights[i]`` is client ``i``'s share of the training data (``p_i``, summing to one);
-    ``rng`` is the run's seeded generator (client sampling, gossip peers).
+    ``rng`` is the run's seeded generator (client sampling, gossip peers); ``schedule`` the
+    participation model's schedule (None: every client in every round, see
+    :mod:`~adaptloop.distributed.participation`).
     """
 
     now: float
@@ -82,11 +93,26 @@ class ServerView:
     busy: frozenset[int]
     weights: np.ndarray
     rng: np.random.Generator
+    schedule: ParticipationSchedule | None = None
 
     @property
     def idle(self) -> list[int]:
         """Alive clients without a task, in index order."""
         return sorted(self.alive - self.busy)
+
+    def participating(self, round: int) -> list[int]:
+        """The idle clients the participation model makes available in round ``round``."""
+        if self.schedule is None:
+            return self.idle
+        present = self.schedule.present(round)
+        return [c for c in self.idle if c in present]
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """Every client's participation probability, if the server knows them (else None)."""
+        if self.schedule is None:
+            return np.ones(len(self.weights))
+        return self.schedule.probabilities if self.schedule.known else None
 
     def staleness(self, update: Update) -> int:
         """Server steps taken since the update's task was sent."""

@@ -15,6 +15,14 @@ weights ``n_k / n``; ``robust_fraction`` the share of inputs assumed Byzantine).
 sampled client that fails (timeout, crash) is dropped from the round, which closes with the
 others, instead of stalling.
 
+Under a participation model (:mod:`~adaptloop.distributed.participation`) the server samples
+among the clients available in the round (round ``t`` is the ``t``-th sampling); a round in
+which none is available is skipped, and the next one starts ``wait`` time units later. The
+subclasses for partial participation (FedAU, FedHyper, FedAvg-M, anchor sampling) change the
+weights of the average (:meth:`FedAvg.coefficients`), the server step
+(:meth:`FedAvg.server_model`), what a client is asked to do (:meth:`FedAvg.assignment`) and
+what is remembered when a round closes (:meth:`FedAvg.round_closed`).
+
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
 >>> rule = FedAvg(clients_per_round=2, local_steps=1)
@@ -53,6 +61,9 @@ from adaptloop.distributed.rules.base import (
 from adaptloop.distributed.rules.base import registry as rules
 from adaptloop.validation import Count, PositiveReal
 
+WAIT = 1.0
+"""Time units between a round without any available client and the next round."""
+
 
 @rules.register("fedavg")
 class FedAvg(AggregationRule):
@@ -73,25 +84,58 @@ class FedAvg(AggregationRule):
         self._block = RobustBlock(robust, robust_fraction)
         self._pending: set[int] = set()
         self._received: list[Update] = []
+        self._chosen: list[int] = []
+        self._round = 0  # the rounds sampled so far (the participation model's round index)
+        self._waiting = False
 
+    # -- what subclasses change ---------------------------------------------------------------
+    def coefficients(self, updates: list[Update], view: ServerView) -> list[float]:
+        """The weights ``c_k`` of the round's sum ``sum_k c_k delta_k``: ``n_k / n``."""
+        return shares([u.n_samples for u in updates])
+
+    def server_model(self, view: ServerView, direction: np.ndarray) -> np.ndarray:
+        """The new global model from the round's direction: ``w + server_lr * direction``."""
+        return server_step(view.model, direction, self.server_lr)
+
+    def assignment(self, client: int, view: ServerView) -> Assignment:
+        """The task ``client`` is sent this round: ``local_steps`` from the global model."""
+        return Assignment(client, self.local_steps)
+
+    def round_closed(self, chosen: list[int], updates: list[Update], view: ServerView) -> None:
+        """A round closed: ``chosen`` were sampled, ``updates`` arrived (nothing by default)."""
+
+    # -- rounds -------------------------------------------------------------------------------
     def _new_round(self, view: ServerView, model: np.ndarray | None = None) -> Plan:
-        available = view.idle
+        available = view.participating(self._round)
+        self._round += 1
         m = min(self.clients_per_round, len(available))
         chosen = sorted(view.rng.choice(available, size=m, replace=False).tolist()) if m else []
         self._pending = set(chosen)
+        self._chosen = chosen
         self._received = []
-        return Plan(model=model, dispatch=[Assignment(c, self.local_steps) for c in chosen])
+        plan = Plan(model=model, dispatch=[self.assignment(c, view) for c in chosen])
+        if not chosen and view.idle and not self._waiting:  # nobody available this round
+            self._waiting = True
+            self.round_closed([], [], view)
+            plan.timers.append(view.now + WAIT)
+        return plan
 
     def _close_round(self, view: ServerView) -> Plan:
         model, influence = None, []
         if self._received:
             deltas = [u.delta for u in self._received]
-            step, kept = self._block(deltas, shares([u.n_samples for u in self._received]))
-            model = server_step(view.model, step, self.server_lr)
+            coefficients = self.coefficients(self._received, view)
+            step, kept = self._block(deltas, coefficients)
+            model = self.server_model(view, step)
             influence = robust_influence(self._received, kept, self.robust)
+        self.round_closed(self._chosen, self._received, view)
         plan = self._new_round(view, model)
         plan.influence = influence
         return plan
+
+    def on_timer(self, view: ServerView) -> Plan:
+        self._waiting = False
+        return self._new_round(view) if not self._pending else Plan()
 
     def start(self, view: ServerView) -> Plan:
         return self._new_round(view)
