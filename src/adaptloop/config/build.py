@@ -33,6 +33,7 @@ from adaptloop.config.schema import (
     component_spec,
 )
 from adaptloop.distributed.attacks import Attack
+from adaptloop.distributed.participation import Participation
 from adaptloop.distributed.data import FederatedData, make_federated_data
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.local import LocalEngine
@@ -163,10 +164,14 @@ def build_federation(experiment: FederatedExperiment) -> Federation:
     with _named(experiment, "attack"):
         attack = Attack(**experiment.attack.arguments(Attack))
         attack.byzantine(data.n_clients, experiment.seed)  # listed clients must exist
+    with _named(experiment, "participation"):
+        participation = Participation(**experiment.participation.arguments(Participation))
+        participation.draw(data.n_clients)  # as many probabilities as clients
     with _named(experiment, "federation"):  # the learner's state and share / local patterns
         return Federation(
             **{**settings, "data": data, "learner": learner, "seed": experiment.seed},
             attack=attack,
+            participation=participation,
         )
 
 

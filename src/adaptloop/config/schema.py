@@ -44,6 +44,7 @@ from adaptloop import features, learners, streams
 from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.data import make_federated_data
 from adaptloop.distributed.federation import Federation
+from adaptloop.distributed.participation import Participation
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.rules import registry as rules
 from adaptloop.evaluation.prequential import prequential
@@ -326,7 +327,7 @@ FederationSection = create_model(
     "runs.",
     learner=(dict[str, Any], {"kind": "logistic"}),
     **declared_fields(make_federated_data, "kind", "concepts", "seed"),
-    **declared_fields(Federation, "data", "learner", "seed", "faults", "attack"),
+    **declared_fields(Federation, "data", "learner", "seed", "faults", "attack", "participation"),
 )
 
 AttackSection = create_model(
@@ -335,6 +336,15 @@ AttackSection = create_model(
     __doc__="``[attack]`` of a federated experiment: Byzantine clients and noisy links (the "
     "settings of :class:`~adaptloop.distributed.attacks.Attack`).",
     **declared_fields(Attack),
+)
+
+ParticipationSection = create_model(
+    "ParticipationSection",
+    __base__=Section,
+    __doc__="``[participation]`` of a federated experiment: which clients are available in "
+    "each round (the settings of "
+    ":class:`~adaptloop.distributed.participation.Participation`).",
+    **declared_fields(Participation),
 )
 
 EngineSection = create_model(
@@ -432,7 +442,8 @@ class FederatedExperiment(ExperimentFile):
     """A federated experiment: ``[stream]`` (the generator the client shards are drawn from),
     ``[federation]`` (clients, data, speeds, clock, the ``learner`` and which parts of its state
     clients ``share`` or keep ``local``), ``[engine]``, ``[attack]`` (Byzantine clients, noisy
-    links), ``[rules.*]`` (one aggregation rule
+    links), ``[participation]`` (which clients are available in each round), ``[rules.*]`` (one
+    aggregation rule
     each: each is one curve of the results) and ``[evaluation]`` (the ``target`` accuracy and
     the drift-segment settings, in time units)."""
 
@@ -441,6 +452,7 @@ class FederatedExperiment(ExperimentFile):
     federation: FederationSection = FederationSection()  # type: ignore[valid-type]
     engine: EngineSection = EngineSection()  # type: ignore[valid-type]
     attack: AttackSection = AttackSection()  # type: ignore[valid-type]
+    participation: ParticipationSection = ParticipationSection()  # type: ignore[valid-type]
     rules: dict[str, Table] = Field(min_length=1)
     evaluation: FederatedEvaluationSection = FederatedEvaluationSection()
 

@@ -100,6 +100,14 @@ def _columns(trace: RunTrace, window: float) -> dict[str, list]:
     }
 
 
+def _participation(federation: Federation) -> dict | None:
+    """The participation model's settings and every client's probability (None: full)."""
+    schedule = federation.participation_schedule()
+    if schedule is None:
+        return None
+    return {**vars(schedule.participation), "probabilities": schedule.probabilities.tolist()}
+
+
 def run_federation(
     federation: Federation,
     rules: Mapping[str, AggregationRule],
@@ -184,6 +192,7 @@ def run_federation(
         "target": target,
         "step_times": federation.step_times.tolist(),
         "attack": vars(federation.attack) if federation.attack is not None else None,
+        "participation": _participation(federation),
         "rules": per_rule,
     }
     return FederatedResult(

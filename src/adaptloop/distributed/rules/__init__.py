@@ -1,8 +1,10 @@
 """Aggregation rules by name: ``fedavg``, ``fedbuff``, ``fedfix``, ``fedstale``,
-``fedcompass``, ``gossip`` (see each module for the paper and equations it follows).
+``fedcompass``, ``gossip``; for partial participation ``fedau``, ``fedamd`` (anchor sampling),
+``fedhyper``, ``fedavg_m`` and ``scaffold_m`` (see each module for the paper and equations it
+follows).
 
 >>> registry.names()
-['fedavg', 'fedbuff', 'fedcompass', 'fedfix', 'fedstale', 'gossip']
+['fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix', 'fedhyper', 'fedstale', 'gossip', 'scaffold_m']
 >>> registry.create("fedbuff", buffer_size=4).buffer_size
 4
 """
@@ -16,22 +18,31 @@ from adaptloop.distributed.rules.base import (
     Update,
     registry,
 )
+from adaptloop.distributed.rules.anchor import FedAMD
 from adaptloop.distributed.rules.buffered import FedBuff, FedFix
 from adaptloop.distributed.rules.compass import FedCompass
+from adaptloop.distributed.rules.fedau import FedAU
 from adaptloop.distributed.rules.fedavg import FedAvg
+from adaptloop.distributed.rules.fedhyper import FedHyper
 from adaptloop.distributed.rules.fedstale import FedStale
 from adaptloop.distributed.rules.gossip import Gossip
+from adaptloop.distributed.rules.momentum import FedAvgM, ScaffoldM
 
 __all__ = [
     "AggregationRule",
     "Assignment",
+    "FedAMD",
+    "FedAU",
     "FedAvg",
+    "FedAvgM",
     "FedBuff",
     "FedCompass",
     "FedFix",
+    "FedHyper",
     "FedStale",
     "Gossip",
     "Plan",
+    "ScaffoldM",
     "ServerView",
     "Update",
     "registry",

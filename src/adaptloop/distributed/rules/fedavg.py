@@ -89,6 +89,10 @@ class FedAvg(AggregationRule):
         self._waiting = False
 
     # -- what subclasses change ---------------------------------------------------------------
+    def contributions(self, updates: list[Update]) -> list[Update]:
+        """The round's updates that move the global model (all of them by default)."""
+        return updates
+
     def coefficients(self, updates: list[Update], view: ServerView) -> list[float]:
         """The weights ``c_k`` of the round's sum ``sum_k c_k delta_k``: ``n_k / n``."""
         return shares([u.n_samples for u in updates])
@@ -122,12 +126,12 @@ class FedAvg(AggregationRule):
 
     def _close_round(self, view: ServerView) -> Plan:
         model, influence = None, []
-        if self._received:
-            deltas = [u.delta for u in self._received]
-            coefficients = self.coefficients(self._received, view)
-            step, kept = self._block(deltas, coefficients)
+        updates = self.contributions(self._received)
+        if updates:
+            deltas = [u.delta for u in updates]
+            step, kept = self._block(deltas, self.coefficients(updates, view))
             model = self.server_model(view, step)
-            influence = robust_influence(self._received, kept, self.robust)
+            influence = robust_influence(updates, kept, self.robust)
         self.round_closed(self._chosen, self._received, view)
         plan = self._new_round(view, model)
         plan.influence = influence
