@@ -33,10 +33,10 @@ from adaptloop.config.schema import (
     component_spec,
 )
 from adaptloop.distributed.attacks import Attack
-from adaptloop.distributed.participation import Participation
 from adaptloop.distributed.data import FederatedData, make_federated_data
 from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.local import LocalEngine
+from adaptloop.distributed.participation import Participation
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.rules import AggregationRule
 from adaptloop.distributed.rules import registry as rules

@@ -8,9 +8,9 @@ latency, the task timeout and the restart delay of failed clients, the run's dur
 often the server evaluates, and which parts of the learner's state clients share (``share`` and
 ``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`), the ``attack`` (Byzantine
 clients and noisy links, :mod:`~adaptloop.distributed.attacks`) and the ``participation`` model
-(which clients are available in each round, :mod:`~adaptloop.distributed.participation`). Time is simulated time in
-*units* (one local step of a fast client takes ``step_time`` units); the Ray engine maps a unit to
-``time_unit_s`` wall-clock seconds.
+(which clients are available in each round, :mod:`~adaptloop.distributed.participation`). Time
+is simulated time in *units* (one local step of a fast client takes ``step_time`` units); the Ray
+engine maps a unit to ``time_unit_s`` wall-clock seconds.
 
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data

@@ -3,13 +3,15 @@
 ``fedhyper``, ``fedavg_m`` and ``scaffold_m`` (see each module for the paper and equations it
 follows).
 
->>> registry.names()
-['fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix', 'fedhyper', 'fedstale', 'gossip', 'scaffold_m']
+>>> registry.names()  # doctest: +NORMALIZE_WHITESPACE
+['fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix', 'fedhyper',
+ 'fedstale', 'gossip', 'scaffold_m']
 >>> registry.create("fedbuff", buffer_size=4).buffer_size
 4
 """
 
 from adaptloop.distributed.aggregate import staleness_weight
+from adaptloop.distributed.rules.anchor import FedAMD
 from adaptloop.distributed.rules.base import (
     AggregationRule,
     Assignment,
@@ -18,7 +20,6 @@ from adaptloop.distributed.rules.base import (
     Update,
     registry,
 )
-from adaptloop.distributed.rules.anchor import FedAMD
 from adaptloop.distributed.rules.buffered import FedBuff, FedFix
 from adaptloop.distributed.rules.compass import FedCompass
 from adaptloop.distributed.rules.fedau import FedAU
