@@ -41,12 +41,15 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from annotated_types import Gt
+from annotated_types import Gt, Le
 
 from adaptloop.parameters import declared
 from adaptloop.validation import Count, Flag, Fraction, PositiveReal, Real, Seed
 
 ParticipationKind = Literal["full", "bernoulli", "markov", "cyclic"]
+
+Probability = Annotated[Real, Gt(0), Le(1)]
+"""A probability that is not zero: a number in (0, 1]."""
 
 
 @declared
@@ -63,16 +66,10 @@ class Participation:
     probabilities: tuple[Fraction, ...] = ()
     mean: Annotated[Real, Gt(0)] = 0.5
     skew: PositiveReal = 0.5
-    minimum: Annotated[Real, Gt(0)] = 0.05
+    minimum: Probability = 0.05
     known: Flag = False
-    switch: Annotated[Real, Gt(0)] = 0.2
+    switch: Probability = 0.2
     cycle: Count = 10
-
-    def __post_init__(self) -> None:
-        if self.minimum > 1:
-            raise ValueError(f"participation.minimum must be in (0, 1], got {self.minimum!r}")
-        if self.switch > 1:
-            raise ValueError(f"participation.switch must be in (0, 1], got {self.switch!r}")
 
     def draw(self, class_mixes: Sequence[np.ndarray] | int, seed: Seed = 0) -> np.ndarray:
         """Every client's ``p_i``: the ``probabilities`` given, 1 for ``"full"``, else drawn

@@ -70,8 +70,6 @@ class FedAU(FedAvg):
         robust_fraction: RobustFraction = 0.25,
     ) -> None:
         super().__init__(clients_per_round, local_steps, server_lr, robust, robust_fraction)
-        if weighting not in ("adaptive", "known"):
-            raise ValueError(f"weighting must be 'adaptive' or 'known', got {weighting!r}")
         self.cutoff = cutoff
         self.weighting = weighting
         self._since: dict[int, int] = {}  # S_n

@@ -74,8 +74,6 @@ class FedHyper(FedAvg):
         robust_fraction: RobustFraction = 0.25,
     ) -> None:
         super().__init__(clients_per_round, local_steps, server_lr, robust, robust_fraction)
-        if adapt not in ("global", "local", "both"):
-            raise ValueError(f"adapt must be 'global', 'local' or 'both', got {adapt!r}")
         if not -1 < low <= 0 <= high:
             raise ValueError(f"need -1 < low <= 0 <= high, got low={low!r}, high={high!r}")
         if not local_min <= 1 <= local_max:
