@@ -113,3 +113,20 @@ def test_cli_runs_a_federated_experiment_on_ray(engine, tmp_path):
     assert summary["federated"]["engine"] == "ray"
     rule = summary["federated"]["rules"]["fedbuff"]
     assert rule["updates"] > 10 and rule["wall_seconds"] >= 60 * 0.02
+
+
+def test_participation_and_steered_steps_are_the_same_on_ray(engine):
+    # the rounds' participants depend on the seed and the round only; the options of a task
+    # (scale, correction, batch size) cross to the actors
+    from adaptloop.distributed import LocalEngine
+    from adaptloop.distributed.participation import Participation
+    from adaptloop.distributed.rules import FedAMD, ScaffoldM
+
+    fed = _federation(duration=150.0, timeout=float("inf"))
+    fed.participation = Participation("bernoulli", probabilities=(1.0, 0.5, 0.0))
+    for rule in (ScaffoldM(3, 2, beta=0.5), FedAMD(3, 2, anchor_probability=0.3)):
+        ray_trace = engine.run(fed, rule)
+        local = LocalEngine().run(fed, type(rule)(**rule.params()))
+        for trace in (ray_trace, local):
+            assert set(trace.accepted_by_client) == {0, 1}  # client 2 is never present
+            assert trace.rows[-1]["accuracy"] > trace.rows[0]["accuracy"] + 0.1
