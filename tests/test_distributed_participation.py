@@ -263,7 +263,7 @@ def test_momentum_rules_run_on_the_engine_and_learn():
 
 # -- FedAMD --------------------------------------------------------------------------------------
 def test_fedamd_miners_are_steered_by_the_mean_bullseye():
-    rule = FedAMD(clients_per_round=2, anchor_probability=0.0, anchor_batch=64, local_steps=3)
+    rule = FedAMD(2, 3, anchor_probability=0.0, anchor_batch=64, batch_size=64)
     v = view()
     first = rule.start(v)
     assert [(a.steps, a.batch_size) for a in first.dispatch] == [(1, 64), (1, 64)]
