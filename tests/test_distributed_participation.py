@@ -232,6 +232,8 @@ def test_fedhyper_local_schedule_scales_the_clients_steps():
     assert rule.assignment(0, v).scale == 1.5
     with pytest.raises(ValueError, match="FedHyper.adapt: must be"):
         FedHyper(adapt="sideways")
+    with pytest.raises(ValueError, match="FedHyper.low, FedHyper.high: need"):
+        FedHyper(low=0.5)
 
 
 # -- momentum ------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ with ``q_n`` the data share of client ``n`` (``1 / N`` in the paper, whose clien
 it is that for equal shards). A client without any interval yet has ``omega_n = 1`` (as the
 authors' code). ``weighting = "known"`` uses the true ``1 / p_n`` instead (the paper's oracle
 baseline, needs ``[participation] known = true``). ``cutoff`` None is no cutoff (the authors'
-default, ``K = 100000``).
+default, ``K = 100000``). ``clients_per_round`` defaults to every client available (the paper's
+clients all take part when present).
 
 Deviations: a round is one FedAvg round over the clients the participation model makes
 available (and the server samples, if ``clients_per_round`` is smaller); "participated" means

@@ -75,9 +75,14 @@ class FedHyper(FedAvg):
     ) -> None:
         super().__init__(clients_per_round, local_steps, server_lr, robust, robust_fraction)
         if not -1 < low <= 0 <= high:
-            raise ValueError(f"need -1 < low <= 0 <= high, got low={low!r}, high={high!r}")
+            raise ValueError(
+                f"FedHyper.low, FedHyper.high: need -1 < low <= 0 <= high, got {low!r}, {high!r}"
+            )
         if not local_min <= 1 <= local_max:
-            raise ValueError(f"need local_min <= 1 <= local_max, got {local_min!r}, {local_max!r}")
+            raise ValueError(
+                "FedHyper.local_min, FedHyper.local_max: need local_min <= 1 <= local_max, "
+                f"got {local_min!r}, {local_max!r}"
+            )
         self.adapt = adapt
         self.hyper_lr = hyper_lr
         self.low, self.high = low, high
