@@ -7,7 +7,8 @@ clients taking part are split at random: with probability ``anchor_probability``
 *anchor* and computes the gradient of its data at the global model on a large batch
 (``anchor_batch`` samples), its bullseye ``b_i``, which the server keeps (the latest of every
 client); otherwise it is a *miner* and takes ``local_steps`` small-batch steps steered by the
-average bullseye ``v = (1/N) sum_i b_i``. Only the miners' deltas move the global model:
+average bullseye ``v = (1/N) sum_i b_i`` (here: over the clients that have been anchors so
+far, as absent clients have none). Only the miners' deltas move the global model:
 
     x_{t+1} = x_t + server_lr * sum_{i in miners} (n_i / n) Delta_i
 
@@ -19,14 +20,15 @@ Units and deviation: everything is in model units, a bullseye is the displacemen
 ``anchor_batch`` samples; exact for plain SGD), rescaled to a miner's step of ``batch_size``
 samples: times ``batch_size / anchor_batch`` when the learner's step grows with its batch
 (``per_sample``: the linear learners' per-sample rate), as is for a learner stepping on the
-batch's mean gradient (``per_sample = false``: torch learners). The paper's miners use a SARAH-type recursion
+batch's mean gradient (``per_sample = false``: torch learners). Miners use ``batch_size``. The
+paper's miners use a SARAH-type recursion
 ``d_k = d_{k-1} - grad f_i(x_{k-1}; xi_k) + grad f_i(x_k; xi_k)``, ``d_0 = v``, which needs two
 gradients per step; a client here runs its learner's own steps, so a miner uses the SVRG /
 SCAFFOLD form of the same correction instead, ``d_k = grad f_i(x_k; xi_k) - b_i + v`` (its own
 bullseye standing in for its gradient at the round's start):
 
-    x <- x + s(x) + (V - B_i)   (V the mean bullseye in model units; B_i = 0 before client
-                                 i's first bullseye, then V is not added either)
+    x <- x + s(x) + (V - B_i)   (V: the mean of the latest bullseyes of the clients that have
+                                 one; no correction before client i's first bullseye)
 
 >>> import numpy as np
 >>> from adaptloop.distributed.rules.base import ServerView, Update
@@ -76,17 +78,15 @@ class FedAMD(FedAvg):
         self.per_sample = per_sample
         self._bullseyes: dict[int, np.ndarray] = {}
         self._anchors: set[int] = set()
-        self._n_clients = 0
 
     @property
     def bullseye(self) -> np.ndarray | None:
-        """``V``: the mean of every client's latest bullseye (none yet: None)."""
+        """``V``: the mean of the latest bullseye of every client that has one (none: None)."""
         if not self._bullseyes:
             return None
-        return sum(self._bullseyes.values()) / max(self._n_clients, len(self._bullseyes))
+        return sum(self._bullseyes.values()) / len(self._bullseyes)
 
     def assignment(self, client: int, view: ServerView) -> Assignment:
-        self._n_clients = len(view.weights)
         first = self._round == 1  # the round being sampled is the first one
         if first or view.rng.random() < self.anchor_probability:
             self._anchors.add(client)
