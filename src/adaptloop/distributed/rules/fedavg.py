@@ -17,7 +17,7 @@ others, instead of stalling.
 
 Under a participation model (:mod:`~adaptloop.distributed.participation`) the server samples
 among the clients available in the round (round ``t`` is the ``t``-th sampling); a round in
-which none is available is skipped, and the next one starts ``wait`` time units later. The
+which none is available is skipped, and the next one starts ``WAIT`` (one time unit) later. The
 subclasses for partial participation (FedAU, FedHyper, FedAvg-M, anchor sampling) change the
 weights of the average (:meth:`FedAvg.coefficients`), the server step
 (:meth:`FedAvg.server_model`), what a client is asked to do (:meth:`FedAvg.assignment`) and
