@@ -55,6 +55,7 @@ columns of a row, as node ids.
 from __future__ import annotations
 
 import gzip
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,8 @@ __all__ = [
 
 UNITS: dict[str, int] = {"hourly": 3600, "daily": 86_400, "weekly": 604_800}
 """Named discretisation units, in seconds (TGX's ``h``, ``d``, ``W``)."""
+
+UNIT_NAMES = {"hourly": "hour", "daily": "day", "weekly": "week"}
 
 Unit = Literal["hourly", "daily", "weekly"]
 _SRC = ("src", "source", "u", "user_id", "from", "sender")
@@ -296,6 +299,12 @@ class GraphStream(ArrayStream):
     group_size: int
     events: list[dict]
 
+    @abstractmethod
+    def timeline(self) -> tuple[EdgeEvents, float, str]:
+        """The graph over time for its measures (:func:`graph_measures`, :func:`edge_presence`):
+        the edges as timestamped events, the measures' unit in seconds and its name (what one
+        step of the measures is, for a figure's axis)."""
+
     def snapshots(self) -> Any:
         """Yield ``(index, X, y)`` per snapshot."""
         X, y = self.arrays()
@@ -420,6 +429,16 @@ class EdgeEventStream(GraphStream):
             name=f"edge_events[{edges.name}{where}]",
         )
 
+    def timeline(self) -> tuple[EdgeEvents, float, str]:
+        """The events read, by the stream's ``unit`` (daily for a stream of events).
+
+        >>> events = EdgeEvents.from_arrays([0, 1], [1, 2], [0, 90_000])
+        >>> EdgeEventStream(events=events, negatives=1).timeline()[1:]
+        (86400, 'day')
+        """
+        unit = self.unit or "daily"
+        return self.edges, unit_seconds(unit), UNIT_NAMES[unit]
+
 
 @registry.register("linkload_graph")
 class LinkLoadGraphStream(GraphStream):
@@ -448,9 +467,7 @@ class LinkLoadGraphStream(GraphStream):
         L, n = source.history, source.n
         loads = np.asarray(source.loads, dtype=np.float64)  # (L + n, E)
         E = loads.shape[1]
-        failures = [ev["at"] for ev in source.events if ev["kind"] == "failure"]
-        first = failures[0] if failures else n
-        scales = loads[: first + L].mean(axis=0)
+        scales = loads[: source.first_failure + L].mean(axis=0)
         fallback = scales[scales > 0].mean() if (scales > 0).any() else 1.0
         scales = np.where(scales > 0, scales, fallback)
         norm = (loads / scales).astype(np.float32)
@@ -458,8 +475,7 @@ class LinkLoadGraphStream(GraphStream):
         for i, failed in enumerate(source.failed_at):
             up_steps[i, list(failed)] = 0.0
         windows = np.lib.stride_tricks.sliding_window_view(norm[:-1], L, axis=0)  # (n, E, L)
-        minutes = np.arange(n) * source.step_minutes
-        tod = (minutes % 1440) / 1440.0
+        tod = source.time_of_day[L:]
         X = np.empty((n, E, L + 5), dtype=np.float32)
         X[:, :, :L] = windows
         X[:, :, L] = np.sin(2 * np.pi * tod)[:, None]
@@ -486,3 +502,17 @@ class LinkLoadGraphStream(GraphStream):
     @property
     def n_snapshots(self) -> int:
         return len(self.bounds) - 1
+
+    def timeline(self) -> tuple[EdgeEvents, float, str]:
+        """The links up at every step, one event per link and step (a failed link is absent
+        until its repair), by steps of ``step_minutes``."""
+        source, L = self.source, self.source.history
+        step_seconds = 60.0 * source.step_minutes
+        steps, links = np.nonzero(source.simulation.up[L : L + self.n_snapshots])
+        return (
+            EdgeEvents.from_arrays(
+                source.links[links, 0], source.links[links, 1], steps * step_seconds, "links"
+            ),
+            step_seconds,
+            f"{source.step_minutes}-minute step",
+        )

@@ -121,8 +121,10 @@ class LinkLoadStream(ArrayStream):
     view); ``loads`` (``simulation.loads``, ``(history + n, E)``); ``failed_at`` (per step, the
     frozenset of failed link indices); ``events`` (one dict per failure / repair: ``at``,
     ``kind``, ``link``, ``link_name``, ``unroutable``); ``times`` (``datetime64[m]`` per step
-    with a traffic file, else ``None``); ``monitored`` (index of the link the task predicts)
-    and ``scale`` (its pre-failure mean load, the normaliser).
+    with a traffic file, else ``None``); ``time_of_day`` (``(history + n,)`` float64, the
+    fraction of the day at every step: from the file's ``time`` column with a traffic file);
+    ``first_failure`` (the step of the first failure, ``n`` without one); ``monitored`` (index
+    of the link the task predicts) and ``scale`` (its pre-failure mean load, the normaliser).
 
     >>> stream = linkload(days=2, failures=[{"at": 300, "link": ["Amsterdam", "Hamburg"]}])
     >>> stream.events[0]["link_name"], stream.events[0]["unroutable"]
@@ -181,6 +183,7 @@ class LinkLoadStream(ArrayStream):
             n, step_minutes, tod, dow = self._read_traffic(traffic, days, step_minutes, history)
             planning = None  # severities rank links by the mean demand before the failure
         self.n, self.step_minutes = n, step_minutes
+        self.time_of_day = np.asarray(tod, dtype=np.float64)
 
         # -- failures and routing --------------------------------------------------------------
         rng = np.random.default_rng([seed, _RANDOM])
@@ -194,7 +197,7 @@ class LinkLoadStream(ArrayStream):
 
         # -- the learning task -----------------------------------------------------------------
         failure_steps = [ev["at"] for ev in self.events if ev["kind"] == "failure"]
-        first = failure_steps[0] if failure_steps else n
+        self.first_failure = first = failure_steps[0] if failure_steps else n
         if planning is None:
             planning = self.demands[: first + history].mean(axis=0)
         self.monitored = self._monitored_link(link, failure_steps, planning)
