@@ -20,6 +20,15 @@ plus ``predict_seconds`` and ``learn_seconds``. The summary is the mean over sna
 ``window`` snapshots before a failure, ``after`` over the ``after`` snapshots from it,
 ``recovery`` in snapshots.
 
+The result also describes how the graph drifts (:meth:`GraphStream.timeline
+<adaptloop.streams.graphs.GraphStream.timeline>`): TGX's measures over time
+(:func:`~adaptloop.streams.graphs.graph_measures`) and the edge x time matrix of a Temporal
+Edge Traffic plot (:func:`~adaptloop.streams.graphs.edge_presence`, the first ``max_edges``
+edges), which ``summary.json`` keeps as runs of presence (:func:`presence_runs`). It is a
+:class:`~adaptloop.results.Result`: ``adaptloop run`` writes its folder (``records.parquet``,
+``summary.json`` of kind ``"graph"``) and the report draws TEA, TET, the measures and the
+metrics per snapshot from it.
+
 >>> import numpy as np
 >>> from adaptloop.streams.graphs import EdgeEvents, EdgeEventStream
 >>> from adaptloop.learners.models.graph import EvolveGCNLinkPredictor
@@ -28,12 +37,14 @@ plus ``predict_seconds`` and ``learn_seconds``. The summary is the mean over sna
 >>> result = graph_prequential(stream, {"egcn": EvolveGCNLinkPredictor(hidden=4)})
 >>> sorted(result.summary["egcn"])[:4], len(result.records)
 (['ap', 'auc', 'learn_seconds', 'mrr'], 60)
+>>> result.summary_json()["graph"]["measures"]["n_edges"][:3]
+[1, 1, 1]
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,10 +53,12 @@ import pyarrow as pa
 from adaptloop.evaluation.drift import segment
 from adaptloop.evaluation.metrics import roc_auc
 from adaptloop.learners.base import Learner, is_classifier
-from adaptloop.results import json_safe
+from adaptloop.results import json_safe, run_metadata
 from adaptloop.results.metrics import get_metric
+from adaptloop.results.tables import Table, graph_tables
 from adaptloop.streams.base import Drift
-from adaptloop.streams.graphs import GraphStream
+from adaptloop.streams.graphs import GraphStream, edge_presence, graph_measures
+from adaptloop.validation import Count
 
 __all__ = [
     "GraphResult",
@@ -53,6 +66,7 @@ __all__ = [
     "graph_prequential",
     "link_prediction_metrics",
     "mean_reciprocal_rank",
+    "presence_runs",
 ]
 
 
@@ -103,32 +117,66 @@ def link_prediction_metrics(y: np.ndarray, score: np.ndarray, group_size: int) -
     }
 
 
+def presence_runs(presence: np.ndarray) -> list[list[int]]:
+    """The ``True`` cells of an edge x snapshot matrix as runs ``[edge, start, stop)``, edge by
+    edge (how ``summary.json`` keeps a TET matrix: a link up for days is one run).
+
+    >>> presence_runs(np.array([[1, 1, 0, 1], [0, 0, 0, 0], [0, 1, 1, 1]], dtype=bool))
+    [[0, 0, 2], [0, 3, 4], [2, 1, 4]]
+    """
+    presence = np.asarray(presence, dtype=bool)
+    padded = np.zeros((presence.shape[0], presence.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = presence
+    rows, starts = np.nonzero(np.diff(padded, axis=1) == 1)
+    _, stops = np.nonzero(np.diff(padded, axis=1) == -1)
+    return np.column_stack([rows, starts, stops]).tolist()
+
+
 @dataclass
 class GraphResult:
     """What :func:`graph_prequential` measured: ``records`` (one row per learner and snapshot:
     ``learner``, ``snapshot``, ``n``, the metrics, ``predict_seconds``, ``learn_seconds``),
     ``summary`` (per learner: mean metrics, seconds, rows), ``drifts`` (one dict per learner
     and failure: the segment of :func:`adaptloop.evaluation.drift.segment`, positions in
-    snapshots)."""
+    snapshots), ``stream_summary`` (the stream's name, task, snapshots, rows per query and
+    failures / repairs by snapshot) and ``graph`` (the graph over time: ``unit``, ``measures``,
+    ``presence``, see the module doc). A :class:`~adaptloop.results.Result`."""
 
     stream: str
     metrics: list[str]
     records: pa.Table
     summary: dict[str, dict]
     drifts: list[dict] = field(default_factory=list)
+    stream_summary: dict = field(default_factory=dict)
+    graph: dict = field(default_factory=dict)
+    window: int = 12
 
     def summary_json(self, **extra) -> dict:
-        """JSON-ready: the stream's name, metrics, per-learner summaries and segments."""
+        """JSON-ready ``summary.json``: run metadata, the stream, metrics, per-learner
+        summaries, drift segments and the graph over time (``extra`` keys at the top level)."""
+        graph = dict(self.graph)
+        if "presence" in graph:
+            presence = np.asarray(graph["presence"])
+            graph["presence"] = {"shape": list(presence.shape), "runs": presence_runs(presence)}
+        if "measures" in graph:
+            graph["measures"] = {k: np.asarray(v).tolist() for k, v in graph["measures"].items()}
         return json_safe(
             {
                 "kind": "graph",
-                "stream": self.stream,
+                **run_metadata(),
+                "stream": {"name": self.stream, **self.stream_summary},
                 "metrics": self.metrics,
+                "window": self.window,
                 "learners": self.summary,
                 "drifts": self.drifts,
+                "graph": graph,
                 **extra,
             }
         )
+
+    def tables(self) -> list[Table]:
+        """The summary tables (:func:`~adaptloop.results.tables.graph_tables`)."""
+        return graph_tables(self.summary_json())
 
     def series(self, learner: str, metric: str) -> np.ndarray:
         """One learner's per-snapshot values of ``metric``."""
@@ -149,12 +197,16 @@ def graph_prequential(
     window: int = 12,
     after: int = 12,
     tolerance: float = 0.5,
-    max_snapshots: int | None = None,
+    max_snapshots: Count | None = None,
+    max_edges: Count = 2_000,
+    on_snapshot: Callable[[int], None] | None = None,
 ) -> GraphResult:
     """Predict, score, then learn every snapshot of ``stream`` with every learner.
 
     ``window`` / ``after`` / ``tolerance``: the drift segments' parameters, in snapshots, at
-    every failure and repair of ``stream.events``; ``max_snapshots``: stop early.
+    every failure and repair of ``stream.events``; ``max_snapshots``: stop early;
+    ``max_edges``: rows of the Temporal Edge Traffic matrix kept (edges in order of first
+    appearance); ``on_snapshot(done)``: called after every snapshot with the snapshots done.
     """
     if not learners:
         raise ValueError("no learners to evaluate")
@@ -164,8 +216,11 @@ def graph_prequential(
     links = stream.group_size > 0
     metrics = ["auc", "ap", "mrr"] if links else ["rmse", "mae"]
     columns: dict[str, dict[str, list]] = {name: {} for name in learners}
+    n_snapshots = len(stream.bounds) - 1
+    if max_snapshots is not None:
+        n_snapshots = min(n_snapshots, max_snapshots)
     for i, X, y in stream.snapshots():
-        if max_snapshots is not None and i >= max_snapshots:
+        if i >= n_snapshots:
             break
         for name, learner in learners.items():
             t0 = time.perf_counter()
@@ -185,6 +240,8 @@ def graph_prequential(
             row |= {"predict_seconds": t1 - t0, "learn_seconds": t2 - t1}
             for key, value in row.items():
                 columns[name].setdefault(key, []).append(value)
+        if on_snapshot is not None:
+            on_snapshot(i + 1)
     tables = [pa.table({"learner": [n] * len(c["snapshot"]), **c}) for n, c in columns.items()]
     summary, drifts = {}, []
     for name, c in columns.items():
@@ -201,7 +258,33 @@ def graph_prequential(
         summary[name] = out
         if not links:
             drifts += _segments(name, c, stream, window, after, tolerance)
-    return GraphResult(stream.info.name, metrics, pa.concat_tables(tables), summary, drifts)
+    events, seconds, unit = stream.timeline()
+    stream_summary = {
+        "task": stream.info.task,
+        "snapshots": n_snapshots,
+        "rows": int(stream.bounds[n_snapshots]),
+        "group_size": stream.group_size,
+        "events": [
+            {"at": int(ev["at"]), "kind": str(ev.get("kind", "failure"))}
+            for ev in stream.events
+            if 0 <= ev["at"] < n_snapshots
+        ],
+    }
+    graph = {
+        "unit": unit,
+        "measures": graph_measures(events, seconds),
+        "presence": edge_presence(events, seconds, max_edges),
+    }
+    return GraphResult(
+        stream.info.name,
+        metrics,
+        pa.concat_tables(tables),
+        summary,
+        drifts,
+        stream_summary,
+        graph,
+        window,
+    )
 
 
 def _segments(name: str, c: dict, stream: GraphStream, window, after, tolerance) -> list[dict]:

@@ -1,11 +1,14 @@
 """Reading a results folder for a report: checked, and only the columns the figures need.
 
-Two kinds of folder are understood, told apart by ``summary.json``'s ``"kind"``:
+Three kinds of folder are understood, told apart by ``summary.json``'s ``"kind"``:
 
 - ``"prequential"`` (:class:`adaptloop.evaluation.PrequentialResult`, also federated runs): the
   windowed primary
   metric per learner is read from ``records.parquet``; alarms, throughput and drift segments come
   from ``summary.json``;
+- ``"graph"`` (:func:`adaptloop.evaluation.graphs.graph_prequential`): the metrics per
+  snapshot from ``records.parquet``; the graph's measures over time and its edge x time matrix
+  (TEA, TET) from ``summary.json``'s ``"graph"``;
 - ``"continual"``: ``records.parquet`` has one row per learner, evaluation point and evaluated
   task (``learner, iteration, task, eval_task, accuracy``). A run over several sequences and
   seeds also has ``sequence`` and ``seed`` columns and a ``"sequences"`` key in
@@ -36,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adaptloop.results.folder import ResultsError, incomplete, read_summary
-from adaptloop.results.tables import Table, continual_tables, prequential_tables
+from adaptloop.results.tables import Table, continual_tables, graph_tables, prequential_tables
 from adaptloop.results.tables.continual import final_task_std, seed_runs, sequence_entries
 from adaptloop.results.tables.prequential import primary_metric
 
@@ -47,6 +50,7 @@ PREQUENTIAL_KEYS = ("stream", "metrics", "window", "learners", "drifts")
 PREQUENTIAL_LEARNER_KEYS = ("n_samples", "samples_per_second", "predict_seconds", "learn_seconds")
 CONTINUAL_KEYS = ("tasks", "task_boundaries", "learners")
 CONTINUAL_COLUMNS = ("learner", "iteration", "task", "eval_task", "accuracy")
+GRAPH_KEYS = ("stream", "metrics", "learners", "drifts", "graph")
 
 
 ReportError = ResultsError
@@ -168,6 +172,38 @@ class ContinualResults:
     def tables(self) -> list[Table]:
         """The summary tables of every sequence (those ``adaptloop run`` prints, and more)."""
         return continual_tables(self.summary)
+
+
+@dataclass
+class GraphResults:
+    """What a graph report shows (:func:`adaptloop.evaluation.graphs.graph_prequential`).
+
+    ``series[metric][learner]`` is ``(snapshots, values)`` of every metric per snapshot;
+    ``measures`` the graph's measures over time and ``presence`` its edge x time matrix (TGX's
+    TEA and TET; both ``None`` when ``summary.json`` has none), ``unit`` what one of their
+    steps is; ``failures`` the snapshots of the stream's failures and repairs.
+    """
+
+    folder: Path
+    summary: dict
+    experiment: str | None
+    metric: str
+    series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+    measures: dict[str, np.ndarray] | None
+    presence: np.ndarray | None
+    unit: str
+    failures: list[int]
+    n_records: int = 0
+    kind: str = "graph"
+
+    @property
+    def learners(self) -> list[str]:
+        """Learner names in the order of ``summary.json``."""
+        return list(self.summary["learners"])
+
+    def tables(self) -> list[Table]:
+        """The summary tables (:func:`~adaptloop.results.tables.graph_tables`)."""
+        return graph_tables(self.summary)
 
 
 def _extremes_index(
@@ -305,8 +341,8 @@ def _experiment_text(folder: Path) -> str | None:
 
 def load_results(
     folder: str | Path, max_points: int = MAX_POINTS
-) -> PrequentialResults | ContinualResults:
-    """Read and check a results folder (prequential or continual) for a report.
+) -> PrequentialResults | ContinualResults | GraphResults:
+    """Read and check a results folder (prequential, continual or graph) for a report.
 
     >>> import tempfile
     >>> from adaptloop.report.synthetic import write_prequential_folder
@@ -482,5 +518,57 @@ def _load_continual(folder: Path, summary: dict, max_points: int) -> ContinualRe
     )
 
 
-LOADERS = {"prequential": _load_prequential, "continual": _load_continual}
+def _presence(folder: Path, stored: dict | None) -> np.ndarray | None:
+    """The edge x time matrix from its runs ``[edge, start, stop)`` in ``summary.json``."""
+    if stored is None:
+        return None
+    try:
+        out = np.zeros(tuple(int(n) for n in stored["shape"]), dtype=bool)
+        for edge, start, stop in stored["runs"]:
+            out[edge, start:stop] = True
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise incomplete(folder, "summary.json graph.presence is not shape + runs") from None
+    return out
+
+
+def _load_graph(folder: Path, summary: dict, max_points: int) -> GraphResults:
+    _require_keys(folder, summary, GRAPH_KEYS, "summary.json")
+    if not summary["learners"]:
+        raise incomplete(folder, "summary.json lists no learners")
+    metrics = list(summary["metrics"])
+    if not metrics:
+        raise incomplete(folder, "summary.json lists no metrics")
+    table = _read_columns(folder, ["learner", "snapshot", *metrics], ["learner"])
+    names, codes = _groups(table.column("learner"))
+    rows = _selectors(codes)
+    snapshots = table.column("snapshot").to_numpy()
+    series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {m: {} for m in metrics}
+    for learner in summary["learners"]:
+        if learner not in names:
+            raise incomplete(folder, f"records.parquet has no rows for learner {learner!r}")
+        where = rows[names.index(learner)]
+        for m in metrics:
+            x, y = snapshots[where], _numbers(table, m)[where]
+            series[m][learner] = downsample_minmax(x, y, max_points)
+    graph = summary["graph"] or {}
+    measures = graph.get("measures")
+    return GraphResults(
+        folder=folder,
+        summary=summary,
+        experiment=_experiment_text(folder),
+        metric=metrics[0],
+        series=series,
+        measures=None if measures is None else {k: np.asarray(v) for k, v in measures.items()},
+        presence=_presence(folder, graph.get("presence")),
+        unit=str(graph.get("unit") or "snapshot"),
+        failures=[int(ev["at"]) for ev in summary["stream"].get("events") or []],
+        n_records=table.num_rows,
+    )
+
+
+LOADERS = {
+    "prequential": _load_prequential,
+    "continual": _load_continual,
+    "graph": _load_graph,
+}
 """How each kind of results folder (``summary.json``'s ``"kind"``) is read."""

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from adaptloop import __version__
-from adaptloop.report.data import ContinualResults, ContinualSequence, PrequentialResults
+from adaptloop.report.data import (
+    ContinualResults,
+    ContinualSequence,
+    GraphResults,
+    PrequentialResults,
+)
 from adaptloop.report.figures import FigureFile
 from adaptloop.results.metrics import get_metric
 from adaptloop.results.tables.common import (
@@ -280,6 +285,48 @@ def _gap_highlights(sequence: ContinualSequence) -> list[str]:
     return lines
 
 
+# -- graph -----------------------------------------------------------------------------------
+def _graph_highlights(results: GraphResults) -> list[str]:
+    """The graph run in a few sentences, from the summary alone.
+
+    >>> summary = {"stream": {"name": "g", "snapshots": 50, "events": [{"at": 20}]},
+    ...            "metrics": ["rmse"], "drifts": [{"learner": "a", "after": 0.5,
+    ...            "recovery": 3}], "learners": {"a": {"rmse": 0.1}, "b": {"rmse": 0.2}}}
+    >>> results = GraphResults(None, summary, None, "rmse", {}, None, None, "day", [20])
+    >>> for line in _graph_highlights(results): print(line)
+    50 snapshots of g, 2 learners, failures or repairs at snapshot 20.
+    Best rmse over all snapshots: a (0.1000); worst: b (0.2000).
+    After snapshot 20: a 0.5000 over the first snapshots, back in 3.
+    """
+    summary, metric = results.summary, results.metric
+    stats = summary["learners"]
+    stream = summary["stream"]
+    at = ", ".join(f"{a:,}" for a in results.failures)
+    lines = [
+        f"{stream.get('snapshots', 0):,} snapshots of {stream.get('name', '?')}, {len(stats)} "
+        f"learner{'s' if len(stats) != 1 else ''}, "
+        + (f"failures or repairs at snapshot {at}." if at else "no failures.")
+    ]
+    overall = {name: s.get(metric) for name, s in stats.items()}
+    higher = get_metric(metric).bigger_is_better
+    best, worst = best_of(overall, higher), best_of(overall, not higher)
+    if best is not None:
+        line = f"Best {metric} over all snapshots: {best} ({format_number(overall[best])})"
+        if worst is not None and worst != best:
+            line += f"; worst: {worst} ({format_number(overall[worst])})"
+        lines.append(line + ".")
+    for d, position in enumerate(results.failures):
+        segs = [s for s in summary["drifts"] if int(s.get("drift", 0)) == d]
+        parts = [
+            f"{s['learner']} {format_number(s.get('after'))} over the first snapshots, "
+            + ("never back" if s.get("recovery") is None else f"back in {s['recovery']:,}")
+            for s in segs
+        ]
+        if parts:
+            lines.append(f"After snapshot {position:,}: " + "; ".join(parts) + ".")
+    return lines
+
+
 # -- page ------------------------------------------------------------------------------------
 def _figure_html(figure: FigureFile) -> str:
     data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
@@ -290,7 +337,7 @@ def _figure_html(figure: FigureFile) -> str:
     )
 
 
-def _environment(results: PrequentialResults | ContinualResults) -> str:
+def _environment(results: PrequentialResults | ContinualResults | GraphResults) -> str:
     summary = results.summary
     machine = summary.get("machine") or {}
     ran = summary.get("adaptloop_version") or summary.get("version") or "not recorded"
@@ -337,11 +384,12 @@ class PageKind:
 KINDS = {
     "prequential": PageKind("prequential", _prequential_highlights),
     "continual": PageKind("continual learning", _continual_highlights, _sequence_intro),
+    "graph": PageKind("graph", _graph_highlights),
 }
 """The page of each kind of results folder (``summary.json``'s ``"kind"``)."""
 
 
-def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
+def highlights(results: PrequentialResults | ContinualResults | GraphResults) -> list[str]:
     """What happened in a few plain sentences, from the summary alone.
 
     >>> from adaptloop.report.synthetic import example_results
@@ -352,7 +400,7 @@ def highlights(results: PrequentialResults | ContinualResults) -> list[str]:
 
 
 def _sections(
-    results: PrequentialResults | ContinualResults, figures: list[FigureFile]
+    results: PrequentialResults | ContinualResults | GraphResults, figures: list[FigureFile]
 ) -> tuple[str, list[FigureFile]]:
     """The main figure and the tables, and the figures left for the end; a run with several
     sections (sequences) gets one each: its first figure, its tables (under ``h3`` headings),
@@ -374,7 +422,7 @@ def _sections(
     return out, [f for f in figures if f.sequence is None]
 
 
-def render_html(results: PrequentialResults | ContinualResults, figures: list[FigureFile]) -> str:
+def render_html(results: PrequentialResults | ContinualResults | GraphResults, figures: list[FigureFile]) -> str:
     """The report page as one HTML string (figures read from their PNG files).
 
     >>> from adaptloop.report.synthetic import example_results

@@ -1,7 +1,7 @@
 """Figures of a run as PNG files (matplotlib, Agg canvas, no pyplot state), one module per kind
-of run: :mod:`~adaptloop.report.figures.prequential` (also federated runs) and
-:mod:`~adaptloop.report.figures.continual`; :mod:`~adaptloop.report.figures.common` holds the
-size, palette and shared drawing helpers.
+of run: :mod:`~adaptloop.report.figures.prequential` (also federated runs),
+:mod:`~adaptloop.report.figures.continual` and :mod:`~adaptloop.report.figures.graphs`;
+:mod:`~adaptloop.report.figures.common` holds the size, palette and shared drawing helpers.
 
 >>> import tempfile
 >>> from adaptloop.report.synthetic import example_results
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from adaptloop.report.data import ContinualResults, PrequentialResults
-from adaptloop.report.figures import continual, prequential
+from adaptloop.report.data import ContinualResults, GraphResults, PrequentialResults
+from adaptloop.report.figures import continual, graphs, prequential
 from adaptloop.report.figures.common import OKABE_ITO, FigureFile, FigureSpec, style, write_figures
 from adaptloop.report.figures.continual import (
     continual_time_figure,
@@ -36,12 +36,13 @@ from adaptloop.report.figures.prequential import (
 SPECS: dict[str, Callable[..., list[FigureSpec]]] = {
     "prequential": prequential.specs,
     "continual": continual.specs,
+    "graph": graphs.specs,
 }
 """The figures of each kind of results folder (``summary.json``'s ``"kind"``)."""
 
 
 def render_figures(
-    results: PrequentialResults | ContinualResults, out_dir: str | Path
+    results: PrequentialResults | ContinualResults | GraphResults, out_dir: str | Path
 ) -> list[FigureFile]:
     """Draw every figure of ``results``, write each as ``out_dir/<name>.png``, describe them.
 

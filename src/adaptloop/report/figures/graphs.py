@@ -34,6 +34,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from adaptloop.report.data import GraphResults
+from adaptloop.results.metrics import get_metric
 from adaptloop.report.figures.common import (
     OKABE_ITO,
     Boundary,
@@ -48,6 +50,7 @@ from adaptloop.report.figures.common import (
 
 __all__ = [
     "graph_figures",
+    "specs",
     "measures_figure",
     "snapshot_metric_figure",
     "tea_figure",
@@ -128,14 +131,16 @@ def measures_figure(measures: Mapping[str, np.ndarray], unit: str = "snapshot") 
 
 
 def snapshot_metric_figure(
-    series: Mapping[str, np.ndarray],
+    series: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]],
     metric: str,
     failures: Sequence[int] = (),
     unit: str = "snapshot",
     zoom: tuple[int, int] | None = None,
+    log: bool = False,
 ) -> Figure:
-    """One line per learner of ``metric`` per snapshot; failures as dashed lines; ``zoom``:
-    the snapshot range shown.
+    """One line per learner of ``metric`` per snapshot (``series``: learner -> values, or
+    ``(snapshots, values)``); failures as dashed lines; ``zoom``: the snapshot range shown; ``log``: a log scale (errors
+    that span orders of magnitude around a failure).
 
     >>> fig = snapshot_metric_figure({"a": np.array([0.1, 0.5, 0.2])}, "rmse", failures=[1])
     >>> fig.axes[0].get_ylabel()
@@ -144,11 +149,14 @@ def snapshot_metric_figure(
     fig = new_figure(3.8)
     ax = fig.subplots()
     for i, (name, values) in enumerate(series.items()):
-        ax.plot(np.arange(len(values)), values, lw=1.1, label=name, **style(i))
+        x, y = values if isinstance(values, tuple) else (np.arange(len(values)), values)
+        ax.plot(x, y, lw=1.1, label=name, **style(i))
     for at in failures:
         Boundary.line(ax, at)
     if zoom is not None:
         ax.set_xlim(*zoom)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel(unit)
     ax.set_ylabel(metric)
     grid(ax)
@@ -212,3 +220,74 @@ def graph_figures(
             )
         )
     return write_figures(specs, Path(out_dir))
+
+
+AROUND = (24, 48)
+"""Snapshots shown before and after the first failure in the zoomed metric figure."""
+
+
+def specs(results: GraphResults) -> list[FigureSpec]:
+    """The figures of a graph run (``summary.json`` kind ``"graph"``): the primary metric per
+    snapshot (and zoomed on the first failure), then TEA, TET and the measures over time."""
+    metric, failures, unit = results.metric, results.failures, results.unit
+    series = results.series[metric]
+    out: list[FigureSpec] = [
+        (
+            f"{metric}_per_snapshot",
+            lambda: snapshot_metric_figure(series, metric, failures),
+            f"{metric} per snapshot",
+            f"Every learner's {metric} on each snapshot, predicted before it was learned"
+            + ("; dashed lines mark failures and repairs." if failures else "."),
+            None,
+        )
+    ]
+    if failures:
+        at = failures[0]
+        zoom = (max(0, at - AROUND[0]), at + AROUND[1])
+        log = not get_metric(metric).bigger_is_better
+        out.append(
+            (
+                "around_failure",
+                lambda: snapshot_metric_figure(series, metric, failures, zoom=zoom, log=log),
+                f"{metric} around the first failure",
+                f"The same{' on a log scale' if log else ''}, from {AROUND[0]} snapshots before "
+                f"the failure at snapshot {at} to "
+                f"{AROUND[1]} after it: the failure snapshot itself (no model knows of it), then"
+                " how fast each learner settles on the new topology.",
+                None,
+            )
+        )
+    measures, presence = results.measures, results.presence
+    if measures is not None:
+        out.append(
+            (
+                "tea",
+                lambda: tea_figure(measures, unit),
+                "Temporal Edge Appearance",
+                f"New and repeated edges per {unit} (TGX's TEA plot): edges seen for the first "
+                "time on top of edges seen before; the title gives the novelty index.",
+                None,
+            )
+        )
+    if presence is not None:
+        out.append(
+            (
+                "tet",
+                lambda: tet_figure(presence, unit),
+                "Temporal Edge Traffic",
+                f"Where every edge occurs, per {unit} (TGX's TET plot), edges in order of first "
+                f"appearance ({len(presence):,} shown): a gap in a row is an edge absent then.",
+                None,
+            )
+        )
+    if measures is not None:
+        out.append(
+            (
+                "measures",
+                lambda: measures_figure(measures, unit),
+                "Measures over time",
+                f"Active nodes, distinct edges, average degree and novelty per {unit}.",
+                None,
+            )
+        )
+    return out

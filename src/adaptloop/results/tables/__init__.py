@@ -14,6 +14,7 @@ shows everything.
 
 from adaptloop.results.tables.common import Cell, Column, Table, format_number, short_number
 from adaptloop.results.tables.continual import continual_tables
+from adaptloop.results.tables.graphs import graph_tables
 from adaptloop.results.tables.prequential import prequential_tables
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Table",
     "continual_tables",
     "format_number",
+    "graph_tables",
     "prequential_tables",
     "short_number",
 ]
