@@ -163,6 +163,7 @@ def run(
         ContinualExperiment,
         ExperimentError,
         FederatedExperiment,
+        GraphExperiment,
         load_experiment,
         run_experiment,
         with_engine,
@@ -202,6 +203,8 @@ def run(
             if isinstance(spec, ContinualExperiment)
             else "time units"
             if isinstance(spec, FederatedExperiment)
+            else "snapshots"
+            if isinstance(spec, GraphExperiment)
             else "samples"
         ),
         TimeRemainingColumn(),

@@ -1,6 +1,6 @@
 """Experiment files: read (:mod:`~adaptloop.config.schema`, nothing built), built
 (:mod:`~adaptloop.config.build`, nothing run) and run (:mod:`~adaptloop.config.run`), for every
-kind: prequential, continual and federated. ``adaptloop run`` without a file runs
+kind: prequential, continual, federated and graph. ``adaptloop run`` without a file runs
 :data:`DEFAULT_EXPERIMENT`.
 
 >>> from adaptloop.config import load_experiment, build_stream
@@ -20,7 +20,13 @@ from adaptloop.config.build import (
     build_stream,
     build_tasks,
 )
-from adaptloop.config.run import run_continual, run_experiment, run_federated, run_prequential
+from adaptloop.config.run import (
+    run_continual,
+    run_experiment,
+    run_federated,
+    run_graph,
+    run_prequential,
+)
 from adaptloop.config.schema import (
     DEFAULT_EXPERIMENT,
     AnyExperiment,
@@ -28,6 +34,7 @@ from adaptloop.config.schema import (
     Experiment,
     ExperimentError,
     FederatedExperiment,
+    GraphExperiment,
     check_component,
     load_experiment,
     parse_experiment,
@@ -42,6 +49,7 @@ __all__ = [
     "Experiment",
     "ExperimentError",
     "FederatedExperiment",
+    "GraphExperiment",
     "build_all_tasks",
     "build_component",
     "build_data",
@@ -58,6 +66,7 @@ __all__ = [
     "run_continual",
     "run_experiment",
     "run_federated",
+    "run_graph",
     "run_prequential",
     "with_engine",
     "with_seed",

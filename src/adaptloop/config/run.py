@@ -1,4 +1,4 @@
-"""Run a parsed experiment of any kind: prequential, continual or federated.
+"""Run a parsed experiment of any kind: prequential, continual, federated or graph.
 
 >>> from adaptloop.config.schema import parse_experiment
 >>> exp = parse_experiment('''
@@ -35,11 +35,13 @@ from adaptloop.config.schema import (
     Experiment,
     ExperimentError,
     FederatedExperiment,
+    GraphExperiment,
 )
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.run import FederatedResult, run_federation
 from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
 from adaptloop.evaluation.delay import LabelSchedule
+from adaptloop.evaluation.graphs import GraphResult, graph_prequential
 from adaptloop.evaluation.metrics import check_metrics
 from adaptloop.evaluation.prequential import PrequentialResult, prequential
 from adaptloop.streams.base import StreamInfo
@@ -159,10 +161,28 @@ def run_federated(
             engine.close()
 
 
-RUNNERS: dict[type, Callable[..., PrequentialResult | ContinualSuite]] = {
+def run_graph(
+    experiment: GraphExperiment,
+    on_start: OnStart | None = None,
+    on_batch: OnProgress | None = None,
+) -> GraphResult:
+    """Build the graph stream and learners and evaluate them snapshot by snapshot
+    (:func:`~adaptloop.evaluation.graphs.graph_prequential`); ``on_batch`` gets the snapshots
+    done."""
+    stream = build_stream(experiment)
+    learners = build_learners(experiment, stream.info)
+    settings = experiment.graph.arguments(graph_prequential)
+    if on_start is not None:
+        total = len(stream.bounds) - 1  # type: ignore[attr-defined]
+        on_start(stream.info, min(total, settings["max_snapshots"] or total))
+    return graph_prequential(stream, learners, **settings, on_snapshot=on_batch)  # type: ignore[arg-type]
+
+
+RUNNERS: dict[type, Callable[..., PrequentialResult | ContinualSuite | GraphResult]] = {
     Experiment: run_prequential,
     ContinualExperiment: run_continual,
     FederatedExperiment: run_federated,
+    GraphExperiment: run_graph,
 }
 """How each kind of experiment is run."""
 
@@ -171,7 +191,7 @@ def run_experiment(
     experiment: AnyExperiment,
     on_start: OnStart | None = None,
     on_batch: OnProgress | None = None,
-) -> PrequentialResult | ContinualSuite:
+) -> PrequentialResult | ContinualSuite | GraphResult:
     """Build and run ``experiment`` (any kind); ``on_start(info, total)`` is called once with the
     data's info and the work to do, ``on_batch(done)`` as it progresses."""
     return RUNNERS[type(experiment)](experiment, on_start, on_batch)

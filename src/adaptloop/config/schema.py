@@ -1,8 +1,9 @@
 """Experiment files: what they may say, checked without building anything.
 
-A file is one of three kinds, told apart by its sections (:func:`experiment_kind`): a
+A file is one of four kinds, told apart by its sections (:func:`experiment_kind`): a
 ``[federation]`` section makes a :class:`FederatedExperiment`, ``[tasks]`` (or ``[[tasks]]``) a
-:class:`ContinualExperiment`, anything else a prequential :class:`Experiment`. Each section's own
+:class:`ContinualExperiment`, ``[graph]`` a :class:`GraphExperiment`, anything else a
+prequential :class:`Experiment`. Each section's own
 settings (``batch_size``, ``[evaluation]``, ...) are typed with :mod:`adaptloop.validation`'s exact
 types; the federation's settings are read from their one declaration (``Federation`` and
 ``make_federated_data``). Component tables (``[stream]``, ``[learners.*]``, ``[[tasks]]``,
@@ -47,6 +48,7 @@ from adaptloop.distributed.federation import Federation
 from adaptloop.distributed.participation import Participation
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.rules import registry as rules
+from adaptloop.evaluation.graphs import graph_prequential
 from adaptloop.evaluation.prequential import prequential
 from adaptloop.learners.base import Learner
 from adaptloop.learners.continual.plugin import PluginSpec, plugins
@@ -63,6 +65,7 @@ from adaptloop.parameters import (
 from adaptloop.registry import Registry
 from adaptloop.results.metrics import METRICS
 from adaptloop.streams import tasks
+from adaptloop.streams.graphs import GraphStream
 from adaptloop.validation import Count, NonNegativeReal, PositiveReal, Real, Seed, did_you_mean
 
 try:  # Python 3.11+
@@ -367,7 +370,7 @@ class FederatedEvaluationSection(Section):
     tolerance: NonNegativeReal = 0.02
 
 
-# -- the three kinds of files --------------------------------------------------------------------
+# -- the kinds of files --------------------------------------------------------------------
 class ExperimentFile(Section):
     """What every kind of experiment file has: a ``name``, a ``seed``, and where it came from
     (``source``: the TOML text as read; ``origin``: the file, for messages)."""
@@ -474,11 +477,57 @@ class FederatedExperiment(ExperimentFile):
             yield rules, table.spec(), f"rules.{name}"
 
 
-AnyExperiment = Experiment | ContinualExperiment | FederatedExperiment
+GraphSection = create_model(
+    "GraphSection",
+    __base__=Section,
+    __doc__="``[graph]``: evaluate snapshot by snapshot (the settings of "
+    ":func:`~adaptloop.evaluation.graphs.graph_prequential`, in snapshots).",
+    **declared_fields(
+        graph_prequential, only=("window", "after", "tolerance", "max_snapshots", "max_edges")
+    ),
+)
+
+
+def is_graph_stream(kind: str) -> bool:
+    """Whether the registered stream ``kind`` is a stream of graph snapshots (a
+    :class:`~adaptloop.streams.graphs.GraphStream`, what a ``[graph]`` experiment takes).
+
+    >>> is_graph_stream("linkload_graph"), is_graph_stream("linkload")
+    (True, False)
+    """
+    made = streams.registry.get(kind)
+    return isinstance(made, type) and issubclass(made, GraphStream)
+
+
+class GraphExperiment(ExperimentFile):
+    """A graph experiment: ``[stream]`` (a graph stream, :func:`is_graph_stream`),
+    ``[learners.*]`` and ``[graph]`` (its settings, possibly none): every snapshot is
+    predicted, scored, then learned by every learner
+    (:func:`~adaptloop.evaluation.graphs.graph_prequential`); the report adds how the graph
+    drifts (TEA, TET, measures over time)."""
+
+    stream: Table
+    learners: dict[str, LearnerTable] = Field(min_length=1)
+    graph: GraphSection = GraphSection()  # type: ignore[valid-type]
+
+    def components(self) -> Iterator[tuple[Registry, object, str]]:
+        kind = self.stream.kind
+        if kind in streams.registry and not is_graph_stream(kind):
+            raise ParameterError(
+                "stream.kind",
+                f"{kind!r} is not a graph stream; a [graph] experiment takes one of "
+                + ", ".join(n for n in streams.registry.names() if is_graph_stream(n)),
+            )
+        yield streams.registry, self.stream.spec(), "stream"
+        yield from _learner_tables(self.learners)
+
+
+AnyExperiment = Experiment | ContinualExperiment | FederatedExperiment | GraphExperiment
 
 KINDS: tuple[tuple[str, type[ExperimentFile]], ...] = (
     ("federation", FederatedExperiment),
     ("tasks", ContinualExperiment),
+    ("graph", GraphExperiment),
 )
 """The section that makes a file of each kind other than prequential."""
 

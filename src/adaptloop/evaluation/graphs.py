@@ -58,7 +58,7 @@ from adaptloop.results.metrics import get_metric
 from adaptloop.results.tables import Table, graph_tables
 from adaptloop.streams.base import Drift
 from adaptloop.streams.graphs import GraphStream, edge_presence, graph_measures
-from adaptloop.validation import Count
+from adaptloop.validation import Count, NonNegativeReal
 
 __all__ = [
     "GraphResult",
@@ -194,9 +194,9 @@ def graph_prequential(
     stream: GraphStream,
     learners: Mapping[str, Learner],
     *,
-    window: int = 12,
-    after: int = 12,
-    tolerance: float = 0.5,
+    window: Count = 12,
+    after: Count = 12,
+    tolerance: NonNegativeReal = 0.5,
     max_snapshots: Count | None = None,
     max_edges: Count = 2_000,
     on_snapshot: Callable[[int], None] | None = None,

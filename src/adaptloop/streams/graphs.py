@@ -446,7 +446,8 @@ class LinkLoadGraphStream(GraphStream):
 
     ``linkload``: the parameters of the ``linkload`` stream (a table: ``days``, ``failures``,
     ``topology``, ``history``, ``seed``...), built through its registry, so its own checks
-    name a bad value. Attributes: ``source`` (the :class:`~adaptloop.streams.linkload.
+    name a bad value; ``seed``: the simulator's seed where ``linkload`` sets none (an
+    experiment file's top-level ``seed``). Attributes: ``source`` (the :class:`~adaptloop.streams.linkload.
     LinkLoadStream`), ``n_links``, ``scales`` (per-link normaliser), ``up`` (``(n, E)`` the
     ``up`` column), ``loads`` (``(n, E)`` normalised targets), ``events`` (the failures and
     repairs, ``at`` in steps).
@@ -461,8 +462,8 @@ class LinkLoadGraphStream(GraphStream):
     (0.0, 0.0)
     """
 
-    def __init__(self, linkload: Mapping[str, Any] | None = None) -> None:
-        source = registry.create("linkload", **dict(linkload or {}))
+    def __init__(self, linkload: Mapping[str, Any] | None = None, seed: Seed = 0) -> None:
+        source = registry.create("linkload", **{"seed": seed, **dict(linkload or {})})
         self.source = source
         L, n = source.history, source.n
         loads = np.asarray(source.loads, dtype=np.float64)  # (L + n, E)
