@@ -168,7 +168,7 @@ def run_links(seed: int, size: dict) -> dict:
         summary = graph_prequential(stream, {name: learner}, max_snapshots=limit).summary[name]
         seconds = summary["predict_seconds"] + summary["learn_seconds"]
         out[f"{kind}:{name}"] = {
-            "auc": summary["auc"],
+            "auc": summary["roc_auc"],
             "ap": summary["ap"],
             "mrr": summary["mrr"],
             "ms_per_event": 1000 * seconds / (summary["rows"] / stream.group_size),

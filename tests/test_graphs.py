@@ -172,7 +172,7 @@ def test_link_predictors_learn_a_hub(kind):
         seed=0,
     )
     result = graph_prequential(stream, {kind: registry.create(kind, seed=0, **params)})
-    assert np.nanmean(result.series(kind, "auc")[-10:]) > 0.75
+    assert np.nanmean(result.series(kind, "roc_auc")[-10:]) > 0.75
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_link_metrics_match_their_definitions():
     y = (rng.random(200) < 0.3).astype(np.int64)
     score = np.round(rng.random(200) + 0.3 * y, 1)  # ties on purpose
     m = link_prediction_metrics(y, score, 4)
-    assert m["auc"] == pytest.approx(roc_auc_score(y, score))
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, score))
     assert average_precision(y, score) == pytest.approx(average_precision_score(y, score))
     assert mean_reciprocal_rank(np.array([0.5, 0.5, 0.5]), 3) == pytest.approx(1 / 2)
 

@@ -10,7 +10,7 @@ Per snapshot and learner it records:
 
 - regression: ``rmse`` and ``mae`` over the snapshot's rows;
 - link prediction (``group_size > 0``: every query is ``group_size`` rows, the true edge
-  first): ``auc`` and ``ap`` (ROC AUC and average precision of all rows, positives against
+  first): ``roc_auc`` and ``ap`` (ROC AUC and average precision of all rows, positives against
   the sampled negatives) and ``mrr`` (mean over queries of ``1 / rank`` of the true edge among
   its query's negatives; ties count half, the mean of TGB's optimistic and pessimistic ranks);
 
@@ -36,7 +36,7 @@ metrics per snapshot from it.
 >>> stream = EdgeEventStream(events=events, unit="hourly", negatives=2, seed=0)
 >>> result = graph_prequential(stream, {"egcn": EvolveGCNLinkPredictor(hidden=4)})
 >>> sorted(result.summary["egcn"])[:4], len(result.records)
-(['ap', 'auc', 'learn_seconds', 'mrr'], 60)
+(['ap', 'learn_seconds', 'mrr', 'predict_seconds'], 60)
 >>> result.summary_json()["graph"]["measures"]["n_edges"][:3]
 [1, 1, 1]
 """
@@ -104,14 +104,14 @@ def mean_reciprocal_rank(score: np.ndarray, group_size: int) -> float:
 
 
 def link_prediction_metrics(y: np.ndarray, score: np.ndarray, group_size: int) -> dict:
-    """``auc``, ``ap`` and ``mrr`` of rows grouped into queries (see the module doc).
+    """``roc_auc``, ``ap`` and ``mrr`` of rows grouped into queries (see the module doc).
 
     >>> m = link_prediction_metrics(np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.3, 0.4]), 2)
-    >>> m["auc"], m["mrr"]
+    >>> m["roc_auc"], m["mrr"]
     (0.75, 0.75)
     """
     return {
-        "auc": roc_auc(np.asarray(y), np.asarray(score, dtype=np.float64)),
+        "roc_auc": roc_auc(np.asarray(y), np.asarray(score, dtype=np.float64)),
         "ap": average_precision(y, score),
         "mrr": mean_reciprocal_rank(score, group_size),
     }
@@ -214,7 +214,7 @@ def graph_prequential(
         if not isinstance(learner, Learner):
             raise ValueError(f"learner {name!r} is not a Learner")
     links = stream.group_size > 0
-    metrics = ["auc", "ap", "mrr"] if links else ["rmse", "mae"]
+    metrics = ["roc_auc", "ap", "mrr"] if links else ["rmse", "mae"]
     columns: dict[str, dict[str, list]] = {name: {} for name in learners}
     n_snapshots = len(stream.bounds) - 1
     if max_snapshots is not None:

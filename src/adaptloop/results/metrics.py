@@ -111,7 +111,7 @@ def get_metric(name: str) -> Metric:
     >>> get_metric("accurasy")
     Traceback (most recent call last):
     ...
-    ValueError: unknown metric 'accurasy'; choose from accuracy, log_loss, roc_auc, mae, rmse, mape
+    ValueError: unknown metric 'accurasy'; choose from accuracy, log_loss, roc_auc, mae, rmse, mape, ap, mrr
     """
     try:
         return METRICS[name]
@@ -182,3 +182,6 @@ register_metric(
     Metric("rmse", False, ("regression",), "target units", per_sample=_squared_error, root=True)
 )
 register_metric(Metric("mape", False, ("regression",), "percent", per_sample=_abs_percent_error))
+# temporal link prediction (adaptloop.evaluation.graphs): ranks within queries, no stream task
+register_metric(Metric("ap", True, (), "area under precision-recall"))
+register_metric(Metric("mrr", True, (), "mean reciprocal rank"))
