@@ -115,6 +115,25 @@ def test_evolvegcn_prediction_depends_on_the_graph(variant):
     assert not np.allclose(model.predict(up)[1:], model.predict(down)[1:])
 
 
+def test_clipped_inputs_keep_an_unseen_edge_history_from_running_away():
+    """A load history far outside the training range (a failed link's) is clipped at ``clip``
+    standard deviations: the prediction stays near the usual target; unclipped it runs off."""
+    from adaptloop.learners.models.graph import EvolveGCNRegressor
+
+    rng = np.random.default_rng(0)
+    rows = [np.hstack([rng.normal(0, 0.01, (5, 1)).astype(np.float32), _ring()]) for _ in range(30)]
+    unseen = rows[0].copy()
+    unseen[0, 0] = 10.0  # a thousand standard deviations out
+    predictions = {}
+    for clip in (3.0, None):
+        model = EvolveGCNRegressor(hidden=8, window=2, clip=clip, lr=0.02, seed=0)
+        for X in rows:
+            model.learn(X, np.ones(5, np.float32))
+        predictions[clip] = model.predict(unseen)
+    assert np.abs(predictions[3.0] - 1.0).max() < 1.0
+    assert np.abs(predictions[None] - 1.0).max() > 5 * np.abs(predictions[3.0] - 1.0).max()
+
+
 def test_frozen_evolvegcn_h_stops_learning_but_keeps_evolving():
     """EGCN-H's weights evolve from the node embeddings, so a frozen model still changes with
     the snapshots in its window (EGCN-O's evolution ignores the data: with a full window its
