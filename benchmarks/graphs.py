@@ -9,8 +9,9 @@ CollegeMsg, and online root cause of the failed link; seed 0 (``--full``: seeds 
    (EGCN-O learned on the first 576 snapshots, then only its weights' recurrent evolution
    adapts), ``evolvegcn_unclipped`` (EGCN-O online without clipping its standardised inputs,
    ``clip=None``: the root cause of its error after the failure; ``clip=3`` was chosen on
-   simulator seeds 10 and 11, never on the seeds reported), ``cfc_frozen`` / ``cfc_online`` (one CfC shared by all links, each row one link's
-   sequence: the per-link liquid learner of ``benchmarks/liquid_vs_incremental.py``),
+   simulator seeds 10 and 11, never on the seeds reported), ``cfc_frozen`` / ``cfc_online``
+   (one CfC shared by all links, each row one link's sequence: the per-link liquid learner
+   of ``benchmarks/liquid_vs_incremental.py``),
    ``incremental_mlp`` (``WindowRetrain(MLPRegressor)``: every 72 snapshots, the last 288) and
    ``persistence``. Loads are relative to the last load (``normalize="difference"``) for the
    EvolveGCN and CfC models: a failed link carries 0, which rules out the ratio.

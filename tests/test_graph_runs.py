@@ -97,7 +97,9 @@ def test_a_link_prediction_run_reports_auc_per_snapshot_and_edges_by_day(tmp_pat
 
 def test_a_broken_graph_summary_is_named(tmp_path):
     stream = LinkLoadGraphStream(linkload={"days": 0.2, "history": 4})
-    folder = write_results(graph_prequential(stream, {"last": Persistence(seq_len=4)}), tmp_path, "")
+    folder = write_results(
+        graph_prequential(stream, {"last": Persistence(seq_len=4)}), tmp_path, ""
+    )
     summary = json.loads((folder / "summary.json").read_text())
     summary["graph"]["presence"] = {"shape": [2]}
     (folder / "summary.json").write_text(json.dumps(summary))

@@ -422,7 +422,9 @@ def _sections(
     return out, [f for f in figures if f.sequence is None]
 
 
-def render_html(results: PrequentialResults | ContinualResults | GraphResults, figures: list[FigureFile]) -> str:
+def render_html(
+    results: PrequentialResults | ContinualResults | GraphResults, figures: list[FigureFile]
+) -> str:
     """The report page as one HTML string (figures read from their PNG files).
 
     >>> from adaptloop.report.synthetic import example_results

@@ -108,10 +108,10 @@ def register_metric(metric: Metric) -> Metric:
 def get_metric(name: str) -> Metric:
     """The registered metric called ``name``.
 
-    >>> get_metric("accurasy")
+    >>> get_metric("accurasy")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown metric 'accurasy'; choose from accuracy, log_loss, roc_auc, mae, rmse, mape, ap, mrr
+    ValueError: unknown metric 'accurasy'; choose from accuracy, log_loss, roc_auc, mae, rmse, ...
     """
     try:
         return METRICS[name]

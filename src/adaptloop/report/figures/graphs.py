@@ -35,7 +35,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from adaptloop.report.data import GraphResults
-from adaptloop.results.metrics import get_metric
 from adaptloop.report.figures.common import (
     OKABE_ITO,
     Boundary,
@@ -47,6 +46,7 @@ from adaptloop.report.figures.common import (
     style,
     write_figures,
 )
+from adaptloop.results.metrics import get_metric
 
 __all__ = [
     "graph_figures",
@@ -139,8 +139,8 @@ def snapshot_metric_figure(
     log: bool = False,
 ) -> Figure:
     """One line per learner of ``metric`` per snapshot (``series``: learner -> values, or
-    ``(snapshots, values)``); failures as dashed lines; ``zoom``: the snapshot range shown; ``log``: a log scale (errors
-    that span orders of magnitude around a failure).
+    ``(snapshots, values)``); failures as dashed lines; ``zoom``: the snapshot range shown;
+    ``log``: a log scale (errors that span orders of magnitude around a failure).
 
     >>> fig = snapshot_metric_figure({"a": np.array([0.1, 0.5, 0.2])}, "rmse", failures=[1])
     >>> fig.axes[0].get_ylabel()

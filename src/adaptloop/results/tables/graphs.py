@@ -50,7 +50,10 @@ def _summary(summary: dict) -> Table:
         rows.append(
             [
                 name,
-                *(Cell(format_number(s.get(m)), "best" if best[m] == name else "") for m in metrics),
+                *(
+                    Cell(format_number(s.get(m)), "best" if best[m] == name else "")
+                    for m in metrics
+                ),
                 format_number(s.get("snapshots")),
                 format_number(per, 2),
                 format_number(s.get("predict_seconds"), 3),
