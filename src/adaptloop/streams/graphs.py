@@ -449,8 +449,8 @@ class LinkLoadGraphStream(GraphStream):
     name a bad value; ``seed``: the simulator's seed where ``linkload`` sets none (an
     experiment file's top-level ``seed``). Attributes: ``source`` (the
     :class:`~adaptloop.streams.linkload.LinkLoadStream`), ``n_links``, ``scales`` (per-link
-    normaliser), ``up`` (``(n, E)`` the ``up`` column), ``loads`` (``(n, E)`` normalised targets), ``events`` (the failures and
-    repairs, ``at`` in steps).
+    normaliser), ``up`` (``(n, E)`` the ``up`` column), ``loads`` (``(n, E)`` normalised
+    targets), ``events`` (the failures and repairs, ``at`` in steps).
 
     >>> stream = LinkLoadGraphStream(linkload={"days": 1, "failures": [{"at": 200,
     ...     "severity": "drastic"}]})
