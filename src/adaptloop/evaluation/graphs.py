@@ -54,7 +54,7 @@ from adaptloop.evaluation.drift import segment
 from adaptloop.evaluation.metrics import roc_auc
 from adaptloop.learners.base import Learner, is_classifier
 from adaptloop.results import json_safe, run_metadata
-from adaptloop.results.metrics import get_metric
+from adaptloop.results.metrics import LINK_METRICS, get_metric
 from adaptloop.results.tables import Table, graph_tables
 from adaptloop.streams.base import Drift
 from adaptloop.streams.graphs import GraphStream, edge_presence, graph_measures
@@ -214,7 +214,7 @@ def graph_prequential(
         if not isinstance(learner, Learner):
             raise ValueError(f"learner {name!r} is not a Learner")
     links = stream.group_size > 0
-    metrics = ["roc_auc", "ap", "mrr"] if links else ["rmse", "mae"]
+    metrics = list(LINK_METRICS) if links else ["rmse", "mae"]
     columns: dict[str, dict[str, list]] = {name: {} for name in learners}
     n_snapshots = len(stream.bounds) - 1
     if max_snapshots is not None:
