@@ -60,7 +60,7 @@ def test_adaptloop_run_writes_a_graph_folder_and_its_report(tmp_path):
     assert figures == ["around_failure", "measures", "rmse_per_snapshot", "tea", "tet"]
     page = (out / "report.html").read_text()
     assert "Temporal Edge Appearance" in page and "Temporal Edge Traffic" in page
-    assert "graph run" in page and "After snapshot 100" in page
+    assert "graph run" in page and "From the failure at snapshot 100" in page
 
 
 def test_report_keeps_the_graph_as_the_stream_had_it(tmp_path):

@@ -289,23 +289,25 @@ def _gap_highlights(sequence: ContinualSequence) -> list[str]:
 def _graph_highlights(results: GraphResults) -> list[str]:
     """The graph run in a few sentences, from the summary alone.
 
-    >>> summary = {"stream": {"name": "g", "snapshots": 50, "events": [{"at": 20}]},
-    ...            "metrics": ["rmse"], "drifts": [{"learner": "a", "after": 0.5,
-    ...            "recovery": 3}], "learners": {"a": {"rmse": 0.1}, "b": {"rmse": 0.2}}}
+    >>> summary = {"stream": {"name": "g", "snapshots": 50, "events": [{"at": 20,
+    ...            "kind": "failure"}]}, "metrics": ["rmse"], "drifts": [{"learner": "a",
+    ...            "after": 0.5, "after_samples": 12, "recovery": 3}],
+    ...            "learners": {"a": {"rmse": 0.1}, "b": {"rmse": 0.2}}}
     >>> results = GraphResults(None, summary, None, "rmse", {}, None, None, "day", [20])
     >>> for line in _graph_highlights(results): print(line)
-    50 snapshots of g, 2 learners, failures or repairs at snapshot 20.
+    50 snapshots of g, 2 learners, failure at snapshot 20.
     Best rmse over all snapshots: a (0.1000); worst: b (0.2000).
-    After snapshot 20: a 0.5000 over the first snapshots, back in 3.
+    From the failure at snapshot 20: a 0.5000 over the first 12 snapshots, back in 3.
     """
     summary, metric = results.summary, results.metric
     stats = summary["learners"]
     stream = summary["stream"]
-    at = ", ".join(f"{a:,}" for a in results.failures)
+    events = stream.get("events") or []
+    kinds = [str(ev.get("kind", "failure")) for ev in events]
+    at = ", ".join(f"{k} at snapshot {ev['at']:,}" for k, ev in zip(kinds, events, strict=True))
     lines = [
         f"{stream.get('snapshots', 0):,} snapshots of {stream.get('name', '?')}, {len(stats)} "
-        f"learner{'s' if len(stats) != 1 else ''}, "
-        + (f"failures or repairs at snapshot {at}." if at else "no failures.")
+        f"learner{'s' if len(stats) != 1 else ''}, " + (f"{at}." if at else "no failures.")
     ]
     overall = {name: s.get(metric) for name, s in stats.items()}
     higher = get_metric(metric).bigger_is_better
@@ -318,12 +320,14 @@ def _graph_highlights(results: GraphResults) -> list[str]:
     for d, position in enumerate(results.failures):
         segs = [s for s in summary["drifts"] if int(s.get("drift", 0)) == d]
         parts = [
-            f"{s['learner']} {format_number(s.get('after'))} over the first snapshots, "
+            f"{s['learner']} {format_number(s.get('after'))} over the first "
+            f"{format_number(s.get('after_samples'))} snapshots, "
             + ("never back" if s.get("recovery") is None else f"back in {s['recovery']:,}")
             for s in segs
         ]
+        kind = kinds[d] if d < len(kinds) else "failure"
         if parts:
-            lines.append(f"After snapshot {position:,}: " + "; ".join(parts) + ".")
+            lines.append(f"From the {kind} at snapshot {position:,}: " + "; ".join(parts) + ".")
     return lines
 
 
