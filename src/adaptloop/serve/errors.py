@@ -163,3 +163,8 @@ class StoreError(ServiceError, RuntimeError):
 
     def __init__(self, detail: str, field: str = "db") -> None:
         super().__init__(field, detail)
+
+
+class LeaseLost(StoreError):
+    """A trainer's write after another process took over the trainer lease (it had expired):
+    nothing was written; ``field`` is ``"lease"``."""
