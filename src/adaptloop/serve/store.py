@@ -568,6 +568,11 @@ class SqlStore:
 
         return self.call(write)
 
+    def try_lease(self, holder: str, seconds: float) -> bool:
+        """One attempt to take the trainer lease (:meth:`take_lease`; the SQLite store takes
+        its lock file first)."""
+        return self.take_lease(holder, seconds)
+
     def renew_lease(self, holder: str, seconds: float) -> bool:
         """Extend ``holder``'s lease by ``seconds`` from now; False when another process
         holds it (it expired and was taken over)."""
@@ -970,6 +975,15 @@ class Store(SqlStore):
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_file = fd
+
+    def try_lease(self, holder: str, seconds: float) -> bool:
+        """The lock file is the lease on SQLite (one host; the kernel drops it with its
+        process): whoever holds it writes the lease row (for the fence and for readers)."""
+        try:
+            self.lock()
+        except StoreError:
+            return False
+        return self.take_lease(holder, seconds, force=True)
 
     def _unlock(self) -> None:
         if self._lock_file is not None:
