@@ -80,15 +80,36 @@ class LocalPostgres:
             shutil.chown(self.folder, "postgres")
         data = self.folder / "data"
         try:
-            self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                      "--no-sync")
+            self._run(
+                "initdb",
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
             self.port = free_port()
             options = (
                 f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
                 "-c max_connections=200 -c shared_buffers=64MB"
             )
-            self._run("pg_ctl", "-D", str(data), "-o", options, "-l",
-                      str(self.folder / "server.log"), "-w", "-t", "60", "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(self.folder / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None

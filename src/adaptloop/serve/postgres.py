@@ -36,7 +36,6 @@ What differs from one process on SQLite:
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -45,7 +44,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from adaptloop.serve.errors import StoreError
-from adaptloop.serve.store import PENDING, SqlStore, check_parameters
+from adaptloop.serve.store import PENDING, SqlStore, check_parameters, redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,15 +100,6 @@ SCHEMA_LOCK = 0x61646C01
 """Advisory lock held while creating the tables (several processes may start at once)."""
 FEEDBACK_LOCK = 0x61646C02
 """Advisory lock of feedback writes: ``seq`` order is commit order."""
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (for messages).
-
-    >>> redact("postgresql://u:pw@h:5/d?sslmode=require")
-    'postgresql://u:***@h:5/d?sslmode=require'
-    """
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 class _Connection:
@@ -194,7 +184,9 @@ class PostgresStore(SqlStore):
         return conn.raw.closed or conn.raw.broken
 
     def _clock(self, conn: _Connection) -> float:
-        return float(conn.execute("SELECT extract(epoch FROM clock_timestamp()) AS t").fetchone()["t"])
+        return float(
+            conn.execute("SELECT extract(epoch FROM clock_timestamp()) AS t").fetchone()["t"]
+        )
 
     def _announce(self, conn: _Connection, version: int) -> None:
         conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(int(version))))

@@ -344,11 +344,13 @@ class Service:
         is refused when another process holds it, a ``trainer`` waits for it (a standby) up
         to ``wait`` seconds (None: for ever), then takes over (newest checkpoint + replay of
         the feedback after it). A ``predictor`` opens an existing database only (it waits up
-        to ``wait`` seconds for the trainer to create it) and never writes checkpoints. Checkpoint files hold arrays + JSON (nothing in them runs);
-        with ``checkpoint_key`` only files signed with it are accepted, and exports are
-        signed with it. A database whose checkpoints are legacy pickles, or a format 1
-        checkpoint file, is refused unless ``trust_pickle`` (then the rows are converted
-        once). A database is held by one server at a time (``StoreError`` for a second).
+        to ``wait`` seconds for the trainer to create it) and never writes checkpoints.
+
+        Checkpoint files hold arrays + JSON (nothing in them runs); with ``checkpoint_key``
+        only files signed with it are accepted, and exports are signed with it. A database
+        whose checkpoints are legacy pickles, or a format 1 checkpoint file, is refused
+        unless ``trust_pickle`` (then the trainer converts the rows once). A SQLite database
+        is held by one server of role ``all`` at a time (``StoreError`` for a second).
 
         Refusals name the parameter as ``error.field``: :class:`ExclusiveOptions` (both
         ``experiment`` and ``checkpoint``), :class:`CheckpointFileError`,
@@ -375,8 +377,9 @@ class Service:
             raise InputError("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
         if role == "predictor" and ckpt is not None:
             raise InputError(
-                "checkpoint", "a predictor serves what the trainer publishes: start the trainer "
-                "from the checkpoint"
+                "checkpoint",
+                "a predictor serves what the trainer publishes: start the trainer "
+                "from the checkpoint",
             )
         path = Path(db)
         # a new database is removed whole if opening fails; an existing one is never touched

@@ -60,6 +60,7 @@ import json
 import os
 import pickle
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -592,9 +593,11 @@ class SqlStore:
     def release_lease(self, holder: str) -> None:
         """End ``holder``'s lease now (a clean shutdown: a standby takes over at once)."""
         self.call(
-            lambda conn: conn.execute(
-                "UPDATE lease SET expires = 0 WHERE name = 'trainer' AND holder = ?", (holder,)
-            ).rowcount
+            lambda conn: (
+                conn.execute(
+                    "UPDATE lease SET expires = 0 WHERE name = 'trainer' AND holder = ?", (holder,)
+                ).rowcount
+            )
         )
 
     def lease(self) -> dict[str, Any] | None:
@@ -1033,6 +1036,15 @@ class Store(SqlStore):
         self.wal.close()
         super().close()
         self._unlock()
+
+
+def redact(url: str | Path) -> str:
+    """``url`` without its password (for messages).
+
+    >>> redact("postgresql://u:pw@h:5/d?sslmode=require")
+    'postgresql://u:***@h:5/d?sslmode=require'
+    """
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
 
 
 def is_database_url(db: str | Path) -> bool:
