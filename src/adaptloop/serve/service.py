@@ -393,6 +393,9 @@ class Service:
                 meta = _wait_for_model(store, db, wait)
             else:
                 lease = TrainerLease(store, config.lease_seconds)
+                existing = store.get_meta()
+                if existing and role == "trainer":  # check, and load the code, before waiting:
+                    _stored_spec(db, existing, experiment, learner).build()  # a quick takeover
                 lease.take(wait if role == "trainer" else 0.0)
                 lease.start()  # renewed from now on: recovery may take longer than the lease
                 meta = store.get_meta()
