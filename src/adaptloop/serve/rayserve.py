@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from dataclasses import dataclass
@@ -108,12 +109,12 @@ class Replica:
         )
         return create_app(self.service, token=self.token, predict_rate=self.predict_rate)
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:
         """Ray Serve's health check: raises (the replica is replaced) when a readiness check
-        other than the quarantine fails."""
+        other than the quarantine fails (run off the event loop: it asks the database)."""
         if self.service is None:
             return
-        checks = self.service.readiness()
+        checks = await asyncio.to_thread(self.service.readiness)
         failed = {k: v for k, v in checks.items() if v is not None and k != "quarantine"}
         if failed:
             raise RuntimeError(f"not healthy: {failed}")
