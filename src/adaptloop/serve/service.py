@@ -25,6 +25,13 @@ On start, the newest checkpoint whose checksum verifies is loaded (corrupted one
 and skipped) and the feedback recorded after it is replayed, so after a crash the service
 serves what it would have served without the crash.
 
+Roles (:data:`ROLES`): a process with role ``all`` (the default) does all of the above; on a
+shared database (PostgreSQL, or SQLite on one host) one ``trainer`` does it while holding the
+trainer lease (:mod:`adaptloop.serve.lease`; more trainers wait as standbys and take over,
+with the same recovery), and any number of ``predictor`` processes serve the newest published
+version (they follow new checkpoints: :meth:`Service.follow`), log their predictions and store
+feedback for the trainer; they never adapt (snapshot and rollback: :class:`WrongRole`).
+
 >>> import tempfile, os
 >>> from adaptloop.serve.schemas import FeedbackItem
 >>> service = Service.open(os.path.join(tempfile.mkdtemp(), "s.db"), learner="adwin_reset")

@@ -1,4 +1,10 @@
-"""Durable store of the service: SQLite in WAL mode, one writer thread with group commit.
+"""Durable store of the service: one writer thread with group commit; SQLite or PostgreSQL.
+
+:class:`SqlStore` is what the service needs from a database (its methods below, and the
+trainer lease); :class:`Store` is its SQLite backend (the embedded default, described here),
+:class:`adaptloop.serve.postgres.PostgresStore` its PostgreSQL backend (the shared store of a
+trainer and many predictors), with the same tables, the same statements and the same
+durability promise; :func:`open_store` picks one by the ``db`` given.
 
 Tables: ``meta`` (what the database serves), ``predictions`` (features, prediction and
 probabilities per prediction id; pruned by :meth:`Store.prune_predictions`), ``feedback``
