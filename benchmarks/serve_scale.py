@@ -4,7 +4,8 @@ Starts a throwaway PostgreSQL server (:class:`adaptloop.serve.localpg.LocalPostg
 ``adaptloop serve --role trainer`` and a standby trainer (it waits for the lease), then
 ``adaptloop serve --role predictor`` processes, all on one fresh database, and measures:
 
-1. ``predict_rps_1`` / ``p99_ms_1``: a fixed offered load (``--rate`` one-record predict
+1. ``predict_rps_1`` / ``p99_ms_1``: after ``--warmup`` seconds of the same load (not
+   measured), a fixed offered load (``--rate`` one-record predict
    requests per second for ``--duration`` s, open loop: latency counts from the scheduled
    time) on one predictor, while labels for the answered predictions go to the same
    predictors at ``--feedback-rate`` per second (the trainer learns them and promotes);
@@ -19,7 +20,9 @@ Starts a throwaway PostgreSQL server (:class:`adaptloop.serve.localpg.LocalPostg
 5. ``trainer_failover_s``: the active trainer is SIGKILLed; seconds until the standby
    answers ``/readyz`` (it took the lease after its expiry, loaded the newest checkpoint and
    replayed the feedback after it); ``failover_learned`` says whether it then learned every
-   stored label (up to the last partial micro-batch).
+   stored label (up to the last partial micro-batch);
+6. with ``--ray``: ``predict_rps_ray_2`` / ``p99_ms_ray_2``, the load of 2. through Ray Serve's
+   proxy to ``adaptloop serve --engine ray --replicas 2`` (a local Ray; its own database).
 
 With ``benchmarks/grid_ray.py`` beside it (the experiment grid on Ray), its ``measure()``
 adds ``grid_local_s``, ``grid_ray_s`` and ``grid_identical``. The last line printed is one
@@ -124,7 +127,7 @@ async def load(ports, bodies, rate, feedback_rate, connections, kill=None):
                 conns[port] = Connection(port)
             latencies[i] = time.perf_counter() - scheduled
 
-    async def feedback_worker() -> None:
+    async def feedback_worker(share: float) -> None:
         conns = {port: Connection(port) for port in ports}
         sent = 0
         while time.perf_counter() < start + n / rate:
@@ -138,12 +141,12 @@ async def load(ports, bodies, rate, feedback_rate, connections, kill=None):
             except (OSError, asyncio.IncompleteReadError):
                 conns[port] = Connection(port)
             sent += 1
-            delay = start + sent / feedback_rate - time.perf_counter()
+            delay = start + sent / share - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
 
     workers = [asyncio.create_task(predictor_worker(k)) for k in range(connections)]
-    feeder = asyncio.create_task(feedback_worker())
+    feeders = [asyncio.create_task(feedback_worker(feedback_rate / 4)) for _ in range(4)]
     for i in range(n):
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
@@ -154,8 +157,8 @@ async def load(ports, bodies, rate, feedback_rate, connections, kill=None):
     for _ in workers:
         jobs.put_nowait(None)
     await asyncio.gather(*workers)
-    answered.put_nowait((ports[0], "", 0))  # wake the feeder if it waits
-    feeder.cancel()
+    for feeder in feeders:
+        feeder.cancel()
     return latencies, statuses, time.perf_counter() - start, acknowledged, labelled
 
 
@@ -191,6 +194,39 @@ def stored(db: str, acknowledged: list[str], labelled: list[int]) -> int:
     return len(set(acknowledged) - ids) + len(set(labelled) - seqs)
 
 
+def on_ray(pg: LocalPostgres, bodies: list[bytes], args, log) -> dict:
+    """The two-predictor load through Ray Serve's proxy: ``adaptloop serve --engine ray
+    --replicas 2`` (a local Ray) on a database of its own."""
+    db, port = pg.database(), free_port()
+    command = [sys.executable, "-m", "adaptloop", "serve", "--engine", "ray", "--replicas", "2"]
+    command += ["--db", db, "--port", str(port), "--learner", LEARNER]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        started = time.monotonic()
+        while get(port, "/readyz")[0] != 200 or get(port, "/trainer/readyz")[0] != 200:
+            if process.poll() is not None or time.monotonic() - started > 300:
+                raise SystemExit("adaptloop serve --engine ray did not start; see its log")
+            time.sleep(0.5)
+        print(f"ray: a trainer and 2 predictors ready in {time.monotonic() - started:.1f} s")
+        warm = bodies[: int(args.rate * args.warmup)]
+        asyncio.run(load([port], warm, args.rate, args.feedback_rate, args.connections))
+        lat, st, secs, _, _ = asyncio.run(
+            load([port], bodies, args.rate, args.feedback_rate, args.connections)
+        )
+        out = summary("predict (Ray Serve, 2 replicas)", lat, st, secs)
+        return {
+            "predict_rps_ray_2": out["predict (Ray Serve, 2 replicas)_rps"],
+            "p99_ms_ray_2": out["predict (Ray Serve, 2 replicas)_p99_ms"],
+        }
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def grid() -> dict:
     """The experiment grid on Ray (``benchmarks/grid_ray.py``, issue 21 part 4)."""
     try:
@@ -210,7 +246,9 @@ def main() -> None:
     parser.add_argument("--feedback-rate", type=float, default=100.0, help="labels/s")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--probes", type=int, default=5, help="version propagation probes")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load")
     parser.add_argument("--no-grid", action="store_true", help="skip the grid on Ray")
+    parser.add_argument("--ray", action="store_true", help="also 2 replicas on Ray Serve")
     parser.add_argument("--server-log", help="write the servers' stderr here")
     args = parser.parse_args()
     n = int(args.rate * args.duration)
@@ -231,6 +269,8 @@ def main() -> None:
             standby = start(db, "trainer", s_port, log, wait=False)
             first = start(db, "predictor", p1, log)
             processes += [trainer, standby, first]
+            warm = bodies[: int(args.rate * args.warmup)]
+            asyncio.run(load([p1], warm, args.rate, args.feedback_rate, args.connections))
             # 1. one predictor
             cpu = cpu_seconds(first.pid)
             lat, st, secs, _, labelled = asyncio.run(
@@ -243,6 +283,7 @@ def main() -> None:
             # 2. two predictors
             second = start(db, "predictor", p2, log)
             processes.append(second)
+            asyncio.run(load([p2], warm, args.rate, args.feedback_rate, args.connections))
             lat, st, secs, _, more = asyncio.run(
                 load([p1, p2], bodies, args.rate, args.feedback_rate, args.connections)
             )
@@ -286,6 +327,12 @@ def main() -> None:
                 received // 16 * 16
             )
             print(f"failover: {result['trainer_failover_s']} s; standby's feedback {after}")
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+            if args.ray:
+                result.update(on_ray(pg, bodies, args, log))
         finally:
             for process in processes:
                 if process.poll() is None:
