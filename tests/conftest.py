@@ -21,6 +21,8 @@ MARKERS_BY_FILE = {
     "test_serve_faults.py": ("service",),
     "test_serve_protocols.py": ("service",),
     "test_serve_store.py": ("service",),
+    "test_serve_roles.py": ("service",),
+    "test_serve_ray.py": ("service", "ray", "slow"),
 }
 
 
@@ -41,3 +43,36 @@ def two_tasks():
     return split(
         X_train[keep], y_train[keep], X_test[keep_test], y_test[keep_test], [[0, 1], [2, 3]]
     )
+
+
+# -- PostgreSQL: a throwaway server for the store tests (both backends run the same tests) ----
+@pytest.fixture(scope="session")
+def postgres():
+    """A local PostgreSQL server for this test session (initdb into a temporary folder, a
+    free port), stopped at the end. No server: the test fails, naming what is missing."""
+    from adaptloop.serve.localpg import LocalPostgres, PostgresUnavailable
+
+    try:
+        server = LocalPostgres().start()
+    except PostgresUnavailable as error:
+        pytest.fail(f"PostgreSQL is needed for the store tests: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_db(request, tmp_path):
+    """``new_db(name)``: the database ``name`` of this test (a SQLite file, or a fresh
+    PostgreSQL database URL); the same name gives the same database."""
+    made: dict[str, object] = {}
+
+    def make(name: str = "s"):
+        if name not in made:
+            if request.param == "sqlite":
+                made[name] = tmp_path / f"{name}.db"
+            else:
+                made[name] = request.getfixturevalue("postgres").database()
+        return made[name]
+
+    make.backend = request.param
+    return make

@@ -20,7 +20,7 @@ from adaptloop.serve.errors import (
 from adaptloop.serve.gate import UpdateGate
 from adaptloop.serve.schemas import FeedbackItem
 from adaptloop.serve.service import Service, ServiceConfig
-from adaptloop.serve.store import Store
+from adaptloop.serve.store import Store, open_store
 from adaptloop.streams import registry as streams
 
 CONFIG = ServiceConfig(micro_batch=8, gate_window=16, max_nfr=0.1, checkpoint_every=3)
@@ -55,11 +55,6 @@ def run(service: Service, n: int, seed: int = 5, start: int = 0, learn: bool = T
                 pass
 
 
-def crash(service: Service) -> None:
-    """Drop the service without a shutdown checkpoint (the store only finishes its queue)."""
-    service.store.close()
-
-
 def same_state(a: Service, b: Service) -> None:
     assert a.version == b.version
     assert a.samples_learned == b.samples_learned
@@ -73,21 +68,36 @@ def same_state(a: Service, b: Service) -> None:
     assert untimed(a.decisions) == untimed(b.decisions)
 
 
-def test_restart_after_crash_serves_what_an_uninterrupted_service_would(tmp_path):
+def crash(service: Service) -> None:
+    """Drop the service without a shutdown checkpoint (the store only finishes its queue);
+    its lease is given up, as the lock file of a killed process is (no standby in these
+    tests waits for it)."""
+    service.lease.stop()
+    service.store.close()
+
+
+def corrupt(db, fn) -> None:
+    """Run ``fn(connection)`` on the database ``db`` of a crashed service (either backend)."""
+    store = open_store(db).start()
+    store.call(fn)
+    store.close()
+
+
+def test_restart_after_crash_serves_what_an_uninterrupted_service_would(new_db):
     # both store the same feedback (and serve the same predictions): 160 records learned as
     # they come, then 240 stored before the worker gets to them; one service crashes twice
-    reference = open_service(tmp_path / "ref.db")
+    reference = open_service(new_db("ref"))
     run(reference, 160)
     run(reference, 240, start=160, learn=False)
     while reference.step():
         pass
-    crashed = open_service(tmp_path / "crash.db")
+    crashed = open_service(new_db("crash"))
     run(crashed, 160)
     crash(crashed)
-    crashed = open_service(tmp_path / "crash.db")
+    crashed = open_service(new_db("crash"))
     run(crashed, 240, start=160, learn=False)
     crash(crashed)
-    crashed = open_service(tmp_path / "crash.db")
+    crashed = open_service(new_db("crash"))
     assert crashed.replayed > 0
     assert crashed.version > 1, "no promotion: the test would not cover versions"
     same_state(reference, crashed)
@@ -95,22 +105,25 @@ def test_restart_after_crash_serves_what_an_uninterrupted_service_would(tmp_path
     crashed.stop()
 
 
-def test_corrupted_checkpoint_is_reported_and_skipped(tmp_path):
-    reference = open_service(tmp_path / "ref.db")
+def test_corrupted_checkpoint_is_reported_and_skipped(new_db):
+    reference = open_service(new_db("ref"))
     run(reference, 240)
-    service = open_service(tmp_path / "bad.db")
+    service = open_service(new_db("bad"))
     run(service, 240)
     crash(service)
-    db = sqlite3.connect(tmp_path / "bad.db")
-    newest = db.execute("SELECT id, state FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
-    blob = bytearray(newest[1])
-    blob[len(blob) // 2] ^= 0xFF
-    db.execute("UPDATE checkpoints SET state = ? WHERE id = ?", (bytes(blob), newest[0]))
-    db.commit()
-    db.close()
-    service = open_service(tmp_path / "bad.db")
+    newest = []
+
+    def flip_a_bit(conn):
+        row = conn.execute("SELECT id, state FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+        blob = bytearray(row["state"])
+        blob[len(blob) // 2] ^= 0xFF
+        conn.execute("UPDATE checkpoints SET state = ? WHERE id = ?", (bytes(blob), row["id"]))
+        newest.append(row["id"])
+
+    corrupt(new_db("bad"), flip_a_bit)
+    service = open_service(new_db("bad"))
     assert len(service.skipped_checkpoints) == 1
-    assert f"checkpoint {newest[0]}" in service.skipped_checkpoints[0]
+    assert f"checkpoint {newest[0]} " in service.skipped_checkpoints[0]
     assert "checksum mismatch" in service.skipped_checkpoints[0]
     assert service.status()["skipped_checkpoints"] == service.skipped_checkpoints
     assert service.restored_from < newest[0]
@@ -119,17 +132,19 @@ def test_corrupted_checkpoint_is_reported_and_skipped(tmp_path):
     service.stop()
 
 
-def test_every_checkpoint_corrupted_replays_from_scratch(tmp_path):
-    reference = open_service(tmp_path / "ref.db")
+def test_every_checkpoint_corrupted_replays_from_scratch(new_db):
+    reference = open_service(new_db("ref"))
     run(reference, 96)
-    service = open_service(tmp_path / "bad.db")
+    service = open_service(new_db("bad"))
     run(service, 96)
     crash(service)
-    db = sqlite3.connect(tmp_path / "bad.db")
-    n = db.execute("UPDATE checkpoints SET sha256 = 'x'").rowcount
-    db.commit()
-    db.close()
-    service = open_service(tmp_path / "bad.db")
+    changed = []
+    corrupt(
+        new_db("bad"),
+        lambda conn: changed.append(conn.execute("UPDATE checkpoints SET sha256 = 'x'").rowcount),
+    )
+    n = changed[0]
+    service = open_service(new_db("bad"))
     assert len(service.skipped_checkpoints) == n
     assert service.replayed == 96
     same_state(reference, service)
@@ -137,36 +152,36 @@ def test_every_checkpoint_corrupted_replays_from_scratch(tmp_path):
     service.stop()
 
 
-def test_stop_writes_a_final_checkpoint(tmp_path):
-    service = open_service(tmp_path / "s.db")
+def test_stop_writes_a_final_checkpoint(new_db):
+    service = open_service(new_db())
     run(service, 40)  # 5 micro-batches: no periodic checkpoint at 5
     service.stop()
-    service = open_service(tmp_path / "s.db")
+    service = open_service(new_db())
     assert service.replayed == 0 and service.samples_learned == 40
     assert service.last_checkpoint["kind"] == "shutdown"
     service.stop()
 
 
-def test_another_experiment_or_learner_on_an_existing_database_is_refused(tmp_path):
-    open_service(tmp_path / "s.db").stop()
+def test_another_experiment_or_learner_on_an_existing_database_is_refused(new_db, tmp_path):
+    open_service(new_db()).stop()
     with pytest.raises(LearnerMismatch, match="serves learner 'adwin_reset'") as refused:
-        Service.open(tmp_path / "s.db", learner="static")
+        Service.open(new_db(), learner="static")
     assert refused.value.field == "learner"
     other = tmp_path / "other.toml"
     other.write_text('[stream]\nkind = "sea"\nn = 100\n[learners.lr]\nkind = "logistic"\n')
     with pytest.raises(ExperimentMismatch) as refused:
-        Service.open(tmp_path / "s.db", experiment=other)
+        Service.open(new_db(), experiment=other)
     assert refused.value.field == "experiment"
     with pytest.raises(UnknownLearner, match="no learner 'nope'") as refused:
-        Service.open(tmp_path / "new.db", learner="nope")
+        Service.open(new_db("new"), learner="nope")
     assert refused.value.field == "learner"
-    service = Service.open(tmp_path / "s.db")  # what it was created with
+    service = Service.open(new_db())  # what it was created with
     assert service.spec.learner == "adwin_reset"
-    service.store.close()
+    crash(service)
 
 
-def test_store_refused_job_rolls_back_only_itself(tmp_path):
-    store = Store(tmp_path / "s.db").start()
+def test_store_refused_job_rolls_back_only_itself(new_db):
+    store = open_store(new_db()).start()
 
     def good(conn):
         conn.execute("INSERT INTO meta VALUES ('a', '1')")
@@ -176,15 +191,23 @@ def test_store_refused_job_rolls_back_only_itself(tmp_path):
         conn.execute("INSERT INTO meta VALUES ('b', '2')")
         raise ValueError("refused")
 
-    futures = [store.submit(good), store.submit(bad)]
+    def failing(conn):  # a database error (here: a unique key) fails its job only: 503
+        conn.execute("INSERT INTO meta VALUES ('c', '3')")
+        conn.execute("INSERT INTO meta VALUES ('c', '4')")
+
+    futures = [store.submit(good), store.submit(bad), store.submit(failing)]
     assert futures[0].result() == "ok"
     with pytest.raises(ValueError, match="refused"):
         futures[1].result()
+    with pytest.raises(StoreError, match="write failed"):
+        futures[2].result()
     assert store.get_meta() == {"a": 1}
     store.close()
     with pytest.raises(StoreError):
         store.submit(good)
-    db = sqlite3.connect(tmp_path / "s.db")
+    if new_db.backend != "sqlite":
+        return
+    db = sqlite3.connect(new_db())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
 
@@ -263,9 +286,9 @@ def test_no_cursor_leaves_the_writer_thread(tmp_path):
     store.close()
 
 
-def test_store_refuses_numpy_scalars_as_parameters(tmp_path):
+def test_store_refuses_numpy_scalars_as_parameters(new_db):
     # sqlite3 would store them silently as BLOBs (buffer protocol), not as numbers
-    store = Store(tmp_path / "s.db").start()
+    store = open_store(new_db()).start()
     for value in (np.int64(1), np.float32(0.5), np.bool_(True)):
         with pytest.raises(TypeError, match=f"parameter 1: numpy.{type(value).__name__}"):
             store.call(lambda c, v=value: c.execute("INSERT INTO meta VALUES (?, ?)", ("k", v)))
@@ -292,10 +315,10 @@ def test_store_opens_its_connection_on_the_writer_thread(tmp_path):
     store.close()
 
 
-def test_row_batcher_coalesces_concurrent_adds_into_few_commits(tmp_path):
+def test_row_batcher_coalesces_concurrent_adds_into_few_commits(new_db):
     from adaptloop.serve.store import RowBatcher
 
-    store = Store(tmp_path / "batch.db").start()
+    store = open_store(new_db()).start()
     log = RowBatcher(store, "INSERT INTO meta VALUES (?, ?)")
     gate = threading.Event()
     store.submit(lambda conn: gate.wait(5))  # hold the writer so that the adds queue up
@@ -304,15 +327,15 @@ def test_row_batcher_coalesces_concurrent_adds_into_few_commits(tmp_path):
     gate.set()
     assert [future.result(5) for future in futures] == [50] * 50  # one job held all 50 rows
     assert store.commits - commits_before <= 1
-    rows = store.call(lambda conn: conn.execute("SELECT count(*) FROM meta").fetchone()[0])
+    rows = store.call(lambda conn: conn.execute("SELECT count(*) AS n FROM meta").fetchone()["n"])
     assert rows == 50
     store.close()
 
 
-def test_row_batcher_a_waiter_that_gives_up_does_not_cancel_the_others(tmp_path):
+def test_row_batcher_a_waiter_that_gives_up_does_not_cancel_the_others(new_db):
     from adaptloop.serve.store import RowBatcher
 
-    store = Store(tmp_path / "cancel.db").start()
+    store = open_store(new_db()).start()
     log = RowBatcher(store, "INSERT INTO meta VALUES (?, ?)")
     gate = threading.Event()
     store.submit(lambda conn: gate.wait(5))

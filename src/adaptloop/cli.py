@@ -52,6 +52,7 @@ EXTRAS = {
     "httptools": "serve",
     "uvloop": "serve",
     "mlflow": "mlflow",
+    "psycopg": "postgres",
 }
 """The extra that installs each optional top-level module."""
 
@@ -512,8 +513,36 @@ def serve(
         str | None, typer.Option("--learner", help="Learner of the experiment (default: first).")
     ] = None,
     db: Annotated[
-        Path, typer.Option("--db", help="SQLite database: predictions, feedback, checkpoints.")
-    ] = Path("adaptloop.db"),
+        str,
+        typer.Option(
+            "--db",
+            help="SQLite file, or postgresql://... (the [postgres] extra): predictions, "
+            "feedback, checkpoints.",
+        ),
+    ] = "adaptloop.db",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="all (one process), trainer (adapts, publishes versions; a second one waits "
+            "as a standby) or predictor (serves the newest version).",
+        ),
+    ] = "all",
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="local (this process) or ray (Ray Serve deployments)."),
+    ] = "local",
+    replicas: Annotated[
+        int, typer.Option("--replicas", help="--engine ray: predictor replicas.")
+    ] = 1,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option("--max-replicas", help="--engine ray: autoscale predictors up to this."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="--engine ray: address of an existing Ray cluster."),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
     token_file: Annotated[
@@ -541,6 +570,7 @@ def serve(
         from adaptloop.serve.checkpoint import load_key
         from adaptloop.serve.errors import InputError, ServiceError
         from adaptloop.serve.service import Service, ServiceConfig
+        from adaptloop.serve.store import redact
     except ImportError as error:
         raise _fail(f"adaptloop serve {missing_extra(error)}") from None
     try:
@@ -549,6 +579,16 @@ def serve(
         if predict_rate is not None and not predict_rate > 0:
             raise InputError("predict_rate", f"must be > 0, got {predict_rate}")
         config = ServiceConfig(micro_batch=micro_batch, gate_window=gate_window, max_nfr=max_nfr)
+        if engine not in ("local", "ray"):
+            raise InputError("engine", f"must be local or ray, got {engine!r}")
+        if engine == "ray":
+            from adaptloop.serve.rayserve import RayServeOptions, deploy
+
+            options = RayServeOptions(replicas, max_replicas, address, host, port, predict_rate)
+            spec = {"experiment": experiment, "learner": learner, "checkpoint": checkpoint}
+            console.print(f"deploying a trainer and {replicas} predictor(s) of {redact(db)} on Ray")
+            deploy(db, config, token, load_key(checkpoint_key), spec, options)
+            return
         service = Service.open(
             db,
             experiment,
@@ -557,7 +597,11 @@ def serve(
             checkpoint=checkpoint,
             checkpoint_key=load_key(checkpoint_key),
             trust_pickle=trust_pickle,
+            role=role,
+            wait=None if role == "trainer" else 30.0,
         )
+    except ImportError as error:
+        raise _fail(f"adaptloop serve {missing_extra(error)}") from None
     except ServiceError as error:
         raise _fail(error.format(_flag)) from None
     except ValueError as error:  # an experiment file that cannot be run
@@ -566,7 +610,8 @@ def serve(
         Text.assemble(
             "serving ",
             (service.spec.learner, "bold"),
-            f" of {service.spec.experiment.name} from {db} on http://{host}:{port} "
+            f" as {role}" if role != "all" else "",
+            f" of {service.spec.experiment.name} from {redact(db)} on http://{host}:{port} "
             f"(writes {'need a token' if token else 'open'})",
         )
     )

@@ -8,9 +8,13 @@ concern each:
 - :mod:`adaptloop.serve.service`: the service: the served model and its candidate, feedback
   intake, the adaptation worker, versions, snapshot, rollback, recovery;
 - :mod:`adaptloop.serve.gate`: the MUSCLE-style update gate (accuracy and negative flip rate);
-- :mod:`adaptloop.serve.store`: all SQL: SQLite (WAL) store of predictions, feedback,
-  checkpoints and update-gate decisions, written by one thread with group commit
-  (:mod:`adaptloop.serve.wal` checkpoints its log off that thread);
+- :mod:`adaptloop.serve.store`: all SQL: the store of predictions, feedback, checkpoints,
+  update-gate decisions and the trainer lease, written by one thread with group commit; SQLite
+  (WAL; :mod:`adaptloop.serve.wal` checkpoints its log off that thread) by default,
+  PostgreSQL (:mod:`adaptloop.serve.postgres`) for a trainer and many predictors;
+- :mod:`adaptloop.serve.lease`: the trainer lease (one trainer per database, standbys);
+- :mod:`adaptloop.serve.rayserve`: predictor replicas and the trainer on Ray Serve;
+- :mod:`adaptloop.serve.localpg`: a throwaway local PostgreSQL server (trying out, tests);
 - :mod:`adaptloop.serve.checkpoint`: checkpoint files and the one export (used by ``GET
   /v1/model/checkpoint`` and ``adaptloop checkpoint export``);
 - :mod:`adaptloop.serve.errors`: the domain errors, a type per refusal, each naming its field;

@@ -92,6 +92,15 @@ class IdempotencyConflict(Conflict):
     """An idempotency key already used for other content."""
 
 
+class WrongRole(Conflict):
+    """An action this process's role does not do (a predictor asked to snapshot or roll
+    back: the trainer does); ``field`` is ``"role"``.
+
+    >>> str(WrongRole("role", "a predictor does not roll back: ask the trainer"))
+    'role: a predictor does not roll back: ask the trainer'
+    """
+
+
 class DatabaseMismatch(Conflict):
     """A database opened with an experiment, learner or checkpoint other than the one it was
     created with (``field`` names the parameter given); it serves what it was created with."""
@@ -163,3 +172,8 @@ class StoreError(ServiceError, RuntimeError):
 
     def __init__(self, detail: str, field: str = "db") -> None:
         super().__init__(field, detail)
+
+
+class LeaseLost(StoreError):
+    """A trainer's write after another process took over the trainer lease (it had expired):
+    nothing was written; ``field`` is ``"lease"``."""

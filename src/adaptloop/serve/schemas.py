@@ -155,6 +155,8 @@ class ModelStatus(BaseModel):
     replayed_on_start: int
     worker_error: str | None
     quarantine: dict[str, Any]
+    role: str = "all"
+    lease: dict[str, Any] | None = None
 
 
 class Health(BaseModel):

@@ -25,6 +25,13 @@ On start, the newest checkpoint whose checksum verifies is loaded (corrupted one
 and skipped) and the feedback recorded after it is replayed, so after a crash the service
 serves what it would have served without the crash.
 
+Roles (:data:`ROLES`): a process with role ``all`` (the default) does all of the above; on a
+shared database (PostgreSQL, or SQLite on one host) one ``trainer`` does it while holding the
+trainer lease (:mod:`adaptloop.serve.lease`; more trainers wait as standbys and take over,
+with the same recovery), and any number of ``predictor`` processes serve the newest published
+version (they follow new checkpoints: :meth:`Service.follow`), log their predictions and store
+feedback for the trainer; they never adapt (snapshot and rollback: :class:`WrongRole`).
+
 >>> import tempfile, os
 >>> from adaptloop.serve.schemas import FeedbackItem
 >>> service = Service.open(os.path.join(tempfile.mkdtemp(), "s.db"), learner="adwin_reset")
@@ -39,6 +46,7 @@ serves what it would have served without the crash.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -79,16 +87,31 @@ from adaptloop.serve.errors import (
     LearnerMismatch,
     LegacyDatabase,
     NotStorable,
+    StoreError,
     UnknownLearner,
     UnpredictableInput,
+    WrongRole,
 )
 from adaptloop.serve.gate import UpdateGate
+from adaptloop.serve.lease import TrainerLease
 from adaptloop.serve.schemas import FeedbackItem, label_code, records_to_array
 from adaptloop.serve.state import StateEncodingError
-from adaptloop.serve.store import Checkpoint, NewFeedback, Store
+from adaptloop.serve.store import (
+    Checkpoint,
+    NewFeedback,
+    SqlStore,
+    is_database_url,
+    open_store,
+)
 from adaptloop.validation import Count, Fraction, NonNegativeInt, NonNegativeReal, PositiveReal
 
 log = logging.getLogger("adaptloop.serve")
+
+ROLES = ("all", "trainer", "predictor")
+"""What a process does with a store: ``all`` predicts, takes feedback and adapts (one process,
+the default); ``trainer`` adapts and publishes versions (one per store: it holds the lease, a
+second waits as a standby); ``predictor`` serves the newest published version and forwards
+feedback (stateless: any number of them)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +152,12 @@ class ServiceConfig:
     """Interval of the worker's retention pass over the predictions."""
     max_quarantined: NonNegativeInt = 100
     """Quarantined feedback records above which ``/readyz`` says not ready."""
+    lease_seconds: PositiveReal = 5.0
+    """Trainer lease: renewed every third of it; a standby takes over this long after the
+    trainer stopped renewing it (on SQLite at once: the lock dies with the process)."""
+    follow_seconds: PositiveReal = 0.5
+    """Predictors: longest wait before looking for a new version (PostgreSQL also notifies
+    them at once)."""
 
     def __post_init__(self) -> None:
         given = {field.name: getattr(self, field.name) for field in fields(self)}
@@ -260,10 +289,26 @@ class Predictions:
 class Service:
     """The served model, the worker and the store (see the module docstring)."""
 
-    def __init__(self, store: Store, spec: ModelSpec, config: ServiceConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        spec: ModelSpec,
+        config: ServiceConfig | None = None,
+        role: str = "all",
+        lease: TrainerLease | None = None,
+    ) -> None:
+        if role not in ROLES:
+            raise InputError("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
         self.store = store
         self.spec = spec
         self.config = config or ServiceConfig()
+        self.role = role
+        self.lease = lease
+        if lease is not None:
+            lease.on_lost = self._lease_lost
+        self._seen_checkpoint: int | None = None  # a predictor's newest checkpoint id seen
+        self.restored_from: int | None = None
+        self.last_checkpoint: dict[str, Any] = {}
         self.classifier = spec.task != "regression"
         self._swap_lock = threading.Lock()  # only around swapping the served model
         self._state_lock = threading.Lock()  # worker steps, snapshot, rollback
@@ -292,17 +337,27 @@ class Service:
         checkpoint: str | Path | CheckpointFile | None = None,
         checkpoint_key: bytes | None = None,
         trust_pickle: bool = False,
+        role: str = "all",
+        wait: float | None = 30.0,
     ) -> Service:
         """Open (or create) the database ``db``; a new database serves ``learner`` (default:
         the first) of ``experiment`` (default: the built-in one), or the model of the
         checkpoint file ``checkpoint`` (as version 1, with its experiment and learner), an
         existing one what it was created with (an ``experiment`` or ``learner`` that differs
         is refused, and so is a ``checkpoint`` unless the database was created from it: then
-        it is simply reopened). Checkpoint files hold arrays + JSON (nothing in them runs);
-        with ``checkpoint_key`` only files signed with it are accepted, and exports are
-        signed with it. A database whose checkpoints are legacy pickles, or a format 1
-        checkpoint file, is refused unless ``trust_pickle`` (then the rows are converted
-        once). A database is held by one server at a time (``StoreError`` for a second).
+        it is simply reopened). ``db`` is a SQLite file or a ``postgresql://`` URL.
+
+        ``role`` (:data:`ROLES`): ``all`` and ``trainer`` take the trainer lease first: ``all``
+        is refused when another process holds it, a ``trainer`` waits for it (a standby) up
+        to ``wait`` seconds (None: for ever), then takes over (newest checkpoint + replay of
+        the feedback after it). A ``predictor`` opens an existing database only (it waits up
+        to ``wait`` seconds for the trainer to create it) and never writes checkpoints.
+
+        Checkpoint files hold arrays + JSON (nothing in them runs); with ``checkpoint_key``
+        only files signed with it are accepted, and exports are signed with it. A database
+        whose checkpoints are legacy pickles, or a format 1 checkpoint file, is refused
+        unless ``trust_pickle`` (then the trainer converts the rows once). A SQLite database
+        is held by one server of role ``all`` at a time (``StoreError`` for a second).
 
         Refusals name the parameter as ``error.field``: :class:`ExclusiveOptions` (both
         ``experiment`` and ``checkpoint``), :class:`CheckpointFileError`,
@@ -325,14 +380,34 @@ class Service:
                 "learner",
                 f"the checkpoint serves learner {ckpt.header['learner']!r}, not {learner!r}",
             )
+        if role not in ROLES:
+            raise InputError("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+        if role == "predictor" and ckpt is not None:
+            raise InputError(
+                "checkpoint",
+                "a predictor serves what the trainer publishes: start the trainer "
+                "from the checkpoint",
+            )
         path = Path(db)
         # a new database is removed whole if opening fails; an existing one is never touched
-        made = [] if path.exists() else [f for f in _database_files(path) if not f.exists()]
-        store = Store(path, keep_checkpoints=config.keep_checkpoints).start()
+        made = []
+        if not is_database_url(db) and not path.exists():
+            made = [f for f in _database_files(path) if not f.exists()]
+        store = open_store(db, config.keep_checkpoints, exclusive=role == "all").start()
+        lease: TrainerLease | None = None
         try:
-            meta = store.get_meta()
+            if role == "predictor":
+                meta = _wait_for_model(store, db, wait)
+            else:
+                lease = TrainerLease(store, config.lease_seconds)
+                existing = store.get_meta()
+                if existing and role == "trainer":  # check, and load the code, before waiting:
+                    _stored_spec(db, existing, experiment, learner).build()  # a quick takeover
+                lease.take(wait if role == "trainer" else 0.0)
+                lease.start()  # renewed from now on: recovery may take longer than the lease
+                meta = store.get_meta()
             legacy = store.legacy_checkpoints()
-            if legacy and not trust_pickle:
+            if legacy and (not trust_pickle or role == "predictor"):
                 raise LegacyDatabase(f"{db} holds {legacy} pickled (legacy) checkpoint(s)")
             if legacy:
                 converted = store.convert_legacy_checkpoints(_legacy_state)
@@ -340,17 +415,20 @@ class Service:
             if meta and ckpt is not None:
                 _check_reopen(db, meta, ckpt)
             if meta:
-                service = cls(store, _stored_spec(db, meta, experiment, learner), config)
+                spec = _stored_spec(db, meta, experiment, learner)
+                service = cls(store, spec, config, role, lease)
             elif ckpt is not None:
-                service = cls(store, _spec_of(ckpt), config)
+                service = cls(store, _spec_of(ckpt), config, role, lease)
                 service._seed(ckpt)
             else:
                 spec = ModelSpec.from_experiment(load_experiment(experiment), learner)
-                service = cls(store, spec, config)
+                service = cls(store, spec, config, role, lease)
                 service._create()
             service.checkpoint_key = checkpoint_key
             return service
         except BaseException:
+            if lease is not None:
+                lease.stop()
             store.close()
             for made_file in made:  # a failed start leaves no half-made database
                 made_file.unlink(missing_ok=True)
@@ -397,23 +475,81 @@ class Service:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
-        """Recover (newest verified checkpoint + replay), then start the worker thread."""
-        self._recover()
+        """Recover (newest verified checkpoint + replay), then start the worker thread; a
+        predictor loads the newest published version and follows new ones instead."""
+        if self.role == "predictor":
+            self.follow()
+            target, name = self._follow_loop, "adaptloop-follower"
+        else:
+            self._recover()
+            target, name = self._run, "adaptloop-worker"
         if background:
-            self._thread = threading.Thread(target=self._run, name="adaptloop-worker", daemon=True)
+            self._thread = threading.Thread(target=target, name=name, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop the worker, checkpoint what was learned since the last checkpoint, close."""
+        """Stop the worker, checkpoint what was learned since the last checkpoint, end the
+        lease (a standby takes over at once), close."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        with self._state_lock:
-            if self._learned_seq > self._checkpoint_seq:
-                self._checkpoint("shutdown")
+        if self.role != "predictor" and self.lease_lost is None:
+            with self._state_lock, contextlib.suppress(StoreError):
+                if self._learned_seq > self._checkpoint_seq:
+                    self._checkpoint("shutdown")
+        if self.lease is not None:
+            self.lease.stop()
         self.store.close()
+
+    @property
+    def lease_lost(self) -> str | None:
+        """Why this trainer lost its lease (None while it holds it, or for a predictor)."""
+        return None if self.lease is None else self.lease.lost
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another trainer took the lease over: stop adapting (the fenced store refuses this
+        one's checkpoints anyway); predictions go on with the served model."""
+        self._stopping.set()
+        self._wake.set()
+
+    # -- following (predictors) ------------------------------------------------------------------
+    def follow(self) -> bool:
+        """Load the newest published version if it is not the served one (the newest stored
+        checkpoint that verifies); True when a new version was loaded."""
+        newest = self.store.newest_checkpoint()
+        if newest is None or newest[0] == self._seen_checkpoint:
+            return False
+        self._seen_checkpoint = newest[0]
+        if self._current is not None and newest[1] == self.version:
+            return False  # a periodic checkpoint of the served version
+        with self._state_lock:
+            skipped: list[str] = []
+            restored = newest_usable(self.store.checkpoints(), self._restore, skipped)
+            for message in skipped:
+                log.warning("skipping %s", message)
+            if restored is None:
+                raise StoreError(f"{self.store.where}: no stored checkpoint verifies")
+            self.last_checkpoint, self.restored_from = restored.info, restored.id
+            self.report = _nan_to_none(self.tracker.report())
+            self.quarantined = {row["first_seq"]: row for row in self.store.quarantined()}
+            self.decisions = tuple(self.store.decisions(20))
+        log.info("serving version %d (checkpoint %d)", self.version, restored.id)
+        return True
+
+    def _follow_loop(self) -> None:
+        while not self._stopping.is_set():
+            self.store.wait_for_checkpoint(self.config.follow_seconds)
+            if self._stopping.is_set():
+                return
+            try:
+                self.follow()
+                self.worker_error = None
+            except Exception as error:  # keep serving the loaded version; report it
+                log.warning("following the trainer failed: %s", error)
+                self.worker_error = f"{type(error).__name__}: {error}"
+                self._stopping.wait(self.config.follow_seconds)
 
     def notify(self) -> None:
         """Wake the worker: new feedback is stored."""
@@ -716,15 +852,23 @@ class Service:
         self.decisions = (*self.decisions, record)[-20:]
 
     # -- manual actions --------------------------------------------------------------------------
+    def _adapting(self, action: str) -> None:
+        """``WrongRole`` for a predictor: ``action`` is the trainer's."""
+        if self.role == "predictor":
+            raise WrongRole("role", f"a predictor does not {action}: ask the trainer")
+
     def snapshot(self) -> dict[str, Any]:
-        """Checkpoint the whole state now; returns the checkpoint's row."""
+        """Checkpoint the whole state now; returns the checkpoint's row (``WrongRole`` on a
+        predictor)."""
+        self._adapting("snapshot")
         with self._state_lock:
             return self._checkpoint("snapshot")
 
     def rollback(self, version: int) -> dict[str, Any]:
         """Serve (as a new version) the model of an earlier ``version``; the candidate starts
         over from it and the gate's evidence is reset. ``UnknownVersion`` if no checkpoint of
-        that version verifies."""
+        that version verifies (``WrongRole`` on a predictor)."""
+        self._adapting("roll back")
         with self._state_lock:
 
             def load(checkpoint: Checkpoint, state: dict[str, Any]) -> Learner:
@@ -775,6 +919,8 @@ class Service:
             checks["store"] = f"not writable: {getattr(error, 'detail', error)}"
         alive = self._thread is None or self._thread.is_alive()
         checks["worker"] = None if alive and not self._stopping.is_set() else "not running"
+        if self.lease is not None:
+            checks["lease"] = None if self.lease_lost is None else f"lost: {self.lease_lost}"
         try:
             self._probe(self.current[1], "the served model")
             checks["model"] = None
@@ -821,7 +967,22 @@ class Service:
             "replayed_on_start": self.replayed,
             "worker_error": self.worker_error,
             "quarantine": quarantine,
+            "role": self.role,
+            "lease": self.store.lease(),
         }
+
+
+def _wait_for_model(store: SqlStore, db: str | Path, wait: float | None) -> dict[str, Any]:
+    """A predictor's database: its ``meta`` once the trainer stored a checkpoint, waiting up
+    to ``wait`` seconds (None: for ever); ``StoreError`` when it serves nothing by then."""
+    deadline = None if wait is None else time.monotonic() + wait
+    while True:
+        meta = store.get_meta()
+        if meta and store.newest_checkpoint() is not None:
+            return meta
+        if deadline is not None and time.monotonic() >= deadline:
+            raise StoreError(f"{db} serves nothing yet: start its trainer (or --role all) first")
+        time.sleep(0.2)
 
 
 def _database_files(db: Path) -> list[Path]:

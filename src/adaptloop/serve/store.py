@@ -1,4 +1,10 @@
-"""Durable store of the service: SQLite in WAL mode, one writer thread with group commit.
+"""Durable store of the service: one writer thread with group commit; SQLite or PostgreSQL.
+
+:class:`SqlStore` is what the service needs from a database (its methods below, and the
+trainer lease); :class:`Store` is its SQLite backend (the embedded default, described here),
+:class:`adaptloop.serve.postgres.PostgresStore` its PostgreSQL backend (the shared store of a
+trainer and many predictors), with the same tables, the same statements and the same
+durability promise; :func:`open_store` picks one by the ``db`` given.
 
 Tables: ``meta`` (what the database serves), ``predictions`` (features, prediction and
 probabilities per prediction id; pruned by :meth:`Store.prune_predictions`), ``feedback``
@@ -60,6 +66,7 @@ import json
 import os
 import pickle
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -76,6 +83,7 @@ import numpy as np
 from adaptloop.serve.errors import (
     DuplicateFeedback,
     IdempotencyConflict,
+    LeaseLost,
     StoreError,
     UnknownPrediction,
 )
@@ -128,11 +136,19 @@ CREATE TABLE IF NOT EXISTS quarantine (
     created REAL NOT NULL,
     error TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lease (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created);
 """
 MIGRATIONS = (("feedback", "key", "ALTER TABLE feedback ADD COLUMN key TEXT"),)
 """Columns added since the first schema: (table, column, statement) for older databases."""
 INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_key ON feedback (key);"
+PENDING = "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
+"""Predictions whose feedback is stored but not learned yet (kept by the retention pass)."""
+_NOT_PACKED = f"substr(state, 1, {len(STATE_MAGIC)}) != ?"
 
 _STOP = object()
 
@@ -175,15 +191,16 @@ class _Connection(sqlite3.Connection):
 _LIVE = (sqlite3.Cursor, sqlite3.Connection, sqlite3.Blob, types.GeneratorType)
 
 
-def _refuse_live(result: Any) -> None:
-    """``TypeError`` when a job's result is (or directly holds) a SQLite object or a generator,
-    which would be used or finalized on another thread; cursors are closed here first."""
+def _refuse_live(result: Any, kinds: tuple[type, ...] = _LIVE) -> None:
+    """``TypeError`` when a job's result is (or directly holds) a driver object (``kinds``:
+    a cursor, a connection) or a generator, which would be used or finalized on another
+    thread; cursors are closed here first."""
     items = result if isinstance(result, (list, tuple, set)) else (result,)
-    live = [item for item in items if isinstance(item, _LIVE)]
+    live = [item for item in items if isinstance(item, kinds)]
     if not live:
         return
     for item in live:
-        if isinstance(item, sqlite3.Cursor):
+        if hasattr(item, "fetchone") and hasattr(item, "close"):  # a cursor
             item.close()
     raise TypeError(
         f"a store job returned a {type(live[0]).__name__}: return plain values "
@@ -289,7 +306,7 @@ class RowBatcher:
     >>> store.close()
     """
 
-    def __init__(self, store: Store, sql: str, durable: bool = True) -> None:
+    def __init__(self, store: SqlStore, sql: str, durable: bool = True) -> None:
         self.store, self.sql, self.durable = store, sql, durable
         self._lock = threading.Lock()
         self._open: _Batch | None = None  # the batch that later adds join
@@ -308,7 +325,7 @@ class RowBatcher:
             self._open.waiters.append(waiter)
         return waiter
 
-    def _insert(self, batch: _Batch, conn: sqlite3.Connection) -> int:
+    def _insert(self, batch: _Batch, conn: Any) -> int:
         with self._lock:  # later adds start the next batch
             if self._open is batch:
                 self._open = None
@@ -336,37 +353,47 @@ class _Batch:
                 pass
 
 
-class Store:
-    """SQLite store with a single writer thread (group commit); see the module docstring.
+class SqlStore:
+    """What the service needs from a database, and how it is written: one writer thread with
+    group commit (see the module docstring). The backends fill in connecting, beginning a
+    transaction and the clock: :class:`Store` (SQLite, embedded, the default) and
+    :class:`adaptloop.serve.postgres.PostgresStore` (PostgreSQL, shared by several processes
+    or hosts). Every query below is in the SQL both understand (``?`` parameters; the
+    PostgreSQL connection translates them), so both backends run the same statements.
 
     ``call(fn)`` runs ``fn(connection)`` on the writer thread inside a transaction and returns
     its result once committed; ``submit(fn)`` returns a ``Future`` for the same (await it from
     asyncio with ``asyncio.wrap_future``). An exception in ``fn`` rolls back ``fn``'s changes
     only and is raised to its caller.
+
+    The trainer lease (:meth:`take_lease`, :meth:`renew_lease`, :meth:`release_lease`): one
+    row of ``lease`` names the process that may adapt and publish versions, until its expiry
+    (the database's clock). While :attr:`fence` holds a holder's name, every write of the
+    trainer (checkpoints, decisions, quarantine) first checks, in its own transaction, that
+    the row still names it: a trainer whose lease was taken over cannot publish
+    (:class:`LeaseLost`).
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        synchronous: str = "FULL",
-        max_group: int = 256,
-        checkpoint_interval: float = 1.0,
-        restart_pages: int = 4096,
-        keep_checkpoints: int = 20,
-    ) -> None:
-        if synchronous not in ("FULL", "NORMAL"):
-            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
-        self.path = Path(path)
-        self.wal = WalCheckpointer(self.path, checkpoint_interval, restart_pages)
-        self.synchronous = synchronous
+    backend = ""
+    """``"sqlite"`` or ``"postgresql"``."""
+    db_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    """The driver's errors (a failed write: 503, nothing acknowledged)."""
+    live_types: tuple[type, ...] = _LIVE
+    """Driver objects a job must never return (see the module docstring)."""
+    prune_beyond = ""
+    """``DELETE`` of the predictions beyond the newest ``keep`` (parameters: ``keep``,
+    ``learned_seq``): the backends find them through their own index."""
+    thread_name = "adaptloop-store"
+
+    def __init__(self, where: str, max_group: int = 256, keep_checkpoints: int = 20) -> None:
+        self.where = where
         self.max_group = max_group
         self.keep_checkpoints = keep_checkpoints
-        self._lock_file: int | None = None
         self.write_error: str | None = None  # the last failed write, until one succeeds
+        self.fence: str | None = None  # the lease holder this store writes for, if any
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._level = synchronous  # the connection's current synchronous setting
         self.commits = 0
         # not fsynced per prediction (see the module docstring): a killed process keeps them
         self._prediction_log = RowBatcher(
@@ -376,23 +403,45 @@ class Store:
             durable=False,
         )
 
+    # -- what a backend provides -------------------------------------------------------------
+    def _open(self) -> Any:
+        """Connect (on the writer thread) and create the tables; ``StoreError`` when the
+        database cannot be opened."""
+        raise NotImplementedError
+
+    def _begin(self, conn: Any, durable: bool) -> None:
+        """Begin the transaction of one group (fsynced at commit when ``durable``)."""
+        raise NotImplementedError
+
+    def _clock(self, conn: Any) -> float:
+        """The database's time (Unix seconds): lease expiries are taken on one clock."""
+        return time.time()
+
+    def _announce(self, conn: Any, version: int) -> None:
+        """Tell followers (at commit) that a checkpoint of ``version`` is stored."""
+
+    def _serialize_feedback(self, conn: Any) -> None:
+        """Make ``seq`` order the commit order of feedback (a reader that has seen ``seq``
+        must have seen every smaller one); SQLite has one writer at a time anyway."""
+
+    def wait_for_checkpoint(self, timeout: float) -> None:
+        """Return when a checkpoint may have been stored by another process, or after
+        ``timeout`` seconds (the SQLite store polls: it sleeps)."""
+        time.sleep(timeout)
+
+    def _lost(self, conn: Any) -> bool:
+        """The connection is gone (a restarted server): reconnect before the next group."""
+        return False
+
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> Store:
+    def start(self) -> SqlStore:
         """Start the writer thread, which opens the database (creating the tables); returns
         once it is open (``StoreError`` when it cannot be opened)."""
         if self._thread is not None:
             return self
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory, not a database file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(f"{self.path}: cannot create its folder: {error.strerror}") from None
-        new_lock = not self.lock_path.exists()
-        self._lock()
         opened: Future = Future()
         self._thread = threading.Thread(
-            target=self._run, args=(opened,), name="adaptloop-store", daemon=True
+            target=self._run, args=(opened,), name=self.thread_name, daemon=True
         )
         self._thread.start()
         try:
@@ -400,83 +449,16 @@ class Store:
         except BaseException:
             self._thread.join()
             self._thread = None
-            if new_lock:  # still held by us: no one else can be using it
-                self.lock_path.unlink(missing_ok=True)
-            self._unlock()
             raise
-        self.wal.start()
         return self
-
-    @property
-    def lock_path(self) -> Path:
-        """The lock file beside the database."""
-        return self.path.with_name(self.path.name + ".lock")
-
-    def _lock(self) -> None:
-        """Take the database's exclusive lock (``StoreError`` when another server holds it)."""
-        if fcntl is None:  # pragma: no cover
-            return
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise StoreError(
-                f"{self.lock_path}: cannot create the lock: {error.strerror}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StoreError(
-                f"{self.path} is in use by another server (pid {holder}): one server per database"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_file = fd
-
-    def _unlock(self) -> None:
-        if self._lock_file is not None:
-            os.close(self._lock_file)  # closing drops the flock
-            self._lock_file = None
-
-    def _open(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, factory=_Connection)
-        except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: cannot open: {error}") from None
-        try:
-            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            self._level = self.synchronous
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # self.wal checkpoints, off this thread
-            conn.execute(f"PRAGMA journal_size_limit={64 * 2**20}")  # the log file after a restart
-            conn.executescript(SCHEMA)
-            for table, column, statement in MIGRATIONS:
-                columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-                if column not in columns:
-                    conn.execute(statement)
-            conn.executescript(INDEXES)
-            conn.row_factory = sqlite3.Row  # every query reads its columns by name
-        except sqlite3.DatabaseError as error:
-            conn.close()
-            raise StoreError(f"{self.path}: {error}") from None
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
     def close(self) -> None:
         """Finish the queued jobs, stop the writer thread and close the database."""
         if self._thread is None or self._closed:
             return
         self._closed = True
-        self.wal.close()
         self._queue.put(_STOP)
         self._thread.join()
-        self._unlock()
 
     @property
     def running(self) -> bool:
@@ -484,7 +466,7 @@ class Store:
         return self._thread is not None and self._thread.is_alive() and not self._closed
 
     # -- jobs --------------------------------------------------------------------------------
-    def submit(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> Future:
+    def submit(self, fn: Callable[[Any], T], durable: bool = True) -> Future:
         """Queue ``fn(connection)``; the future resolves after the commit that includes it
         (fsynced unless ``durable=False`` and no durable job shares the commit)."""
         if self._thread is None or self._closed:
@@ -493,7 +475,7 @@ class Store:
         self._queue.put((fn, future, durable))
         return future
 
-    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def call(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(connection)`` in a committed transaction and return its result."""
         return self.submit(fn).result()
 
@@ -515,53 +497,132 @@ class Store:
             if _STOP in jobs:
                 stop = True
                 jobs = [job for job in jobs if job is not _STOP]
-            if jobs:
-                self._run_group(conn, jobs)
+            if not jobs:
+                continue
+            if self._lost(conn):
+                with contextlib.suppress(*self.db_errors):
+                    conn.close()
+                try:
+                    conn = self._open()
+                except StoreError as error:  # still down: this group fails, the next retries
+                    self._fail(jobs, str(error))
+                    continue
+            self._run_group(conn, jobs)
         conn.close()
 
-    def _run_group(self, conn: sqlite3.Connection, jobs: list) -> None:
+    def _fail(self, jobs: list, error: str) -> None:
+        self.write_error = error
+        failure = StoreError(f"{self.where}: write failed: {error}")
+        for _, future, _ in jobs:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(failure)
+
+    def _run_group(self, conn: Any, jobs: list) -> None:
         outcomes: list[tuple[Future, bool, Any]] = []
         group_error: str | None = None
         try:
-            level = self.synchronous if any(durable for *_, durable in jobs) else "NORMAL"
-            if level != self._level:  # a pragma between transactions: this commit's fsync
-                conn.execute(f"PRAGMA synchronous={level}")
-                self._level = level
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn, any(durable for *_, durable in jobs))
             for fn, future, _ in jobs:
                 if not future.set_running_or_notify_cancel():
                     continue  # its caller went away before it ran: nothing was acknowledged
                 conn.execute("SAVEPOINT job")
                 try:
                     result = fn(conn)
-                    _refuse_live(result)
+                    _refuse_live(result, self.live_types)
                 except BaseException as error:  # refused job: undo its changes only
                     _clear_frames(error)  # cursors held by the job's frames die here
-                    if isinstance(error, sqlite3.Error):  # a full disk, an I/O error: 503
+                    if isinstance(error, self.db_errors):  # a full disk, an I/O error: 503
                         group_error = str(error)
-                        error = StoreError(f"{self.path}: write failed: {error}")
+                        error = StoreError(f"{self.where}: write failed: {error}")
                     result = None
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
+                    conn.execute("ROLLBACK TO SAVEPOINT job")
+                    conn.execute("RELEASE SAVEPOINT job")
                     outcomes.append((future, False, error))
                 else:
-                    conn.execute("RELEASE job")
+                    conn.execute("RELEASE SAVEPOINT job")
                     outcomes.append((future, True, result))
             conn.execute("COMMIT")
             self.commits += 1
             self.write_error = group_error
-        except sqlite3.Error as error:  # the commit failed: nothing is acknowledged
+        except self.db_errors as error:  # the commit failed: nothing is acknowledged
             if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+                with contextlib.suppress(*self.db_errors):  # it may have rolled back itself
                     conn.execute("ROLLBACK")
             self.write_error = str(error)
-            failure = StoreError(f"{self.path}: write failed: {error}")
+            failure = StoreError(f"{self.where}: write failed: {error}")
             outcomes = [(future, False, failure) for _, future, _ in jobs if not future.cancelled()]
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    # -- the trainer lease -------------------------------------------------------------------
+    def take_lease(self, holder: str, seconds: float, force: bool = False) -> bool:
+        """Take the trainer lease for ``seconds`` if it is free, expired or already
+        ``holder``'s (always with ``force``); True when ``holder`` holds it now."""
+
+        def write(conn: Any) -> bool:
+            now = self._clock(conn)
+            conn.execute(
+                "INSERT INTO lease (name, holder, expires) VALUES ('trainer', ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires = excluded.expires "
+                "WHERE lease.holder = excluded.holder OR lease.expires < ? OR ?",
+                (holder, now + seconds, now, bool(force)),
+            )
+            return _lease_holder(conn) == holder
+
+        return self.call(write)
+
+    def try_lease(self, holder: str, seconds: float) -> bool:
+        """One attempt to take the trainer lease (:meth:`take_lease`; the SQLite store takes
+        its lock file first)."""
+        return self.take_lease(holder, seconds)
+
+    def renew_lease(self, holder: str, seconds: float) -> bool:
+        """Extend ``holder``'s lease by ``seconds`` from now; False when another process
+        holds it (it expired and was taken over)."""
+
+        def write(conn: Any) -> bool:
+            expires = self._clock(conn) + seconds
+            return (
+                conn.execute(
+                    "UPDATE lease SET expires = ? WHERE name = 'trainer' AND holder = ?",
+                    (expires, holder),
+                ).rowcount
+                == 1
+            )
+
+        return self.call(write)
+
+    def release_lease(self, holder: str) -> None:
+        """End ``holder``'s lease now (a clean shutdown: a standby takes over at once)."""
+        self.call(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE lease SET expires = 0 WHERE name = 'trainer' AND holder = ?", (holder,)
+                ).rowcount
+            )
+        )
+
+    def lease(self) -> dict[str, Any] | None:
+        """The lease row: ``holder``, ``expires`` and the database's time ``now`` (None when
+        no trainer ever held it)."""
+
+        def read(conn: Any) -> dict[str, Any] | None:
+            rows = _dicts(conn.execute("SELECT holder, expires FROM lease WHERE name = 'trainer'"))
+            return {**rows[0], "now": self._clock(conn)} if rows else None
+
+        return self.call(read)
+
+    def _check_fence(self, conn: Any) -> None:
+        """In a trainer's write: :class:`LeaseLost` unless the lease still names
+        :attr:`fence`."""
+        if self.fence is not None and _lease_holder(conn) != self.fence:
+            raise LeaseLost(
+                f"{self.fence} no longer holds the trainer lease: nothing was written", "lease"
+            )
 
     # -- what the service stores (each runs on the writer thread) ------------------------------
     def get_meta(self) -> dict[str, Any]:
@@ -604,10 +665,13 @@ class Store:
         :class:`DuplicateFeedback` naming ``feedback[i].prediction_id`` or
         :class:`IdempotencyConflict` naming ``feedback[i].key`` (nothing stored). An item
         whose idempotency ``key`` is already stored with the same content is not stored
-        again: its ``seq`` is the stored one (a retry after a crash is learned once)."""
+        again: its ``seq`` is the stored one (a retry after a crash is learned once). Two
+        processes storing labels for the same prediction (or under the same key) at once:
+        one stores, the other is answered as a duplicate (or with the stored ``seq``)."""
         now = time.time()
 
-        def write(conn: sqlite3.Connection) -> list[int]:
+        def write(conn: Any) -> list[int]:
+            self._serialize_feedback(conn)
             seqs = []
             for i, item in enumerate(items):
                 if item.key is not None:
@@ -618,12 +682,22 @@ class Store:
                 features = item.features
                 if item.prediction_id is not None:
                     features = _unlabelled_prediction(conn, item.prediction_id, i)
-                cursor = conn.execute(
+                row = conn.execute(
                     "INSERT INTO feedback (prediction_id, created, features, label, key) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
                     (item.prediction_id, now, features, item.label, item.key),
-                )
-                seqs.append(cursor.lastrowid)
+                ).fetchone()
+                if row is None:  # another writer stored the same prediction id or key first
+                    seq = None if item.key is None else _stored_key(conn, item, i)
+                    if seq is None:
+                        raise DuplicateFeedback(
+                            f"feedback[{i}].prediction_id",
+                            f"feedback for prediction id {item.prediction_id!r} was "
+                            "already received",
+                        )
+                    seqs.append(seq)
+                    continue
+                seqs.append(int(row["seq"]))
             return seqs
 
         return self.submit(write)
@@ -655,20 +729,22 @@ class Store:
         """Pack ``state`` (arrays + JSON: :func:`adaptloop.serve.state.pack`, which raises
         ``StateEncodingError`` for a value it cannot store) and store it with its checksum;
         with ``meta_values``, set those ``meta`` keys in the same transaction. Then apply
-        the retention rule (:meth:`prune_checkpoints`). Returns the checkpoint's
-        :attr:`Checkpoint.info`."""
+        the retention rule (:meth:`prune_checkpoints`) and tell followers (PostgreSQL:
+        ``NOTIFY``). Returns the checkpoint's :attr:`Checkpoint.info`."""
         blob = pack(state)
         sha256 = checksum(blob)
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Any) -> int:
+            self._check_fence(conn)
             _write_meta(conn, meta_values or {})
             checkpoint_id = conn.execute(
                 "INSERT INTO checkpoints (created, version, kind, learned_seq, sha256, "
-                "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "meta, state) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (time.time(), version, kind, learned_seq, sha256, json.dumps(meta), blob),
-            ).lastrowid
+            ).fetchone()["id"]
             _prune_checkpoints(conn, self.keep_checkpoints)
-            return checkpoint_id
+            self._announce(conn, version)
+            return int(checkpoint_id)
 
         checkpoint_id = self.call(write)
         return Checkpoint(checkpoint_id, version, kind, learned_seq, sha256, meta, b"").info
@@ -685,6 +761,18 @@ class Store:
         states: each row's state is read when it is used."""
         return self.call(lambda conn: _select_checkpoints(conn, version, self._fetcher))
 
+    def newest_checkpoint(self) -> tuple[int, int] | None:
+        """``(id, version)`` of the newest checkpoint (None when there is none): what a
+        follower compares with what it serves."""
+
+        def read(conn: Any) -> tuple[int, int] | None:
+            row = conn.execute(
+                "SELECT id, version FROM checkpoints ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            return None if row is None else (int(row["id"]), int(row["version"]))
+
+        return self.call(read)
+
     def _fetcher(self, checkpoint_id: int) -> Callable[[], bytes]:
         return lambda: self.call(lambda conn: _select_state(conn, checkpoint_id))
 
@@ -700,8 +788,7 @@ class Store:
             lambda conn: [
                 row["id"]
                 for row in conn.execute(
-                    "SELECT id FROM checkpoints WHERE substr(state, 1, ?) != ?",
-                    (len(STATE_MAGIC), STATE_MAGIC),
+                    f"SELECT id FROM checkpoints WHERE {_NOT_PACKED}", (STATE_MAGIC,)
                 ).fetchall()
             ]
         )
@@ -709,7 +796,7 @@ class Store:
             blob = self.call(lambda conn, i=checkpoint_id: _select_state(conn, i))
             packed = pack(convert(pickle.loads(blob)))  # noqa: S301 - the operator trusts it
 
-            def write(conn: sqlite3.Connection, i: int = checkpoint_id, b: bytes = packed) -> None:
+            def write(conn: Any, i: int = checkpoint_id, b: bytes = packed) -> None:
                 conn.execute(
                     "UPDATE checkpoints SET state = ?, sha256 = ? WHERE id = ?", (b, checksum(b), i)
                 )
@@ -722,21 +809,14 @@ class Store:
         the newest ``keep``, except those whose feedback is stored but not yet learned
         (``seq > learned_seq``); returns how many were deleted."""
 
-        def write(conn: sqlite3.Connection) -> int:
-            # two index-driven deletes (a rowid range, then the index on created): no full
+        def write(conn: Any) -> int:
+            # two index-driven deletes (the backend's, then the index on created): no full
             # scan of a large table on the writer thread, whose commits predictions wait for
-            pending = (
-                "SELECT prediction_id FROM feedback WHERE seq > ? AND prediction_id IS NOT NULL"
-            )
-            top = conn.execute("SELECT max(rowid) AS r FROM predictions").fetchone()["r"] or 0
-            deleted = conn.execute(
-                f"DELETE FROM predictions WHERE rowid <= ? AND id NOT IN ({pending})",
-                (top - keep, learned_seq),
-            ).rowcount
+            deleted = conn.execute(self.prune_beyond, (keep, learned_seq)).rowcount
             return (
                 deleted
                 + conn.execute(
-                    f"DELETE FROM predictions WHERE created < ? AND id NOT IN ({pending})",
+                    f"DELETE FROM predictions WHERE created < ? AND id NOT IN ({PENDING})",
                     (older_than, learned_seq),
                 ).rowcount
             )
@@ -746,15 +826,16 @@ class Store:
     def quarantine(self, first_seq: int, last_seq: int, error: str) -> None:
         """Set aside the feedback micro-batch ``first_seq..last_seq`` with ``error``."""
         row = (first_seq, last_seq, time.time(), error)
-        self.call(
-            lambda conn: (
-                conn.execute(
-                    "INSERT OR IGNORE INTO quarantine (first_seq, last_seq, created, error) "
-                    "VALUES (?, ?, ?, ?)",
-                    row,
-                ).rowcount
-            )
-        )
+
+        def write(conn: Any) -> int:
+            self._check_fence(conn)
+            return conn.execute(
+                "INSERT INTO quarantine (first_seq, last_seq, created, error) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                row,
+            ).rowcount
+
+        self.call(write)
 
     def quarantined(self) -> list[dict[str, Any]]:
         """Every quarantined micro-batch, oldest first: ``first_seq``, ``last_seq``,
@@ -769,8 +850,8 @@ class Store:
         if self.write_error is not None:
             raise StoreError(f"the last write failed: {self.write_error}")
 
-        def probe(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('_probe', '0')")
+        def probe(conn: Any) -> None:
+            _write_meta(conn, {"_probe": 0})
             raise _ProbeDone
 
         try:
@@ -790,9 +871,12 @@ class Store:
         """Record an update-gate decision (once per feedback position: replays do not repeat)."""
         row = (at_seq, time.time(), json.dumps(record))
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Any) -> None:
+            self._check_fence(conn)
             conn.execute(
-                "INSERT OR IGNORE INTO decisions (at_seq, created, record) VALUES (?, ?, ?)", row
+                "INSERT INTO decisions (at_seq, created, record) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                row,
             )
 
         self.call(write)
@@ -805,6 +889,195 @@ class Store:
             )
         )
         return [json.loads(row["record"]) for row in reversed(rows)]
+
+
+class Store(SqlStore):
+    """The SQLite store (the embedded default): a database file in WAL mode, written by one
+    thread with group commit (see the module docstring). With ``exclusive`` (the default),
+    :meth:`start` takes the database's lock file: one server per database."""
+
+    backend = "sqlite"
+    prune_beyond = (
+        "DELETE FROM predictions WHERE rowid <= "
+        "(SELECT coalesce(max(rowid), 0) FROM predictions) - ? "
+        f"AND id NOT IN ({PENDING})"
+    )
+
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        max_group: int = 256,
+        checkpoint_interval: float = 1.0,
+        restart_pages: int = 4096,
+        keep_checkpoints: int = 20,
+        exclusive: bool = True,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        super().__init__(str(path), max_group, keep_checkpoints)
+        self.path = Path(path)
+        self.wal = WalCheckpointer(self.path, checkpoint_interval, restart_pages)
+        self.synchronous = synchronous
+        self.exclusive = exclusive
+        self._lock_file: int | None = None
+        self._level = synchronous  # the connection's current synchronous setting
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Store:
+        """Take the lock (when ``exclusive``), start the writer thread, which opens the
+        database (creating the tables); returns once it is open (``StoreError`` when it
+        cannot be opened, or another server holds the lock)."""
+        if self._thread is not None:
+            return self
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create its folder: {error.strerror}") from None
+        new_lock = self.exclusive and not self.lock_path.exists()
+        if self.exclusive:
+            self.lock()
+        try:
+            super().start()
+        except BaseException:
+            if new_lock:  # still held by us: no one else can be using it
+                self.lock_path.unlink(missing_ok=True)
+            self._unlock()
+            raise
+        self.wal.start()
+        return self
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the database."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self, wait: float = 0.0) -> None:
+        """Take the database's exclusive lock, trying for up to ``wait`` seconds
+        (``StoreError`` when another server holds it). The kernel drops it when the process
+        dies, so it is the trainer lease of SQLite (one host): a standby takes it at once."""
+        if fcntl is None or self._lock_file is not None:  # pragma: no cover
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(
+                f"{self.lock_path}: cannot create the lock: {error.strerror}"
+            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(min(0.1, wait))
+                    continue
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise StoreError(
+                    f"{self.path} is in use by another server (pid {holder}): "
+                    "one server per database"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_file = fd
+
+    def try_lease(self, holder: str, seconds: float) -> bool:
+        """The lock file is the lease on SQLite (one host; the kernel drops it with its
+        process): whoever holds it writes the lease row (for the fence and for readers)."""
+        try:
+            self.lock()
+        except StoreError:
+            return False
+        return self.take_lease(holder, seconds, force=True)
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)  # closing drops the flock
+            self._lock_file = None
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, factory=_Connection)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: cannot open: {error}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")  # other processes (predictors) write too
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._level = self.synchronous
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # self.wal checkpoints, off this thread
+            conn.execute(f"PRAGMA journal_size_limit={64 * 2**20}")  # the log file after a restart
+            conn.executescript(SCHEMA)
+            for table, column, statement in MIGRATIONS:
+                columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                if column not in columns:
+                    conn.execute(statement)
+            conn.executescript(INDEXES)
+            conn.row_factory = sqlite3.Row  # every query reads its columns by name
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            raise StoreError(f"{self.path}: {error}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _begin(self, conn: sqlite3.Connection, durable: bool) -> None:
+        level = self.synchronous if durable else "NORMAL"
+        if level != self._level:  # a pragma between transactions: this commit's fsync
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._level = level
+        conn.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        """Finish the queued jobs, stop the writer thread and close the database."""
+        if self._thread is None or self._closed:
+            return
+        self.wal.close()
+        super().close()
+        self._unlock()
+
+
+def redact(url: str | Path) -> str:
+    """``url`` without its password (for messages).
+
+    >>> redact("postgresql://u:pw@h:5/d?sslmode=require")
+    'postgresql://u:***@h:5/d?sslmode=require'
+    """
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
+
+
+def is_database_url(db: str | Path) -> bool:
+    """``db`` names a PostgreSQL database (a ``postgresql://`` URL), not a SQLite file.
+
+    >>> is_database_url("postgresql://app@db.internal/adaptloop"), is_database_url("a.db")
+    (True, False)
+    """
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(db: str | Path, keep_checkpoints: int = 20, exclusive: bool = True) -> SqlStore:
+    """The store of ``db`` (not started): :class:`PostgresStore
+    <adaptloop.serve.postgres.PostgresStore>` for a ``postgresql://`` URL (the ``postgres``
+    extra), else the SQLite :class:`Store` of that file (``exclusive``: with its lock).
+
+    >>> import tempfile, os
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "o.db")).start()
+    >>> store.backend, store.count("feedback")
+    ('sqlite', 0)
+    >>> store.close()
+    """
+    if is_database_url(db):
+        from adaptloop.serve.postgres import PostgresStore
+
+        return PostgresStore(str(db), keep_checkpoints=keep_checkpoints)
+    return Store(db, keep_checkpoints=keep_checkpoints, exclusive=exclusive)
 
 
 class _ProbeDone(Exception):
@@ -883,23 +1156,28 @@ class ReadOnlyStore:
 
 
 # -- the queries (on a connection whose rows are sqlite3.Row) ---------------------------------
-def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
     """The cursor's rows as dicts by column name (plain values: they may leave the thread)."""
     return [dict(row) for row in cursor.fetchall()]
 
 
-def _select_meta(conn: sqlite3.Connection) -> dict[str, Any]:
+def _select_meta(conn: Any) -> dict[str, Any]:
     rows = conn.execute("SELECT key, value FROM meta").fetchall()
     return {row["key"]: json.loads(row["value"]) for row in rows}
 
 
-def _write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
+def _write_meta(conn: Any, values: dict[str, Any]) -> None:
     rows = [(key, json.dumps(value)) for key, value in values.items()]
-    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
+    if rows:
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            rows,
+        )
 
 
 def _select_checkpoints(
-    conn: sqlite3.Connection, version: int | None, fetcher: Callable[[int], Callable[[], bytes]]
+    conn: Any, version: int | None, fetcher: Callable[[int], Callable[[], bytes]]
 ) -> list[Checkpoint]:
     sql = "SELECT id, version, kind, learned_seq, sha256, meta FROM checkpoints"
     args: tuple = ()
@@ -919,21 +1197,25 @@ def _select_checkpoints(
     ]
 
 
-def _select_state(conn: sqlite3.Connection, checkpoint_id: int) -> bytes:
+def _select_state(conn: Any, checkpoint_id: int) -> bytes:
     row = conn.execute("SELECT state FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
     if row is None:
         raise ValueError(f"checkpoint {checkpoint_id}: deleted")
     return bytes(row["state"])
 
 
-def _count_legacy(conn: sqlite3.Connection) -> int:
+def _count_legacy(conn: Any) -> int:
     return conn.execute(
-        "SELECT count(*) AS n FROM checkpoints WHERE substr(state, 1, ?) != ?",
-        (len(STATE_MAGIC), STATE_MAGIC),
+        f"SELECT count(*) AS n FROM checkpoints WHERE {_NOT_PACKED}", (STATE_MAGIC,)
     ).fetchone()["n"]
 
 
-def _prune_checkpoints(conn: sqlite3.Connection, keep: int) -> int:
+def _lease_holder(conn: Any) -> str | None:
+    row = conn.execute("SELECT holder FROM lease WHERE name = 'trainer'").fetchone()
+    return None if row is None else row["holder"]
+
+
+def _prune_checkpoints(conn: Any, keep: int) -> int:
     return conn.execute(
         "DELETE FROM checkpoints WHERE kind NOT IN ('initial', 'snapshot') "
         "AND id NOT IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT ?) "
@@ -942,7 +1224,7 @@ def _prune_checkpoints(conn: sqlite3.Connection, keep: int) -> int:
     ).rowcount
 
 
-def _stored_key(conn: sqlite3.Connection, item: NewFeedback, index: int) -> int | None:
+def _stored_key(conn: Any, item: NewFeedback, index: int) -> int | None:
     """The ``seq`` of the feedback stored under ``item.key`` (None when there is none);
     :class:`IdempotencyConflict` when it was stored with other content."""
     row = conn.execute(
@@ -961,7 +1243,7 @@ def _stored_key(conn: sqlite3.Connection, item: NewFeedback, index: int) -> int 
     return int(row["seq"])
 
 
-def _unlabelled_prediction(conn: sqlite3.Connection, prediction_id: str, index: int) -> bytes:
+def _unlabelled_prediction(conn: Any, prediction_id: str, index: int) -> bytes:
     """The logged features of ``prediction_id``, which must have no label yet."""
     field = f"feedback[{index}].prediction_id"
     row = conn.execute("SELECT features FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
