@@ -203,6 +203,53 @@ def check_sequence(
     return X, X_learn, y_learn, _checked_schedule(learn_at, len(X_learn), len(X))
 
 
+def sequence_is_checked(
+    learner: Any, X: object, X_learn: object, y_learn: object, learn_at: object
+) -> bool:
+    """Whether :func:`check_sequence` would return these arguments as they are, if their
+    values pass: ``X`` and ``X_learn`` C-contiguous float32 ``(n, d)`` arrays with
+    ``learner.n_features_in_`` columns, ``y_learn`` int64 class codes (float32 targets for a
+    regressor) and ``learn_at`` int64, one of each per learned sample. O(1): a learner whose
+    compiled loop checks the values itself before it changes anything (finite features,
+    known labels, the schedule's order; on a refusal it calls :func:`check_sequence` for the
+    message) skips the Python checks of every batch of a stream that is already in shape.
+
+    >>> from adaptloop.learners.models.majority import MajorityClass
+    >>> X = np.zeros((3, 2), dtype=np.float32)
+    >>> at = np.arange(1, 4)
+    >>> sequence_is_checked(MajorityClass(), X, X, np.zeros(3, dtype=np.int64), at)
+    True
+    >>> sequence_is_checked(MajorityClass(), X, X, np.zeros(3), at)  # float labels: convert
+    False
+    """
+    if not (
+        type(X) is np.ndarray
+        and type(X_learn) is np.ndarray
+        and type(y_learn) is np.ndarray
+        and type(learn_at) is np.ndarray
+        and X.dtype is _FLOAT32
+        and X_learn.dtype is _FLOAT32
+        and X.ndim == 2
+        and X_learn.ndim == 2
+        and X.flags.c_contiguous
+        and X_learn.flags.c_contiguous
+    ):
+        return False
+    d, m = X.shape[1], X_learn.shape[0]
+    n_features = learner.n_features_in_
+    return (
+        X_learn.shape[1] == d
+        and (n_features is None or n_features == d)
+        and y_learn.shape == (m,)
+        and y_learn.dtype is (_FLOAT32 if learner.task == "regression" else _INT64)
+        and learn_at.shape == (m,)
+        and learn_at.dtype is _INT64
+    )
+
+
+_FLOAT32, _INT64 = np.dtype(np.float32), np.dtype(np.int64)
+
+
 def _checked_schedule(learn_at: object, m: int, n: int) -> np.ndarray:
     at = np.asarray(learn_at)
     if (

@@ -53,6 +53,7 @@ from adaptloop.learners.base import (
     StateRoles,
     check_sequence,
     registry,
+    sequence_is_checked,
     shared_arguments,
     shares,
 )
@@ -251,25 +252,39 @@ class _LinearCore:
         learn_at: np.ndarray,
         detector: tuple = kernels.NO_DETECTOR,
     ) -> tuple[np.ndarray, int, int, bool]:
-        """Run :func:`~adaptloop.learners.models.linear_kernels.sequence` on checked arrays:
-        raw outputs of the predictions made, predictions made, learned samples consumed, alarm."""
+        """Run :func:`~adaptloop.learners.models.linear_kernels.sequence`: raw outputs of the
+        predictions made, predictions made, learned samples consumed, alarm.
+
+        Arguments already as :func:`~adaptloop.learners.base.check_sequence` returns them
+        (:func:`~adaptloop.learners.base.sequence_is_checked`, O(1)) go straight to the
+        compiled loop, which checks their values before it changes anything; others, and the
+        first call (which sizes the model), are checked here first. A refused value raises
+        ``ValueError`` by ``check_sequence``, the model unchanged."""
+        if self._theta is None or not sequence_is_checked(self, X, X_learn, y_learn, learn_at):
+            X, X_learn, y_learn, learn_at = check_sequence(self, X, X_learn, y_learn, learn_at)
+            label = np.float32 if self._kind == "regression" else np.int64
+            y_learn = np.ascontiguousarray(y_learn, dtype=label)  # also an empty one's
+            learn_at = np.ascontiguousarray(learn_at)
         if self._theta is None:
             self._allocate(X.shape[1] if X_learn.shape[0] == 0 else X_learn.shape[1])
             if self.n_features_in_ is None and X_learn.shape[0]:
                 self.n_features_in_ = X_learn.shape[1]
-        scores = np.zeros((X.shape[0], self._k))
+        scores = np.empty((X.shape[0], self._k))
         made, consumed, alarm = kernels.sequence(
             self._params,
             self._theta,
             self._stats,
             self._counters,
-            np.ascontiguousarray(X, dtype=np.float32),
-            np.ascontiguousarray(X_learn, dtype=np.float32),
-            np.ascontiguousarray(y_learn, dtype=np.float64),
-            np.ascontiguousarray(learn_at, dtype=np.int64),
+            X,
+            X_learn,
+            y_learn,
+            learn_at,
             scores,
             *detector,
         )
+        if made < 0:  # the compiled check refused a value: say which
+            check_sequence(self, X, X_learn, y_learn, learn_at)
+            raise ValueError("test_then_train: a feature, label or learn_at value is refused")
         return scores[:made], made, consumed, alarm
 
     @property
@@ -291,7 +306,6 @@ class _LinearCore:
         learn_at: np.ndarray,
         proba: bool = False,
     ) -> np.ndarray:
-        X, X_learn, y_learn, learn_at = check_sequence(self, X, X_learn, y_learn, learn_at)
         return self._finish(self._sequence(X, X_learn, y_learn, learn_at)[0], proba)
 
     @property

@@ -53,7 +53,7 @@ def pack(kind: str, *, lr: float, l2: float, standardize: bool) -> np.ndarray:
     return np.array([KINDS[kind], lr, l2, float(standardize)], dtype=np.float64)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
     """Raw outputs of one sample into ``out`` (``k`` values): ``theta[d] + sum e_f theta[f]``
     with ``e_f = (x_f - mean_f) / std_f`` (or ``x_f`` without standardisation)."""
@@ -61,9 +61,12 @@ def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
     standardize = params[3] != 0.0
     if k == 1:  # the usual case: one accumulator in a register
         z = theta[d, 0]
-        for f in range(d):
-            e = (x[f] - stats[0, f]) * stats[2, f] if standardize else float(x[f])
-            z += e * theta[f, 0]
+        if standardize:
+            for f in range(d):
+                z += (x[f] - stats[0, f]) * stats[2, f] * theta[f, 0]
+        else:
+            for f in range(d):
+                z += float(x[f]) * theta[f, 0]
         out[0] = z
         return
     for j in range(k):
@@ -74,7 +77,7 @@ def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
             out[j] += e * theta[f, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: ANN001
     """One SGD step of size ``lr`` on ``(x, y)`` after the running statistics take ``x``, as
     River's ``StandardScaler() | LogisticRegression()`` (``optim.SGD(lr)``, no step-size cap;
@@ -102,36 +105,45 @@ def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: 
         for f in range(d):
             xa[f] = float(x[f])
     xa[d] = 1.0
-    for j in range(k):
+    if k == 1:  # logistic or linear regression: the gradient stays in a register
+        z = 0.0
+        for f in range(d + 1):
+            z += xa[f] * theta[f, 0]
+        if kind == 0:
+            g = 0.5 * math.tanh(0.5 * z) + 0.5 - y  # sigmoid(z) - y
+        else:
+            g = min(max(z - y, -1e12), 1e12)
+        if l2 == 0.0:  # the usual case
+            a = lr * g
+            for f in range(d + 1):
+                theta[f, 0] -= a * xa[f]
+        else:
+            decay = 1.0 - lr * l2  # the weights, not the intercept
+            for f in range(d + 1):
+                w = theta[f, 0] * decay if f < d else theta[f, 0]
+                theta[f, 0] = w - lr * g * xa[f]
+        counters[1] += 1
+        return
+    for j in range(k):  # softmax minus the one-hot target
         z = 0.0
         for f in range(d + 1):
             z += xa[f] * theta[f, j]
         work[j] = z
-    if kind == 0:
-        work[0] = 0.5 * math.tanh(0.5 * work[0]) + 0.5 - y  # sigmoid(z) - y
-    elif kind == 2:
-        work[0] = min(max(work[0] - y, -1e12), 1e12)
-    else:  # softmax minus the one-hot target
-        top = work[0]
-        for j in range(1, k):
-            top = max(top, work[j])
-        total = 0.0
+    top = work[0]
+    for j in range(1, k):
+        top = max(top, work[j])
+    total = 0.0
+    for j in range(k):
+        work[j] = math.exp(work[j] - top)
+        total += work[j]
+    for j in range(k):
+        work[j] /= total
+    work[int(y)] -= 1.0
+    decay = 1.0 - lr * l2  # the weights, not the intercept
+    for f in range(d + 1):
         for j in range(k):
-            work[j] = math.exp(work[j] - top)
-            total += work[j]
-        for j in range(k):
-            work[j] /= total
-        work[int(y)] -= 1.0
-    if k == 1 and l2 == 0.0:  # the usual case
-        a = lr * work[0]
-        for f in range(d + 1):
-            theta[f, 0] -= a * xa[f]
-    else:
-        decay = 1.0 - lr * l2  # the weights, not the intercept
-        for f in range(d + 1):
-            for j in range(k):
-                w = theta[f, j] * decay if f < d else theta[f, j]
-                theta[f, j] = w - lr * work[j] * xa[f]
+            w = theta[f, j] * decay if f < d else theta[f, j]
+            theta[f, j] = w - lr * work[j] * xa[f]
     counters[1] += 1
 
 
@@ -175,7 +187,7 @@ def probabilities(Z, out) -> None:  # noqa: ANN001
             out[p, j] /= total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _error(kind, z, y) -> float:  # noqa: ANN001
     """The error a drift detector takes: 0/1 mistake of the class code, or |value - y| with
     the value as ``predict`` returns it (float32)."""
@@ -189,6 +201,41 @@ def _error(kind, z, y) -> float:  # noqa: ANN001
             if z[j] > z[code]:
                 code = j
     return 1.0 if code != int(y) else 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _finite(A) -> bool:  # noqa: ANN001
+    for p in range(A.shape[0]):
+        for f in range(A.shape[1]):
+            if not abs(float(A[p, f])) < math.inf:  # NaN fails too
+                return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def refused(kind, k, X, X_learn, y_learn, learn_at) -> bool:  # noqa: ANN001
+    """Whether :func:`~adaptloop.learners.base.check_sequence` refuses a value of these
+    arrays (it says which; this only finds out, without a Python call per batch): a NaN or
+    infinite feature, a class code outside ``[0, classes)`` (2 for ``kind`` 0, ``k`` for
+    ``kind`` 1) or a non-finite regression target (``kind`` 2), a ``learn_at`` that decreases
+    or leaves ``[0, len(X)]``."""
+    if not (_finite(X) and _finite(X_learn)):
+        return True
+    m = y_learn.shape[0]
+    limit = 2 if kind == 0 else k
+    for j in range(m):
+        v = float(y_learn[j])
+        if kind == 2:
+            if not abs(v) < math.inf:
+                return True
+        elif not (v >= 0 and v < limit and v == math.floor(v)):
+            return True
+    if m and (learn_at[0] < 0 or learn_at[m - 1] > X.shape[0]):
+        return True
+    for j in range(1, m):
+        if learn_at[j] < learn_at[j - 1]:
+            return True
+    return False
 
 
 @njit(cache=True, error_model="numpy")
@@ -214,9 +261,12 @@ def sequence(
     one-element ``df`` means none), each learned sample from index ``judge_from`` on is first
     predicted, its error fed to the detector; at an alarm the loop stops before learning that
     sample. Returns (predictions made, samples consumed -- learned, or the alarming one
-    included --, whether it stopped at an alarm)."""
+    included --, whether it stopped at an alarm), or ``(-1, 0, False)`` without changing
+    anything when :func:`refused` finds a value ``check_sequence`` refuses."""
     d, k = theta.shape[0] - 1, theta.shape[1]
     kind = int(params[0])
+    if refused(kind, k, X, X_learn, y_learn, learn_at):
+        return -1, 0, False
     detect = df.shape[0] > 1
     xa = np.empty(d + 1)
     work = np.empty(k)
@@ -227,7 +277,7 @@ def sequence(
         while p < learn_at[j]:
             score(params, theta, stats, X[p], scores[p])
             p += 1
-        y = y_learn[j]
+        y = float(y_learn[j])
         if detect and j >= judge_from:
             score(params, theta, stats, X_learn[j], z)
             if detector_kernels.update(df, di, db, _error(kind, z, y)):
