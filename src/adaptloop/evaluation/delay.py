@@ -44,15 +44,33 @@ __all__ = ["LabelSchedule", "Learned"]
 class Learned:
     """The labelled samples learned during one batch, in the order they are learned:
     features ``X``, labels ``y``, ``learn_at`` (each is learned after this many of the batch's
-    predictions) and ``arrival`` (each sample's position in the stream)."""
+    predictions) and ``arrival`` (each sample's position in the stream); ``sums``:
+    ``(sum(learn_at), sum(arrival))`` when known without summing (plain test-then-train)."""
 
     X: np.ndarray
     y: np.ndarray
     learn_at: np.ndarray
     arrival: np.ndarray
+    sums: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def lag(self, position: int, at: int | None = None) -> int:
+        """How many later samples were predicted before each label was learned, summed over
+        the labels, in a batch that starts at stream ``position``: each label learned after
+        its ``learn_at`` predictions of the batch, or after ``at`` (all of a batch of ``at``
+        predicted first).
+
+        >>> learned = LabelSchedule(delay=0).arrive(np.zeros((4, 1)), np.zeros(4))
+        >>> learned.lag(0), learned.lag(0, at=4)  # exact: none; batch: 3 + 2 + 1 + 0
+        (0, 6)
+        """
+        if self.sums is None:
+            self.sums = (int(self.learn_at.sum()), int(self.arrival.sum()))
+        m = len(self.y)
+        learned_at = self.sums[0] if at is None else at * m
+        return m * (position - 1) + learned_at - self.sums[1]
 
 
 class LabelSchedule:
@@ -94,6 +112,7 @@ class LabelSchedule:
         self._last_time = -np.inf
         self._pending: Learned | None = None
         self._pending_expiry = np.zeros(0)
+        self._steps = np.zeros(0, dtype=np.int64)  # 1, 2, ...: learn_at of plain batches
 
     def describe(self) -> dict[str, float | str | None]:
         """The setting, for results: ``{"delay": ..., "timestamp": ...}``."""
@@ -105,7 +124,10 @@ class LabelSchedule:
         self._seen += n
         arrival = np.arange(start, start + n)
         if self.trivial:
-            return Learned(X, y, np.arange(1, n + 1), arrival)
+            if len(self._steps) < n:
+                self._steps = np.arange(1, n + 1)
+            sums = (n * (n + 1) // 2, n * start + n * (n - 1) // 2)
+            return Learned(X, y, self._steps[:n], arrival, sums)
         if self._time_column is None:
             times = arrival.astype(np.float64)
         else:

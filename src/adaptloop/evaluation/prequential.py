@@ -161,7 +161,7 @@ class _LearnerRun:
             )
             proba, pred = (out, out.argmax(axis=1)) if self.use_proba else (None, out)
             t1 = t0  # one interleaved call: counted as learning
-            at = learned.learn_at
+            at = None  # each label after its learn_at predictions
         else:
             if self.use_proba:
                 proba = self.learner.predict_proba(X)
@@ -177,7 +177,7 @@ class _LearnerRun:
         self._record_learn += t2 - t1
         self.tracker.update(y, pred, proba)
         if len(learned):  # later samples predicted before each label was learned
-            self._record_delay_sum += float(np.sum(position + at - learned.arrival - 1))
+            self._record_delay_sum += learned.lag(position, at)
             self._record_delay_count += len(learned)
 
     def _learn(self, learned: Learned, tasks: Sequence[tuple[int, int]]) -> None:

@@ -232,7 +232,7 @@ def refused(kind, k, X, X_learn, y_learn, learn_at) -> bool:  # noqa: ANN001
             return True
     if m and (learn_at[0] < 0 or learn_at[m - 1] > X.shape[0]):
         return True
-    for j in range(1, m):
+    for j in range(1, m):  # noqa: SIM110 - compiled: a loop, not a generator
         if learn_at[j] < learn_at[j - 1]:
             return True
     return False

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptloop.learners.base import Learner, MonitoredSequential, registry
+from adaptloop.learners.base import Learner, MonitoredSequential, registry, sequence_is_checked
 from adaptloop.learners.detectors import (
     CompiledDetector,
     DetectorSpec,
@@ -167,6 +167,25 @@ class DriftReset(Wrapper):
             self.detector_, CompiledDetector
         )
 
+    def _checked_test_then_train(
+        self,
+        X: np.ndarray,
+        X_learn: np.ndarray,
+        y_learn: np.ndarray,
+        learn_at: np.ndarray,
+        proba: bool = False,
+    ) -> np.ndarray:
+        """``test_then_train``: arrays already in shape for this wrapper (O(1):
+        :func:`~adaptloop.learners.base.sequence_is_checked`, the wrapper's feature count
+        known) go straight to the served model's compiled loop, whose first call checks every
+        value before anything changes (a refused one raises there, naming it); others are
+        checked here first."""
+        if self.n_features_in_ is not None and sequence_is_checked(
+            self, X, X_learn, y_learn, learn_at
+        ):
+            return self._test_then_train(X, X_learn, y_learn, learn_at, proba)
+        return super()._checked_test_then_train(X, X_learn, y_learn, learn_at, proba)
+
     def _test_then_train(
         self, X: np.ndarray, X_learn: np.ndarray, y_learn: np.ndarray, at: np.ndarray, proba: bool
     ) -> np.ndarray:
@@ -177,10 +196,10 @@ class DriftReset(Wrapper):
         while True:
             model: Any = self.model_
             predicted, made, consumed, alarm = model.monitored_test_then_train(
-                X[p0:],
-                X_learn[j0:],
-                y_learn[j0:],
-                at[j0:] - p0,
+                X[p0:] if p0 else X,
+                X_learn[j0:] if j0 else X_learn,
+                y_learn[j0:] if j0 else y_learn,
+                at[j0:] - p0 if j0 or p0 else at,
                 self.detector_,
                 1 if self.n_seen_ == 0 else 0,  # the very first sample is only learned
                 proba,
@@ -190,7 +209,7 @@ class DriftReset(Wrapper):
             if not alarm:
                 self.buffer_.extend(X_learn[j0:], y_learn[j0:])
                 self.n_seen_ += m - j0
-                return np.concatenate(out)
+                return out[0] if len(out) == 1 else np.concatenate(out)
             self._reset_at(self.n_seen_ + consumed - 1, X_learn[j0:stop], y_learn[j0:stop])
             self.n_seen_ += consumed
             j0, p0 = stop, p0 + made
