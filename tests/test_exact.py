@@ -7,6 +7,8 @@ Page-Hinkley raise River's alarms on the same inputs."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from river import drift, evaluate, linear_model, metrics, preprocessing
@@ -117,6 +119,69 @@ def test_bad_schedule_is_refused_and_changes_nothing():
     with pytest.raises(ValueError, match="unknown label"):
         model.test_then_train(X, X, np.array([0, 5, 0]), np.array([1, 2, 3]))
     assert model.state_dict()["learned"]["theta"] is None
+
+
+def fitted(make, X, y):
+    model = make()
+    model.test_then_train(X, X, y, np.arange(1, len(X) + 1))
+    return model
+
+
+BAD_BATCHES = {  # (what is wrong, message): a fitted model's compiled loop checks the values
+    "nan_feature": ("X", np.nan, "NaN or infinite"),
+    "inf_learned_feature": ("X_learn", np.inf, "NaN or infinite"),
+    "unknown_label": ("y", 2, "unknown label"),
+    "negative_label": ("y", -1, "unknown label"),
+    "late_learn_at": ("learn_at", 9, "learn_at must be non-decreasing"),
+    "decreasing_learn_at": ("learn_at", 0, "learn_at must be non-decreasing"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_BATCHES))
+@pytest.mark.parametrize(
+    "make",
+    [LogisticRegression, lambda: DriftReset(LogisticRegression(), "adwin", window=50)],
+    ids=["logistic", "drift_reset"],
+)
+def test_in_shape_batch_with_a_bad_value_is_refused_and_changes_nothing(sea, make, bad):
+    X, y, _ = sea
+    model = fitted(make, X[:300], y[:300])
+    before = pickle.dumps(model.state_dict())
+    Xb, Xl, yl, at = X[300:308].copy(), X[308:316].copy(), y[308:316].copy(), np.arange(1, 9)
+    where, value, message = BAD_BATCHES[bad]
+    {"X": Xb, "X_learn": Xl, "y": yl, "learn_at": at}[where][3] = value
+    with pytest.raises(ValueError, match=message):
+        model.test_then_train(Xb, Xl, yl, at)
+    assert pickle.dumps(model.state_dict()) == before
+
+
+def test_regression_target_that_is_not_finite_is_refused():
+    X = np.ones((4, 2), dtype=np.float32)
+    model = fitted(LinearRegression, X, np.ones(4, dtype=np.float32))
+    y = np.array([1.0, np.nan, 1.0, 1.0], dtype=np.float32)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.test_then_train(X, X, y, np.arange(1, 5))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [LogisticRegression, lambda: DriftReset(LogisticRegression(), "adwin", window=300)],
+    ids=["logistic", "drift_reset"],
+)
+def test_arrays_to_convert_give_the_numbers_of_arrays_in_shape(sea, make):
+    """float64 features, int32 labels and a strided schedule take check_sequence's
+    conversions; the same values in shape go straight to the compiled loop."""
+    X, y, _ = sea
+    a, b = make(), make()
+    got, expected = [], []
+    for start in range(0, len(X), 250):
+        Xb, yb = X[start : start + 250], y[start : start + 250]
+        at = np.arange(1, len(Xb) + 1)
+        expected.append(a.test_then_train(Xb, Xb, yb, at))
+        strided = np.repeat(at, 2)[::2]
+        got.append(b.test_then_train(Xb.astype(np.float64), Xb, yb.astype(np.int32), strided))
+    np.testing.assert_array_equal(np.concatenate(got), np.concatenate(expected))
+    assert pickle.dumps(a.state_dict()) == pickle.dumps(b.state_dict())
 
 
 def river_accuracy(X, y, names, **delay):
