@@ -10,8 +10,9 @@ every learned sample is first predicted by the model as it stands, its error goe
 detector, and the loop stops at the first alarm (for
 :class:`~adaptloop.learners.wrappers.drift_reset.DriftReset`, which re-fits and resumes).
 
-The same functions serve a ``learn`` or ``predict`` call on a single sample, so the per-sample
-path inside a batch and a loop of batches of one give the same numbers, bit for bit.
+The same code serves a ``learn`` or ``predict`` call on a single sample (:func:`learn_rows` runs
+the loop's learning steps, :func:`predict_rows` its :func:`score`), so the per-sample path
+inside a batch and a loop of batches of one give the same numbers, bit for bit.
 
 Why numba: it ships as a pip wheel with its own LLVM (llvmlite), so installing needs no C
 toolchain; the loops compile on first use (a few seconds, once) and are cached on disk
@@ -77,76 +78,6 @@ def score(params, theta, stats, x, out) -> None:  # noqa: ANN001 - numba arrays
             out[j] += e * theta[f, j]
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def learn_one(params, theta, stats, counters, x, y, xa, work) -> None:  # noqa: ANN001
-    """One SGD step of size ``lr`` on ``(x, y)`` after the running statistics take ``x``, as
-    River's ``StandardScaler() | LogisticRegression()`` (``optim.SGD(lr)``, no step-size cap;
-    a regression's loss gradient clipped to +-1e12 as River's ``clip_gradient``); ``xa``,
-    ``work``: scratch of ``d + 1`` and ``k`` values."""
-    kind, lr, l2 = int(params[0]), params[1], params[2]
-    d, k = theta.shape[0] - 1, theta.shape[1]
-    if params[3] != 0.0:
-        count = counters[0] + 1
-        counters[0] = count
-        for f in range(d):
-            xi = float(x[f])
-            m = stats[0, f]
-            s = stats[1, f]
-            delta = xi - m
-            m += delta / count
-            e = xi - m
-            s += delta * e
-            r = math.sqrt(count / s) if s > 0 else 0.0
-            stats[0, f] = m
-            stats[1, f] = s
-            stats[2, f] = r
-            xa[f] = e * r
-    else:
-        for f in range(d):
-            xa[f] = float(x[f])
-    xa[d] = 1.0
-    if k == 1:  # logistic or linear regression: the gradient stays in a register
-        z = 0.0
-        for f in range(d + 1):
-            z += xa[f] * theta[f, 0]
-        if kind == 0:
-            g = 0.5 * math.tanh(0.5 * z) + 0.5 - y  # sigmoid(z) - y
-        else:
-            g = min(max(z - y, -1e12), 1e12)
-        if l2 == 0.0:  # the usual case
-            a = lr * g
-            for f in range(d + 1):
-                theta[f, 0] -= a * xa[f]
-        else:
-            decay = 1.0 - lr * l2  # the weights, not the intercept
-            for f in range(d + 1):
-                w = theta[f, 0] * decay if f < d else theta[f, 0]
-                theta[f, 0] = w - lr * g * xa[f]
-        counters[1] += 1
-        return
-    for j in range(k):  # softmax minus the one-hot target
-        z = 0.0
-        for f in range(d + 1):
-            z += xa[f] * theta[f, j]
-        work[j] = z
-    top = work[0]
-    for j in range(1, k):
-        top = max(top, work[j])
-    total = 0.0
-    for j in range(k):
-        work[j] = math.exp(work[j] - top)
-        total += work[j]
-    for j in range(k):
-        work[j] /= total
-    work[int(y)] -= 1.0
-    decay = 1.0 - lr * l2  # the weights, not the intercept
-    for f in range(d + 1):
-        for j in range(k):
-            w = theta[f, j] * decay if f < d else theta[f, j]
-            theta[f, j] = w - lr * work[j] * xa[f]
-    counters[1] += 1
-
-
 @njit(cache=True, error_model="numpy")
 def predict_rows(params, theta, stats, X, scores) -> None:  # noqa: ANN001
     """Raw outputs of every row of ``X`` by :func:`score` (what a ``predict`` of one sample
@@ -157,11 +88,24 @@ def predict_rows(params, theta, stats, X, scores) -> None:  # noqa: ANN001
 
 @njit(cache=True, error_model="numpy")
 def learn_rows(params, theta, stats, counters, X, y) -> None:  # noqa: ANN001
-    """:func:`learn_one` on every row of ``X`` in order (a ``learn`` call of one sample)."""
-    xa = np.empty(theta.shape[0])
-    work = np.empty(theta.shape[1])
-    for j in range(X.shape[0]):
-        learn_one(params, theta, stats, counters, X[j], float(y[j]), xa, work)
+    """Learn every row of ``X`` in order (a ``learn`` call of one sample): the learning steps
+    of :func:`sequence`, with nothing to predict."""
+    m = X.shape[0]
+    _loop(
+        params,
+        theta,
+        stats,
+        counters,
+        X[:0],
+        X,
+        y,
+        np.zeros(m, dtype=np.int64),
+        np.empty((0, theta.shape[1])),
+        0,
+        np.zeros(1),
+        np.zeros(1, dtype=np.int64),
+        np.zeros((2, 1, 1)),
+    )
 
 
 @njit(cache=True, error_model="numpy")
@@ -263,12 +207,56 @@ def sequence(
     sample. Returns (predictions made, samples consumed -- learned, or the alarming one
     included --, whether it stopped at an alarm), or ``(-1, 0, False)`` without changing
     anything when :func:`refused` finds a value ``check_sequence`` refuses."""
-    d, k = theta.shape[0] - 1, theta.shape[1]
-    kind = int(params[0])
-    if refused(kind, k, X, X_learn, y_learn, learn_at):
+    if refused(int(params[0]), theta.shape[1], X, X_learn, y_learn, learn_at):
         return -1, 0, False
+    return _loop(
+        params,
+        theta,
+        stats,
+        counters,
+        X,
+        X_learn,
+        y_learn,
+        learn_at,
+        scores,
+        judge_from,
+        df,
+        di,
+        db,
+    )
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _loop(
+    params,
+    theta,
+    stats,
+    counters,
+    X,
+    X_learn,
+    y_learn,
+    learn_at,
+    scores,
+    judge_from,
+    df,
+    di,
+    db,
+):  # noqa: ANN001, ANN201
+    """:func:`sequence` on checked values; also every ``learn`` of one sample
+    (:func:`learn_rows`).
+
+    Learning sample ``j`` is River's ``StandardScaler() | LogisticRegression()`` step: the
+    running mean and variance take ``x`` first (Welford), then one SGD step of size ``lr`` on
+    the standardised sample (``optim.SGD(lr)``, no step-size cap; the logistic gradient
+    ``sigmoid(z) - y``, a regression's ``z - y`` clipped to +-1e12 as River's
+    ``clip_gradient``, the softmax's probabilities minus the one-hot target; ``l2`` decays the
+    weights, not the intercept). It is written out here, not in a function of its own: inlined
+    from one, the loop ran 1.5x slower (SEA, 3 features)."""
+    d, k = theta.shape[0] - 1, theta.shape[1]
+    kind, lr, l2 = int(params[0]), params[1], params[2]
+    standardize = params[3] != 0.0
     detect = df.shape[0] > 1
-    xa = np.empty(d + 1)
+    xa = np.empty(d + 1)  # the standardised sample and the intercept's 1
     work = np.empty(k)
     z = np.empty(k)
     n, m = X.shape[0], X_learn.shape[0]
@@ -282,7 +270,65 @@ def sequence(
             score(params, theta, stats, X_learn[j], z)
             if detector_kernels.update(df, di, db, _error(kind, z, y)):
                 return p, j + 1, True
-        learn_one(params, theta, stats, counters, X_learn[j], y, xa, work)
+        if standardize:
+            count = counters[0] + 1
+            counters[0] = count
+            for f in range(d):
+                xi = float(X_learn[j, f])
+                mean = stats[0, f]
+                m2 = stats[1, f]
+                delta = xi - mean
+                mean += delta / count
+                e = xi - mean
+                m2 += delta * e
+                r = math.sqrt(count / m2) if m2 > 0 else 0.0
+                stats[0, f] = mean
+                stats[1, f] = m2
+                stats[2, f] = r
+                xa[f] = e * r
+        else:
+            for f in range(d):
+                xa[f] = float(X_learn[j, f])
+        xa[d] = 1.0
+        if k == 1:  # logistic or linear regression: the gradient stays in a register
+            out = 0.0
+            for f in range(d + 1):
+                out += xa[f] * theta[f, 0]
+            if kind == 0:
+                g = 0.5 * math.tanh(0.5 * out) + 0.5 - y  # sigmoid(z) - y
+            else:
+                g = min(max(out - y, -1e12), 1e12)
+            if l2 == 0.0:  # the usual case
+                a = lr * g
+                for f in range(d + 1):
+                    theta[f, 0] -= a * xa[f]
+            else:
+                decay = 1.0 - lr * l2
+                for f in range(d + 1):
+                    w = theta[f, 0] * decay if f < d else theta[f, 0]
+                    theta[f, 0] = w - lr * g * xa[f]
+        else:  # softmax minus the one-hot target
+            for c in range(k):
+                out = 0.0
+                for f in range(d + 1):
+                    out += xa[f] * theta[f, c]
+                work[c] = out
+            top = work[0]
+            for c in range(1, k):
+                top = max(top, work[c])
+            total = 0.0
+            for c in range(k):
+                work[c] = math.exp(work[c] - top)
+                total += work[c]
+            for c in range(k):
+                work[c] /= total
+            work[int(y)] -= 1.0
+            decay = 1.0 - lr * l2
+            for f in range(d + 1):
+                for c in range(k):
+                    w = theta[f, c] * decay if f < d else theta[f, c]
+                    theta[f, c] = w - lr * work[c] * xa[f]
+        counters[1] += 1
     while p < n:
         score(params, theta, stats, X[p], scores[p])
         p += 1
