@@ -164,13 +164,17 @@ def split(
     return TaskSequence(name, tuple(tasks), n_classes, scenario)
 
 
-def _domain_sequence(name, X_train, y_train, X_test, y_test, transforms) -> TaskSequence:
+def _domain_sequence(
+    name, X_train, y_train, X_test, y_test, transforms, scenario: Scenario = "domain"
+) -> TaskSequence:
+    if scenario not in ("domain", "task"):
+        raise ValueError(f"scenario must be 'domain' or 'task', got {scenario!r}")
     classes = tuple(int(c) for c in np.unique(y_train))
     tasks = tuple(
         TaskData(task_name, f(X_train), y_train, f(X_test), y_test, classes)
         for task_name, f in transforms
     )
-    return TaskSequence(name, tasks, int(max(y_train.max(), y_test.max())) + 1, "domain")
+    return TaskSequence(name, tasks, int(max(y_train.max(), y_test.max())) + 1, scenario)
 
 
 def permuted(
@@ -181,16 +185,19 @@ def permuted(
     n_tasks: int = 3,
     seed: int = 0,
     name: str = "permuted",
+    scenario: Scenario = "domain",
 ) -> TaskSequence:
     """Domain-incremental: task 0 is the original input, task ``k`` a fixed seeded permutation
-    of the features (Goodfellow et al. 2013, Permuted MNIST)."""
+    of the features (Goodfellow et al. 2013, Permuted MNIST). ``scenario = "task"``: the same
+    tasks, the task's identity known at test time (van de Ven et al.'s task-incremental
+    Permuted MNIST; every task holds all classes)."""
     if n_tasks < 1:
         raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
     rng = np.random.default_rng(seed)
     d = X_train.shape[1]
     perms = [np.arange(d)] + [rng.permutation(d) for _ in range(n_tasks - 1)]
     transforms = [(f"perm{k}", lambda X, p=p: X[:, p]) for k, p in enumerate(perms)]
-    return _domain_sequence(name, X_train, y_train, X_test, y_test, transforms)
+    return _domain_sequence(name, X_train, y_train, X_test, y_test, transforms, scenario)
 
 
 def rotated(
@@ -322,10 +329,20 @@ def split_digits(scenario: Scenario = "class", seed: int = 0) -> TaskSequence:
 
 
 @registry.register("permuted_digits")
-def permuted_digits(n_tasks: int = 3, seed: int = 0) -> TaskSequence:
-    """Permuted-Digits: the 8x8 digits, pixels permuted by a fixed seeded permutation per task."""
+def permuted_digits(
+    n_tasks: int = 3, seed: int = 0, scenario: Literal["domain", "task"] = "domain"
+) -> TaskSequence:
+    """Permuted-Digits: the 8x8 digits, pixels permuted by a fixed seeded permutation per task.
+
+    ``scenario``: ``"domain"`` (no task identity) or ``"task"`` (the task is known at test
+    time; named ``permuted_digits_task``).
+
+    >>> registry.create("permuted_digits", n_tasks=2, scenario="task").name
+    'permuted_digits_task'
+    """
+    name = "permuted_digits" if scenario == "domain" else f"permuted_digits_{scenario}"
     return permuted(
-        *load_digits_arrays(seed=seed), n_tasks=n_tasks, seed=seed, name="permuted_digits"
+        *load_digits_arrays(seed=seed), n_tasks=n_tasks, seed=seed, name=name, scenario=scenario
     )
 
 
