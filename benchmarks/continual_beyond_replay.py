@@ -43,30 +43,45 @@ The LAST line is one JSON object.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from adaptloop.evaluation.continual import continual_evaluation
+from adaptloop.config.run import run_experiment
+from adaptloop.config.schema import load_experiment
+from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
 from adaptloop.learners import MLPClassifier, MLPRegressor
 from adaptloop.learners.continual import (
     CLASSP,
-    EWC,
     Continual,
     DynamicSparseNetwork,
     FirstSessionAdaptation,
     HyperNetwork,
-    LiNeS,
-    Replay,
     federated_reconnaissance,
     mergers,
 )
 from adaptloop.learners.models.losse import Losse
-from adaptloop.streams.tasks import load_digits_arrays, registry, rotated, split
+from adaptloop.streams.tasks import (
+    PAIRS,
+    TaskSequence,
+    load_digits_arrays,
+    permuted,
+    registry,
+    rotated,
+    split,
+)
 
 SEEDS = (0, 1, 2)
 BATCH, EPOCHS = 16, 4
 GRID = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "continual_beyond_replay.toml"
+CLASSP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
+"""CLASSP's learning rates tried on the held-out split (``--select``)."""
+DST_SETTINGS = {"update_every": 16, "prune_decay": 64, "epochs": 1, "batch_size": 16}
+"""DST as the example runs it: masks updated once per epoch (16 batches), the pruned fraction
+decaying over a task's 64 steps."""
 
 
 def mlp(seed: int, **kw) -> MLPClassifier:
@@ -80,80 +95,6 @@ def accuracy(model, X: np.ndarray, y: np.ndarray, classes=None) -> float:
         return float((model.predict(X) == y).mean())
     proba = model.predict_proba(X)[:, list(classes)]
     return float((np.asarray(classes)[proba.argmax(1)] == y).mean())
-
-
-def fsa_vs_er(seed: int) -> dict[str, float]:
-    learners = {
-        "fsa": FirstSessionAdaptation(mlp(seed)),
-        "er": Continual(mlp(seed), [Replay(memory=200)], seed=seed),
-        "finetune": Continual(mlp(seed), [], seed=seed),
-    }
-    result = continual_evaluation(
-        registry.create("split_digits", seed=seed),
-        learners,
-        batch_size=BATCH,
-        epochs=EPOCHS,
-        eval_every=10,
-        seed=seed,
-    )
-    return {name: s for name, s in result.summary.items()}
-
-
-def train_sequence(model, sequence, seed: int) -> list[list[float]]:
-    """Train on the tasks in order (hooks as the continual evaluation calls them); after each
-    task's ``end_task``, the accuracy on every task's test set (task-incremental if so)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for t, task in enumerate(sequence):
-        model.begin_task(t, task.classes if sequence.scenario == "task" else None)
-        for _ in range(EPOCHS):
-            order = rng.permutation(len(task.y_train))
-            for lo in range(0, len(order), BATCH):
-                idx = order[lo : lo + BATCH]
-                model.learn(task.X_train[idx], task.y_train[idx])
-        model.end_task(task.X_train, task.y_train)
-        classes = (lambda k: sequence.tasks[k].classes) if sequence.scenario == "task" else None
-        rows.append(
-            [
-                accuracy(model, s.X_test, s.y_test, None if classes is None else classes(k))
-                for k, s in enumerate(sequence)
-            ]
-        )
-    return rows
-
-
-def forgetting(rows: list[list[float]]) -> float:
-    final = rows[-1]
-    return float(np.mean([rows[k][k] - final[k] for k in range(len(rows) - 1)]))
-
-
-def lines_vs_finetune(seed: int) -> dict[str, dict[str, float]]:
-    sequence = registry.create("split_digits", scenario="task", seed=seed)
-    out = {}
-    for name, plugins in (("finetune", []), ("lines", [LiNeS(alpha=0.0, beta=1.0)])):
-        rows = train_sequence(Continual(mlp(seed), plugins, seed=seed), sequence, seed)
-        out[name] = {"forgetting": forgetting(rows), "avg_acc": float(np.mean(rows[-1]))}
-    return out
-
-
-def dst_vs_finetune(seed: int) -> dict[str, float]:
-    """Split-Digits task-incremental: dynamic sparse training (density 0.2, random and
-    gradient regrowth), told each test set's task; final average task-incremental accuracy."""
-    sequence = registry.create("split_digits", scenario="task", seed=seed)
-    out = {}
-    for regrow in ("random", "gradient"):
-        model = DynamicSparseNetwork(
-            n_classes=10, hidden=(100, 100), regrow=regrow, epochs=EPOCHS, seed=seed
-        )
-        for t, task in enumerate(sequence):
-            model.begin_task(t, task.classes)
-            model.learn(task.X_train, task.y_train)
-        accs = []
-        for t, task in enumerate(sequence):
-            proba = model.predict_proba_task(task.X_test, t)[:, list(task.classes)]
-            accs.append(float((np.asarray(task.classes)[proba.argmax(1)] == task.y_test).mean()))
-        out[f"dst_{regrow}"] = mean(accs)
-    return out
 
 
 def merging(seed: int) -> dict[str, float]:
@@ -203,28 +144,6 @@ def copy_of(model: MLPClassifier) -> MLPClassifier:
     return twin
 
 
-def hypernet_vs_ewc(seed: int) -> dict[str, float]:
-    """Permuted-Digits (5 tasks), target MLP 64-100-10: the hypernetwork told each test set's
-    task (task-incremental), EWC with one shared head; final average accuracy."""
-    sequence = registry.create("permuted_digits", n_tasks=5, seed=seed)
-    hyper = HyperNetwork(n_classes=10, hidden=(100,), epochs=EPOCHS, batch_size=32, seed=seed)
-    ewc = Continual(mlp(seed, hidden=(100,), epochs=EPOCHS, batch_size=BATCH), [EWC()], seed=seed)
-    for t, task in enumerate(sequence):
-        for model in (hyper, ewc):
-            model.begin_task(t)
-            model.learn(task.X_train, task.y_train)
-            model.end_task(task.X_train, task.y_train)
-    return {
-        "hypernet": mean(
-            [
-                accuracy_of(hyper.predict_proba_task(s.X_test, t), s.y_test)
-                for t, s in enumerate(sequence)
-            ]
-        ),
-        "ewc": mean([accuracy(ewc, s.X_test, s.y_test) for s in sequence]),
-    }
-
-
 def accuracy_of(proba: np.ndarray, y: np.ndarray) -> float:
     return float((proba.argmax(1) == y).mean())
 
@@ -246,28 +165,6 @@ def mip_steps(seed: int, target: float = 0.9, limit: int = 3000) -> dict[str, fl
                 steps = step
                 break
         out[name] = steps
-    return out
-
-
-def classp_vs_finetune(seed: int) -> dict[str, dict]:
-    """Permuted-Digits (5 tasks, domain-incremental) and Split-Digits (class-incremental):
-    CLASSP at alpha 0.01 (PyTorch's AdaGrad default) and at the fine-tuning lr 0.1, EWC and
-    fine-tuning (SGD lr 0.1); min-ACC / WC-ACC / final average accuracy."""
-    out = {}
-    for name, sequence in (
-        ("permuted", registry.create("permuted_digits", n_tasks=5, seed=seed)),
-        ("split_class", registry.create("split_digits", seed=seed)),
-    ):
-        learners = {
-            "finetune": Continual(mlp(seed), [], seed=seed),
-            "classp": Continual(mlp(seed, lr=0.01), [CLASSP()], seed=seed),
-            "classp_lr0.1": Continual(mlp(seed), [CLASSP()], seed=seed),
-            "ewc": Continual(mlp(seed), [EWC()], seed=seed),
-        }
-        result = continual_evaluation(
-            sequence, learners, batch_size=BATCH, epochs=EPOCHS, eval_every=10, seed=seed
-        )
-        out[name] = result.summary
     return out
 
 
@@ -345,6 +242,49 @@ def fedrecon(seed: int) -> dict[str, float]:
     }
 
 
+def held_out_sequences(seed: int) -> dict[str, TaskSequence]:
+    """Split- and Permuted-Digits (task-incremental) built from ``seed``'s TRAINING data only:
+    70 % of it trains, the other 30 % is the "test" set the choices are scored on. The
+    reported test sets are never used to choose anything."""
+    from sklearn.model_selection import train_test_split
+
+    X, y, _, _ = load_digits_arrays(seed=seed)
+    X_fit, X_val, y_fit, y_val = train_test_split(
+        X, y, test_size=0.3, random_state=100 + seed, stratify=y
+    )
+    data = (X_fit, y_fit, X_val, y_val)
+    return {
+        "split_task": split(*data, PAIRS, scenario="task", name="held_out_split"),
+        "permuted_task": permuted(*data, n_tasks=5, seed=seed, scenario="task"),
+    }
+
+
+def select(seeds=SEEDS) -> dict[str, dict[str, float]]:
+    """Held-out choice of CLASSP's learning rate (on Permuted-Digits, its key's sequence) and
+    of DST's initialisation (on Split-Digits task-incremental, its key's sequence): final
+    average accuracy on the held-out part of the training data, mean over ``seeds``."""
+    scores: dict[str, dict[str, list[float]]] = {"classp_lr": {}, "dst_init": {}}
+    for seed in seeds:
+        sequences = held_out_sequences(seed)
+        classp = {str(lr): Continual(mlp(seed, lr=lr), [CLASSP()], seed=seed) for lr in CLASSP_LRS}
+        dst = {
+            init: DynamicSparseNetwork(
+                n_classes=10, hidden=(100, 100), init=init, seed=seed, **DST_SETTINGS
+            )
+            for init in ("dense", "sparse")
+        }
+        for key, name, learners in (
+            ("classp_lr", "permuted_task", classp),
+            ("dst_init", "split_task", dst),
+        ):
+            result = continual_evaluation(
+                sequences[name], learners, BATCH, EPOCHS, eval_every=10_000, seed=seed
+            )
+            for choice, summary in result.summary.items():
+                scores[key].setdefault(choice, []).append(summary["avg_acc"])
+    return {k: {c: mean(v) for c, v in per.items()} for k, per in scores.items()}
+
+
 def record(table: dict, row: str, metrics: dict) -> None:
     """Append one seed's scalar metrics to ``table[row]``."""
     for key, value in metrics.items():
@@ -352,70 +292,80 @@ def record(table: dict, row: str, metrics: dict) -> None:
             table.setdefault(row, {}).setdefault(key, []).append(float(value))
 
 
+def forgetting(result: ContinualResult, learner: str) -> float:
+    """Mean over tasks but the last of (accuracy at the task's own last point, after its
+    ``end_task`` - final accuracy)."""
+    its, acc = result.curves(learner)
+    ends = result.task_boundaries[1:]
+    rows = [int(np.flatnonzero(its <= end)[-1]) for end in ends]
+    return float(np.mean([acc[row, k] - acc[-1, k] for k, row in enumerate(rows)]))
+
+
+def run_example() -> ContinualSuite:
+    """examples/continual_beyond_replay.toml, run as ``adaptloop run`` runs it."""
+    return run_experiment(load_experiment(EXAMPLE))  # type: ignore[return-value]
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    if "--select" in sys.argv:
+        for key, scores in select().items():
+            best = max(scores, key=scores.get)
+            shown = ", ".join(f"{c}: {v:.4f}" for c, v in scores.items())
+            print(f"{key}: {shown} -> {best}")
+        return
     table: dict[str, dict[str, list[float]]] = {}
+    suite = run_example()
+    for sequence, runs in suite.runs.items():
+        for result in runs.values():
+            for name, s in result.summary.items():
+                record(table, f"{sequence}/{name}", s)
+            if sequence == "split_digits_task":
+                for name in ("finetune", "lines"):
+                    record(table, f"{sequence}/{name}", {"forgetting": forgetting(result, name)})
     for seed in SEEDS:
-        for name, s in fsa_vs_er(seed).items():
-            record(table, f"split_class/{name}", s)
-        for name, s in lines_vs_finetune(seed).items():
-            record(table, f"split_task_lines/{name}", s)
-        record(table, "split_task_dst/avg_acc", dst_vs_finetune(seed))
         record(table, "merging", merging(seed))
-        for sequence, summary in classp_vs_finetune(seed).items():
-            for name, s in summary.items():
-                record(table, f"classp_{sequence}/{name}", s)
-        record(table, "permuted_task/avg_acc", hypernet_vs_ewc(seed))
         record(table, "mip_steps_to_90pct", mip_steps(seed))
         record(table, "covariate_shift_rmse", losse_vs_mlp(seed))
         record(table, "fedrecon_all_classes_acc", fedrecon(seed))
         for name, s in recurrence(seed).items():
             record(table, f"recurrence/{name}", s)
+    shown_keys = ("avg_acc", "min_acc", "wc_acc", "forgetting", "train_seconds")
     print(f"{'experiment/method':32s} metric: mean over seeds {SEEDS} (per seed)")
     for row, metrics in table.items():
         for key, values in metrics.items():
+            if "/" in row and not row.startswith("recurrence") and key not in shown_keys:
+                continue
             shown = ", ".join(f"{v:.3f}" for v in values)
             print(f"{row:32s} {key}: {mean(values):.3f} ({shown})")
 
     def m(row: str, key: str) -> float:
         return mean(table[row][key])
 
+    def pts(a: str, b: str, key: str = "avg_acc") -> float:
+        return round(100 * (m(a, key) - m(b, key)), 2)
+
     mip = table["mip_steps_to_90pct"]
     result = {
-        "hypernet_minus_ewc_pts": round(
-            100 * (m("permuted_task/avg_acc", "hypernet") - m("permuted_task/avg_acc", "ewc")), 2
-        ),
+        "hypernet_minus_ewc_pts": pts("permuted_digits_task/hypernet", "permuted_digits_task/ewc"),
         "mip_steps_to_target_ratio": round(mean(mip["mip"]) / mean(mip["plain"]), 3),
-        "fsa_minus_er_pts": round(
-            100 * (m("split_class/fsa", "avg_acc") - m("split_class/er", "avg_acc")), 2
-        ),
+        "fsa_minus_er_pts": pts("split_digits_class/fsa", "split_digits_class/er"),
         "lines_forgetting_over_finetune": round(
-            m("split_task_lines/lines", "forgetting")
-            / m("split_task_lines/finetune", "forgetting"),
+            m("split_digits_task/lines", "forgetting")
+            / m("split_digits_task/finetune", "forgetting"),
             3,
         ),
         "breadcrumbs_minus_task_arithmetic_pts": round(
             100 * (m("merging", "breadcrumbs") - m("merging", "task_arithmetic")), 2
         ),
-        "classp_minus_finetune_pts": round(
-            100
-            * (m("classp_permuted/classp", "avg_acc") - m("classp_permuted/finetune", "avg_acc")),
-            2,
+        "classp_minus_finetune_pts": pts(
+            "permuted_digits_task/classp", "permuted_digits_task/finetune"
         ),
-        "dst_minus_finetune_pts": round(
-            100
-            * (
-                m("split_task_dst/avg_acc", "dst_random")
-                - m("split_task_lines/finetune", "avg_acc")
-            ),
-            2,
-        ),
+        "dst_minus_finetune_pts": pts("split_digits_task/dst", "split_digits_task/finetune"),
         "losse_rmse_over_mlp_after_shift": round(
             m("covariate_shift_rmse", "losse") / m("covariate_shift_rmse", "mlp_shift"), 3
         ),
-        "recurrence_gain_pts": round(
-            100 * (m("recurrence/recurring", "avg_acc") - m("recurrence/once", "avg_acc")), 2
-        ),
+        "recurrence_gain_pts": pts("recurrence/recurring", "recurrence/once"),
         "fedrecon_minus_local_pts": round(
             100
             * (m("fedrecon_all_classes_acc", "merged") - m("fedrecon_all_classes_acc", "local")),

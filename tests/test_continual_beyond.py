@@ -320,3 +320,35 @@ def test_dst_keeps_earlier_tasks_and_regrows_among_free_connections(two_tasks, r
     assert isinstance(copy, DynamicSparseNetwork)
     with pytest.raises(ValueError, match="regrow"):
         DynamicSparseNetwork(regrow="magnitude")
+
+
+def test_dst_prune_fraction_decays_by_a_cosine_within_each_task(two_tasks):
+    from adaptloop.learners.continual import DynamicSparseNetwork
+
+    first, second = two_tasks.tasks
+    model = DynamicSparseNetwork(
+        n_classes=4, hidden=(16,), prune_fraction=0.4, prune_decay=10, update_every=2
+    )
+    model.begin_task(0, first.classes)
+    assert model.current_prune_fraction() == pytest.approx(0.4)
+    model.learn(first.X_train[:160], first.y_train[:160])  # 10 steps of 16
+    assert model.current_prune_fraction() == pytest.approx(0.005)
+    model.begin_task(1, second.classes)  # the cosine restarts with every task
+    assert model.current_prune_fraction() == pytest.approx(0.4)
+    assert DynamicSparseNetwork(prune_fraction=0.4).current_prune_fraction() == 0.4
+
+
+def test_dst_dense_init_keeps_the_dense_networks_weights_under_the_mask(two_tasks):
+    from adaptloop.learners.continual import DynamicSparseNetwork
+
+    first = two_tasks.tasks[0]
+    weights = {}
+    for init in ("dense", "sparse"):
+        model = DynamicSparseNetwork(n_classes=4, hidden=(16,), init=init, lr=1e-9, seed=0)
+        model.begin_task(0, first.classes)
+        model.learn(first.X_train[:16], first.y_train[:16])
+        weights[init] = model.state_dict()["learned"]["weights"][0]
+    assert np.abs(weights["dense"]).max() <= 1 / np.sqrt(64) + 1e-6
+    assert np.abs(weights["sparse"]).max() > 1 / np.sqrt(64)  # drawn for the sparse fan-in
+    with pytest.raises(ValueError, match="init"):
+        DynamicSparseNetwork(init="kaiming")
