@@ -82,6 +82,12 @@ CLASSP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 DST_SETTINGS = {"update_every": 16, "prune_decay": 64, "epochs": 1, "batch_size": 16}
 """DST as the example runs it: masks updated once per epoch (16 batches), the pruned fraction
 decaying over a task's 64 steps."""
+DST_SCHEDULES = {
+    "every16_cosine64": DST_SETTINGS,
+    "every100_constant": {**DST_SETTINGS, "update_every": 100, "prune_decay": None},
+}
+"""DST's mask schedules tried on the held-out split (``--select``): the example's, and the
+defaults (every 100 steps, constant fraction: about once per two tasks at this scale)."""
 
 
 def mlp(seed: int, **kw) -> MLPClassifier:
@@ -261,17 +267,18 @@ def held_out_sequences(seed: int) -> dict[str, TaskSequence]:
 
 def select(seeds=SEEDS) -> dict[str, dict[str, float]]:
     """Held-out choice of CLASSP's learning rate (on Permuted-Digits, its key's sequence) and
-    of DST's initialisation (on Split-Digits task-incremental, its key's sequence): final
+    of DST's initialisation and mask schedule (on Split-Digits task-incremental): final
     average accuracy on the held-out part of the training data, mean over ``seeds``."""
     scores: dict[str, dict[str, list[float]]] = {"classp_lr": {}, "dst_init": {}}
     for seed in seeds:
         sequences = held_out_sequences(seed)
         classp = {str(lr): Continual(mlp(seed, lr=lr), [CLASSP()], seed=seed) for lr in CLASSP_LRS}
         dst = {
-            init: DynamicSparseNetwork(
-                n_classes=10, hidden=(100, 100), init=init, seed=seed, **DST_SETTINGS
+            f"{init}/{label}": DynamicSparseNetwork(
+                n_classes=10, hidden=(100, 100), init=init, seed=seed, **settings
             )
             for init in ("dense", "sparse")
+            for label, settings in DST_SCHEDULES.items()
         }
         for key, name, learners in (
             ("classp_lr", "permuted_task", classp),
