@@ -63,6 +63,7 @@ from adaptloop.learners.continual import (
     mergers,
 )
 from adaptloop.learners.models.losse import Losse
+from adaptloop.streams import registry as streams
 from adaptloop.streams.tasks import (
     PAIRS,
     TaskSequence,
@@ -195,25 +196,23 @@ def recurrence(seed: int) -> dict[str, dict]:
     return out
 
 
-def covariate_shift(seed: int, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """``y = sin(2 pi x0) cos(2 pi x1)``, ``x`` uniform on the unit square (float32)."""
-    X = np.random.default_rng(seed).random((n, 2)).astype(np.float32)
-    return X, (np.sin(2 * np.pi * X[:, 0]) * np.cos(2 * np.pi * X[:, 1])).astype(np.float32)
-
-
 def losse_vs_mlp(seed: int) -> dict[str, float]:
-    """Covariate shift: the training inputs arrive in 5 bands of ``x0`` (left to right); Losse
-    learns each band once, the MLP 20 epochs per band; RMSE on the whole square afterwards
-    (and the MLP trained on all the data shuffled, the no-shift reference)."""
-    X, y = covariate_shift(seed)
-    X_test, y_test = covariate_shift(1000 + seed)
-    band = np.minimum((X[:, 0] * 5).astype(int), 4)
+    """Covariate shift (the ``covariate_shift`` stream): the training inputs arrive in 5 bands
+    of ``x0`` (left to right); Losse learns each band once, the MLP 20 epochs per band; RMSE
+    on the whole square afterwards (the stream with one band, i.i.d.) and the MLP trained on
+    all the data shuffled, the no-shift reference."""
+    stream = streams.create("covariate_shift", n=2000, n_bands=5, seed=seed)
+    ((X, y),) = stream.iter_batches(2000)
+    ((X_test, y_test),) = streams.create(
+        "covariate_shift", n_bands=1, seed=1000 + seed
+    ).iter_batches(2000)
+    bounds = [0, *(d.position for d in stream.info.drifts), len(y)]
     net = {"hidden": (64, 64), "lr": 0.01, "epochs": 20, "batch_size": BATCH, "seed": seed}
     losse, shifted, iid = Losse(seed=seed), MLPRegressor(**net), MLPRegressor(**net)
-    for k in range(5):
-        losse.learn(X[band == k], y[band == k])
-        shifted.learn(X[band == k], y[band == k])
-    iid.learn(X, y)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        losse.learn(X[lo:hi], y[lo:hi])
+        shifted.learn(X[lo:hi], y[lo:hi])
+    iid.learn(*next(streams.create("covariate_shift", n_bands=1, seed=seed).iter_batches(2000)))
 
     def rmse(model) -> float:
         return float(np.sqrt(np.mean((model.predict(X_test) - y_test) ** 2)))
@@ -226,20 +225,19 @@ def mean(values) -> float:
 
 
 def fedrecon(seed: int) -> dict[str, float]:
-    """The server adapts the body on digits 0-4 (FSA first session, prototype head:
-    shrinkage 1); three clients copy it and learn 5-6, 7-8 and 9 apart; accuracy on the whole
-    test set of the merged model and (mean) of the clients' own models."""
-    X_train, y_train, X_test, y_test = load_digits_arrays(seed=seed)
+    """``federated_split_digits``: the server adapts the body on its digits 0-4 (FSA first
+    session, prototype head: shrinkage 1); three clients copy it and learn 5-6, 7-8 and 9
+    apart; accuracy on the whole test set of the merged model and (mean) of the clients' own."""
+    server_task, *client_tasks = registry.create("federated_split_digits", seed=seed).tasks
+    _, _, X_test, y_test = load_digits_arrays(seed=seed)
     server = FirstSessionAdaptation(mlp(seed, epochs=EPOCHS, batch_size=BATCH), shrinkage=1.0)
-    base = y_train < 5
-    server.learn(X_train[base], y_train[base])
-    server.end_task(X_train[base], y_train[base])
+    server.learn(server_task.X_train, server_task.y_train)
+    server.end_task(server_task.X_train, server_task.y_train)
     clients = []
-    for classes in ([5, 6], [7, 8], [9]):
+    for task in client_tasks:
         client = server.clone()
         client.load_state_dict(server.state_dict())
-        own = np.isin(y_train, classes)
-        client.learn(X_train[own], y_train[own])
+        client.learn(task.X_train, task.y_train)
         clients.append(client)
     merged = federated_reconnaissance(server, clients)
     return {

@@ -352,3 +352,28 @@ def test_dst_dense_init_keeps_the_dense_networks_weights_under_the_mask(two_task
     assert np.abs(weights["sparse"]).max() > 1 / np.sqrt(64)  # drawn for the sparse fan-in
     with pytest.raises(ValueError, match="init"):
         DynamicSparseNetwork(init="kaiming")
+
+
+# -- registered scenarios -----------------------------------------------------------------------
+def test_covariate_shift_stream_arrives_band_by_band():
+    from adaptloop.streams import registry as streams
+
+    stream = streams.create("covariate_shift", n=500, n_bands=5, seed=3)
+    ((X, y),) = stream.iter_batches(500)
+    bounds = [0, *(d.position for d in stream.info.drifts), 500]
+    assert len(bounds) == 6 and stream.info.task == "regression"
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        assert ((X[lo:hi, 0] >= k / 5) & (X[lo:hi, 0] <= (k + 1) / 5)).all()
+    np.testing.assert_allclose(y, np.sin(2 * np.pi * X[:, 0]) * np.cos(2 * np.pi * X[:, 1]), 1e-5)
+    iid = streams.create("covariate_shift", n=500, n_bands=1, seed=3)
+    assert iid.info.drifts == () and next(iid.iter_batches(500))[0].shape == (500, 2)
+
+
+def test_federated_split_digits_gives_the_server_and_each_client_their_classes():
+    from adaptloop.streams.tasks import registry as sequences
+
+    seq = sequences.create("federated_split_digits", base_classes=4, clients=2, seed=1)
+    assert [t.classes for t in seq.tasks] == [(0, 1, 2, 3), (4, 5, 6), (7, 8, 9)]
+    assert seq.task_names[0].startswith("server:") and seq.scenario == "class"
+    with pytest.raises(ValueError, match="clients"):
+        sequences.create("federated_split_digits", base_classes=8, clients=3)

@@ -439,3 +439,31 @@ def recurring_split_digits(
     return recurring(
         *load_digits_arrays(seed=seed), groups, name=f"recurring_split_digits_{sampling}"
     )
+
+
+# -- federated class-incremental (federated reconnaissance) ---------------------------------------
+@registry.register("federated_split_digits")
+def federated_split_digits(base_classes: int = 5, clients: int = 3, seed: int = 0) -> TaskSequence:
+    """A federated class-incremental split of the 8x8 digits (Hendryx et al. 2021, federated
+    reconnaissance): task 0 (``"server:..."``) holds the ``base_classes`` first digits the server
+    learns; tasks ``1..clients`` (``"client<k>:..."``) split the other digits in order between
+    the clients, each learning its own apart. Class-incremental; ``seed`` draws the 70/30 split.
+    :func:`~adaptloop.learners.continual.federated_reconnaissance` merges what the clients learned.
+
+    >>> seq = federated_split_digits()
+    >>> seq.task_names, seq.scenario
+    (['server:0-1-2-3-4', 'client0:5-6', 'client1:7-8', 'client2:9'], 'class')
+    """
+    if not 1 <= base_classes <= 9:
+        raise ValueError(f"base_classes must be in [1, 9], got {base_classes}")
+    if not 1 <= clients <= 10 - base_classes:
+        raise ValueError(f"clients must be in [1, {10 - base_classes}], got {clients}")
+    rest = np.array_split(np.arange(base_classes, 10), clients)
+    groups = [list(range(base_classes)), *[part.tolist() for part in rest]]
+    sequence = split(*load_digits_arrays(seed=seed), groups, name="federated_split_digits")
+    owners = ["server"] + [f"client{k}" for k in range(clients)]
+    tasks = tuple(
+        TaskData(f"{who}:{t.name}", t.X_train, t.y_train, t.X_test, t.y_test, t.classes)
+        for who, t in zip(owners, sequence.tasks, strict=True)
+    )
+    return TaskSequence(sequence.name, tasks, sequence.n_classes, "class")
