@@ -1,7 +1,7 @@
 """Dynamic sparse training for task-incremental learning (``dst``): one sparse sub-network per task.
 
-Yildirim, Gok Yildirim, Mocanu and Vanschoren, "Continual Learning with Dynamic Sparse
-Training: Exploring Algorithms for Effective Model Updates", CPAL 2024 (arXiv 2308.14831), and
+Yildirim, Gok Yildirim, Sokar, Mocanu and Vanschoren, "Continual Learning with Dynamic Sparse
+Training: Exploring Algorithms for Effective Model Updates", CPAL 2024 (PMLR 234:94-107), and
 the authors' code (``core.py``: ``Masking``, ``DeathCosineDecay``): each task gets new
 connections among those no earlier task holds, initialised by ERK (Evci et al. 2020: layer
 density proportional to ``(n_in + n_out) / (n_in * n_out)``, scaled to ``density`` of the
