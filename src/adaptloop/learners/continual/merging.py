@@ -14,9 +14,10 @@ their inputs. A *task vector* is ``finetuned - pretrained`` (Ilharco et al. 2023
 - :func:`task_arithmetic`: ``theta_0 + scale * sum_t tau_t`` (Ilharco et al., "Editing
   Models with Task Arithmetic", ICLR 2023).
 - :func:`breadcrumbs`: Model Breadcrumbs (Davari and Belilovsky, "Model Breadcrumbs: Scaling
-  Multi-Task Model Merging with Sparse Masks", ECCV 2024): each task vector is masked per layer, dropping the ``drop_top`` fraction of largest magnitudes
-  (outliers) and the ``drop_bottom`` fraction of smallest (negligible updates), then summed as
-  in task arithmetic.
+  Multi-Task Model Merging with Sparse Masks", ECCV 2024): each task vector is masked per
+  layer, dropping the ``drop_top`` fraction of largest magnitudes (outliers) and the
+  ``drop_bottom`` fraction of smallest (negligible updates), then summed as in task
+  arithmetic.
 
 Section and equation numbers were not checked against the PDFs (the search tool reached
 abstracts and summaries only), so none are given; Breadcrumbs' default percentages are the
