@@ -3,14 +3,17 @@
 A :class:`TaskSequence` is an ordered tuple of :class:`TaskData` -- each task with its own train
 and test arrays (features float32 in [0, 1], labels int64 codes shared by all tasks) -- plus the
 scenario: ``"class"`` (class-incremental: one head, no task identity), ``"task"``
-(task-incremental: at test time the prediction is restricted to the task's ``classes``) or
+(task-incremental: the task is known at test time, the prediction is restricted to its
+``classes`` and task-conditioned learners are asked with the task) or
 ``"domain"`` (domain-incremental: every task has all classes, the input distribution changes).
 
 Sequences are built by name from :data:`registry` (its own small registry, kept apart from the
 stream registry because a task sequence is not a stream of batches): ``split_digits``,
 ``permuted_digits``, ``rotated_digits`` use scikit-learn's bundled 8x8 digits (1,797 images,
-offline); ``split_mnist``, ``permuted_mnist``, ``rotated_mnist`` read MNIST from a local file
-(:func:`load_mnist`: a Keras-style ``.npz`` or a folder of IDX files) and never download.
+offline), as do ``recurring_split_digits`` (tasks that come back, SCoLe) and
+``federated_split_digits`` (a server's base classes, then each client's); ``split_mnist``,
+``permuted_mnist``, ``rotated_mnist`` read MNIST from a local file (:func:`load_mnist`: a
+Keras-style ``.npz`` or a folder of IDX files) and never download.
 
 >>> seq = registry.create("split_digits", seed=0)
 >>> len(seq), seq.scenario, seq.n_classes, seq.tasks[1].classes
