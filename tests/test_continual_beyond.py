@@ -377,3 +377,25 @@ def test_federated_split_digits_gives_the_server_and_each_client_their_classes()
     assert seq.task_names[0].startswith("server:") and seq.scenario == "class"
     with pytest.raises(ValueError, match="clients"):
         sequences.create("federated_split_digits", base_classes=8, clients=3)
+
+
+def test_the_example_compares_replay_and_replay_free_learners_in_one_run():
+    """examples/continual_beyond_replay.toml, cut to its task-incremental Split-Digits, one
+    epoch, one seed and four of its learners (the hypernetwork is the slow one; the
+    evaluation's tests run it): each gets min-ACC and WC-ACC in one suite."""
+    from pathlib import Path
+
+    from adaptloop.config.run import run_experiment
+    from adaptloop.config.schema import load_experiment
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "continual_beyond_replay.toml"
+    experiment = load_experiment(path)
+    tasks = [t.model_copy(update={"epochs": 1}) for t in experiment.tasks if t.scenario == "task"]
+    evaluation = experiment.evaluation.model_copy(update={"seeds": [0], "eval_every": 50})
+    names = ("er", "lines", "fsa", "dst")
+    learners = {k: experiment.learners[k] for k in names}
+    update = {"tasks": tasks[:1], "evaluation": evaluation, "learners": learners}
+    summary = run_experiment(experiment.model_copy(update=update)).summary("split_digits_task")
+    assert list(summary) == list(names)
+    assert all(0 <= s["min_acc"] <= 1 and 0 <= s["wc_acc"] <= 1 for s in summary.values())
+    assert summary["dst"]["avg_acc"] > 0.6  # told each test set's task: its own sub-network
