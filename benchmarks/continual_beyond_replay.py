@@ -1,43 +1,54 @@
 """Continual learning beyond replay, on the 8x8 digits, seeds 0-2 (means over seeds).
 
-An MLP 64-100-100-10 (SGD lr 0.1, batches of 16, 4 epochs per task) unless said otherwise, on
-the seeded stratified 70/30 split of :func:`~adaptloop.streams.tasks.load_digits_arrays`.
-Curves and min-ACC / WC-ACC come from :func:`~adaptloop.evaluation.continual.continual_evaluation`
-(evaluated every 10 iterations) where the method needs no task identity at test time.
+The continual comparisons run ``examples/continual_beyond_replay.toml`` (as ``adaptloop run``
+does: the same file, the same code path) and read its suite: an MLP 64-100-100-10 (SGD lr
+0.1, batches of 16, 4 epochs per task, evaluated every 10 iterations) for every plugin
+learner, on Split-Digits class-incremental, Split-Digits task-incremental and Permuted-Digits
+(5 tasks) task-incremental, the task known at test time (the hypernetwork and DST are asked
+``predict_proba_task`` with each test set's task; the others' arg-max is over the task's
+classes, all 10 on Permuted-Digits).
 
-- ``hypernet_minus_ewc_pts``: Permuted-Digits (5 tasks), target MLP 64-100-10: the LSTM
-  hypernetwork (Adam 1e-3, batches of 32, told each test set's task) minus EWC (one shared
-  head), final average accuracy, points.
+- ``hypernet_minus_ewc_pts``: Permuted-Digits: the LSTM hypernetwork (target 64-100-10, Adam
+  1e-3, one step per batch of 16) minus EWC (one shared head), final average accuracy, points.
 - ``mip_steps_to_target_ratio``: mini-batches (of 32) until the hypernetwork reaches 90 %
-  training accuracy on all digits (checked every 10), MIP over plain.
+  training accuracy on all digits (checked every 10), MIP over plain;
+  ``mip_continual_steps_ratio``: in the example's Permuted-Digits run, iterations from each
+  task's start until its own test accuracy reaches 90 % (at the evaluation points), MIP over
+  plain; ``mip_minus_plain_hypernet_pts``: final average accuracy there.
 - ``fsa_minus_er_pts``: Split-Digits class-incremental: First Session Adaptation (no replay)
   minus ER (reservoir of 200), final average accuracy, points.
 - ``lines_forgetting_over_finetune``: Split-Digits task-incremental, fine-tuning with and
-  without the ``lines`` plugin (alpha 0, beta 1); forgetting = mean over tasks 1-4 of
-  (accuracy after its own end_task - final accuracy); the target accuracy is printed too.
+  without the ``lines`` plugin (alpha 0, beta 1); forgetting = mean over tasks 0-3 of (its
+  accuracy at its own last point, after its ``end_task`` edit, - final accuracy).
 - ``breadcrumbs_minus_task_arithmetic_pts``: a model pre-trained on all digits rotated by 90
   degrees, fine-tuned apart on each Split-Digits pair, the 5 task vectors merged; each
   method's scale is chosen from a grid on 20 % of the training data held out (never on the
-  test data); average task-incremental test accuracy, points.
-- ``classp_minus_finetune_pts``: Permuted-Digits (5 tasks, domain-incremental): CLASSP
-  (alpha 0.01, PyTorch's AdaGrad default; also shown at 0.1) minus fine-tuning; Split-Digits
-  class-incremental and EWC are printed beside.
+  test data), Breadcrumbs with the paper's masks (1 % / 85 %);
+  ``breadcrumbs_heldout_masks_minus_task_arithmetic_pts``: the masks chosen on the held-out
+  20 % too; average task-incremental test accuracy, points.
+- ``classp_minus_finetune_pts``: Permuted-Digits: CLASSP (SGD, lr 0.03, chosen on held-out
+  data) minus fine-tuning.
 - ``dst_minus_finetune_pts``: Split-Digits task-incremental: dynamic sparse training
-  (density 0.2, random regrowth; gradient regrowth printed too), told each test set's task,
-  minus fine-tuning (the same run as the LiNeS comparison's), final average accuracy, points.
-- ``losse_rmse_over_mlp_after_shift``: ``y = sin(2 pi x0) cos(2 pi x1)`` on the unit square
-  (not digits), inputs arriving in 5 bands of ``x0``: Losse-FTL (one pass) over an MLP
-  64-64 (Adam defaults of ``mlp_regressor``, lr 0.01, 20 epochs per band), RMSE on the whole
-  square; the MLP trained on all data shuffled is printed as the no-shift reference.
+  (density 0.2, random regrowth, masks updated every 16 steps with the pruned fraction
+  decaying by a cosine over a task; its init and schedule chosen on held-out data) minus
+  fine-tuning, final average accuracy, points.
+- ``losse_rmse_over_mlp_after_shift``: the ``covariate_shift`` stream (``y = sin(2 pi x0)
+  cos(2 pi x1)``, inputs arriving in 5 bands of ``x0``; not digits): Losse-FTL (one pass) over
+  an MLP 64-64 (Adam, lr 0.01, 20 epochs per band), RMSE on the whole square; the MLP trained
+  on all data shuffled is printed as the no-shift reference.
 - ``recurrence_gain_pts``: fine-tuning on ``recurring_split_digits`` (the 5 pairs repeated 4
   times, 1 epoch each) minus the 5 pairs once (4 epochs each): the same SGD steps.
-- ``fedrecon_minus_local_pts``: FSA body adapted on digits 0-4 (prototype head), three
-  clients learn 5-6, 7-8 and 9 apart; merged model minus the clients' own, accuracy on all
-  10 classes, points.
+- ``fedrecon_minus_local_pts``: ``federated_split_digits``: FSA body adapted on digits 0-4
+  (prototype head), three clients learn 5-6, 7-8 and 9 apart; merged model minus the clients'
+  own, accuracy on all 10 classes, points.
+
+Choices made on data held out of the training sets, never on the reported test sets:
+``--select`` prints them (CLASSP's learning rate; DST's init and mask schedule).
 
 The LAST line is one JSON object.
 
     OMP_NUM_THREADS=1 python benchmarks/continual_beyond_replay.py
+    OMP_NUM_THREADS=1 python benchmarks/continual_beyond_replay.py --select
 """
 
 from __future__ import annotations
@@ -78,6 +89,8 @@ SEEDS = (0, 1, 2)
 BATCH, EPOCHS = 16, 4
 GRID = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "continual_beyond_replay.toml"
+BREADCRUMBS_MASKS = ((0.01, 0.85), (0.01, 0.5), (0.01, 0.2), (0.0, 0.5), (0.0, 0.2))
+"""Breadcrumbs' (drop_top, drop_bottom) tried with every scale on the held-out 20 %."""
 CLASSP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 """CLASSP's learning rates tried on the held-out split (``--select``)."""
 DST_SETTINGS = {"update_every": 16, "prune_decay": 64, "epochs": 1, "batch_size": 16}
@@ -131,15 +144,26 @@ def merging(seed: int) -> dict[str, float]:
             np.mean([accuracy(model, X[np.isin(y, g)], y[np.isin(y, g)], g) for g in groups])
         )
 
+    def held_out(settings: dict) -> float:
+        return score(merge(theta0, finetuned, **settings), X_train[held], y_train[held])
+
     out = {}
-    for name in ("task_arithmetic", "breadcrumbs"):
-        merge = mergers.get(name)
-        best = max(
-            GRID,
-            key=lambda s: score(merge(theta0, finetuned, scale=s), X_train[held], y_train[held]),
-        )
-        out[name] = score(merge(theta0, finetuned, scale=best), X_test, y_test)
-        out[f"{name}_scale"] = best
+    candidates = {
+        "task_arithmetic": [{"scale": s} for s in GRID],
+        "breadcrumbs": [{"scale": s} for s in GRID],  # the paper's masks: 1 % / 85 %
+        "breadcrumbs_masks": [
+            {"scale": s, "drop_top": top, "drop_bottom": bottom}
+            for s in GRID
+            for top, bottom in BREADCRUMBS_MASKS
+        ],
+    }
+    for name, grid in candidates.items():
+        merge = mergers.get(name.removesuffix("_masks"))
+        best = max(grid, key=held_out)
+        out[name] = score(merge(theta0, finetuned, **best), X_test, y_test)
+        out[f"{name}_scale"] = best["scale"]
+        if "drop_bottom" in best:
+            out[f"{name}_drop_bottom"] = best["drop_bottom"]
     out["pretrained"] = score(theta0, X_test, y_test)
     return out
 
@@ -306,6 +330,19 @@ def forgetting(result: ContinualResult, learner: str) -> float:
     return float(np.mean([acc[row, k] - acc[-1, k] for k, row in enumerate(rows)]))
 
 
+def steps_to(result: ContinualResult, learner: str, target: float = 0.9) -> float:
+    """Mean over tasks of the iterations from a task's start until its own test accuracy
+    first reaches ``target`` (at the evaluation points; the task's length if never)."""
+    its, acc = result.curves(learner)
+    bounds = [*result.task_boundaries, int(its[-1])]
+    steps = []
+    for k in range(len(result.task_boundaries)):
+        own = (its > bounds[k]) & (its <= bounds[k + 1])
+        hit = own & (acc[:, k] >= target)
+        steps.append((its[hit][0] if hit.any() else bounds[k + 1]) - bounds[k])
+    return float(np.mean(steps))
+
+
 def run_example() -> ContinualSuite:
     """examples/continual_beyond_replay.toml, run as ``adaptloop run`` runs it."""
     return run_experiment(load_experiment(EXAMPLE))  # type: ignore[return-value]
@@ -328,6 +365,9 @@ def main() -> None:
             if sequence == "split_digits_task":
                 for name in ("finetune", "lines"):
                     record(table, f"{sequence}/{name}", {"forgetting": forgetting(result, name)})
+            if sequence == "permuted_digits_task":
+                for name in ("hypernet", "hypernet_mip"):
+                    record(table, f"{sequence}/{name}", {"steps_to_90pct": steps_to(result, name)})
     for seed in SEEDS:
         record(table, "merging", merging(seed))
         record(table, "mip_steps_to_90pct", mip_steps(seed))
@@ -335,7 +375,7 @@ def main() -> None:
         record(table, "fedrecon_all_classes_acc", fedrecon(seed))
         for name, s in recurrence(seed).items():
             record(table, f"recurrence/{name}", s)
-    shown_keys = ("avg_acc", "min_acc", "wc_acc", "forgetting", "train_seconds")
+    shown_keys = ("avg_acc", "min_acc", "wc_acc", "forgetting", "steps_to_90pct", "train_seconds")
     print(f"{'experiment/method':32s} metric: mean over seeds {SEEDS} (per seed)")
     for row, metrics in table.items():
         for key, values in metrics.items():
@@ -354,6 +394,14 @@ def main() -> None:
     result = {
         "hypernet_minus_ewc_pts": pts("permuted_digits_task/hypernet", "permuted_digits_task/ewc"),
         "mip_steps_to_target_ratio": round(mean(mip["mip"]) / mean(mip["plain"]), 3),
+        "mip_continual_steps_ratio": round(
+            m("permuted_digits_task/hypernet_mip", "steps_to_90pct")
+            / m("permuted_digits_task/hypernet", "steps_to_90pct"),
+            3,
+        ),
+        "mip_minus_plain_hypernet_pts": pts(
+            "permuted_digits_task/hypernet_mip", "permuted_digits_task/hypernet"
+        ),
         "fsa_minus_er_pts": pts("split_digits_class/fsa", "split_digits_class/er"),
         "lines_forgetting_over_finetune": round(
             m("split_digits_task/lines", "forgetting")
@@ -362,6 +410,9 @@ def main() -> None:
         ),
         "breadcrumbs_minus_task_arithmetic_pts": round(
             100 * (m("merging", "breadcrumbs") - m("merging", "task_arithmetic")), 2
+        ),
+        "breadcrumbs_heldout_masks_minus_task_arithmetic_pts": round(
+            100 * (m("merging", "breadcrumbs_masks") - m("merging", "task_arithmetic")), 2
         ),
         "classp_minus_finetune_pts": pts(
             "permuted_digits_task/classp", "permuted_digits_task/finetune"
