@@ -1,72 +1,107 @@
 """Continual learning beyond replay, on the 8x8 digits, seeds 0-2 (means over seeds).
 
-An MLP 64-100-100-10 (SGD lr 0.1, batches of 16, 4 epochs per task) unless said otherwise, on
-the seeded stratified 70/30 split of :func:`~adaptloop.streams.tasks.load_digits_arrays`.
-Curves and min-ACC / WC-ACC come from :func:`~adaptloop.evaluation.continual.continual_evaluation`
-(evaluated every 10 iterations) where the method needs no task identity at test time.
+The continual comparisons run ``examples/continual_beyond_replay.toml`` (as ``adaptloop run``
+does: the same file, the same code path) and read its suite: an MLP 64-100-100-10 (SGD lr
+0.1, batches of 16, 4 epochs per task, evaluated every 10 iterations) for every plugin
+learner, on Split-Digits class-incremental, Split-Digits task-incremental and Permuted-Digits
+(5 tasks) task-incremental, the task known at test time (the hypernetwork and DST are asked
+``predict_proba_task`` with each test set's task; the others' arg-max is over the task's
+classes, all 10 on Permuted-Digits).
 
-- ``hypernet_minus_ewc_pts``: Permuted-Digits (5 tasks), target MLP 64-100-10: the LSTM
-  hypernetwork (Adam 1e-3, batches of 32, told each test set's task) minus EWC (one shared
-  head), final average accuracy, points.
+- ``hypernet_minus_ewc_pts``: Permuted-Digits: the LSTM hypernetwork (target 64-100-10, Adam
+  1e-3, one step per batch of 16) minus EWC (one shared head), final average accuracy, points.
 - ``mip_steps_to_target_ratio``: mini-batches (of 32) until the hypernetwork reaches 90 %
-  training accuracy on all digits (checked every 10), MIP over plain.
+  training accuracy on all digits (checked every 10), MIP over plain;
+  ``mip_continual_steps_ratio``: in the example's Permuted-Digits run, iterations from each
+  task's start until its own test accuracy reaches 90 % (at the evaluation points), MIP over
+  plain; ``mip_minus_plain_hypernet_pts``: final average accuracy there.
 - ``fsa_minus_er_pts``: Split-Digits class-incremental: First Session Adaptation (no replay)
   minus ER (reservoir of 200), final average accuracy, points.
 - ``lines_forgetting_over_finetune``: Split-Digits task-incremental, fine-tuning with and
-  without the ``lines`` plugin (alpha 0, beta 1); forgetting = mean over tasks 1-4 of
-  (accuracy after its own end_task - final accuracy); the target accuracy is printed too.
+  without the ``lines`` plugin (alpha 0, beta 1); forgetting = mean over tasks 0-3 of (its
+  accuracy at its own last point, after its ``end_task`` edit, - final accuracy).
 - ``breadcrumbs_minus_task_arithmetic_pts``: a model pre-trained on all digits rotated by 90
   degrees, fine-tuned apart on each Split-Digits pair, the 5 task vectors merged; each
   method's scale is chosen from a grid on 20 % of the training data held out (never on the
-  test data); average task-incremental test accuracy, points.
-- ``classp_minus_finetune_pts``: Permuted-Digits (5 tasks, domain-incremental): CLASSP
-  (alpha 0.01, PyTorch's AdaGrad default; also shown at 0.1) minus fine-tuning; Split-Digits
-  class-incremental and EWC are printed beside.
+  test data), Breadcrumbs with the paper's masks (1 % / 85 %);
+  ``breadcrumbs_heldout_masks_minus_task_arithmetic_pts``: the masks chosen on the held-out
+  20 % too; average task-incremental test accuracy, points.
+- ``classp_minus_finetune_pts``: Permuted-Digits: CLASSP (SGD, lr 0.03, chosen on held-out
+  data) minus fine-tuning.
 - ``dst_minus_finetune_pts``: Split-Digits task-incremental: dynamic sparse training
-  (density 0.2, random regrowth; gradient regrowth printed too), told each test set's task,
-  minus fine-tuning (the same run as the LiNeS comparison's), final average accuracy, points.
-- ``losse_rmse_over_mlp_after_shift``: ``y = sin(2 pi x0) cos(2 pi x1)`` on the unit square
-  (not digits), inputs arriving in 5 bands of ``x0``: Losse-FTL (one pass) over an MLP
-  64-64 (Adam defaults of ``mlp_regressor``, lr 0.01, 20 epochs per band), RMSE on the whole
-  square; the MLP trained on all data shuffled is printed as the no-shift reference.
+  (density 0.2, random regrowth, masks updated every 16 steps with the pruned fraction
+  decaying by a cosine over a task; its init and schedule chosen on held-out data) minus
+  fine-tuning, final average accuracy, points.
+- ``losse_rmse_over_mlp_after_shift``: the ``covariate_shift`` stream (``y = sin(2 pi x0)
+  cos(2 pi x1)``, inputs arriving in 5 bands of ``x0``; not digits): Losse-FTL (one pass) over
+  an MLP 64-64 (Adam, lr 0.01, 20 epochs per band), RMSE on the whole square; the MLP trained
+  on all data shuffled is printed as the no-shift reference.
 - ``recurrence_gain_pts``: fine-tuning on ``recurring_split_digits`` (the 5 pairs repeated 4
   times, 1 epoch each) minus the 5 pairs once (4 epochs each): the same SGD steps.
-- ``fedrecon_minus_local_pts``: FSA body adapted on digits 0-4 (prototype head), three
-  clients learn 5-6, 7-8 and 9 apart; merged model minus the clients' own, accuracy on all
-  10 classes, points.
+- ``fedrecon_minus_local_pts``: ``federated_split_digits``: FSA body adapted on digits 0-4
+  (prototype head), three clients learn 5-6, 7-8 and 9 apart; merged model minus the clients'
+  own, accuracy on all 10 classes, points.
+
+Choices made on data held out of the training sets, never on the reported test sets:
+``--select`` prints them (CLASSP's learning rate; DST's init and mask schedule).
 
 The LAST line is one JSON object.
 
     OMP_NUM_THREADS=1 python benchmarks/continual_beyond_replay.py
+    OMP_NUM_THREADS=1 python benchmarks/continual_beyond_replay.py --select
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from adaptloop.evaluation.continual import continual_evaluation
+from adaptloop.config.run import run_experiment
+from adaptloop.config.schema import load_experiment
+from adaptloop.evaluation.continual import ContinualResult, ContinualSuite, continual_evaluation
 from adaptloop.learners import MLPClassifier, MLPRegressor
 from adaptloop.learners.continual import (
     CLASSP,
-    EWC,
     Continual,
     DynamicSparseNetwork,
     FirstSessionAdaptation,
     HyperNetwork,
-    LiNeS,
-    Replay,
     federated_reconnaissance,
     mergers,
 )
 from adaptloop.learners.models.losse import Losse
-from adaptloop.streams.tasks import load_digits_arrays, registry, rotated, split
+from adaptloop.streams import registry as streams
+from adaptloop.streams.tasks import (
+    PAIRS,
+    TaskSequence,
+    load_digits_arrays,
+    permuted,
+    registry,
+    rotated,
+    split,
+)
 
 SEEDS = (0, 1, 2)
 BATCH, EPOCHS = 16, 4
 GRID = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "continual_beyond_replay.toml"
+BREADCRUMBS_MASKS = ((0.01, 0.85), (0.01, 0.5), (0.01, 0.2), (0.0, 0.5), (0.0, 0.2))
+"""Breadcrumbs' (drop_top, drop_bottom) tried with every scale on the held-out 20 %."""
+CLASSP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
+"""CLASSP's learning rates tried on the held-out split (``--select``)."""
+DST_SETTINGS = {"update_every": 16, "prune_decay": 64, "epochs": 1, "batch_size": 16}
+"""DST as the example runs it: masks updated once per epoch (16 batches), the pruned fraction
+decaying over a task's 64 steps."""
+DST_SCHEDULES = {
+    "every16_cosine64": DST_SETTINGS,
+    "every100_constant": {**DST_SETTINGS, "update_every": 100, "prune_decay": None},
+}
+"""DST's mask schedules tried on the held-out split (``--select``): the example's, and the
+defaults (every 100 steps, constant fraction: about once per two tasks at this scale)."""
 
 
 def mlp(seed: int, **kw) -> MLPClassifier:
@@ -80,80 +115,6 @@ def accuracy(model, X: np.ndarray, y: np.ndarray, classes=None) -> float:
         return float((model.predict(X) == y).mean())
     proba = model.predict_proba(X)[:, list(classes)]
     return float((np.asarray(classes)[proba.argmax(1)] == y).mean())
-
-
-def fsa_vs_er(seed: int) -> dict[str, float]:
-    learners = {
-        "fsa": FirstSessionAdaptation(mlp(seed)),
-        "er": Continual(mlp(seed), [Replay(memory=200)], seed=seed),
-        "finetune": Continual(mlp(seed), [], seed=seed),
-    }
-    result = continual_evaluation(
-        registry.create("split_digits", seed=seed),
-        learners,
-        batch_size=BATCH,
-        epochs=EPOCHS,
-        eval_every=10,
-        seed=seed,
-    )
-    return {name: s for name, s in result.summary.items()}
-
-
-def train_sequence(model, sequence, seed: int) -> list[list[float]]:
-    """Train on the tasks in order (hooks as the continual evaluation calls them); after each
-    task's ``end_task``, the accuracy on every task's test set (task-incremental if so)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for t, task in enumerate(sequence):
-        model.begin_task(t, task.classes if sequence.scenario == "task" else None)
-        for _ in range(EPOCHS):
-            order = rng.permutation(len(task.y_train))
-            for lo in range(0, len(order), BATCH):
-                idx = order[lo : lo + BATCH]
-                model.learn(task.X_train[idx], task.y_train[idx])
-        model.end_task(task.X_train, task.y_train)
-        classes = (lambda k: sequence.tasks[k].classes) if sequence.scenario == "task" else None
-        rows.append(
-            [
-                accuracy(model, s.X_test, s.y_test, None if classes is None else classes(k))
-                for k, s in enumerate(sequence)
-            ]
-        )
-    return rows
-
-
-def forgetting(rows: list[list[float]]) -> float:
-    final = rows[-1]
-    return float(np.mean([rows[k][k] - final[k] for k in range(len(rows) - 1)]))
-
-
-def lines_vs_finetune(seed: int) -> dict[str, dict[str, float]]:
-    sequence = registry.create("split_digits", scenario="task", seed=seed)
-    out = {}
-    for name, plugins in (("finetune", []), ("lines", [LiNeS(alpha=0.0, beta=1.0)])):
-        rows = train_sequence(Continual(mlp(seed), plugins, seed=seed), sequence, seed)
-        out[name] = {"forgetting": forgetting(rows), "avg_acc": float(np.mean(rows[-1]))}
-    return out
-
-
-def dst_vs_finetune(seed: int) -> dict[str, float]:
-    """Split-Digits task-incremental: dynamic sparse training (density 0.2, random and
-    gradient regrowth), told each test set's task; final average task-incremental accuracy."""
-    sequence = registry.create("split_digits", scenario="task", seed=seed)
-    out = {}
-    for regrow in ("random", "gradient"):
-        model = DynamicSparseNetwork(
-            n_classes=10, hidden=(100, 100), regrow=regrow, epochs=EPOCHS, seed=seed
-        )
-        for t, task in enumerate(sequence):
-            model.begin_task(t, task.classes)
-            model.learn(task.X_train, task.y_train)
-        accs = []
-        for t, task in enumerate(sequence):
-            proba = model.predict_proba_task(task.X_test, t)[:, list(task.classes)]
-            accs.append(float((np.asarray(task.classes)[proba.argmax(1)] == task.y_test).mean()))
-        out[f"dst_{regrow}"] = mean(accs)
-    return out
 
 
 def merging(seed: int) -> dict[str, float]:
@@ -183,15 +144,26 @@ def merging(seed: int) -> dict[str, float]:
             np.mean([accuracy(model, X[np.isin(y, g)], y[np.isin(y, g)], g) for g in groups])
         )
 
+    def held_out(settings: dict) -> float:
+        return score(merge(theta0, finetuned, **settings), X_train[held], y_train[held])
+
     out = {}
-    for name in ("task_arithmetic", "breadcrumbs"):
-        merge = mergers.get(name)
-        best = max(
-            GRID,
-            key=lambda s: score(merge(theta0, finetuned, scale=s), X_train[held], y_train[held]),
-        )
-        out[name] = score(merge(theta0, finetuned, scale=best), X_test, y_test)
-        out[f"{name}_scale"] = best
+    candidates = {
+        "task_arithmetic": [{"scale": s} for s in GRID],
+        "breadcrumbs": [{"scale": s} for s in GRID],  # the paper's masks: 1 % / 85 %
+        "breadcrumbs_masks": [
+            {"scale": s, "drop_top": top, "drop_bottom": bottom}
+            for s in GRID
+            for top, bottom in BREADCRUMBS_MASKS
+        ],
+    }
+    for name, grid in candidates.items():
+        merge = mergers.get(name.removesuffix("_masks"))
+        best = max(grid, key=held_out)
+        out[name] = score(merge(theta0, finetuned, **best), X_test, y_test)
+        out[f"{name}_scale"] = best["scale"]
+        if "drop_bottom" in best:
+            out[f"{name}_drop_bottom"] = best["drop_bottom"]
     out["pretrained"] = score(theta0, X_test, y_test)
     return out
 
@@ -201,28 +173,6 @@ def copy_of(model: MLPClassifier) -> MLPClassifier:
     twin = model.clone()
     twin.load_state_dict(model.state_dict())
     return twin
-
-
-def hypernet_vs_ewc(seed: int) -> dict[str, float]:
-    """Permuted-Digits (5 tasks), target MLP 64-100-10: the hypernetwork told each test set's
-    task (task-incremental), EWC with one shared head; final average accuracy."""
-    sequence = registry.create("permuted_digits", n_tasks=5, seed=seed)
-    hyper = HyperNetwork(n_classes=10, hidden=(100,), epochs=EPOCHS, batch_size=32, seed=seed)
-    ewc = Continual(mlp(seed, hidden=(100,), epochs=EPOCHS, batch_size=BATCH), [EWC()], seed=seed)
-    for t, task in enumerate(sequence):
-        for model in (hyper, ewc):
-            model.begin_task(t)
-            model.learn(task.X_train, task.y_train)
-            model.end_task(task.X_train, task.y_train)
-    return {
-        "hypernet": mean(
-            [
-                accuracy_of(hyper.predict_proba_task(s.X_test, t), s.y_test)
-                for t, s in enumerate(sequence)
-            ]
-        ),
-        "ewc": mean([accuracy(ewc, s.X_test, s.y_test) for s in sequence]),
-    }
 
 
 def accuracy_of(proba: np.ndarray, y: np.ndarray) -> float:
@@ -249,28 +199,6 @@ def mip_steps(seed: int, target: float = 0.9, limit: int = 3000) -> dict[str, fl
     return out
 
 
-def classp_vs_finetune(seed: int) -> dict[str, dict]:
-    """Permuted-Digits (5 tasks, domain-incremental) and Split-Digits (class-incremental):
-    CLASSP at alpha 0.01 (PyTorch's AdaGrad default) and at the fine-tuning lr 0.1, EWC and
-    fine-tuning (SGD lr 0.1); min-ACC / WC-ACC / final average accuracy."""
-    out = {}
-    for name, sequence in (
-        ("permuted", registry.create("permuted_digits", n_tasks=5, seed=seed)),
-        ("split_class", registry.create("split_digits", seed=seed)),
-    ):
-        learners = {
-            "finetune": Continual(mlp(seed), [], seed=seed),
-            "classp": Continual(mlp(seed, lr=0.01), [CLASSP()], seed=seed),
-            "classp_lr0.1": Continual(mlp(seed), [CLASSP()], seed=seed),
-            "ewc": Continual(mlp(seed), [EWC()], seed=seed),
-        }
-        result = continual_evaluation(
-            sequence, learners, batch_size=BATCH, epochs=EPOCHS, eval_every=10, seed=seed
-        )
-        out[name] = result.summary
-    return out
-
-
 def recurrence(seed: int) -> dict[str, dict]:
     """Fine-tuning on the 5 Split-Digits pairs repeated 4 times, 1 epoch per task
     (``recurring_split_digits``), vs the 5 pairs once with 4 epochs each: the same SGD steps."""
@@ -292,25 +220,23 @@ def recurrence(seed: int) -> dict[str, dict]:
     return out
 
 
-def covariate_shift(seed: int, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """``y = sin(2 pi x0) cos(2 pi x1)``, ``x`` uniform on the unit square (float32)."""
-    X = np.random.default_rng(seed).random((n, 2)).astype(np.float32)
-    return X, (np.sin(2 * np.pi * X[:, 0]) * np.cos(2 * np.pi * X[:, 1])).astype(np.float32)
-
-
 def losse_vs_mlp(seed: int) -> dict[str, float]:
-    """Covariate shift: the training inputs arrive in 5 bands of ``x0`` (left to right); Losse
-    learns each band once, the MLP 20 epochs per band; RMSE on the whole square afterwards
-    (and the MLP trained on all the data shuffled, the no-shift reference)."""
-    X, y = covariate_shift(seed)
-    X_test, y_test = covariate_shift(1000 + seed)
-    band = np.minimum((X[:, 0] * 5).astype(int), 4)
+    """Covariate shift (the ``covariate_shift`` stream): the training inputs arrive in 5 bands
+    of ``x0`` (left to right); Losse learns each band once, the MLP 20 epochs per band; RMSE
+    on the whole square afterwards (the stream with one band, i.i.d.) and the MLP trained on
+    all the data shuffled, the no-shift reference."""
+    stream = streams.create("covariate_shift", n=2000, n_bands=5, seed=seed)
+    ((X, y),) = stream.iter_batches(2000)
+    ((X_test, y_test),) = streams.create(
+        "covariate_shift", n_bands=1, seed=1000 + seed
+    ).iter_batches(2000)
+    bounds = [0, *(d.position for d in stream.info.drifts), len(y)]
     net = {"hidden": (64, 64), "lr": 0.01, "epochs": 20, "batch_size": BATCH, "seed": seed}
     losse, shifted, iid = Losse(seed=seed), MLPRegressor(**net), MLPRegressor(**net)
-    for k in range(5):
-        losse.learn(X[band == k], y[band == k])
-        shifted.learn(X[band == k], y[band == k])
-    iid.learn(X, y)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        losse.learn(X[lo:hi], y[lo:hi])
+        shifted.learn(X[lo:hi], y[lo:hi])
+    iid.learn(*next(streams.create("covariate_shift", n_bands=1, seed=seed).iter_batches(2000)))
 
     def rmse(model) -> float:
         return float(np.sqrt(np.mean((model.predict(X_test) - y_test) ** 2)))
@@ -323,26 +249,69 @@ def mean(values) -> float:
 
 
 def fedrecon(seed: int) -> dict[str, float]:
-    """The server adapts the body on digits 0-4 (FSA first session, prototype head:
-    shrinkage 1); three clients copy it and learn 5-6, 7-8 and 9 apart; accuracy on the whole
-    test set of the merged model and (mean) of the clients' own models."""
-    X_train, y_train, X_test, y_test = load_digits_arrays(seed=seed)
+    """``federated_split_digits``: the server adapts the body on its digits 0-4 (FSA first
+    session, prototype head: shrinkage 1); three clients copy it and learn 5-6, 7-8 and 9
+    apart; accuracy on the whole test set of the merged model and (mean) of the clients' own."""
+    server_task, *client_tasks = registry.create("federated_split_digits", seed=seed).tasks
+    _, _, X_test, y_test = load_digits_arrays(seed=seed)
     server = FirstSessionAdaptation(mlp(seed, epochs=EPOCHS, batch_size=BATCH), shrinkage=1.0)
-    base = y_train < 5
-    server.learn(X_train[base], y_train[base])
-    server.end_task(X_train[base], y_train[base])
+    server.learn(server_task.X_train, server_task.y_train)
+    server.end_task(server_task.X_train, server_task.y_train)
     clients = []
-    for classes in ([5, 6], [7, 8], [9]):
+    for task in client_tasks:
         client = server.clone()
         client.load_state_dict(server.state_dict())
-        own = np.isin(y_train, classes)
-        client.learn(X_train[own], y_train[own])
+        client.learn(task.X_train, task.y_train)
         clients.append(client)
     merged = federated_reconnaissance(server, clients)
     return {
         "merged": accuracy(merged, X_test, y_test),
         "local": mean([accuracy(c, X_test, y_test) for c in clients]),
     }
+
+
+def held_out_sequences(seed: int) -> dict[str, TaskSequence]:
+    """Split- and Permuted-Digits (task-incremental) built from ``seed``'s TRAINING data only:
+    70 % of it trains, the other 30 % is the "test" set the choices are scored on. The
+    reported test sets are never used to choose anything."""
+    from sklearn.model_selection import train_test_split
+
+    X, y, _, _ = load_digits_arrays(seed=seed)
+    X_fit, X_val, y_fit, y_val = train_test_split(
+        X, y, test_size=0.3, random_state=100 + seed, stratify=y
+    )
+    data = (X_fit, y_fit, X_val, y_val)
+    return {
+        "split_task": split(*data, PAIRS, scenario="task", name="held_out_split"),
+        "permuted_task": permuted(*data, n_tasks=5, seed=seed, scenario="task"),
+    }
+
+
+def select(seeds=SEEDS) -> dict[str, dict[str, float]]:
+    """Held-out choice of CLASSP's learning rate (on Permuted-Digits, its key's sequence) and
+    of DST's initialisation and mask schedule (on Split-Digits task-incremental): final
+    average accuracy on the held-out part of the training data, mean over ``seeds``."""
+    scores: dict[str, dict[str, list[float]]] = {"classp_lr": {}, "dst_init": {}}
+    for seed in seeds:
+        sequences = held_out_sequences(seed)
+        classp = {str(lr): Continual(mlp(seed, lr=lr), [CLASSP()], seed=seed) for lr in CLASSP_LRS}
+        dst = {
+            f"{init}/{label}": DynamicSparseNetwork(
+                n_classes=10, hidden=(100, 100), init=init, seed=seed, **settings
+            )
+            for init in ("dense", "sparse")
+            for label, settings in DST_SCHEDULES.items()
+        }
+        for key, name, learners in (
+            ("classp_lr", "permuted_task", classp),
+            ("dst_init", "split_task", dst),
+        ):
+            result = continual_evaluation(
+                sequences[name], learners, BATCH, EPOCHS, eval_every=10_000, seed=seed
+            )
+            for choice, summary in result.summary.items():
+                scores[key].setdefault(choice, []).append(summary["avg_acc"])
+    return {k: {c: mean(v) for c, v in per.items()} for k, per in scores.items()}
 
 
 def record(table: dict, row: str, metrics: dict) -> None:
@@ -352,70 +321,107 @@ def record(table: dict, row: str, metrics: dict) -> None:
             table.setdefault(row, {}).setdefault(key, []).append(float(value))
 
 
+def forgetting(result: ContinualResult, learner: str) -> float:
+    """Mean over tasks but the last of (accuracy at the task's own last point, after its
+    ``end_task`` - final accuracy)."""
+    its, acc = result.curves(learner)
+    ends = result.task_boundaries[1:]
+    rows = [int(np.flatnonzero(its <= end)[-1]) for end in ends]
+    return float(np.mean([acc[row, k] - acc[-1, k] for k, row in enumerate(rows)]))
+
+
+def steps_to(result: ContinualResult, learner: str, target: float = 0.9) -> float:
+    """Mean over tasks of the iterations from a task's start until its own test accuracy
+    first reaches ``target`` (at the evaluation points; the task's length if never)."""
+    its, acc = result.curves(learner)
+    bounds = [*result.task_boundaries, int(its[-1])]
+    steps = []
+    for k in range(len(result.task_boundaries)):
+        own = (its > bounds[k]) & (its <= bounds[k + 1])
+        hit = own & (acc[:, k] >= target)
+        steps.append((its[hit][0] if hit.any() else bounds[k + 1]) - bounds[k])
+    return float(np.mean(steps))
+
+
+def run_example() -> ContinualSuite:
+    """examples/continual_beyond_replay.toml, run as ``adaptloop run`` runs it."""
+    return run_experiment(load_experiment(EXAMPLE))  # type: ignore[return-value]
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    if "--select" in sys.argv:
+        for key, scores in select().items():
+            best = max(scores, key=scores.get)
+            shown = ", ".join(f"{c}: {v:.4f}" for c, v in scores.items())
+            print(f"{key}: {shown} -> {best}")
+        return
     table: dict[str, dict[str, list[float]]] = {}
+    suite = run_example()
+    for sequence, runs in suite.runs.items():
+        for result in runs.values():
+            for name, s in result.summary.items():
+                record(table, f"{sequence}/{name}", s)
+            if sequence == "split_digits_task":
+                for name in ("finetune", "lines"):
+                    record(table, f"{sequence}/{name}", {"forgetting": forgetting(result, name)})
+            if sequence == "permuted_digits_task":
+                for name in ("hypernet", "hypernet_mip"):
+                    record(table, f"{sequence}/{name}", {"steps_to_90pct": steps_to(result, name)})
     for seed in SEEDS:
-        for name, s in fsa_vs_er(seed).items():
-            record(table, f"split_class/{name}", s)
-        for name, s in lines_vs_finetune(seed).items():
-            record(table, f"split_task_lines/{name}", s)
-        record(table, "split_task_dst/avg_acc", dst_vs_finetune(seed))
         record(table, "merging", merging(seed))
-        for sequence, summary in classp_vs_finetune(seed).items():
-            for name, s in summary.items():
-                record(table, f"classp_{sequence}/{name}", s)
-        record(table, "permuted_task/avg_acc", hypernet_vs_ewc(seed))
         record(table, "mip_steps_to_90pct", mip_steps(seed))
         record(table, "covariate_shift_rmse", losse_vs_mlp(seed))
         record(table, "fedrecon_all_classes_acc", fedrecon(seed))
         for name, s in recurrence(seed).items():
             record(table, f"recurrence/{name}", s)
+    shown_keys = ("avg_acc", "min_acc", "wc_acc", "forgetting", "steps_to_90pct", "train_seconds")
     print(f"{'experiment/method':32s} metric: mean over seeds {SEEDS} (per seed)")
     for row, metrics in table.items():
         for key, values in metrics.items():
+            if "/" in row and not row.startswith("recurrence") and key not in shown_keys:
+                continue
             shown = ", ".join(f"{v:.3f}" for v in values)
             print(f"{row:32s} {key}: {mean(values):.3f} ({shown})")
 
     def m(row: str, key: str) -> float:
         return mean(table[row][key])
 
+    def pts(a: str, b: str, key: str = "avg_acc") -> float:
+        return round(100 * (m(a, key) - m(b, key)), 2)
+
     mip = table["mip_steps_to_90pct"]
     result = {
-        "hypernet_minus_ewc_pts": round(
-            100 * (m("permuted_task/avg_acc", "hypernet") - m("permuted_task/avg_acc", "ewc")), 2
-        ),
+        "hypernet_minus_ewc_pts": pts("permuted_digits_task/hypernet", "permuted_digits_task/ewc"),
         "mip_steps_to_target_ratio": round(mean(mip["mip"]) / mean(mip["plain"]), 3),
-        "fsa_minus_er_pts": round(
-            100 * (m("split_class/fsa", "avg_acc") - m("split_class/er", "avg_acc")), 2
+        "mip_continual_steps_ratio": round(
+            m("permuted_digits_task/hypernet_mip", "steps_to_90pct")
+            / m("permuted_digits_task/hypernet", "steps_to_90pct"),
+            3,
         ),
+        "mip_minus_plain_hypernet_pts": pts(
+            "permuted_digits_task/hypernet_mip", "permuted_digits_task/hypernet"
+        ),
+        "fsa_minus_er_pts": pts("split_digits_class/fsa", "split_digits_class/er"),
         "lines_forgetting_over_finetune": round(
-            m("split_task_lines/lines", "forgetting")
-            / m("split_task_lines/finetune", "forgetting"),
+            m("split_digits_task/lines", "forgetting")
+            / m("split_digits_task/finetune", "forgetting"),
             3,
         ),
         "breadcrumbs_minus_task_arithmetic_pts": round(
             100 * (m("merging", "breadcrumbs") - m("merging", "task_arithmetic")), 2
         ),
-        "classp_minus_finetune_pts": round(
-            100
-            * (m("classp_permuted/classp", "avg_acc") - m("classp_permuted/finetune", "avg_acc")),
-            2,
+        "breadcrumbs_heldout_masks_minus_task_arithmetic_pts": round(
+            100 * (m("merging", "breadcrumbs_masks") - m("merging", "task_arithmetic")), 2
         ),
-        "dst_minus_finetune_pts": round(
-            100
-            * (
-                m("split_task_dst/avg_acc", "dst_random")
-                - m("split_task_lines/finetune", "avg_acc")
-            ),
-            2,
+        "classp_minus_finetune_pts": pts(
+            "permuted_digits_task/classp", "permuted_digits_task/finetune"
         ),
+        "dst_minus_finetune_pts": pts("split_digits_task/dst", "split_digits_task/finetune"),
         "losse_rmse_over_mlp_after_shift": round(
             m("covariate_shift_rmse", "losse") / m("covariate_shift_rmse", "mlp_shift"), 3
         ),
-        "recurrence_gain_pts": round(
-            100 * (m("recurrence/recurring", "avg_acc") - m("recurrence/once", "avg_acc")), 2
-        ),
+        "recurrence_gain_pts": pts("recurrence/recurring", "recurrence/once"),
         "fedrecon_minus_local_pts": round(
             100
             * (m("fedrecon_all_classes_acc", "merged") - m("fedrecon_all_classes_acc", "local")),

@@ -320,3 +320,82 @@ def test_dst_keeps_earlier_tasks_and_regrows_among_free_connections(two_tasks, r
     assert isinstance(copy, DynamicSparseNetwork)
     with pytest.raises(ValueError, match="regrow"):
         DynamicSparseNetwork(regrow="magnitude")
+
+
+def test_dst_prune_fraction_decays_by_a_cosine_within_each_task(two_tasks):
+    from adaptloop.learners.continual import DynamicSparseNetwork
+
+    first, second = two_tasks.tasks
+    model = DynamicSparseNetwork(
+        n_classes=4, hidden=(16,), prune_fraction=0.4, prune_decay=10, update_every=2
+    )
+    model.begin_task(0, first.classes)
+    assert model.current_prune_fraction() == pytest.approx(0.4)
+    model.learn(first.X_train[:160], first.y_train[:160])  # 10 steps of 16
+    assert model.current_prune_fraction() == pytest.approx(0.005)
+    model.begin_task(1, second.classes)  # the cosine restarts with every task
+    assert model.current_prune_fraction() == pytest.approx(0.4)
+    assert DynamicSparseNetwork(prune_fraction=0.4).current_prune_fraction() == 0.4
+
+
+def test_dst_dense_init_keeps_the_dense_networks_weights_under_the_mask(two_tasks):
+    from adaptloop.learners.continual import DynamicSparseNetwork
+
+    first = two_tasks.tasks[0]
+    weights = {}
+    for init in ("dense", "sparse"):
+        model = DynamicSparseNetwork(n_classes=4, hidden=(16,), init=init, lr=1e-9, seed=0)
+        model.begin_task(0, first.classes)
+        model.learn(first.X_train[:16], first.y_train[:16])
+        weights[init] = model.state_dict()["learned"]["weights"][0]
+    assert np.abs(weights["dense"]).max() <= 1 / np.sqrt(64) + 1e-6
+    assert np.abs(weights["sparse"]).max() > 1 / np.sqrt(64)  # drawn for the sparse fan-in
+    with pytest.raises(ValueError, match="init"):
+        DynamicSparseNetwork(init="kaiming")
+
+
+# -- registered scenarios -----------------------------------------------------------------------
+def test_covariate_shift_stream_arrives_band_by_band():
+    from adaptloop.streams import registry as streams
+
+    stream = streams.create("covariate_shift", n=500, n_bands=5, seed=3)
+    ((X, y),) = stream.iter_batches(500)
+    bounds = [0, *(d.position for d in stream.info.drifts), 500]
+    assert len(bounds) == 6 and stream.info.task == "regression"
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        assert ((X[lo:hi, 0] >= k / 5) & (X[lo:hi, 0] <= (k + 1) / 5)).all()
+    np.testing.assert_allclose(y, np.sin(2 * np.pi * X[:, 0]) * np.cos(2 * np.pi * X[:, 1]), 1e-5)
+    iid = streams.create("covariate_shift", n=500, n_bands=1, seed=3)
+    assert iid.info.drifts == () and next(iid.iter_batches(500))[0].shape == (500, 2)
+
+
+def test_federated_split_digits_gives_the_server_and_each_client_their_classes():
+    from adaptloop.streams.tasks import registry as sequences
+
+    seq = sequences.create("federated_split_digits", base_classes=4, clients=2, seed=1)
+    assert [t.classes for t in seq.tasks] == [(0, 1, 2, 3), (4, 5, 6), (7, 8, 9)]
+    assert seq.task_names[0].startswith("server:") and seq.scenario == "class"
+    with pytest.raises(ValueError, match="clients"):
+        sequences.create("federated_split_digits", base_classes=8, clients=3)
+
+
+def test_the_example_compares_replay_and_replay_free_learners_in_one_run():
+    """examples/continual_beyond_replay.toml, cut to its task-incremental Split-Digits, one
+    epoch, one seed and four of its learners (the hypernetwork is the slow one; the
+    evaluation's tests run it): each gets min-ACC and WC-ACC in one suite."""
+    from pathlib import Path
+
+    from adaptloop.config.run import run_experiment
+    from adaptloop.config.schema import load_experiment
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "continual_beyond_replay.toml"
+    experiment = load_experiment(path)
+    tasks = [t.model_copy(update={"epochs": 1}) for t in experiment.tasks if t.scenario == "task"]
+    evaluation = experiment.evaluation.model_copy(update={"seeds": [0], "eval_every": 50})
+    names = ("er", "lines", "fsa", "dst")
+    learners = {k: experiment.learners[k] for k in names}
+    update = {"tasks": tasks[:1], "evaluation": evaluation, "learners": learners}
+    summary = run_experiment(experiment.model_copy(update=update)).summary("split_digits_task")
+    assert list(summary) == list(names)
+    assert all(0 <= s["min_acc"] <= 1 and 0 <= s["wc_acc"] <= 1 for s in summary.values())
+    assert summary["dst"]["avg_acc"] > 0.6  # told each test set's task: its own sub-network

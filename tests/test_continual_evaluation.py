@@ -159,6 +159,75 @@ def test_task_incremental_restricts_predictions_to_the_task_classes():
     assert learner_task.calls[2] == ("begin", 1, (2, 3))
 
 
+class PerTask(Hooked):
+    """Told each test set's task: answers the task's second class (``2 task + 1``)."""
+
+    def predict_proba_task(self, X, task):
+        self.calls.append(("task", len(X), task))
+        proba = np.zeros((len(X), 4))
+        proba[:, 2 * task + 1] = 1.0
+        return proba
+
+
+class Memorising(Hooked):
+    """Answers correctly only the tasks whose ``end_task`` it has seen (a weight edit there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.known: dict[bytes, int] = {}
+
+    def end_task(self, X, y):
+        super().end_task(X, y)
+        self.known.update({x.tobytes(): int(c) for x, c in zip(X, y, strict=True)})
+
+    def predict(self, X):
+        return np.array([self.known.get(x.tobytes(), 0) for x in self.check_X(X)])
+
+
+def test_task_conditioned_learners_are_told_each_test_sets_task():
+    from adaptloop.learners.base import TaskConditioned
+
+    learner = PerTask()
+    assert isinstance(learner, TaskConditioned) and not isinstance(Hooked(), TaskConditioned)
+    task = continual_evaluation(toy_sequence("task"), {"m": learner}, batch_size=40)
+    # every test set is answered by its own task's model: class 1 in task 0, class 3 in task 1
+    assert task.summary["m"]["final_task_acc"] == [0.5, 0.5]
+    assert [c for c in learner.calls if c[0] == "task"] == [
+        ("task", 20, 0),
+        ("task", 20, 0),
+        ("task", 20, 1),
+    ]
+    learner = PerTask()  # without task identity at test time, plain predict
+    cls = continual_evaluation(toy_sequence("class"), {"m": learner}, batch_size=40)
+    assert cls.summary["m"]["final_task_acc"] == [0.5, 0.0]
+    assert not [c for c in learner.calls if c[0] == "task"]
+
+
+def test_a_tasks_last_point_is_evaluated_after_its_end_task():
+    result = continual_evaluation(toy_sequence(), {"m": Memorising()}, batch_size=7)
+    its, acc = result.curves("m")
+    ends = [int(np.flatnonzero(its <= e)[-1]) for e in (3, 6)]  # 20 samples: 3 iterations
+    assert acc[ends[0], 0] == 1.0 and acc[ends[1]].tolist() == [1.0, 1.0]
+    assert acc[ends[0] - 1, 0] == 0.5 and result.summary["m"]["min_acc"] == 1.0
+
+
+def test_the_hypernetwork_runs_through_the_continual_evaluation():
+    from adaptloop.learners.continual import HyperNetwork
+    from adaptloop.streams.tasks import permuted
+
+    X = np.random.default_rng(0).random((60, 6)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(np.int64)
+    seq = permuted(X, y, X, y, n_tasks=2, scenario="task")
+    model = HyperNetwork(hidden=(8,), chunk_size=32, epochs=5, lr=0.01, seed=0)
+    result = continual_evaluation(seq, {"hnet": model}, batch_size=20, epochs=3)
+    direct = [
+        float((model.predict_proba_task(t.X_test, k).argmax(1) == t.y_test).mean())
+        for k, t in enumerate(seq)
+    ]
+    assert result.summary["hnet"]["final_task_acc"] == pytest.approx(direct)
+    assert min(direct) > 0.8  # each task answered by its own generated network
+
+
 def test_vectorised_evaluation_matches_per_task_predictions_and_subsamples_are_fixed():
     from adaptloop.learners import LogisticRegression
     from adaptloop.streams.tasks import registry

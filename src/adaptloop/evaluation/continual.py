@@ -13,6 +13,17 @@ Learners with task hooks get them: ``begin_task(task, classes)`` before a task's
 iteration (``classes`` is the task's label codes in a task-incremental sequence, else
 ``None``) and ``end_task(X_train, y_train)`` after its last one (see
 :mod:`adaptloop.learners.continual`). Learners without them are trained as plain streams.
+The evaluation point at a task's last iteration is taken after its ``end_task``, so what
+``end_task`` changes (LiNeS' layer scaling, FSA's switch to its LDA head) shows in that task's
+own evaluation; strategies whose ``end_task`` only stores (replay memories, EWC's Fisher,
+LwF's teacher) score the same before and after it.
+
+Task identity at test time: in a task-incremental sequence (``scenario = "task"``) a
+:class:`~adaptloop.learners.base.TaskConditioned` learner (the hypernetwork ``hypernet``, the
+per-task sparse networks ``dst``) is asked ``predict_proba_task(X, k)`` on task ``k``'s test
+set, one call per seen task; every other learner gets one ``predict_proba`` over all seen
+test sets. Either way the arg-max is taken over the task's own classes. In class- and
+domain-incremental sequences nobody is told the task: every learner gets ``predict``.
 
 Metrics (paper section 3 and the authors' code, ``src/eval/continual_eval_metrics.py``;
 ``A(E_i, f_n)`` is the accuracy on task ``i``'s test set at evaluation point ``n``; ``end_k`` the
@@ -91,7 +102,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from adaptloop.learners.base import Learner, TaskAware
+from adaptloop.learners.base import Learner, TaskAware, TaskConditioned
 from adaptloop.results import (
     CONTINUAL_RECORD_COLUMNS,
     Table,
@@ -347,10 +358,45 @@ class _Evaluator:
         if self.allowed is None:
             pred = learner.predict(self.X[:n])
         else:  # task-incremental: the arg-max over the task's own classes
-            proba = learner.predict_proba(self.X[:n])  # type: ignore[attr-defined]
+            if isinstance(learner, TaskConditioned):  # told each test set's task
+                lo, hi = self.offsets[:seen], self.offsets[1 : seen + 1]
+                proba = np.concatenate(
+                    [
+                        learner.predict_proba_task(self.X[a:b], k)
+                        for k, (a, b) in enumerate(zip(lo, hi, strict=True))
+                    ]
+                )
+            else:
+                proba = learner.predict_proba(self.X[:n])  # type: ignore[attr-defined]
             pred = np.where(self.allowed[:n], proba, -np.inf).argmax(axis=1)
         correct = (pred == self.y[:n]).astype(np.float64)
         return np.add.reduceat(correct, self.offsets[:seen]) / self.sizes[:seen]
+
+
+class _Curve:
+    """One learner's evaluation points: appended to its curve and to the record columns."""
+
+    def __init__(
+        self, evaluate: _Evaluator, learner: Learner, name: str, n_tasks: int, columns: dict
+    ) -> None:
+        self.evaluate, self.learner, self.name = evaluate, learner, name
+        self.n_tasks, self.columns = n_tasks, columns
+        self.iterations: list[int] = []
+        self.rows: list[np.ndarray] = []
+        self.seconds = 0.0
+
+    def point(self, iteration: int, t: int) -> None:
+        """Evaluate on the ``t + 1`` seen tasks (task ``t`` training) after ``iteration``."""
+        t0 = time.perf_counter()
+        accuracy = self.evaluate(self.learner, t + 1)
+        self.seconds += time.perf_counter() - t0
+        self.iterations.append(iteration)
+        self.rows.append(np.pad(accuracy, (0, self.n_tasks - t - 1), constant_values=np.nan))
+        self.columns["learner"] += [self.name] * (t + 1)
+        self.columns["iteration"] += [iteration] * (t + 1)
+        self.columns["task"] += [t] * (t + 1)
+        self.columns["eval_task"] += list(range(t + 1))
+        self.columns["accuracy"] += accuracy.tolist()
 
 
 def _check_int(value: object, name: str, minimum: int = 1) -> int:
@@ -399,9 +445,9 @@ def continual_evaluation(
     columns: dict[str, list] = {name: [] for name in CONTINUAL_RECORD_COLUMNS}
     summary = {}
     for name, learner in learners.items():
-        iterations, rows = [], []
-        train_seconds = eval_seconds = 0.0
+        train_seconds = 0.0
         iteration = 0
+        curve = _Curve(evaluate, learner, name, len(sequence), columns)
         for t, task in enumerate(sequence):
             t0 = time.perf_counter()
             if isinstance(learner, TaskAware):
@@ -413,28 +459,19 @@ def continual_evaluation(
                 for lo in range(0, n, batch_size):
                     t0 = time.perf_counter()
                     learner.learn(X[lo : lo + batch_size], y[lo : lo + batch_size])
-                    t1 = time.perf_counter()
-                    train_seconds += t1 - t0
+                    train_seconds += time.perf_counter() - t0
                     iteration += 1
                     last = epoch == epochs - 1 and lo + batch_size >= n
-                    if iteration % eval_every == 0 or last:
-                        accuracy = evaluate(learner, t + 1)
-                        eval_seconds += time.perf_counter() - t1
-                        iterations.append(iteration)
-                        rows.append(
-                            np.pad(accuracy, (0, len(sequence) - t - 1), constant_values=np.nan)
-                        )
-                        columns["learner"] += [name] * (t + 1)
-                        columns["iteration"] += [iteration] * (t + 1)
-                        columns["task"] += [t] * (t + 1)
-                        columns["eval_task"] += list(range(t + 1))
-                        columns["accuracy"] += accuracy.tolist()
+                    if iteration % eval_every == 0 and not last:
+                        curve.point(iteration, t)
                     if on_iteration is not None:
                         on_iteration(name, iteration)
             t0 = time.perf_counter()
             if isinstance(learner, TaskAware):
                 learner.end_task(task.X_train, task.y_train)
             train_seconds += time.perf_counter() - t0
+            curve.point(iteration, t)  # the task's last point: after end_task's edits
+        iterations, rows, eval_seconds = curve.iterations, curve.rows, curve.seconds
         its, acc = np.asarray(iterations), np.vstack(rows)
         gaps = stability_gaps(its, acc, boundaries, 0, gap_within, gap_recover)
         summary[name] = {

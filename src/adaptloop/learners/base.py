@@ -277,6 +277,15 @@ class TaskAware(Protocol, metaclass=_Capability):
 
 
 @runtime_checkable
+class TaskConditioned(Protocol, metaclass=_Capability):
+    """Predicts with a given task's model when the task is known at test time (hypernetworks,
+    per-task sub-networks): :func:`~adaptloop.evaluation.continual_evaluation` calls
+    ``predict_proba_task(X, task)`` on each test set of a task-incremental sequence."""
+
+    def predict_proba_task(self, X: np.ndarray, task: int) -> np.ndarray: ...
+
+
+@runtime_checkable
 class DriftReporting(Protocol, metaclass=_Capability):
     """Reports where it detected drift: ``alarms``, sample positions in what it learned."""
 

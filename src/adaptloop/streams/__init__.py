@@ -4,7 +4,7 @@ Every stream yields ``(X float32 (n, d), y)`` batches (``y`` int64 class codes, 
 for regression) and restarts from its first sample on each :meth:`Stream.iter_batches` call.
 Streams are registered by name in :data:`registry`: ``sea``, ``hyperplane``, ``rbf``,
 ``csv``, ``parquet``, ``arff``, ``elec2``, ``rialto``, ``linkload``, ``clicks``,
-``edge_events``, ``linkload_graph``.
+``edge_events``, ``linkload_graph``, ``covariate_shift``.
 
 >>> from adaptloop.streams import registry
 >>> "sea" in registry
@@ -18,6 +18,7 @@ from adaptloop.streams.arff import ARFFStream  # noqa: E402,I001 - registers "ar
 from adaptloop.streams.base import ArrayStream, Batch, Drift, Stream, StreamInfo, registry
 from adaptloop.streams.batching import rebatch
 from adaptloop.streams.clicks import ClickStream, clicks
+from adaptloop.streams.covariate import covariate_shift
 from adaptloop.streams.drift import (
     CHUNK,
     Concept,
@@ -64,6 +65,7 @@ __all__ = [
     "StreamInfo",
     "TableStream",
     "clicks",
+    "covariate_shift",
     "elec2",
     "hyperplane",
     "parse_drifts",

@@ -3,14 +3,17 @@
 A :class:`TaskSequence` is an ordered tuple of :class:`TaskData` -- each task with its own train
 and test arrays (features float32 in [0, 1], labels int64 codes shared by all tasks) -- plus the
 scenario: ``"class"`` (class-incremental: one head, no task identity), ``"task"``
-(task-incremental: at test time the prediction is restricted to the task's ``classes``) or
+(task-incremental: the task is known at test time, the prediction is restricted to its
+``classes`` and task-conditioned learners are asked with the task) or
 ``"domain"`` (domain-incremental: every task has all classes, the input distribution changes).
 
 Sequences are built by name from :data:`registry` (its own small registry, kept apart from the
 stream registry because a task sequence is not a stream of batches): ``split_digits``,
 ``permuted_digits``, ``rotated_digits`` use scikit-learn's bundled 8x8 digits (1,797 images,
-offline); ``split_mnist``, ``permuted_mnist``, ``rotated_mnist`` read MNIST from a local file
-(:func:`load_mnist`: a Keras-style ``.npz`` or a folder of IDX files) and never download.
+offline), as do ``recurring_split_digits`` (tasks that come back, SCoLe) and
+``federated_split_digits`` (a server's base classes, then each client's); ``split_mnist``,
+``permuted_mnist``, ``rotated_mnist`` read MNIST from a local file (:func:`load_mnist`: a
+Keras-style ``.npz`` or a folder of IDX files) and never download.
 
 >>> seq = registry.create("split_digits", seed=0)
 >>> len(seq), seq.scenario, seq.n_classes, seq.tasks[1].classes
@@ -164,13 +167,17 @@ def split(
     return TaskSequence(name, tuple(tasks), n_classes, scenario)
 
 
-def _domain_sequence(name, X_train, y_train, X_test, y_test, transforms) -> TaskSequence:
+def _domain_sequence(
+    name, X_train, y_train, X_test, y_test, transforms, scenario: Scenario = "domain"
+) -> TaskSequence:
+    if scenario not in ("domain", "task"):
+        raise ValueError(f"scenario must be 'domain' or 'task', got {scenario!r}")
     classes = tuple(int(c) for c in np.unique(y_train))
     tasks = tuple(
         TaskData(task_name, f(X_train), y_train, f(X_test), y_test, classes)
         for task_name, f in transforms
     )
-    return TaskSequence(name, tasks, int(max(y_train.max(), y_test.max())) + 1, "domain")
+    return TaskSequence(name, tasks, int(max(y_train.max(), y_test.max())) + 1, scenario)
 
 
 def permuted(
@@ -181,16 +188,19 @@ def permuted(
     n_tasks: int = 3,
     seed: int = 0,
     name: str = "permuted",
+    scenario: Scenario = "domain",
 ) -> TaskSequence:
     """Domain-incremental: task 0 is the original input, task ``k`` a fixed seeded permutation
-    of the features (Goodfellow et al. 2013, Permuted MNIST)."""
+    of the features (Goodfellow et al. 2013, Permuted MNIST). ``scenario = "task"``: the same
+    tasks, the task's identity known at test time (van de Ven et al.'s task-incremental
+    Permuted MNIST; every task holds all classes)."""
     if n_tasks < 1:
         raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
     rng = np.random.default_rng(seed)
     d = X_train.shape[1]
     perms = [np.arange(d)] + [rng.permutation(d) for _ in range(n_tasks - 1)]
     transforms = [(f"perm{k}", lambda X, p=p: X[:, p]) for k, p in enumerate(perms)]
-    return _domain_sequence(name, X_train, y_train, X_test, y_test, transforms)
+    return _domain_sequence(name, X_train, y_train, X_test, y_test, transforms, scenario)
 
 
 def rotated(
@@ -322,10 +332,20 @@ def split_digits(scenario: Scenario = "class", seed: int = 0) -> TaskSequence:
 
 
 @registry.register("permuted_digits")
-def permuted_digits(n_tasks: int = 3, seed: int = 0) -> TaskSequence:
-    """Permuted-Digits: the 8x8 digits, pixels permuted by a fixed seeded permutation per task."""
+def permuted_digits(
+    n_tasks: int = 3, seed: int = 0, scenario: Literal["domain", "task"] = "domain"
+) -> TaskSequence:
+    """Permuted-Digits: the 8x8 digits, pixels permuted by a fixed seeded permutation per task.
+
+    ``scenario``: ``"domain"`` (no task identity) or ``"task"`` (the task is known at test
+    time; named ``permuted_digits_task``).
+
+    >>> registry.create("permuted_digits", n_tasks=2, scenario="task").name
+    'permuted_digits_task'
+    """
+    name = "permuted_digits" if scenario == "domain" else f"permuted_digits_{scenario}"
     return permuted(
-        *load_digits_arrays(seed=seed), n_tasks=n_tasks, seed=seed, name="permuted_digits"
+        *load_digits_arrays(seed=seed), n_tasks=n_tasks, seed=seed, name=name, scenario=scenario
     )
 
 
@@ -422,3 +442,31 @@ def recurring_split_digits(
     return recurring(
         *load_digits_arrays(seed=seed), groups, name=f"recurring_split_digits_{sampling}"
     )
+
+
+# -- federated class-incremental (federated reconnaissance) ---------------------------------------
+@registry.register("federated_split_digits")
+def federated_split_digits(base_classes: int = 5, clients: int = 3, seed: int = 0) -> TaskSequence:
+    """A federated class-incremental split of the 8x8 digits (Hendryx et al. 2021, federated
+    reconnaissance): task 0 (``"server:..."``) holds the ``base_classes`` first digits the server
+    learns; tasks ``1..clients`` (``"client<k>:..."``) split the other digits in order between
+    the clients, each learning its own apart. Class-incremental; ``seed`` draws the 70/30 split.
+    :func:`~adaptloop.learners.continual.federated_reconnaissance` merges what the clients learned.
+
+    >>> seq = federated_split_digits()
+    >>> seq.task_names, seq.scenario
+    (['server:0-1-2-3-4', 'client0:5-6', 'client1:7-8', 'client2:9'], 'class')
+    """
+    if not 1 <= base_classes <= 9:
+        raise ValueError(f"base_classes must be in [1, 9], got {base_classes}")
+    if not 1 <= clients <= 10 - base_classes:
+        raise ValueError(f"clients must be in [1, {10 - base_classes}], got {clients}")
+    rest = np.array_split(np.arange(base_classes, 10), clients)
+    groups = [list(range(base_classes)), *[part.tolist() for part in rest]]
+    sequence = split(*load_digits_arrays(seed=seed), groups, name="federated_split_digits")
+    owners = ["server"] + [f"client{k}" for k in range(clients)]
+    tasks = tuple(
+        TaskData(f"{who}:{t.name}", t.X_train, t.y_train, t.X_test, t.y_test, t.classes)
+        for who, t in zip(owners, sequence.tasks, strict=True)
+    )
+    return TaskSequence(sequence.name, tasks, sequence.n_classes, "class")

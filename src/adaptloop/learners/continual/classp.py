@@ -1,8 +1,9 @@
 """CLASSP (``classp``): adjustment suppression and sparsity promotion, as a gradient plugin.
 
 Ludwig, "CLASSP: a Biologically-Inspired Approach to Continual Learning through Adjustment
-Suppression and Sparsity Promotion", arXiv 2405.09637 (2024), section 3, eq. (1)-(2): every
-weight ``w_i`` moves by
+Suppression and Sparsity Promotion", arXiv 2405.09637 (2024), its update rule (checked against
+the paper's abstract and a summary of its method; section and equation numbers not checked):
+every weight ``w_i`` moves by
 
     w_i <- w_i - alpha * g_i / (eps + sum_{k < t} |g_{i,k}|^p)^(1/p)   only if g_i^2 > threshold
 

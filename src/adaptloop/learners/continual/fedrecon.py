@@ -1,8 +1,9 @@
 """Federated reconnaissance: clients learn new classes apart, the server merges their prototypes.
 
-Hendryx, KC, Rahimi, Mai, Hossain, Ju, "Federated Reconnaissance: Efficient, Distributed,
-Class-Incremental Learning", 2021, sections 3-4: a frozen embedding network is shared; each
-client learns the classes it meets as prototypes (per-class mean embeddings with their
+Hendryx, KC, Walls and Morrison, "Federated Reconnaissance: Efficient, Distributed,
+Class-Incremental Learning", arXiv 2109.00150, 2021 (checked against the abstract: "online
+averaging of prototype vectors"; section numbers not checked): a frozen embedding network is
+shared; each client learns the classes it meets as prototypes (per-class mean embeddings with their
 counts); the server merges the clients' prototypes by count-weighted averaging, so the merged
 model recognises every class any client learned, without sending a sample or retraining.
 

@@ -1,7 +1,8 @@
 """First Session Adaptation (``fsa``): adapt the body on the first session, then an exact LDA head.
 
 Panos, Kobe, Olmeda Reino, Aljundi and Turner, "First Session Adaptation: A Strong Replay-Free
-Baseline for Class-Incremental Learning", ICCV 2023. Section 3: the body (feature extractor)
+Baseline for Class-Incremental Learning", ICCV 2023 (section numbers not checked: the search
+tool reached the abstract only): the body (feature extractor)
 is adapted on the first session only, with a linear soft-max head, and then fixed; the head is
 replaced by linear discriminant analysis on the body's features -- class means and one shared
 covariance -- which is updated exactly as every later session's samples arrive, so the

@@ -4,26 +4,36 @@ The classifier's weights are not trained directly: a hypernetwork generates them
 learned task embedding, so each task keeps its own network while only the hypernetwork and
 one small embedding per task are stored.
 
-- Hypernetwork and regulariser: von Oswald, Henning, Grewe and Sacramento, "Continual learning
-  with hypernetworks", ICLR 2020, section 2, eq. (2): while task ``t`` is trained, the loss is
-  ``L_t + beta / (t) * sum_{t' < t} || h(e_t', Theta) - h(e_t', Theta*) ||^2``, where
-  ``Theta*`` is the hypernetwork before task ``t`` and the past embeddings ``e_t'`` are fixed
-  (the targets ``h(e_t', Theta*)`` are computed once when task ``t`` begins). Deviations: no
-  look-ahead term (their eq. (3)), and the mean over past tasks uses ``t`` tasks (``1/(T-1)``
-  in their notation).
+- Hypernetwork and regulariser: von Oswald, Henning, Sacramento and Grewe, "Continual learning
+  with hypernetworks", ICLR 2020, eq. (2): while task ``T`` is trained, the loss is
+  ``L_task + beta / (T - 1) * sum_{t < T} || h(e_t, Theta*) - h(e_t, Theta) ||^2``, where
+  ``Theta*`` is the hypernetwork before task ``T`` and the past embeddings ``e_t`` are fixed
+  (the targets ``h(e_t, Theta*)`` are computed once when task ``T`` begins; here tasks count
+  from 0, so the divisor is the number of past tasks). Deviation: no look-ahead (their
+  regulariser evaluates ``h(e_t, Theta + Delta Theta)``, ``Delta Theta`` the candidate step
+  of the task loss; here ``Delta Theta = 0``, the variant the authors also report).
 - Dependency-preserving RNN generator: Chandra, Varshney, Srijith and Gupta, "Continual
-  Learning with Dependency Preserving Hypernetworks", WACV 2023, section 3: an LSTM emits the
-  target weights chunk by chunk (input: the task embedding and a learned chunk embedding), its
+  Learning with Dependency Preserving Hypernetworks", WACV 2023: an LSTM emits the target
+  weights chunk by chunk (input: the task embedding and a learned chunk embedding), its
   hidden state carrying what earlier chunks (earlier layers) generated, and a shared linear
-  map turns each hidden state into ``chunk_size`` weights. Deviation: no network growth
-  (section 3.3 of that paper); the number of tasks is not bounded in advance instead.
+  map turns each hidden state into ``chunk_size`` weights. Deviations: none of their network
+  growth nor their own regularisation variant (the abstract names both; their details could
+  not be read here), so the regulariser is von Oswald's above; the number of tasks is not
+  bounded in advance.
 - MIP (``mip = True``): Gonzalez Ortiz, Guttag and Dalca, "Magnitude Invariant
-  Parametrizations Improve Hypernetwork Learning", ICLR 2024, section 4: the input is encoded to
-  a constant norm and the output is an additive change ``theta = theta_0 + h(.)`` to
+  Parametrizations Improve Hypernetwork Learning", ICLR 2024: the input is encoded to a
+  constant norm and the output is an additive change ``theta = theta_0 + h(.)`` to
   independently learned weights ``theta_0`` (initialised as the plain network is). Deviation:
   the inputs here are learned task embeddings, not bounded hyperparameters, so the
   constant-norm encoding is ``e / ||e||`` rather than the paper's ``[cos, sin]`` encoding
   of values in ``[0, 1]``.
+
+Sources checked (the search tool reached abstracts, summaries and code, not the full PDFs):
+von Oswald's eq. (2) and its fixed targets (their code's ``calc_fix_target_reg``, cited by
+third-party code as "the second part of equation 2"); MIP's two components (the paper's
+Figure 2 as summarised: input encoding to a constant L2 norm, ``theta = theta_0 + Delta
+theta``); Chandra's RNN generator, growth and regularisation (abstract only). Section
+numbers were not checked and are not given.
 
 The target network is an MLP (``hidden`` widths, ReLU). Task identity: ``begin_task(task,
 classes)`` selects the task that ``learn`` trains and ``predict`` serves; ``predict_proba_task``
