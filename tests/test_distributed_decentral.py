@@ -167,7 +167,9 @@ def test_a_sam_step_is_the_perturbed_points_step_applied_at_the_start():
     d_at_perturbed, _ = again.run(perturbed, 1, 0.0)
     assert np.allclose(split.statistics.strip(d_sam), split.statistics.strip(d_at_perturbed))
     assert not np.allclose(d_sam, d_plain)
-    zero, _ = Client(0, fed.learner, shard, split, batch_size=16, seed=0).run(start, 1, 0.0, 0.0)
+    zero, _ = Client(0, fed.learner, shard, split, batch_size=16, seed=0).run(
+        start, 1, 0.0, sam_rho=0
+    )
     assert np.allclose(zero, d_plain)
 
 

@@ -97,7 +97,7 @@ class DFedSAM(AggregationRule):
         chosen = [c for c in view.idle if c in self._models]
         self._pending = set(chosen)
         self._trained = {}
-        return [Assignment(c, self.local_steps, self._models[c], self.rho) for c in chosen]
+        return [Assignment(c, self.local_steps, self._models[c], sam_rho=self.rho) for c in chosen]
 
     def _close_round(self, view: ServerView) -> Plan:
         models = {i: self._trained.get(i, x) for i, x in self._models.items()}
