@@ -364,3 +364,21 @@ def test_the_docs_page_python_example_runs(capsys):
     exec(compile(snippet, "docs/decentralised.md", "exec"), {})
     printed = capsys.readouterr().out.split()
     assert printed[::3] == ["fedavg", "gossip", "dfedsam_mgs", "modest"]
+
+
+def test_under_a_participation_model_only_present_nodes_train_and_gossip():
+    from adaptloop.distributed.participation import Participation
+
+    fed = _federation(duration=100.0)
+    fed.participation = Participation("bernoulli", probabilities=(0.0, 0.0) + (0.7,) * 6)
+    for rule in (DFedSAM(2, rho=0.05, topology="ring"), MoDeST(3, 1, 2), Gossip(2)):
+        trace = LocalEngine().run(fed, rule)
+        trained = set(trace.accepted_by_client)
+        if isinstance(rule, Gossip):  # asynchronous gossip has no rounds: everyone trains
+            assert trained == set(range(8))
+            continue
+        assert trained == set(range(2, 8)), type(rule).__name__  # 0 and 1 never show up
+        assert trace.rows[-1]["accuracy"] > trace.rows[0]["accuracy"] + 0.1
+    fed.participation = Participation("bernoulli", probabilities=(0.0,) * 8)
+    stalled = LocalEngine().run(fed, DFedSAM(2, topology="ring"))  # nobody, ever: it waits
+    assert stalled.counts.get("accepted", 0) == 0 and stalled.counts.get("messages", 0) == 0

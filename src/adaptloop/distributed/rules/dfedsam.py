@@ -11,7 +11,7 @@ et al. 2021):
 (:meth:`~adaptloop.distributed.client.Client.run` with ``sam_rho = rho``; ``eta`` is the
 learner's own rate), giving ``z_i = y^K``; then the nodes run ``Q = gossip_steps`` steps of
 gossip with the mixing matrix ``W`` of the ``topology`` (Metropolis–Hastings weights,
-:mod:`~adaptloop.distributed.topology`):
+:mod:`~adaptloop.distributed.topology`), over the nodes that took part in the round:
 
     z_i^{q+1} = sum_l w_il z_l^q,   q = 0 .. Q - 1,   x_i^{t+1} = z_i^Q.
 
@@ -26,8 +26,11 @@ The server evaluates the average of the nodes' models over time (the merge the r
 if it stopped then, and the final one, as :class:`~adaptloop.distributed.rules.gossip.Gossip`);
 the records' ``accuracy_local`` is the mean accuracy of the nodes' own models (the paper's
 test accuracy of the local models). Deviations: a round waits for every alive node (stragglers
-included, as the paper's synchronous rounds); a failed node leaves the graph (drawn again over
-the others) and a rejoining one starts the next round from the nodes' average; gossip steps take
+included, as the paper's synchronous rounds); under a participation model
+(:mod:`~adaptloop.distributed.participation`) only the nodes present in a round train and gossip
+(the graph is drawn over them: an absent node is offline), the others keep their models; a
+failed node leaves the graph likewise and a rejoining one starts the next round from the nodes'
+average; gossip steps take
 no simulated time beyond the tasks' latency (their cost is counted in messages and bytes).
 
 >>> import numpy as np
@@ -53,6 +56,7 @@ import numpy as np
 
 from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
 from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.distributed.rules.fedavg import WAIT
 from adaptloop.distributed.topology import EdgeProbability, Network, Topology, TopologyKind
 from adaptloop.validation import Count, Flag, NonNegativeReal
 
@@ -86,6 +90,8 @@ class DFedSAM(AggregationRule):
         self._models: dict[int, np.ndarray] = {}
         self._trained: dict[int, np.ndarray] = {}
         self._pending: set[int] = set()
+        self._round = 0  # the participation model's round index
+        self._waiting = False
 
     def node_models(self) -> dict[int, np.ndarray]:
         return dict(self._models)
@@ -93,24 +99,42 @@ class DFedSAM(AggregationRule):
     def _merge(self) -> np.ndarray:
         return np.mean([self._models[i] for i in sorted(self._models)], axis=0)
 
-    def _new_round(self, view: ServerView) -> list[Assignment]:
-        chosen = [c for c in view.idle if c in self._models]
+    def _new_round(self, view: ServerView) -> Plan:
+        present = view.participating(self._round)  # the participation model's, or every idle
+        self._round += 1
+        chosen = [c for c in present if c in self._models]
         self._pending = set(chosen)
         self._trained = {}
-        return [Assignment(c, self.local_steps, self._models[c], sam_rho=self.rho) for c in chosen]
+        plan = Plan(
+            dispatch=[
+                Assignment(c, self.local_steps, self._models[c], sam_rho=self.rho) for c in chosen
+            ]
+        )
+        if not chosen and view.idle and not self._waiting:  # nobody present: try again later
+            self._waiting = True
+            plan.timers.append(view.now + WAIT)
+        return plan
 
     def _close_round(self, view: ServerView) -> Plan:
-        models = {i: self._trained.get(i, x) for i, x in self._models.items()}
-        assert self._network is not None
-        self._network.refresh(sorted(models))
-        layers = view.layers if self.variance_correction else None
-        self._models, messages = self._network.mix(models, self.gossip_steps, layers)
-        return Plan(model=self._merge(), dispatch=self._new_round(view), messages=messages)
+        plan = Plan()
+        if self._trained and self._network is not None:
+            self._network.refresh(sorted(self._trained))
+            layers = view.layers if self.variance_correction else None
+            mixed, messages = self._network.mix(self._trained, self.gossip_steps, layers)
+            self._models.update(mixed)
+            plan = Plan(model=self._merge(), messages=messages)
+        following = self._new_round(view)
+        plan.dispatch, plan.timers = following.dispatch, following.timers
+        return plan
 
     def start(self, view: ServerView) -> Plan:
         self._models = {c: view.model.copy() for c in sorted(view.alive)}
         self._network = Network(self._graph, view.rng)
-        return Plan(dispatch=self._new_round(view))
+        return self._new_round(view)
+
+    def on_timer(self, view: ServerView) -> Plan:
+        self._waiting = False
+        return self._new_round(view) if not self._pending else Plan()
 
     def on_update(self, update: Update, view: ServerView) -> Plan:
         i = update.client
@@ -126,13 +150,15 @@ class DFedSAM(AggregationRule):
         if client not in self._pending:
             return Plan()
         self._pending.discard(client)
-        if self._pending or not self._models:
-            return Plan()
-        return self._close_round(view)
+        return Plan() if self._pending or not self._models else self._close_round(view)
 
     def on_rejoin(self, client: int, view: ServerView) -> Plan:
         self._models[client] = self._merge() if self._models else view.model.copy()
-        return Plan(dispatch=self._new_round(view), messages=1) if not self._pending else Plan()
+        if self._pending:
+            return Plan(messages=1)
+        plan = self._new_round(view)
+        plan.messages = 1
+        return plan
 
     def finish(self, view: ServerView) -> Plan:
         return Plan(model=self._merge()) if self._models else Plan()

@@ -4,8 +4,10 @@ Learning with Decentralized Sampling", 2023; published as "Decentralized Learnin
 with Client Sampling", Sec. III).
 
 Round ``k`` has a sample ``S_k`` of ``s = sample_size`` nodes, drawn from the nodes available
-(alive, not busy) with the run's seeded generator: in the paper every node computes the same
-sample from the round number and its view of the active nodes (a hash), so no one coordinates;
+(alive, not busy, and present under the participation model if there is one,
+:mod:`~adaptloop.distributed.participation`) with the run's seeded generator: in the paper
+every node computes the same sample from the round number and its view of the active nodes (a
+hash), so no one coordinates;
 a shared seed plays that part here. Every node of ``S_k`` trains ``local_steps`` steps from the
 round's model and sends its trained model to the ``a = aggregators`` aggregators of the round,
 the first ``a`` nodes of the next sample ``S_{k+1}``. Once a ``success_fraction`` of the sample's
@@ -54,6 +56,7 @@ from annotated_types import Gt, Le
 from adaptloop.distributed.aggregate import server_step, weighted_mean
 from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
 from adaptloop.distributed.rules.base import registry as rules
+from adaptloop.distributed.rules.fedavg import WAIT
 from adaptloop.validation import Count, Real
 
 SuccessFraction = Annotated[Real, Gt(0), Le(1)]
@@ -82,23 +85,35 @@ class MoDeST(AggregationRule):
         self._received: list[Update] = []
         self._needed = 0
         self._aggregators: list[int] = []  # the last round's: late models still go to them
+        self._round = 0  # the participation model's round index
+        self._waiting = False
 
     def _draw(self, view: ServerView) -> list[int]:
-        available = view.idle  # the straggling trainers of a closed round are still busy
+        # the present (participation model) and idle nodes: a closed round's stragglers are busy
+        available = view.participating(self._round)
+        self._round += 1
         m = min(self.sample_size, len(available))
         return view.rng.choice(available, size=m, replace=False).tolist() if m else []
 
-    def _start_round(self, sample: list[int]) -> list[Assignment]:
+    def _start_round(self, sample: list[int], view: ServerView) -> Plan:
         self._sample = set(sample)
         self._received = []
         self._needed = math.ceil(self.success_fraction * len(sample))
-        return [Assignment(c, self.local_steps) for c in sample]  # aggregators first
+        plan = Plan(dispatch=[Assignment(c, self.local_steps) for c in sample])  # aggregators 1st
+        if not sample and view.idle and not self._waiting:  # nobody present: try again later
+            self._waiting = True
+            plan.timers.append(view.now + WAIT)
+        return plan
 
     def _sent_to_aggregators(self, client: int) -> int:
         return sum(1 for g in self._aggregators if g != client)
 
     def start(self, view: ServerView) -> Plan:
-        return Plan(dispatch=self._start_round(self._draw(view)))
+        return self._start_round(self._draw(view), view)
+
+    def on_timer(self, view: ServerView) -> Plan:
+        self._waiting = False
+        return Plan() if self._sample else self._start_round(self._draw(view), view)
 
     def _close(self, view: ServerView) -> Plan:
         nxt = self._draw(view)
@@ -108,8 +123,9 @@ class MoDeST(AggregationRule):
         direction = weighted_mean(
             [u.delta for u in self._received], [u.n_samples for u in self._received]
         )
-        model = server_step(view.model, direction)
-        return Plan(model=model, dispatch=self._start_round(nxt), messages=messages)
+        plan = self._start_round(nxt, view)
+        plan.model, plan.messages = server_step(view.model, direction), messages
+        return plan
 
     def on_update(self, update: Update, view: ServerView) -> Plan:
         if update.client not in self._sample or update.base_version != view.version:
@@ -128,9 +144,9 @@ class MoDeST(AggregationRule):
         if self._received and len(self._received) >= self._needed:
             return self._close(view)
         if not self._sample:
-            return Plan(dispatch=self._start_round(self._draw(view)))
+            return self._start_round(self._draw(view), view)
         return Plan()
 
     def on_rejoin(self, client: int, view: ServerView) -> Plan:
         # a rejoining node is sampled in a later round, unless no round is running
-        return Plan() if self._sample else Plan(dispatch=self._start_round(self._draw(view)))
+        return Plan() if self._sample else self._start_round(self._draw(view), view)
