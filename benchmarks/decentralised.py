@@ -264,7 +264,8 @@ def main() -> None:
     }
     if args.ray:
         out.update(ray_run(rho))
-    out.update(partial_keys())
+    for key, value in partial_keys().items():  # a shared name (target, seconds) is prefixed
+        out[f"partial_{key}" if key in out or key == "seconds" else key] = value
     out["seconds"] = round(time.perf_counter() - started, 1)
     out["table"] = table
     print(json.dumps(out))
