@@ -130,3 +130,21 @@ def test_participation_and_steered_steps_are_the_same_on_ray(engine):
         for trace in (ray_trace, local):
             assert set(trace.accepted_by_client) == {0, 1}  # client 2 is never present
             assert trace.rows[-1]["accuracy"] > trace.rows[0]["accuracy"] + 0.1
+
+
+def test_decentralised_rules_run_on_ray_and_count_their_messages(engine):
+    from adaptloop.distributed import DADAO, DFedSAM, Gossip, MoDeST
+
+    fed = _federation(duration=80.0)
+    model_bytes = fed.initial_model().nbytes
+    rules = {
+        "dfedsam": DFedSAM(2, rho=0.05, gossip_steps=2, topology="ring"),  # SAM on the actors
+        "modest": MoDeST(2, 1, 2),
+        "gossip": Gossip(2, topology="ring"),
+        "dadao": DADAO(topology="ring", lr=3.2, smoothness=1.0, strong_convexity=0.1),
+    }
+    for name, rule in rules.items():
+        trace = engine.run(fed, rule)
+        assert trace.counts["accepted"] > 3 and trace.failed_clients == [], name
+        assert trace.rows[-1]["bytes_sent"] == trace.counts["messages"] * model_bytes > 0, name
+        assert 0 < trace.rows[-1]["accuracy_local"] <= 1

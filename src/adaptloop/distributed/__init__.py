@@ -10,8 +10,11 @@ learners federate as well as numpy ones. The aggregation arithmetic is shared by
 (:mod:`~adaptloop.distributed.aggregate`), the engines' common run in
 :mod:`~adaptloop.distributed.engine`.
 The server (:mod:`~adaptloop.distributed.server`) applies an aggregation rule
-(:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass, gossip
-with one final merge; each server rule can aggregate through a Byzantine-robust block), counts
+(:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass; each
+server rule can aggregate through a Byzantine-robust block) or lets the nodes gossip over a
+topology without one (:mod:`~adaptloop.distributed.topology`: gossip with one final merge,
+DFedSAM, MoDeST, DADAO; see ``docs/decentralised.md``), counts the messages and bytes sent,
+counts
 every update at most once, survives failed clients and evaluates the global model on every
 client's held-out data over time. Engines:
 :class:`~adaptloop.distributed.local.LocalEngine` (simulated clock, deterministic) and
@@ -30,13 +33,16 @@ from adaptloop.distributed.data import ClientShard, FederatedData, make_federate
 from adaptloop.distributed.federation import Evaluator, Fault, Federation, RunTrace
 from adaptloop.distributed.local import LocalEngine
 from adaptloop.distributed.rules import (
+    DADAO,
     AggregationRule,
+    DFedSAM,
     FedAvg,
     FedBuff,
     FedCompass,
     FedFix,
     FedStale,
     Gossip,
+    MoDeST,
     registry,
 )
 from adaptloop.distributed.run import FederatedResult, run_federation
@@ -45,8 +51,10 @@ from adaptloop.distributed.sharing import Moments, StateSplit, StatisticsBlocks
 from adaptloop.distributed.state import StateCodec
 
 __all__ = [
+    "DADAO",
     "AggregationRule",
     "Attack",
+    "DFedSAM",
     "ClientShard",
     "Evaluator",
     "Fault",
@@ -60,6 +68,7 @@ __all__ = [
     "Federation",
     "Gossip",
     "LocalEngine",
+    "MoDeST",
     "Moments",
     "RunTrace",
     "Server",

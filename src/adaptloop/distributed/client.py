@@ -6,8 +6,16 @@ replace the client's, its local part (optimiser state, generator, counters: see
 ``steps`` local steps of ``batch_size`` samples from the client's training data of the concept
 it is in at the task's start time (cycling through its shard, reshuffled each pass), and returns
 the *delta*: the trained state's vector minus the vector it started from. A new client's local
-part is the split's template's. With ``flip_classes = K`` the client is a label-flipping
-attacker (:mod:`~adaptloop.distributed.attacks`): it trains on class ``K - 1 - c`` for ``c``.
+part is the split's template's. With ``sam_rho > 0`` every local step is sharpness-aware
+(SAM, Foret et al., ICLR 2021, Eq. 2-3, as DFedSAM's local steps, Shi et al., ICML 2023,
+Alg. 1): from ``w``, a first step on the batch gives the descent direction ``d`` (``-lr g`` for
+plain SGD), the batch's step is taken again from the perturbed ``w - rho d / ||d||`` (the
+ascent ``w + rho g / ||g||``) and that step is applied to ``w``. The learner is a black box, so
+the gradient is read off its own step: exact for plain SGD, the optimiser's preconditioned
+direction otherwise; only the parameter arrays are perturbed; the optimiser state and the
+statistics advance once per step. With
+``flip_classes = K`` the client is a label-flipping attacker
+(:mod:`~adaptloop.distributed.attacks`): it trains on class ``K - 1 - c`` for ``c``.
 
 >>> import numpy as np
 >>> from adaptloop.learners import LogisticRegression
@@ -30,7 +38,7 @@ from adaptloop.distributed.data import ClientShard
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
 from adaptloop.parameters import declared
-from adaptloop.validation import Count, Seed, check_integer
+from adaptloop.validation import Count, Seed, check_integer, check_number
 
 
 @declared
@@ -56,6 +64,8 @@ class Client:
         self.split = split
         self.batch_size = batch_size
         self._rng = np.random.default_rng([seed, 9, index])
+        spans = split.codec.spans
+        self._parameters = np.concatenate([np.arange(a, b) for a, b in spans]) if spans else []
         self._order: dict[int, np.ndarray] = {}
         self._cursor: dict[int, int] = {}
         self.flip_classes = flip_classes
@@ -86,11 +96,13 @@ class Client:
         scale: float = 1.0,
         correction: np.ndarray | None = None,
         batch_size: int | None = None,
+        sam_rho: float = 0.0,
     ) -> tuple[np.ndarray, int]:
         """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples).
 
         Each step is the learner's own (``learn`` on a batch of ``batch_size``, default the
-        client's), its change of the shared parameters multiplied by ``scale``, then
+        client's; a sharpness-aware one of radius ``sam_rho`` if positive, see the module
+        docstring), its change of the shared parameters multiplied by ``scale``, then
         ``correction`` added (both leave the pooled statistics alone): ``x <- x + scale (learn(x)
         - x) + correction``, the local update of rules that steer local steps (momentum, drift
         correction, a server-set local rate). For a learner stepping by plain SGD with rate
@@ -98,12 +110,16 @@ class Client:
         """
         steps = check_integer(steps, "steps", low=1)
         size = self.batch_size if batch_size is None else check_integer(batch_size, "batch_size", 1)
+        sam_rho = check_number(sam_rho, "sam_rho", low=0.0)
         steered = scale != 1.0 or correction is not None
         self.learner.load_state_dict(self.split.compose(self._state, model))
         concept = self.shard.concept_at(time)
         for _ in range(steps):
             before = self.split.flatten(self.learner.state_dict()) if steered else None
-            self.learner.learn(*self._batch(concept, size))
+            if sam_rho > 0:
+                self._sam_step(*self._batch(concept, size), sam_rho)
+            else:
+                self.learner.learn(*self._batch(concept, size))
             if before is not None:
                 state = self.learner.state_dict()
                 after = self.split.flatten(state)
@@ -114,3 +130,20 @@ class Client:
                 self.learner.load_state_dict(self.split.compose(state, after))
         self._state = self.learner.state_dict()
         return self.split.flatten(self._state) - model, steps * size
+
+    def _sam_step(self, X: np.ndarray, y: np.ndarray, rho: float) -> None:
+        split = self.split
+        start = self.learner.state_dict()
+        w = split.flatten(start)
+        self.learner.learn(X, y)
+        ascent = np.zeros_like(w)  # along the parameters only (not counters nor statistics)
+        ascent[self._parameters] = (w - split.flatten(self.learner.state_dict()))[self._parameters]
+        norm = float(np.linalg.norm(ascent))
+        if norm == 0.0:  # a zero gradient: the plain step (already taken) is the SAM step
+            return
+        perturbed = w + rho * ascent / norm
+        self.learner.load_state_dict(split.compose(start, perturbed))
+        self.learner.learn(X, y)
+        after = self.learner.state_dict()
+        # the perturbed point's step, applied at w (the statistics: the batch learned once)
+        self.learner.load_state_dict(split.compose(after, w + split.flatten(after) - perturbed))

@@ -73,6 +73,7 @@ class RuleRun:
             fed.seed,
             fed.split.statistics,
             fed.participation_schedule(),
+            tuple(fed.split.codec.spans),
         )
         self.rng = np.random.default_rng([fed.seed, 12])
         self.evaluator = Evaluator(fed)
@@ -94,15 +95,28 @@ class RuleRun:
 
     def evaluate(self, now: float) -> None:
         """Record the global model's scores at ``now`` (time, scores, version, counts so far,
-        wall-clock seconds) and report the progress."""
+        messages and bytes sent, wall-clock seconds) and report the progress;
+        ``accuracy_local`` is the mean accuracy of the nodes' own models of a decentralised
+        rule (:meth:`~adaptloop.distributed.rules.base.AggregationRule.node_models`), the global
+        model's accuracy for a server rule."""
         server = self.server
+        scores = self.evaluator.evaluate(server.model, now)
+        nodes = server.rule.node_models()
+        if nodes is None:
+            local = scores["accuracy"]
+        else:
+            vectors = [server.statistics.publish(v, server.pooled) for v in nodes.values()]
+            local = self.evaluator.evaluate_nodes(vectors, now)
         row = {
             "time": float(now),
-            **self.evaluator.evaluate(server.model, now),
+            **scores,
+            "accuracy_local": local,
             "version": server.version,
             "updates": server.counts["accepted"],
             "down_weighted": server.counts["down_weighted"],
             "samples": server.counts["samples"],
+            "messages": server.counts["messages"],
+            "bytes_sent": server.bytes_sent,
             "failed": len(server.weights) - len(server.alive),
             "wall_seconds": time.perf_counter() - self.started,
         }

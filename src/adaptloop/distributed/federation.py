@@ -286,6 +286,24 @@ class Evaluator:
         self.seconds += time.perf_counter() - started
         return {"accuracy": float(np.mean(scores)), "accuracy_worst": float(np.min(scores))}
 
+    def evaluate_nodes(self, vectors: list[np.ndarray], at: float) -> float:
+        """The mean over ``vectors`` (the nodes' own models of a decentralised rule) of each
+        one's accuracy on every client's held-out data at time ``at`` (mean over clients)."""
+        started = time.perf_counter()
+        fed = self.federation
+        tests = [shard.test[shard.concept_at(at)] for shard in fed.data.shards]
+        X = np.concatenate([X for X, _ in tests])
+        y = np.concatenate([y for _, y in tests])
+        sizes = np.array([len(part) for _, part in tests], dtype=np.float64)
+        owner = np.repeat(np.arange(len(tests)), sizes.astype(np.int64))
+        scores = []
+        for vector in vectors:
+            self.model.load_state_dict(fed.split.compose(fed.split.template, vector))
+            hits = np.bincount(owner, weights=self.model.predict(X) == y, minlength=len(tests))
+            scores.append(float(np.mean(hits / sizes)))
+        self.seconds += time.perf_counter() - started
+        return float(np.mean(scores))
+
 
 @dataclass
 class RunTrace:

@@ -5,12 +5,16 @@ so the results folder, the summary table and ``adaptloop report`` work unchanged
 server evaluation, ``position`` = simulated time (rounded to whole units), ``n`` = time since the
 previous record, ``accuracy_batch`` = the global model's accuracy on every client's held-out data
 at that time (mean over clients), ``accuracy_window`` = its mean over the last ``window`` time
-units, ``accuracy`` = its time average so far; plus ``accuracy_worst`` (worst client), ``time``,
-``version`` (server steps), ``updates`` (accepted), ``down_weighted`` (updates a robust block
-down-weighted or rejected so far), ``samples``, ``failed`` (clients down) and ``wall_seconds``.
-Per rule, ``federated["rules"]`` also lists the Byzantine clients of the attack (``byzantine``)
-and the down-weighted updates per client (``down_weighted_by_client``). Drift segments (before /
-after / recovery) are computed over time the same way.
+units, ``accuracy`` = its time average so far; plus ``accuracy_worst`` (worst client),
+``accuracy_local`` (a decentralised rule: the mean accuracy of the nodes' own models; a server
+rule: ``accuracy_batch``), ``time``, ``version`` (server steps), ``updates`` (accepted),
+``down_weighted`` (updates a robust block down-weighted or rejected so far), ``samples``,
+``messages`` and ``bytes_sent`` (model-sized messages sent so far and their bytes: to and from the
+server, or between the nodes), ``failed`` (clients down) and ``wall_seconds``.
+Per rule, ``federated["rules"]`` also lists the Byzantine clients of the attack (``byzantine``),
+the down-weighted updates per client (``down_weighted_by_client``), the ``bytes_sent`` in all and
+``bytes_to_target`` (sent until the first evaluation at or above the target). Drift segments
+(before / after / recovery) are computed over time the same way.
 
 >>> from adaptloop.learners import LogisticRegression
 >>> from adaptloop.distributed.data import make_federated_data
@@ -63,7 +67,7 @@ class FederatedResult(PrequentialResult):
 
 
 def time_to(rows: list[dict], target: float | None, key: str = "time") -> float | None:
-    """``key`` (time or wall seconds) of the first evaluation at or above ``target``.
+    """``key`` (time, wall seconds, bytes sent) of the first evaluation at or above ``target``.
 
     >>> time_to([{"time": 0.0, "accuracy": 0.5}, {"time": 5.0, "accuracy": 0.9}], 0.8)
     5.0
@@ -89,11 +93,14 @@ def _columns(trace: RunTrace, window: float) -> dict[str, list]:
         "accuracy_window": windowed,
         "accuracy_batch": acc.tolist(),
         "accuracy_worst": [r["accuracy_worst"] for r in trace.rows],
+        "accuracy_local": [r["accuracy_local"] for r in trace.rows],
         "time": times.tolist(),
         "version": [r["version"] for r in trace.rows],
         "updates": [r["updates"] for r in trace.rows],
         "down_weighted": [r["down_weighted"] for r in trace.rows],
         "samples": [r["samples"] for r in trace.rows],
+        "messages": [r["messages"] for r in trace.rows],
+        "bytes_sent": [r["bytes_sent"] for r in trace.rows],
         "failed": [r["failed"] for r in trace.rows],
         "wall_seconds": [r["wall_seconds"] for r in trace.rows],
         "alarms": [[] for _ in trace.rows],
@@ -167,6 +174,10 @@ def run_federation(
             "params": rule.params(),
             "time_to_target": time_to(trace.rows, target),
             "wall_to_target": time_to(trace.rows, target, "wall_seconds"),
+            "bytes_to_target": time_to(trace.rows, target, "bytes_sent"),
+            "bytes_sent": trace.rows[-1]["bytes_sent"],
+            "messages": trace.rows[-1]["messages"],
+            "decentralised": rule.decentralised,
             "accuracy_after_drift": [s["after"] for s in segments],
             "updates": trace.counts.get("accepted", 0),
             "server_steps": trace.rows[-1]["version"],

@@ -54,11 +54,17 @@ class Task:
     scale: float = 1.0
     correction: np.ndarray | None = None
     batch_size: int | None = None
+    sam_rho: float = 0.0
 
     @property
     def options(self) -> dict:
         """How to take the local steps: the keyword arguments of ``Client.run``."""
-        return {"scale": self.scale, "correction": self.correction, "batch_size": self.batch_size}
+        return {
+            "scale": self.scale,
+            "correction": self.correction,
+            "batch_size": self.batch_size,
+            "sam_rho": self.sam_rho,
+        }
 
 
 class Server:
@@ -74,7 +80,10 @@ class Server:
     ``down_weighted_by_client``, every influence in ``influence`` as ``(time, client, value)``);
     ``accepted_by_client`` the accepted updates per client, ``last_update_at`` the time of each
     client's last accepted update, ``events`` the failures and rejoins as ``(time, kind,
-    client)``.
+    client)``; ``messages`` the model-sized messages sent (a task's model to its client and
+    every delivery of an update back, for a server rule; the nodes' own exchanges for a
+    decentralised one), :attr:`bytes_sent` their bytes. ``layers`` are the parameter tensors'
+    spans in the vector (:attr:`ServerView.layers`).
     """
 
     def __init__(
@@ -85,9 +94,11 @@ class Server:
         seed: int = 0,
         statistics: StatisticsBlocks | None = None,
         schedule: ParticipationSchedule | None = None,
+        layers: tuple[tuple[int, int], ...] = (),
     ) -> None:
         self.rule = rule
         self.schedule = schedule
+        self.layers = tuple(layers)
         self.model = np.asarray(model, dtype=np.float64).copy()
         self.statistics = statistics or StatisticsBlocks([])
         self.pooled = self.model.copy()  # its statistics blocks: every sample accepted so far
@@ -118,7 +129,13 @@ class Server:
             self.weights,
             self._rng,
             self.schedule,
+            self.layers,
         )
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes of every model-sized message sent so far (float64 vectors)."""
+        return self.counts["messages"] * self.model.nbytes
 
     def outstanding(self, client: int | None = None) -> list[Task]:
         """Tasks sent and not yet answered (of ``client``, or all)."""
@@ -134,6 +151,7 @@ class Server:
         return timers
 
     def _apply(self, plan: Plan, now: float) -> list[Task]:
+        self.counts["messages"] += int(plan.messages)
         for client, influence in plan.influence:
             self.influence.append((float(now), client, float(influence)))
             if influence < DOWN_WEIGHTED:
@@ -169,7 +187,10 @@ class Server:
                 assignment.scale,
                 assignment.correction,
                 assignment.batch_size,
+                assignment.sam_rho,
             )
+            if not self.rule.decentralised:
+                self.counts["messages"] += 1  # the model, to the client
             self._next_id += 1
             self._outstanding[task.task_id] = task
             busy.add(task.client)
@@ -184,6 +205,8 @@ class Server:
 
     def receive(self, task_id: int, delta: np.ndarray, n_samples: int, now: float) -> list[Task]:
         """An update for task ``task_id`` arrived; returns the tasks to send next."""
+        if not self.rule.decentralised:
+            self.counts["messages"] += 1  # the update, to the server (counted or dropped)
         task = self._outstanding.pop(task_id, None)
         if task is None:
             self.counts["duplicate" if task_id in self._accepted else "late"] += 1

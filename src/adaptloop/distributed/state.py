@@ -45,6 +45,10 @@ def dotted(keys: Keys) -> str:
     return ".".join(str(key) for key in keys)
 
 
+ARRAYS = ("array", "tensor")
+"""The kinds of leaf that hold arrays (the others: ``int``, ``float`` scalars and ``none``)."""
+
+
 @dataclass(frozen=True)
 class _Leaf:
     keys: Keys
@@ -114,6 +118,16 @@ class StateCodec:
         start = self.size
         self.size += int(array.size)
         self._leaves.append(_Leaf(keys, kind, tuple(array.shape), dtype, start, self.size))
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """The ``(start, stop)`` of each array leaf in the vector (one per weight matrix, bias,
+        ...: the model's parameters, not its scalar counters), in vector order.
+
+        >>> StateCodec({"n": 3, "w": np.zeros((2, 2)), "b": np.zeros(2)}).spans
+        [(1, 5), (5, 7)]
+        """
+        return [(leaf.start, leaf.stop) for leaf in self._leaves if leaf.kind in ARRAYS]
 
     @property
     def paths(self) -> list[str]:

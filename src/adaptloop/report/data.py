@@ -66,7 +66,9 @@ class PrequentialResults:
     downsampled for plotting; ``recovered`` maps ``(learner, drift index)`` to the windowed
     metric of the first recovered window (None where the learner never recovered);
     ``n_records`` is the number of rows of ``records.parquet``; ``metric_curves`` holds the
-    curves of every windowed metric (``metric_curves[metric]`` is ``curves``).
+    curves of every windowed metric (``metric_curves[metric]`` is ``curves``);
+    ``communication`` (federated runs) maps each rule to ``(time, bytes sent, accuracy, accuracy
+    of the nodes' own models)`` at every evaluation.
     """
 
     folder: Path
@@ -78,6 +80,7 @@ class PrequentialResults:
     n_records: int = 0
     kind: str = "prequential"
     metric_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    communication: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
 
     @property
     def learners(self) -> list[str]:
@@ -414,7 +417,30 @@ def _load_prequential(folder: Path, summary: dict, max_points: int) -> Prequenti
         recovered=recovered,
         metric_curves=curves_by_metric,
         n_records=table.num_rows,
+        communication=_communication(folder, schema, list(summary["learners"])),
     )
+
+
+COMMUNICATION_COLUMNS = ("time", "bytes_sent", "accuracy_batch", "accuracy_local")
+"""A federated run's records columns behind the accuracy-against-bytes figure."""
+
+
+def _communication(
+    folder: Path, schema: pa.Schema, learners: list[str]
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """Per rule of a federated run, its columns :data:`COMMUNICATION_COLUMNS` (none for other
+    runs, or a federated one written before bytes were recorded)."""
+    if not all(column in schema.names for column in COMMUNICATION_COLUMNS):
+        return {}
+    table = _read_columns(folder, ["learner", *COMMUNICATION_COLUMNS], ["learner"])
+    names, codes = _groups(table.column("learner"))
+    rows = _selectors(codes)
+    columns = [_numbers(table, c) for c in COMMUNICATION_COLUMNS]
+    return {
+        name: tuple(c[rows[names.index(name)]] for c in columns)
+        for name in learners
+        if name in names
+    }
 
 
 def _task_index(values: np.ndarray, tasks: list[str]) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Aggregation rules by name: ``fedavg``, ``fedbuff``, ``fedfix``, ``fedstale``,
 ``fedcompass``, ``gossip``; for partial participation ``fedau``, ``fedamd`` (anchor sampling),
-``fedhyper``, ``fedavg_m`` and ``scaffold_m`` (see each module for the paper and equations it
-follows).
+``fedhyper``, ``fedavg_m`` and ``scaffold_m``; without a server ``gossip``, ``dfedsam``,
+``modest`` and ``dadao`` (see each module for the paper and equations it follows).
 
 >>> registry.names()  # doctest: +NORMALIZE_WHITESPACE
-['fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix', 'fedhyper',
- 'fedstale', 'gossip', 'scaffold_m']
+['dadao', 'dfedsam', 'fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix',
+ 'fedhyper', 'fedstale', 'gossip', 'modest', 'scaffold_m']
 >>> registry.create("fedbuff", buffer_size=4).buffer_size
 4
 """
@@ -22,16 +22,21 @@ from adaptloop.distributed.rules.base import (
 )
 from adaptloop.distributed.rules.buffered import FedBuff, FedFix
 from adaptloop.distributed.rules.compass import FedCompass
+from adaptloop.distributed.rules.dadao import DADAO
+from adaptloop.distributed.rules.dfedsam import DFedSAM
 from adaptloop.distributed.rules.fedau import FedAU
 from adaptloop.distributed.rules.fedavg import FedAvg
 from adaptloop.distributed.rules.fedhyper import FedHyper
 from adaptloop.distributed.rules.fedstale import FedStale
 from adaptloop.distributed.rules.gossip import Gossip
+from adaptloop.distributed.rules.modest import MoDeST
 from adaptloop.distributed.rules.momentum import FedAvgM, ScaffoldM
 
 __all__ = [
+    "DADAO",
     "AggregationRule",
     "Assignment",
+    "DFedSAM",
     "FedAMD",
     "FedAU",
     "FedAvg",
@@ -42,6 +47,7 @@ __all__ = [
     "FedHyper",
     "FedStale",
     "Gossip",
+    "MoDeST",
     "Plan",
     "ScaffoldM",
     "ServerView",

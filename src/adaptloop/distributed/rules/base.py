@@ -54,7 +54,7 @@ class Assignment:
     How the client takes each local step (see :meth:`~adaptloop.distributed.client.Client.run`):
     ``scale`` multiplies the learner's own step, ``correction`` is added after every step (a
     drift correction or a momentum term, in model units), ``batch_size`` replaces the client's
-    (None: its own)."""
+    (None: its own), ``sam_rho > 0`` makes every step a sharpness-aware one of that radius."""
 
     client: int
     steps: int
@@ -62,18 +62,22 @@ class Assignment:
     scale: float = 1.0
     correction: np.ndarray | None = None
     batch_size: int | None = None
+    sam_rho: float = 0.0
 
 
 @dataclass
 class Plan:
     """A rule's answer: new global ``model`` (None: unchanged), tasks to send, timers to set,
-    and the ``influence`` its robust block gave each update of the step, ``(client, influence)``
-    (1: used as is, 0: rejected; see :class:`~adaptloop.distributed.aggregate.RobustBlock`)."""
+    the ``influence`` its robust block gave each update of the step, ``(client, influence)``
+    (1: used as is, 0: rejected; see :class:`~adaptloop.distributed.aggregate.RobustBlock`),
+    and the model-sized ``messages`` its nodes sent each other (a decentralised rule's gossip;
+    the server counts the messages to and from itself)."""
 
     model: np.ndarray | None = None
     dispatch: list[Assignment] = field(default_factory=list)
     timers: list[float] = field(default_factory=list)
     influence: list[tuple[int, float]] = field(default_factory=list)
+    messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,9 @@ class ServerView:
     ``weights[i]`` is client ``i``'s share of the training data (``p_i``, summing to one);
     ``rng`` is the run's seeded generator (client sampling, gossip peers); ``schedule`` the
     participation model's schedule (None: every client in every round, see
-    :mod:`~adaptloop.distributed.participation`).
+    :mod:`~adaptloop.distributed.participation`); ``layers`` the ``(start, stop)`` spans of the
+    model vector's parameter arrays (one per layer weight or bias; the vector's other entries
+    are scalar counters and pooled statistics; empty: unknown).
     """
 
     now: float
@@ -94,6 +100,7 @@ class ServerView:
     weights: np.ndarray
     rng: np.random.Generator
     schedule: ParticipationSchedule | None = None
+    layers: tuple[tuple[int, int], ...] = ()
 
     @property
     def idle(self) -> list[int]:
@@ -124,9 +131,13 @@ class AggregationRule(ABC):
 
     Subclasses implement :meth:`start` and :meth:`on_update`; the other events default to
     doing nothing, except a rejoining client, which gets a task of ``local_steps`` at once.
+    A ``decentralised`` rule has no server: its tasks are a node's own training (no message)
+    and it reports the messages its nodes send each other in :attr:`Plan.messages`; its
+    :meth:`node_models` are the models the nodes hold.
     """
 
     local_steps: int = 1
+    decentralised: bool = False
 
     @abstractmethod
     def start(self, view: ServerView) -> Plan:
@@ -151,6 +162,10 @@ class AggregationRule(ABC):
     def finish(self, view: ServerView) -> Plan:
         """The run ends; a rule may still set the final model (e.g. a last merge)."""
         return Plan()
+
+    def node_models(self) -> dict[int, np.ndarray] | None:
+        """Each node's own model, by client (None: every client uses the global model)."""
+        return None
 
     def params(self) -> dict[str, object]:
         """The constructor arguments (for the results summary)."""

@@ -27,6 +27,7 @@ from adaptloop.report.figures.continual import (
     task_accuracy_figure,
 )
 from adaptloop.report.figures.prequential import (
+    communication_figure,
     drift_figure,
     metrics_figure,
     stream_figure,
@@ -59,6 +60,7 @@ __all__ = [
     "OKABE_ITO",
     "SPECS",
     "FigureFile",
+    "communication_figure",
     "continual_time_figure",
     "drift_figure",
     "final_accuracy_figure",

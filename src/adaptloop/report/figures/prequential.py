@@ -1,11 +1,12 @@
 """Figures of a prequential (or federated) run: the windowed metric over the stream with known
 drifts, detector alarms and recovery points marked (``stream``); before / just after /
 recovered per drift and the recovery time (``drifts``, when the stream has known drifts); the
-other metrics (``metrics``); throughput (``throughput``).
+other metrics (``metrics``); throughput (``throughput``); for a federated run, accuracy against
+simulated time and against bytes sent per rule (``communication``).
 
 >>> from adaptloop.report.synthetic import example_results
 >>> [name for name, *_ in specs(example_results("prequential", records_per_learner=60))]
-['stream', 'drifts', 'metrics', 'throughput']
+['stream', 'drifts', 'metrics', 'communication', 'throughput']
 """
 
 from __future__ import annotations
@@ -394,6 +395,39 @@ def throughput_figure(results: PrequentialResults) -> Figure:
     return finish(fig, "throughput per learner")
 
 
+def communication_figure(results: PrequentialResults) -> Figure | None:
+    """A federated run's accuracy per rule against simulated time and against the bytes it sent
+    (solid: the rule's model; dashed: the mean accuracy of a decentralised rule's nodes' own
+    models); None for other runs.
+
+    >>> from adaptloop.report.synthetic import example_results
+    >>> communication_figure(example_results("prequential", records_per_learner=60)) is None
+    True
+    """
+    if not results.communication:
+        return None
+    fig = new_figure(4.4)
+    by_time, by_bytes = fig.subplots(1, 2, sharey=True)
+    handles = []
+    for i, (rule, (t, sent, acc, local)) in enumerate(results.communication.items()):
+        sent_some = sent > 0  # the log axis starts at the first message
+        megabytes = sent[sent_some] / 1e6
+        (line,) = by_time.plot(t, acc, lw=1.4, label=rule, **style(i))
+        by_bytes.plot(megabytes, acc[sent_some], lw=1.4, **style(i))
+        if not np.allclose(local, acc):
+            for ax, x, y in ((by_time, t, local), (by_bytes, megabytes, local[sent_some])):
+                ax.plot(x, y, lw=1.0, ls="--", color=line.get_color(), alpha=0.8)
+        handles.append(line)
+    by_time.set_xlabel(_position_label(results.summary))
+    by_time.set_ylabel("accuracy (mean over clients)")
+    by_bytes.set_xlabel("megabytes sent (log scale)")
+    by_bytes.set_xscale("log")
+    for ax in (by_time, by_bytes):
+        grid(ax)
+    handles.append(Line2D([], [], lw=1.0, ls="--", color="#555555", label="nodes' own models"))
+    return finish(fig, "accuracy against time and against bytes sent, per rule", handles)
+
+
 def specs(results: PrequentialResults) -> list[FigureSpec]:
     """The figures of a prequential run: name, how to draw it, title and caption."""
     metric, window = results.metric, int(results.summary["window"])
@@ -427,6 +461,18 @@ def specs(results: PrequentialResults) -> list[FigureSpec]:
             "The other metrics",
             "The remaining metrics of the run over the same sliding window, with the known "
             "drifts dashed.",
+            None,
+        ),
+        (
+            "communication",
+            lambda: communication_figure(results),
+            "Accuracy against time and bytes sent",
+            "Left: each rule's accuracy over simulated time; right: the same accuracy against "
+            "the bytes the rule had sent by then (models to and from the server, or between "
+            "the nodes of a decentralised rule; log scale). A rule further left on the right "
+            "panel reaches an accuracy with less communication. Dashed: the mean accuracy of "
+            "the models a decentralised rule's nodes hold (solid: their average, or the "
+            "latest aggregate).",
             None,
         ),
         (

@@ -217,6 +217,9 @@ def _federated_table(summary: dict) -> Table:
     attacked = bool(fed.get("attack"))
     if attacked:
         columns.append(Column("down-weighted Byzantine / honest"))
+    counted = all("bytes_sent" in rule for rule in fed["rules"].values())  # older runs: no
+    if counted:
+        columns += [Column("MB to target"), Column("MB sent")]
     rows: list[list[Cell | str]] = []
     for name, rule in fed["rules"].items():
         after = ", ".join(format_number(a, 3) for a in rule["accuracy_after_drift"])
@@ -234,6 +237,12 @@ def _federated_table(summary: dict) -> Table:
         )
         if attacked:
             rows[-1].append(_down_weighted(rule))
+        if counted:
+            to_target = rule["bytes_to_target"]
+            rows[-1] += [
+                format_number(None if to_target is None else to_target / 1e6, 3),
+                format_number(rule["bytes_sent"] / 1e6, 3),
+            ]
     of_target = f", target accuracy {target}" if target is not None else ""
     return Table(
         "Federation",
@@ -246,8 +255,14 @@ def _federated_table(summary: dict) -> Table:
         "updates, server steps and client failures"
         + (
             "; under attack, the updates a robust block down-weighted, from Byzantine and from "
-            "honest clients."
+            "honest clients"
             if attacked
+            else ""
+        )
+        + (
+            "; megabytes sent until the target and in all (models to and from the server, or "
+            "between the nodes of a decentralised rule)."
+            if counted
             else "."
         ),
     )
