@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 
 MARKERS_BY_FILE = {
     "test_distributed_ray.py": ("ray", "slow"),
+    "test_grid_ray.py": ("ray", "slow"),
     "test_report_browser.py": ("browser",),
     "test_serve_api.py": ("service",),
     "test_serve_crash.py": ("service", "slow"),

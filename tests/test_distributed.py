@@ -408,9 +408,9 @@ def test_cli_runs_a_federated_experiment_into_a_results_folder(tmp_path):
     assert (out / "report.html").is_file() and (out / "figures" / "stream.png").is_file()
 
 
-def test_cli_refuses_an_engine_for_a_plain_experiment(tmp_path):
+def test_cli_refuses_an_unknown_engine(tmp_path):
     path = tmp_path / "plain.toml"
     path.write_text('[stream]\nkind = "sea"\nn = 500\n[learners.lr]\nkind = "logistic"\n')
-    result = CliRunner().invoke(app, ["run", str(path), "--engine", "ray"])
+    result = CliRunner().invoke(app, ["run", str(path), "--engine", "spark"])
     assert result.exit_code == 2
-    assert "--engine and --address apply to federated experiments" in result.output
+    assert "--engine: must be 'local' or 'ray', got 'spark'" in result.output

@@ -1,7 +1,7 @@
 """The ``adaptloop`` command line: parsing and wiring only (logic lives in the packages)::
 
     adaptloop run [EXPERIMENT.toml] [--out DIR [--force]] [--seed N] [--no-report] [--format F]
-                  [--engine local|ray] [--threads N] [--mlflow]
+                  [--engine local|ray [--address ADDR] [--cpus N]] [--threads N] [--mlflow]
     adaptloop report RESULTS_DIR [--out FILE.html]
     adaptloop list [NAME]
     adaptloop serve [--experiment FILE.toml | --checkpoint FILE] [--db PATH] [--host] [--port] ...
@@ -119,11 +119,19 @@ def run(
     ] = False,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="Federated experiments: 'local' (simulated) or 'ray'."),
+        typer.Option(
+            "--engine",
+            help="'local' or 'ray': the parts of an experiment (learners, seeds, task sequences, "
+            "grid cells) as Ray tasks; a federated experiment's clients as Ray actors.",
+        ),
     ] = None,
     address: Annotated[
         str | None,
-        typer.Option("--address", help="Federated on Ray: a cluster address (default: local)."),
+        typer.Option("--address", help="On Ray: a cluster to join (default: Ray started here)."),
+    ] = None,
+    cpus: Annotated[
+        int | None,
+        typer.Option("--cpus", min=1, help="On Ray started here: its CPUs (default: all)."),
     ] = None,
     force: Annotated[
         bool,
@@ -158,6 +166,8 @@ def run(
     """Run an experiment; write its results folder and report.
 
     Without EXPERIMENT the built-in one runs (a SEA stream with two drifts, four learners).
+    A [grid] in the file runs every combination of its values; --engine ray runs the
+    experiment's parts as Ray tasks (the same numbers).
     """
     _threads(threads)
     from adaptloop.config import (
@@ -184,12 +194,18 @@ def run(
         spec = load_experiment(experiment)
         if seed is not None:
             spec = with_seed(spec, seed)
-        if engine is not None or address is not None:
-            if not isinstance(spec, FederatedExperiment):
-                raise ExperimentError("--engine and --address apply to federated experiments")
-            spec = with_engine(spec, engine or ("ray" if address else spec.engine.kind), address)
+        if engine not in (None, "local", "ray"):
+            raise ValueError(f"--engine: must be 'local' or 'ray', got {engine!r}")
+        chosen = engine or ("ray" if address or cpus else None)
+        if isinstance(spec, FederatedExperiment) and chosen is not None:
+            spec = with_engine(spec, chosen, address, cpus)
+        elif chosen == "local" and (address or cpus):
+            raise ValueError("--address and --cpus apply to --engine ray")
+        engine = chosen or "local"
     except (ExperimentError, ValueError) as error:
         raise _fail(str(error)) from None
+    # a grid, or Ray, runs the experiment as its parts: the progress counts them
+    in_parts = not isinstance(spec, FederatedExperiment) and (engine == "ray" or bool(spec.grid))
     out = out or Path("results") / f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         prepare_folder(out, force=force, dry_run=True)  # refuse before the run, not after it
@@ -200,7 +216,9 @@ def run(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(
-            "iterations"
+            "runs"
+            if in_parts
+            else "iterations"
             if isinstance(spec, ContinualExperiment)
             else "time units"
             if isinstance(spec, FederatedExperiment)
@@ -219,8 +237,15 @@ def run(
     def on_start(info, total):  # built: the experiment's errors are all out
         nonlocal task_id
         seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+        grid = " x ".join(f"{k} ({len(v)})" for k, v in spec.grid.items())
+        parts = f"; {total} runs{' on Ray' if engine == 'ray' else ''}" if in_parts else ""
         console.print(
-            Text.assemble((spec.name, "bold"), f": {len(spec.learners)} learners, {seed_text}")
+            Text.assemble(
+                (spec.name, "bold"),
+                f": {len(spec.learners)} learners, {seed_text}",
+                f", grid {grid}" if grid else "",
+                parts,
+            )
         )
         task_id = progress.add_task(escape(f"{info.name}"), total=total)
         estimate.start(total)
@@ -234,7 +259,9 @@ def run(
     started = time.perf_counter()
     try:
         with progress:
-            result = run_experiment(spec, on_start=on_start, on_batch=on_batch)
+            result = run_experiment(
+                spec, on_start, on_batch, engine=engine, address=address, cpus=cpus
+            )
     except ImportError as error:
         raise _fail(missing_extra(error)) from None
     except (ValueError, FileNotFoundError) as error:

@@ -29,6 +29,7 @@ from adaptloop.config.build import (
     build_stream,
     build_tasks,
 )
+from adaptloop.config.grid import ENGINES, Part, combine, map_parts, split
 from adaptloop.config.schema import (
     AnyExperiment,
     ContinualExperiment,
@@ -36,6 +37,7 @@ from adaptloop.config.schema import (
     ExperimentError,
     FederatedExperiment,
     GraphExperiment,
+    with_engine,
 )
 from adaptloop.distributed.ray_engine import RayEngine
 from adaptloop.distributed.run import FederatedResult, run_federation
@@ -187,11 +189,48 @@ RUNNERS: dict[type, Callable[..., PrequentialResult | ContinualSuite | GraphResu
 """How each kind of experiment is run."""
 
 
+def run_part(part: Part) -> PrequentialResult | ContinualSuite:
+    """One part of an experiment (:func:`adaptloop.config.grid.split`), run in this process
+    (the function each Ray task runs)."""
+    return RUNNERS[type(part.experiment)](part.experiment)
+
+
 def run_experiment(
     experiment: AnyExperiment,
     on_start: OnStart | None = None,
     on_batch: OnProgress | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    cpus: int | None = None,
 ) -> PrequentialResult | ContinualSuite | GraphResult:
     """Build and run ``experiment`` (any kind); ``on_start(info, total)`` is called once with the
-    data's info and the work to do, ``on_batch(done)`` as it progresses."""
-    return RUNNERS[type(experiment)](experiment, on_start, on_batch)
+    data's info and the work to do, ``on_batch(done)`` as it progresses.
+
+    An experiment with a ``[grid]``, or run with ``engine="ray"``, runs as its independent
+    parts (:mod:`adaptloop.config.grid`): one after the other here, or as Ray tasks (on the
+    cluster at ``address``, else on a Ray started here with ``cpus`` CPUs); the work
+    ``on_start`` and ``on_batch`` count is then parts. The numbers are those of the experiment
+    run whole. A federated experiment runs on ``engine`` (its clients as Ray actors); a graph
+    experiment runs here only.
+    """
+    if isinstance(experiment, FederatedExperiment):
+        if engine != "local" or address is not None:
+            experiment = with_engine(experiment, "ray", address)
+        return run_federated(experiment, on_start, on_batch)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if isinstance(experiment, GraphExperiment) and engine != "local":
+        raise ValueError("engine: a graph experiment runs in this process only ('local')")
+    if engine == "local" and not experiment.grid:
+        return RUNNERS[type(experiment)](experiment, on_start, on_batch)
+    parts = split(experiment)
+    if on_start is not None:  # built here first: a part that cannot be built fails now
+        first = parts[0].experiment
+        info = (
+            build_tasks(first).info
+            if isinstance(first, ContinualExperiment)
+            else build_stream(first).info
+        )
+        on_start(info, len(parts))
+    results = map_parts(run_part, parts, engine, address, cpus, on_batch)
+    return combine(experiment, parts, results)

@@ -377,8 +377,14 @@ class ExperimentFile(Section):
 
     name: str = "experiment"
     seed: Seed = 0
+    grid: dict[str, Any] = Field(default_factory=dict)
     source: str = Field("", exclude=True)
     origin: str = Field("experiment", exclude=True)
+
+    @field_validator("grid")
+    @classmethod
+    def _dotted(cls, grid: dict[str, Any]) -> dict[str, Any]:
+        return flat_grid(grid)
 
     def components(self) -> Iterator[tuple[Registry, object, str]]:
         """Every component table of the file: its registry, the table and its key path."""
@@ -396,6 +402,11 @@ class Experiment(ExperimentFile):
     stream: StreamSection  # type: ignore[valid-type]
     learners: dict[str, LearnerTable] = Field(min_length=1)
     evaluation: EvaluationSection = EvaluationSection()
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds it runs with: its ``[grid]``'s ``seed`` values, else its ``seed``."""
+        return list(self.grid.get("seed") or [self.seed])
 
     def components(self) -> Iterator[tuple[Registry, object, str]]:
         yield streams.registry, self.stream.spec(), "stream"
@@ -541,6 +552,149 @@ def experiment_kind(data: Mapping[str, Any]) -> type[ExperimentFile]:
     return next((kind for section, kind in KINDS if section in data), Experiment)
 
 
+# -- grids -------------------------------------------------------------------------------------
+def flat_grid(grid: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A ``[grid]`` table by dotted key path: ``stream.noise = [...]`` (a TOML dotted key, a
+    nested table) and ``"stream.noise" = [...]`` (one quoted key) name the same path.
+
+    >>> flat_grid({"seed": [1, 2], "stream": {"noise": [0.0]}, "learners.lr.lr": [0.1]})
+    {'seed': [1, 2], 'stream.noise': [0.0], 'learners.lr.lr': [0.1]}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in grid.items():
+        path = f"{prefix}{key}"
+        inner = flat_grid(value, f"{path}.") if isinstance(value, Mapping) else {path: value}
+        for name, values in inner.items():
+            if name in flat:
+                raise ValueError(f"{name}: given twice")
+            flat[name] = values
+    return flat
+
+
+GRID_ROOTS: dict[type[ExperimentFile], tuple[str, ...]] = {
+    Experiment: ("seed", "stream", "learners"),
+    ContinualExperiment: ("tasks", "learners"),
+}
+"""What a ``[grid]`` may vary in each kind of file: the top-level ``seed``, parameters of the
+data (``stream.*``, ``tasks.*``) and of the learners (``learners.NAME.*``, nested ones too:
+``learners.NAME.base.lr``)."""
+
+
+def _grid_path(experiment: ExperimentFile, key: str) -> list[str]:
+    """``key`` split into its parts, refused (naming ``grid.KEY``) unless it names a
+    parameter the grid may vary in this file."""
+    parts = key.split(".")
+    roots = GRID_ROOTS.get(type(experiment))
+    where = f"grid.{key}"
+    if isinstance(experiment, FederatedExperiment):
+        raise ParameterError("grid", "a federated experiment has no grid (its runs are its rules)")
+    if roots is None:
+        raise ParameterError("grid", f"a {type(experiment).__name__} has no grid")
+    if parts[0] == "seed" and isinstance(experiment, ContinualExperiment):
+        raise ParameterError(where, "a continual experiment runs its [evaluation] seeds = [...]")
+    if parts[0] not in roots or (parts[0] == "seed") != (len(parts) == 1):
+        choices = ", ".join(r if r == "seed" else f"{r}.*" for r in roots)
+        raise ParameterError(where, f"a grid varies {choices}; got {key!r}")
+    if parts[0] == "learners":
+        names = list(experiment.learners)  # type: ignore[attr-defined]
+        if len(parts) < 3:
+            raise ParameterError(where, "name a learner's parameter: learners.NAME.PARAMETER")
+        if parts[1] not in names:
+            hint = did_you_mean(parts[1], names) or f"; the file's: {', '.join(names)}"
+            raise ParameterError(where, f"no learner {parts[1]!r}{hint}")
+    if parts[0] == "tasks" and len(experiment.tasks) > 1:  # type: ignore[attr-defined]
+        raise ParameterError(where, "a grid over tasks.* needs a single [tasks] table")
+    if parts[0] in ("stream", "tasks") and len(parts) < 2:
+        raise ParameterError(where, f"name a parameter: {parts[0]}.PARAMETER")
+    return parts
+
+
+def _put(data: dict[str, Any], parts: list[str], value: object, key: str) -> None:
+    """Set ``value`` at ``parts`` in an experiment's data (a component given by its name
+    becomes a table, so that its parameters can be set; ``tasks`` is its single table)."""
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        inner = node.get(part)
+        if isinstance(inner, list) and len(inner) == 1:  # [[tasks]]: one table
+            inner = inner[0]
+        if isinstance(inner, str):
+            inner = node[part] = {"kind": inner}
+        if not isinstance(inner, dict):
+            path = ".".join(parts[: depth + 1])
+            raise ParameterError(
+                f"grid.{key}", f"{path} is not a table in the file; set it to vary its parameters"
+            )
+        node = inner
+    node[parts[-1]] = value
+
+
+def grid_cells(experiment: ExperimentFile) -> list[dict[str, Any]]:
+    """Every combination of the ``[grid]``'s values, by key path (the first key varies the
+    slowest); one empty cell without a grid.
+
+    >>> exp = parse_experiment('[stream]\\nkind = "sea"\\n[learners.lr]\\nkind = "logistic"\\n'
+    ...                        '[grid]\\nseed = [1, 2]\\nlearners.lr.lr = [0.1, 0.5]')
+    >>> [tuple(cell.values()) for cell in grid_cells(exp)]
+    [(1, 0.1), (1, 0.5), (2, 0.1), (2, 0.5)]
+    """
+    import itertools
+
+    keys = list(experiment.grid)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*experiment.grid.values())
+    ]
+
+
+def vary(experiment: AnyExperiment, values: Mapping[str, object]) -> AnyExperiment:
+    """The experiment with the grid ``values`` set (key path -> value) and without its grid,
+    checked as a file would be; a refused value names ``grid.KEY``.
+
+    >>> exp = parse_experiment('[stream]\\nkind = "sea"\\n[learners.w]\\nkind = "window_retrain"'
+    ...                        '\\nbase = "logistic"')
+    >>> vary(exp, {"learners.w.base.lr": 0.5, "seed": 3}).learners["w"].params["base"]
+    {'kind': 'logistic', 'lr': 0.5}
+    >>> vary(exp, {"stream.noise": -1.0})
+    Traceback (most recent call last):
+    ...
+    adaptloop.parameters.ParameterError: grid.stream.noise: must be >= 0, got -1.0
+    """
+    data = experiment.model_dump(exclude={"grid"})
+    data.update(source=experiment.source, origin=experiment.origin)
+    for key, value in values.items():
+        _put(data, _grid_path(experiment, key), value, key)
+    key = ", ".join(f"grid.{k}" for k in values)
+
+    def refused(path: str, reason: str) -> ParameterError:
+        inner = f"{path}: " if f"grid.{path}" != key else ""
+        return ParameterError(key, f"{inner}{reason}")
+
+    try:
+        varied = type(experiment).model_validate(data)
+    except ValidationError as error:
+        first = first_error(error)
+        raise refused(first.path, first.reason) from None
+    try:
+        for registry, table, where in varied.components():
+            check_component(registry, table, where)
+    except ParameterError as error:
+        raise refused(error.path, error.reason) from None
+    return varied  # type: ignore[return-value]
+
+
+def check_grid(experiment: AnyExperiment) -> None:
+    """Check every key of the ``[grid]`` and each of its values (each with the file's other
+    settings); a refusal names ``grid.KEY``."""
+    for key, values in experiment.grid.items():
+        _grid_path(experiment, key)
+        if not isinstance(values, list) or not values:
+            raise ParameterError(f"grid.{key}", f"must be a list of values, got {values!r}")
+        if len({repr(v) for v in values}) < len(values):
+            raise ParameterError(f"grid.{key}", f"a value is repeated in {values!r}")
+        for value in values:
+            vary(experiment, {key: value})
+
+
 # -- reading files -------------------------------------------------------------------------------
 def _keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """The keys the section at ``loc`` (a pydantic error location below ``model``) takes."""
@@ -593,6 +747,7 @@ def parse_experiment(text: str, origin: str = "experiment") -> AnyExperiment:
     try:
         for registry, table, where in experiment.components():
             check_component(registry, table, where)
+        check_grid(experiment)  # type: ignore[arg-type]
     except ValueError as error:
         raise ExperimentError(f"{origin}: {error}") from None
     return experiment  # type: ignore[return-value]
@@ -613,6 +768,15 @@ def load_experiment(path: str | Path | None = None) -> AnyExperiment:
     experiment = parse_experiment(path.read_text(encoding="utf-8"), str(path))
     for table in _data_tables(experiment):
         relative_to(table, path.parent)
+    for key, values in experiment.grid.items():  # a grid over data files: grid."stream.path"
+        root, _, name = key.partition(".")
+        if root in ("stream", "tasks") and "." not in name:
+            table = _data_tables(experiment)[0]
+            for index, value in enumerate(values):
+                extra = {**table.params, "kind": table.kind, name: value}
+                varied = type(table).model_validate(extra)
+                relative_to(varied, path.parent)
+                values[index] = varied.params[name]
     return experiment
 
 
@@ -644,10 +808,16 @@ def relative_to(table: Table, folder: Path) -> None:
 def with_seed(experiment: AnyExperiment, seed: int) -> AnyExperiment:
     """The same experiment with another seed (the recorded source text says so too).
 
-    A continual experiment's ``[evaluation] seeds`` list becomes ``[seed]``.
+    A continual experiment's ``[evaluation] seeds`` list becomes ``[seed]``, and so does a
+    ``[grid]``'s ``seed`` list.
 
     >>> with_seed(load_experiment(), 3).seed
     3
+    >>> exp = parse_experiment('[stream]\\nkind = "sea"\\n[learners.lr]\\nkind = "logistic"\\n'
+    ...                        '[grid]\\nseed = [1, 2]\\nlearners.lr.lr = [0.1]\\n')
+    >>> changed = with_seed(exp, 7)
+    >>> changed.grid, changed.source.splitlines()[-2]
+    ({'seed': [7], 'learners.lr.lr': [0.1]}, 'seed = [7]')
     """
     pattern = re.compile(r"^seed\s*=.*$", re.MULTILINE)
     header = experiment.source.split("\n[", 1)[0]
@@ -660,16 +830,29 @@ def with_seed(experiment: AnyExperiment, seed: int) -> AnyExperiment:
         seeds = re.compile(r"^seeds\s*=[^\n#]*", re.MULTILINE)
         update["source"] = seeds.sub(f"seeds = [{seed}]", source, count=1)
         update["evaluation"] = experiment.evaluation.model_copy(update={"seeds": None})
+    if "seed" in experiment.grid:
+        update["grid"] = {**experiment.grid, "seed": [seed]}
+        section = re.search(r"^\[grid\][^\n]*\n(.*?)(?=^\[|\Z)", source, re.M | re.S)
+        if section is not None:
+            line = re.compile(r"^seed\s*=[^\n#]*", re.MULTILINE)
+            text = line.sub(f"seed = [{seed}]", section.group(1), count=1)
+            update["source"] = source[: section.start(1)] + text + source[section.end(1) :]
     return experiment.model_copy(update=update)
 
 
 def with_engine(
-    experiment: FederatedExperiment, kind: str, address: str | None = None
+    experiment: FederatedExperiment,
+    kind: str,
+    address: str | None = None,
+    cpus: int | None = None,
 ) -> FederatedExperiment:
-    """The same experiment on another engine (``adaptloop run --engine``, ``--address``)."""
+    """The same experiment on another engine (``adaptloop run --engine``, ``--address``,
+    ``--cpus``: the CPUs of a Ray started here)."""
     if kind not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {kind!r}")
     update: dict[str, Any] = {"kind": kind}
     if address is not None:
         update["address"] = address
+    if cpus is not None:
+        update["local_cpus"] = cpus
     return experiment.model_copy(update={"engine": experiment.engine.model_copy(update=update)})

@@ -25,6 +25,7 @@ from adaptloop.results.tables.common import (
     format_number,
     plus_minus,
 )
+from adaptloop.results.tables.grid import continual_grid_table
 
 SCORES = (
     ("avg_acc", "avg acc", "final average accuracy"),
@@ -108,6 +109,8 @@ def continual_tables(summary: dict) -> list[Table]:
     tables = []
     for name, entry in entries.items():
         tables += _sequence_tables(name, entry, summary.get("eval_every"), several)
+    if summary.get("grid"):
+        tables.insert(0, continual_grid_table(summary, SCORES))
     return tables
 
 

@@ -29,6 +29,7 @@ from adaptloop.results.tables.common import (
     format_number,
     short_number,
 )
+from adaptloop.results.tables.grid import prequential_grid_table
 
 
 def primary_metric(summary: dict) -> str:
@@ -50,6 +51,8 @@ def prequential_tables(
     (the windowed metric when each learner recovered, read from the records by the report)
     adds a column to the drift table."""
     tables = [_prequential_summary(summary)]
+    if summary.get("grid"):
+        tables.append(prequential_grid_table(summary))
     if summary.get("federated"):
         tables.append(_federated_table(summary))
     if summary.get("drifts"):
