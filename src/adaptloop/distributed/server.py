@@ -35,7 +35,13 @@ import numpy as np
 
 from adaptloop.distributed.aggregate import DOWN_WEIGHTED
 from adaptloop.distributed.participation import ParticipationSchedule
-from adaptloop.distributed.rules.base import AggregationRule, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import (
+    AggregationRule,
+    ClientHook,
+    Plan,
+    ServerView,
+    Update,
+)
 from adaptloop.distributed.sharing import StatisticsBlocks
 
 
@@ -54,11 +60,17 @@ class Task:
     scale: float = 1.0
     correction: np.ndarray | None = None
     batch_size: int | None = None
+    hook: ClientHook | None = None
 
     @property
     def options(self) -> dict:
         """How to take the local steps: the keyword arguments of ``Client.run``."""
-        return {"scale": self.scale, "correction": self.correction, "batch_size": self.batch_size}
+        return {
+            "scale": self.scale,
+            "correction": self.correction,
+            "batch_size": self.batch_size,
+            "hook": self.hook,
+        }
 
 
 class Server:
@@ -169,6 +181,7 @@ class Server:
                 assignment.scale,
                 assignment.correction,
                 assignment.batch_size,
+                assignment.hook,
             )
             self._next_id += 1
             self._outstanding[task.task_id] = task

@@ -1,11 +1,11 @@
 """Aggregation rules by name: ``fedavg``, ``fedbuff``, ``fedfix``, ``fedstale``,
 ``fedcompass``, ``gossip``; for partial participation ``fedau``, ``fedamd`` (anchor sampling),
-``fedhyper``, ``fedavg_m`` and ``scaffold_m`` (see each module for the paper and equations it
-follows).
+``fedhyper``, ``fedavg_m`` and ``scaffold_m``; decentralised ``bristle`` (see each module for
+the paper and equations it follows).
 
 >>> registry.names()  # doctest: +NORMALIZE_WHITESPACE
-['fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix', 'fedhyper',
- 'fedstale', 'gossip', 'scaffold_m']
+['bristle', 'fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix',
+ 'fedhyper', 'fedstale', 'gossip', 'scaffold_m']
 >>> registry.create("fedbuff", buffer_size=4).buffer_size
 4
 """
@@ -20,6 +20,7 @@ from adaptloop.distributed.rules.base import (
     Update,
     registry,
 )
+from adaptloop.distributed.rules.bristle import Bristle
 from adaptloop.distributed.rules.buffered import FedBuff, FedFix
 from adaptloop.distributed.rules.compass import FedCompass
 from adaptloop.distributed.rules.fedau import FedAU
@@ -32,6 +33,7 @@ from adaptloop.distributed.rules.momentum import FedAvgM, ScaffoldM
 __all__ = [
     "AggregationRule",
     "Assignment",
+    "Bristle",
     "FedAMD",
     "FedAU",
     "FedAvg",
