@@ -24,6 +24,8 @@ attacker (:mod:`~adaptloop.distributed.attacks`): it trains on class ``K - 1 - c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from adaptloop.distributed.data import ClientShard
@@ -31,6 +33,9 @@ from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
 from adaptloop.parameters import declared
 from adaptloop.validation import Count, Seed, check_integer
+
+if TYPE_CHECKING:
+    from adaptloop.distributed.rules.base import ClientHook
 
 
 @declared
@@ -86,6 +91,7 @@ class Client:
         scale: float = 1.0,
         correction: np.ndarray | None = None,
         batch_size: int | None = None,
+        hook: ClientHook | None = None,
     ) -> tuple[np.ndarray, int]:
         """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples).
 
@@ -94,12 +100,15 @@ class Client:
         ``correction`` added (both leave the pooled statistics alone): ``x <- x + scale (learn(x)
         - x) + correction``, the local update of rules that steer local steps (momentum, drift
         correction, a server-set local rate). For a learner stepping by plain SGD with rate
-        ``lr``, ``scale`` makes it ``scale * lr``.
+        ``lr``, ``scale`` makes it ``scale * lr``. A ``hook`` (see
+        :class:`~adaptloop.distributed.rules.base.ClientHook`) first turns ``model`` into the
+        model the steps start from; the delta is still taken against ``model``.
         """
         steps = check_integer(steps, "steps", low=1)
         size = self.batch_size if batch_size is None else check_integer(batch_size, "batch_size", 1)
         steered = scale != 1.0 or correction is not None
-        self.learner.load_state_dict(self.split.compose(self._state, model))
+        start = model if hook is None else hook(self, model, time)
+        self.learner.load_state_dict(self.split.compose(self._state, start))
         concept = self.shard.concept_at(time)
         for _ in range(steps):
             before = self.split.flatten(self.learner.state_dict()) if steered else None
@@ -114,3 +123,17 @@ class Client:
                 self.learner.load_state_dict(self.split.compose(state, after))
         self._state = self.learner.state_dict()
         return self.split.flatten(self._state) - model, steps * size
+
+    def predict(self, model: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The client's learner's predictions for ``X`` with the shared vector ``model`` (its
+        local part its own): what a hook scores candidate models with."""
+        self.learner.load_state_dict(self.split.compose(self._state, model))
+        return self.learner.predict(X)
+
+    def own_data(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        """The client's training data of the concept it is in at ``time`` (labels as it trains
+        on them: flipped for a label-flipping attacker)."""
+        X, y = self.shard.train[self.shard.concept_at(time)]
+        if self.flip_classes is not None:
+            return X, (self.flip_classes - 1 - y).astype(y.dtype)
+        return X, y
