@@ -130,3 +130,16 @@ def test_participation_and_steered_steps_are_the_same_on_ray(engine):
         for trace in (ray_trace, local):
             assert set(trace.accepted_by_client) == {0, 1}  # client 2 is never present
             assert trace.rows[-1]["accuracy"] > trace.rows[0]["accuracy"] + 0.1
+
+
+def test_bristle_runs_its_client_hook_on_the_actors(engine):
+    from adaptloop.distributed.rules.bristle import Bristle, FrozenBodyClassifier, pretrain_body
+
+    fed = _federation(duration=150.0)
+    X, y = fed.data.shards[0].train[0]
+    body = pretrain_body(X, y, n_classes=2, hidden=8, seed=0)
+    fed = _federation(duration=150.0, learner=FrozenBodyClassifier(body, 2, lr=0.5))
+    rule = Bristle(fanout=2, eval_samples=50)
+    trace = engine.run(fed, rule)
+    assert trace.counts["accepted"] > 5 and trace.failed_clients == []
+    assert trace.rows[-1]["accuracy"] > 0.8 and len(rule.models) == 3

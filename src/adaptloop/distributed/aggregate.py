@@ -305,7 +305,8 @@ class RobustBlock:
     assumed Byzantine: the trimmed mean's ``trim``, Krum's ``byzantine = floor(fraction * n)``,
     Multi-Krum keeps ``n - byzantine``. Centred clipping starts from the block's previous
     direction (per unit of weight), as the paper's momentum. ``"mean"`` is the plain weighted
-    sum (influence 1 for all).
+    sum (influence 1 for all). ``bucket`` > 1 runs the block on the means of random buckets of
+    that many inputs (see :meth:`_bucketed`; ``seed`` draws the buckets).
 
     >>> block = RobustBlock("multi_krum", fraction=0.25)
     >>> deltas = [np.array([2.0]), np.array([2.0]), np.array([2.0]), np.array([-50.0])]
