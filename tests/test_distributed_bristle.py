@@ -21,7 +21,6 @@ from adaptloop.distributed.rules.bristle import (
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.streams import registry as streams
 
-
 STREAM = {"n_features": 4, "mag_change": 0.0, "noise": 0.05}
 
 
