@@ -11,7 +11,8 @@ learners federate as well as numpy ones. The aggregation arithmetic is shared by
 :mod:`~adaptloop.distributed.engine`.
 The server (:mod:`~adaptloop.distributed.server`) applies an aggregation rule
 (:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass, gossip
-with one final merge; each server rule can aggregate through a Byzantine-robust block), counts
+with one final merge, Bristle's decentralised peers on a frozen body; each server rule can
+aggregate through a Byzantine-robust block), counts
 every update at most once, survives failed clients and evaluates the global model on every
 client's held-out data over time. Engines:
 :class:`~adaptloop.distributed.local.LocalEngine` (simulated clock, deterministic) and
