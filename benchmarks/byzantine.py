@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -357,6 +358,7 @@ def main() -> None:
         "wall_s": None,
     }
     if args.figure:
+        Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         figure(seed0, args.figure)
     if args.ray:
         out.update(ray_run(chosen["fedbuff"]))

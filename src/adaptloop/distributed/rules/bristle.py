@@ -38,12 +38,14 @@ built from that description):
   perfectly on it) are ours; the paper's "familiarity" bookkeeping of peers over time is not
   reproduced (each task ranks afresh);
 * the receiver scores on (at most ``eval_samples`` of) its own training data, which is
-  non-i.i.d. here, where the paper assumes a small i.i.d. test set per peer; a class with fewer
-  than ``min_class_samples`` samples there is integrated by the models' overall accuracy;
+  non-i.i.d. here, where the paper assumes a small i.i.d. test set per peer
+  (:class:`Bristle`'s ``validation`` gives it one); a class with fewer than
+  ``min_class_samples`` samples there is integrated by the models' macro F1 (the mean of the
+  per-class scores);
 * a peer's explored models are drawn with odds ``exp(-distance / median distance)`` (ours);
   a published model that is not finite is dropped by every peer (the publisher's last finite
-  one stays in circulation), and an integration that lowers the receiver's overall accuracy
-  by more than ``tolerance`` is undone;
+  one stays in circulation), and an integration that lowers the receiver's macro F1 by more
+  than ``tolerance`` is undone;
 * peers are drawn uniformly (``fanout`` per task) rather than over the paper's network layer;
 * the "global model" the server evaluates over time is the coordinate-wise median of all peers'
   output layers (Byzantine ones included) — an evaluation convention of ours, since Bristle has
@@ -197,7 +199,10 @@ class BristleStep:
     :class:`~adaptloop.distributed.rules.base.ClientHook`): ``peers`` are the output layers
     (shared vectors) it received; ``validation`` its small i.i.d. sample (None: its own
     training data); the others are :class:`Bristle`'s parameters; ``seed`` draws the explored
-    peers. The learner must be a :class:`FrozenBodyClassifier`."""
+    peers. The output layer is the state's ``learned.theta`` with one column per class
+    (:class:`FrozenBodyClassifier`, or a softmax
+    :class:`~adaptloop.learners.LogisticRegression`: no frozen body then); a single column (the
+    binary logistic) is integrated by the models' macro F1."""
 
     peers: tuple[np.ndarray, ...]
     validation: tuple[np.ndarray, np.ndarray] | None = None
@@ -235,19 +240,20 @@ class BristleStep:
         candidates = [model, *kept]
         predicted = [client.predict(v, X) for v in candidates]
         scores = np.array([per_class_f1(y, p, k) for p in predicted])
-        overall = np.array([float(np.mean(p == y)) for p in predicted])
+        overall = scores.mean(axis=1)  # macro F1: a one-class model does not score well
         counts = np.bincount(y, minlength=k)
         thetas = [split.compose(split.template, v)["learned"]["theta"] for v in candidates]
         mixed = thetas[0].copy()
-        for c in range(k):
-            s = scores[:, c] if counts[c] >= self.min_class_samples else overall
+        per_class = mixed.shape[1] == k  # one output column per class (else: binary logistic)
+        for c in range(mixed.shape[1]):
+            s = scores[:, c] if per_class and counts[c] >= self.min_class_samples else overall
             w = np.maximum(0.0, s - s[0] + self.tolerance)
             w[0] = self.tolerance
             mixed[:, c] = sum(wj * t[:, c] for wj, t in zip(w, thetas, strict=True)) / w.sum()
         state = split.compose(split.template, model)
         state["learned"]["theta"] = mixed
         integrated = split.flatten(state)
-        if np.mean(client.predict(integrated, X) == y) < overall[0] - self.tolerance:
+        if per_class_f1(y, client.predict(integrated, X), k).mean() < overall[0] - self.tolerance:
             return model  # the integration made it worse on the receiver's data: keep its own
         return integrated
 
