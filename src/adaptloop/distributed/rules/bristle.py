@@ -46,6 +46,8 @@ built from that description):
   a published model that is not finite is dropped by every peer (the publisher's last finite
   one stays in circulation), and an integration that lowers the receiver's macro F1 by more
   than ``tolerance`` is undone;
+* the peers' models a task carries do not pass through the attack's noisy link (``snr_db``):
+  only the receiver's own model and its published update do;
 * peers are drawn uniformly (``fanout`` per task) rather than over the paper's network layer;
 * the "global model" the server evaluates over time is the coordinate-wise median of all peers'
   output layers (Byzantine ones included) — an evaluation convention of ours, since Bristle has
