@@ -19,7 +19,10 @@ describes them, are what this module builds:
    ``(tol * own_c + sum_j w_jc * theta_jc) / (tol + sum_j w_jc)`` with
    ``w_jc = max(0, s_jc - s_own,c + tol)``, ``s`` the per-class F1 score and ``tol`` the
    ``tolerance``: a model worse than the receiver's own by more than ``tol`` on a class gets no
-   say on that class; as good or better, a growing one.
+   say on that class; as good or better, a growing one. A model whose macro F1 (mean over the
+   classes) is worse than the receiver's by more than ``tol`` gets no say on any class (ours:
+   without it a sign-flipped model that happens to predict one class well leaks that class's
+   huge column into honest peers).
 
 Where it runs: peers are the clients; the rule (:class:`Bristle`) keeps every peer's latest
 published output layer (its model after its local steps, as its attack and link made it), and
@@ -243,13 +246,14 @@ class BristleStep:
         predicted = [client.predict(v, X) for v in candidates]
         scores = np.array([per_class_f1(y, p, k) for p in predicted])
         overall = scores.mean(axis=1)  # macro F1: a one-class model does not score well
+        trusted = overall >= overall[0] - self.tolerance  # no say on any class if worse overall
         counts = np.bincount(y, minlength=k)
         thetas = [split.compose(split.template, v)["learned"]["theta"] for v in candidates]
         mixed = thetas[0].copy()
         per_class = mixed.shape[1] == k  # one output column per class (else: binary logistic)
         for c in range(mixed.shape[1]):
             s = scores[:, c] if per_class and counts[c] >= self.min_class_samples else overall
-            w = np.maximum(0.0, s - s[0] + self.tolerance)
+            w = np.maximum(0.0, s - s[0] + self.tolerance) * trusted
             w[0] = self.tolerance
             mixed[:, c] = sum(wj * t[:, c] for wj, t in zip(w, thetas, strict=True)) / w.sum()
         state = split.compose(split.template, model)
