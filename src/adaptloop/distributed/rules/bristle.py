@@ -315,7 +315,7 @@ class Bristle(AggregationRule):
             self.min_class_samples,
             int(view.rng.integers(2**31)),
         )
-        return Assignment(client, self.local_steps, self._models[client], step)
+        return Assignment(client, self.local_steps, self._models[client], hook=step)
 
     def _validation(self, client: int) -> tuple[np.ndarray, np.ndarray] | None:
         if self.validation is None:
