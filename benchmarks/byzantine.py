@@ -35,14 +35,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
 from adaptloop.distributed import FedAvg, FedBuff, Federation, LocalEngine, make_federated_data
 from adaptloop.distributed.attacks import Attack
-from adaptloop.distributed.federation import RunTrace
+from adaptloop.distributed.federation import Evaluator, RunTrace
+from adaptloop.distributed.rules.admm import admm_wls, fedavg_wls, wls_problem
+from adaptloop.distributed.rules.bristle import Bristle, FrozenBodyClassifier, pretrain_body
 from adaptloop.distributed.run import time_to
 from adaptloop.learners import LogisticRegression
+from adaptloop.streams import registry as streams
 
 CLIENTS = 32
 DURATION = 600.0
@@ -55,23 +59,40 @@ ATTACKS = {
     "alie": Attack("alie", fraction=0.25),
 }
 BLOCKS = ("median", "trimmed_mean", "krum", "multi_krum", "clip")
+SAMPLES = 500
+STREAM = {"n_features": 10, "mag_change": 0.0, "noise": 0.05}
+PUBLIC = 1000  # Bristle's public split: fresh samples of the same stream, no client holds them
+HIDDEN = 32
+BRISTLE_LRS = (0.1, 0.5)  # the output layer's step size, chosen on SELECT_SEED
+TARGET_BRISTLE = 0.9  # Bristle's "iterations to 90 %"
+SNR_DB = 20.0
+SCHEDULE = 0.25
+RHOS = (10.0, 30.0, 100.0)  # ADMM's penalty, chosen per variant on SELECT_SEED
 
 
-def federation(seed: int, attack: Attack | None, duration: float = DURATION) -> Federation:
+def public_split(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``PUBLIC`` samples of the clients' stream drawn after every client's pool."""
+    pool = CLIENTS * SAMPLES
+    stream = streams.create("hyperplane", n=pool + PUBLIC, concepts=[0], seed=seed, **STREAM)
+    X, y = (np.concatenate(parts) for parts in zip(*stream.iter_batches(8192), strict=True))
+    return X[pool:].astype(np.float32), y[pool:]
+
+
+def federation(
+    seed: int, attack: Attack | None, duration: float = DURATION, learner=None
+) -> Federation:
     data = make_federated_data(
         "hyperplane",
         clients=CLIENTS,
-        samples_per_client=500,
+        samples_per_client=SAMPLES,
         concepts=[0],
         class_skew=0.5,
         seed=seed,
-        n_features=10,
-        mag_change=0.0,
-        noise=0.05,
+        **STREAM,
     )
     return Federation(
         data,
-        LogisticRegression(lr=0.1, standardize=False),
+        learner or LogisticRegression(lr=0.1, standardize=False),
         duration=duration,
         eval_every=10.0,
         slow_fraction=0.25,
@@ -116,6 +137,103 @@ def choose_blocks() -> dict[str, str]:
         chosen[rule] = max(BLOCKS, key=lambda b: worst[b])
         print(f"selection seed {SELECT_SEED}: {rule} worst-attack accuracy {worst}")
     return chosen
+
+
+def bristle_run(seed: int, attack: str | None, lr: float, duration: float = DURATION):
+    """Bristle over the same federation, on a body pretrained on the public split."""
+    X, y = public_split(seed)
+    body = pretrain_body(X, y, n_classes=2, hidden=HIDDEN, seed=seed)
+    learner = FrozenBodyClassifier(body, n_classes=2, lr=lr)
+    fed = federation(seed, ATTACKS[attack] if attack else None, duration, learner)
+    rule = Bristle(exploit=4, explore=2, eval_samples=50, validation=(X, y))
+    trace = LocalEngine().run(fed, rule, name=f"bristle/lr{lr}/{attack}")
+    return trace, rule, fed
+
+
+def honest_own_accuracy(trace: RunTrace, rule: Bristle, fed: Federation) -> float:
+    """Mean accuracy of every honest peer's own model on all clients' held-out data, at the
+    end (what the Bristle paper reports per peer)."""
+    evaluator = Evaluator(fed)
+    bad = set(trace.byzantine)
+    own = [v for c, v in rule.models.items() if c not in bad]
+    return float(np.mean([evaluator.evaluate(v, fed.duration)["accuracy"] for v in own]))
+
+
+def updates_to(trace: RunTrace, target: float) -> int | None:
+    """Accepted updates (local tasks, all clients) until the accuracy first reaches ``target``."""
+    for row in trace.rows:
+        if row["accuracy"] >= target:
+            return int(row["updates"])
+    return None
+
+
+def bristle_section(fedbuff_traces: dict[int, RunTrace]) -> tuple[dict, dict[str, list[float]]]:
+    """Bristle's output-layer step size chosen on the selection seed (worst attack), then
+    clean and both attacks on the reported seeds; ``fedbuff_traces``: plain FedBuff clean runs
+    by seed (for the updates-to-90 % comparison)."""
+    worst = {
+        lr: min(accuracy(bristle_run(SELECT_SEED, a, lr)[0]) for a in ATTACKS) for lr in BRISTLE_LRS
+    }
+    lr = max(BRISTLE_LRS, key=lambda k: worst[k])
+    print(f"selection seed {SELECT_SEED}: bristle worst-attack accuracy by lr {worst}")
+    table: dict[str, list[float]] = {}
+    own: dict[str, list[float]] = {}
+    to90: dict[str, list[int | None]] = {"bristle": [], "fedbuff": []}
+    for seed in SEEDS:
+        for attack in (None, *ATTACKS):
+            trace, rule, fed = bristle_run(seed, attack, lr)
+            table.setdefault(f"bristle/{attack}", []).append(accuracy(trace))
+            honest = honest_own_accuracy(trace, rule, fed)
+            own.setdefault(f"bristle_own/{attack}", []).append(honest)
+            if attack is None:
+                to90["bristle"].append(updates_to(trace, TARGET_BRISTLE))
+                to90["fedbuff"].append(updates_to(fedbuff_traces[seed], TARGET_BRISTLE))
+    body = STREAM["n_features"] * HIDDEN + HIDDEN  # the frozen body's parameters
+    head = (HIDDEN + 1) * 2 + 1  # what a peer sends: output layer (+ the feature count)
+    mean = {k: float(np.mean(v)) for k, v in {**table, **own}.items()}
+    out = {
+        "bristle_lr": lr,
+        "bristle_clean_acc": round(mean["bristle/None"], 4),
+        "bristle_attacked_acc": round(min(mean[f"bristle/{a}"] for a in ATTACKS), 4),
+        "bristle_honest_own_clean_acc": round(mean["bristle_own/None"], 4),
+        "bristle_honest_own_attacked_acc": round(min(mean[f"bristle_own/{a}"] for a in ATTACKS), 4),
+        "bristle_updates_to_90": to90,
+        "bristle_message_share_of_full_model": round(head / (head + body), 4),
+    }
+    return out, {**table, **own}
+
+
+def admm_section() -> dict:
+    """Noise-robust vs standard ADMM vs FedAvg on WLS at ``SNR_DB``, ``SCHEDULE`` of the
+    clients a round: steady-state RMSE (mean of the last 100 of 500 iterations); each ADMM
+    variant's ``rho`` chosen on the selection seed."""
+
+    def rmse(seed: int, method: str, rho: float = 10.0) -> float:
+        problem = wls_problem(clients=CLIENTS, dim=8, samples=50, seed=seed)
+        common = {"schedule": SCHEDULE, "snr_db": SNR_DB, "seed": seed}
+        if method == "fedavg":
+            curve = fedavg_wls(problem, iterations=500, local_steps=5, **common)
+        else:
+            variant, local = {
+                "standard": ("standard", False),
+                "robust": ("noise_robust", True),
+                "robust_no_local": ("noise_robust", False),
+            }[method]
+            curve = admm_wls(problem, 500, rho, variant=variant, local_updates=local, **common)
+        return float(curve[-100:].mean())
+
+    methods = ("standard", "robust", "robust_no_local")
+    rho = {m: min(RHOS, key=lambda r, m=m: rmse(SELECT_SEED, m, r)) for m in methods}
+    result = {m: float(np.mean([rmse(s, m, rho[m]) for s in SEEDS])) for m in methods}
+    result["fedavg"] = float(np.mean([rmse(s, "fedavg") for s in SEEDS]))
+    return {
+        "admm_noise_rmse_ratio": round(result["robust"] / result["standard"], 4),
+        "admm_noise_rmse_ratio_vs_fedavg": round(result["robust"] / result["fedavg"], 4),
+        "admm_rmse": {k: round(v, 5) for k, v in result.items()},
+        "admm_rho": rho,
+        "admm_snr_db": SNR_DB,
+        "admm_schedule": SCHEDULE,
+    }
 
 
 def ray_run(block: str) -> dict:
@@ -181,6 +299,7 @@ def main() -> None:
     table: dict[str, list[float]] = {}
     ttt: dict[str, list[float | None]] = {"fedbuff": [], "fedavg": []}
     seed0: dict[str, RunTrace] = {}
+    clean_fedbuff: dict[int, RunTrace] = {}
     down_bad, down_honest = [], []
     for seed in SEEDS:
         for attack in (None, *ATTACKS):
@@ -190,6 +309,8 @@ def main() -> None:
                         continue
                     trace = run(seed, attack, rule, block)
                     table.setdefault(trace.rule, []).append(accuracy(trace))
+                    if attack is None and rule == "fedbuff":
+                        clean_fedbuff[seed] = trace
                     if block == chosen[rule] and attack == "sign_flip":
                         ttt[rule].append(time_to(trace.rows, TARGET))
                     if block == chosen["fedbuff"] and rule == "fedbuff" and attack:
@@ -198,6 +319,8 @@ def main() -> None:
                         down_honest.append(honest)
                     if seed == 0 and (block == "mean" or block == chosen[rule]):
                         seed0[trace.rule] = trace
+    bristle, bristle_table = bristle_section(clean_fedbuff)
+    table.update(bristle_table)
     print(f"accuracy over the last {LAST:.0f} time units, seeds {SEEDS} (mean, min)")
     for name, accs in table.items():
         print(f"{name:32s} {np.mean(accs):.3f} {np.min(accs):.3f}")
@@ -223,8 +346,11 @@ def main() -> None:
         "chosen_blocks": chosen,
         "down_weighted_share_byzantine": round(float(np.mean(down_bad)), 4),
         "down_weighted_share_honest": round(float(np.mean(down_honest)), 4),
-        "bristle_attacked_acc": None,
-        "admm_noise_rmse_ratio": None,
+        **bristle,
+        "bristle_over_robust_fedbuff_attacked": round(
+            bristle["bristle_attacked_acc"] / worst("fedbuff", chosen["fedbuff"]), 4
+        ),
+        **admm_section(),
         "target": TARGET,
         "clients": CLIENTS,
         "seeds": list(SEEDS),
@@ -232,6 +358,7 @@ def main() -> None:
         "wall_s": None,
     }
     if args.figure:
+        Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         figure(seed0, args.figure)
     if args.ray:
         out.update(ray_run(chosen["fedbuff"]))

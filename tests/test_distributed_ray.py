@@ -148,3 +148,16 @@ def test_decentralised_rules_run_on_ray_and_count_their_messages(engine):
         assert trace.counts["accepted"] > 3 and trace.failed_clients == [], name
         assert trace.rows[-1]["bytes_sent"] == trace.counts["messages"] * model_bytes > 0, name
         assert 0 < trace.rows[-1]["accuracy_local"] <= 1
+
+
+def test_bristle_runs_its_client_hook_on_the_actors(engine):
+    from adaptloop.distributed.rules.bristle import Bristle, FrozenBodyClassifier, pretrain_body
+
+    fed = _federation(duration=150.0)
+    X, y = fed.data.shards[0].train[0]
+    body = pretrain_body(X, y, n_classes=2, hidden=8, seed=0)
+    fed = _federation(duration=150.0, learner=FrozenBodyClassifier(body, 2, lr=0.5))
+    rule = Bristle(fanout=2, eval_samples=50)
+    trace = engine.run(fed, rule)
+    assert trace.counts["accepted"] > 5 and trace.failed_clients == []
+    assert trace.rows[-1]["accuracy"] > 0.8 and len(rule.models) == 3

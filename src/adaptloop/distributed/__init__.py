@@ -13,8 +13,8 @@ The server (:mod:`~adaptloop.distributed.server`) applies an aggregation rule
 (:mod:`~adaptloop.distributed.rules`: FedAvg, FedBuff, FedFix, FedStale, FedCompass; each
 server rule can aggregate through a Byzantine-robust block) or lets the nodes gossip over a
 topology without one (:mod:`~adaptloop.distributed.topology`: gossip with one final merge,
-DFedSAM, MoDeST, DADAO; see ``docs/decentralised.md``), counts the messages and bytes sent,
-counts
+DFedSAM, MoDeST, DADAO, Bristle's peers on a frozen body; see ``docs/decentralised.md``),
+counts the messages and bytes sent, counts
 every update at most once, survives failed clients and evaluates the global model on every
 client's held-out data over time. Engines:
 :class:`~adaptloop.distributed.local.LocalEngine` (simulated clock, deterministic) and

@@ -348,7 +348,8 @@ class RobustBlock:
     assumed Byzantine: the trimmed mean's ``trim``, Krum's ``byzantine = floor(fraction * n)``,
     Multi-Krum keeps ``n - byzantine``. Centred clipping starts from the block's previous
     direction (per unit of weight), as the paper's momentum. ``"mean"`` is the plain weighted
-    sum (influence 1 for all).
+    sum (influence 1 for all). ``bucket`` > 1 runs the block on the means of random buckets of
+    that many inputs (see :meth:`_bucketed`; ``seed`` draws the buckets).
 
     >>> block = RobustBlock("multi_krum", fraction=0.25)
     >>> deltas = [np.array([2.0]), np.array([2.0]), np.array([2.0]), np.array([-50.0])]
@@ -359,7 +360,10 @@ class RobustBlock:
 
     kind: Robust = "mean"
     fraction: float = 0.25
+    bucket: int = 1
+    seed: int = 0
     _center: np.ndarray | None = field(default=None, repr=False)
+    _rng: np.random.Generator | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("mean", "median", "trimmed_mean", "krum", "multi_krum", "clip"):
@@ -369,6 +373,9 @@ class RobustBlock:
             )
         if not 0 <= self.fraction < 0.5:
             raise ValueError(f"robust_fraction must be in [0, 0.5), got {self.fraction!r}")
+        if not (isinstance(self.bucket, (int, np.integer)) and self.bucket >= 1):
+            raise ValueError(f"robust_bucket must be an integer >= 1, got {self.bucket!r}")
+        self._rng = np.random.default_rng([self.seed, 24])
 
     def __call__(
         self, deltas: Sequence[np.ndarray], coefficients: Sequence[float]
@@ -377,6 +384,8 @@ class RobustBlock:
         if self.kind == "mean":
             return weighted_sum(deltas, coefficients), np.ones(len(deltas))
         total = float(sum(coefficients))
+        if self.bucket > 1:
+            return self._bucketed(deltas, coefficients, total)
         n = len(deltas)
         byzantine = int(math.floor(self.fraction * n))
         if self.kind == "median":
@@ -391,3 +400,25 @@ class RobustBlock:
             unit, influence = centered_clip(deltas, coefficients, self._center)
             self._center = unit
         return total * unit, influence
+
+    def _bucketed(
+        self, deltas: Sequence[np.ndarray], coefficients: Sequence[float], total: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bucketing (Karimireddy, He & Jaggi, "Byzantine-Robust Learning on Heterogeneous
+        Datasets via Bucketing", ICLR 2022, Algorithm 1): shuffle the inputs, average them in
+        buckets of ``bucket`` (weighted), run the block on the bucket means (each weighted by
+        its bucket's total); an input's influence is its bucket's."""
+        order = self._rng.permutation(len(deltas))
+        groups = [order[i : i + self.bucket] for i in range(0, len(order), self.bucket)]
+        means = [
+            weighted_mean([deltas[i] for i in g], [coefficients[i] + 1e-300 for i in g])
+            for g in groups
+        ]
+        weights = [float(sum(coefficients[i] for i in g)) for g in groups]
+        inner = RobustBlock(self.kind, self.fraction, 1, self.seed, self._center)
+        direction, kept = inner(means, weights)
+        self._center = inner._center
+        influence = np.empty(len(deltas))
+        for g, k in zip(groups, kept, strict=True):
+            influence[g] = k
+        return direction, influence

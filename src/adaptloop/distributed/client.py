@@ -32,6 +32,8 @@ statistics advance once per step. With
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from adaptloop.distributed.data import ClientShard
@@ -39,6 +41,9 @@ from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
 from adaptloop.parameters import declared
 from adaptloop.validation import Count, Seed, check_integer, check_number
+
+if TYPE_CHECKING:
+    from adaptloop.distributed.rules.base import ClientHook
 
 
 @declared
@@ -97,6 +102,7 @@ class Client:
         correction: np.ndarray | None = None,
         batch_size: int | None = None,
         sam_rho: float = 0.0,
+        hook: ClientHook | None = None,
     ) -> tuple[np.ndarray, int]:
         """``steps`` local steps from ``model`` on the data of ``time``: (delta, samples).
 
@@ -106,13 +112,16 @@ class Client:
         ``correction`` added (both leave the pooled statistics alone): ``x <- x + scale (learn(x)
         - x) + correction``, the local update of rules that steer local steps (momentum, drift
         correction, a server-set local rate). For a learner stepping by plain SGD with rate
-        ``lr``, ``scale`` makes it ``scale * lr``.
+        ``lr``, ``scale`` makes it ``scale * lr``. A ``hook`` (see
+        :class:`~adaptloop.distributed.rules.base.ClientHook`) first turns ``model`` into the
+        model the steps start from; the delta is still taken against ``model``.
         """
         steps = check_integer(steps, "steps", low=1)
         size = self.batch_size if batch_size is None else check_integer(batch_size, "batch_size", 1)
         sam_rho = check_number(sam_rho, "sam_rho", low=0.0)
         steered = scale != 1.0 or correction is not None
-        self.learner.load_state_dict(self.split.compose(self._state, model))
+        start = model if hook is None else hook(self, model, time)
+        self.learner.load_state_dict(self.split.compose(self._state, start))
         concept = self.shard.concept_at(time)
         for _ in range(steps):
             before = self.split.flatten(self.learner.state_dict()) if steered else None
@@ -147,3 +156,17 @@ class Client:
         after = self.learner.state_dict()
         # the perturbed point's step, applied at w (the statistics: the batch learned once)
         self.learner.load_state_dict(split.compose(after, w + split.flatten(after) - perturbed))
+
+    def predict(self, model: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The client's learner's predictions for ``X`` with the shared vector ``model`` (its
+        local part its own): what a hook scores candidate models with."""
+        self.learner.load_state_dict(self.split.compose(self._state, model))
+        return self.learner.predict(X)
+
+    def own_data(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        """The client's training data of the concept it is in at ``time`` (labels as it trains
+        on them: flipped for a label-flipping attacker)."""
+        X, y = self.shard.train[self.shard.concept_at(time)]
+        if self.flip_classes is not None:
+            return X, (self.flip_classes - 1 - y).astype(y.dtype)
+        return X, y

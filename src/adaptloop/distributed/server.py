@@ -35,7 +35,13 @@ import numpy as np
 
 from adaptloop.distributed.aggregate import DOWN_WEIGHTED
 from adaptloop.distributed.participation import ParticipationSchedule
-from adaptloop.distributed.rules.base import AggregationRule, Plan, ServerView, Update
+from adaptloop.distributed.rules.base import (
+    AggregationRule,
+    ClientHook,
+    Plan,
+    ServerView,
+    Update,
+)
 from adaptloop.distributed.sharing import StatisticsBlocks
 
 
@@ -55,6 +61,7 @@ class Task:
     correction: np.ndarray | None = None
     batch_size: int | None = None
     sam_rho: float = 0.0
+    hook: ClientHook | None = None
 
     @property
     def options(self) -> dict:
@@ -64,6 +71,7 @@ class Task:
             "correction": self.correction,
             "batch_size": self.batch_size,
             "sam_rho": self.sam_rho,
+            "hook": self.hook,
         }
 
 
@@ -188,6 +196,7 @@ class Server:
                 assignment.correction,
                 assignment.batch_size,
                 assignment.sam_rho,
+                assignment.hook,
             )
             if not self.rule.decentralised:
                 self.counts["messages"] += 1  # the model, to the client

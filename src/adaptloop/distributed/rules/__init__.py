@@ -1,11 +1,11 @@
 """Aggregation rules by name: ``fedavg``, ``fedbuff``, ``fedfix``, ``fedstale``,
 ``fedcompass``, ``gossip``; for partial participation ``fedau``, ``fedamd`` (anchor sampling),
 ``fedhyper``, ``fedavg_m`` and ``scaffold_m``; without a server ``gossip``, ``dfedsam``,
-``modest`` and ``dadao`` (see each module for the paper and equations it follows).
+``modest``, ``dadao`` and ``bristle`` (see each module for the paper and equations it follows).
 
 >>> registry.names()  # doctest: +NORMALIZE_WHITESPACE
-['dadao', 'dfedsam', 'fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass', 'fedfix',
- 'fedhyper', 'fedstale', 'gossip', 'modest', 'scaffold_m']
+['bristle', 'dadao', 'dfedsam', 'fedamd', 'fedau', 'fedavg', 'fedavg_m', 'fedbuff', 'fedcompass',
+ 'fedfix', 'fedhyper', 'fedstale', 'gossip', 'modest', 'scaffold_m']
 >>> registry.create("fedbuff", buffer_size=4).buffer_size
 4
 """
@@ -20,6 +20,7 @@ from adaptloop.distributed.rules.base import (
     Update,
     registry,
 )
+from adaptloop.distributed.rules.bristle import Bristle
 from adaptloop.distributed.rules.buffered import FedBuff, FedFix
 from adaptloop.distributed.rules.compass import FedCompass
 from adaptloop.distributed.rules.dadao import DADAO
@@ -37,6 +38,7 @@ __all__ = [
     "AggregationRule",
     "Assignment",
     "DFedSAM",
+    "Bristle",
     "FedAMD",
     "FedAU",
     "FedAvg",

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from adaptloop.distributed.participation import ParticipationSchedule
 from adaptloop.registry import Registry
+
+if TYPE_CHECKING:
+    from adaptloop.distributed.client import Client
 
 registry = Registry("aggregation rule")
 """Aggregation rules by name; each rule module registers with ``@registry.register``."""
@@ -47,6 +51,15 @@ class Update:
     time: float
 
 
+class ClientHook(Protocol):
+    """Work a decentralised rule asks the client to do on its own data before its local steps
+    (e.g. Bristle's integration of its peers' models): ``hook(client, model, time)`` returns the
+    model the client trains from (its delta is still taken against ``model``). It travels with
+    the task, so it must be picklable (Ray)."""
+
+    def __call__(self, client: Client, model: np.ndarray, time: float) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Assignment:
     """Send ``client`` a task of ``steps`` local steps from ``model`` (None: the global model).
@@ -54,7 +67,8 @@ class Assignment:
     How the client takes each local step (see :meth:`~adaptloop.distributed.client.Client.run`):
     ``scale`` multiplies the learner's own step, ``correction`` is added after every step (a
     drift correction or a momentum term, in model units), ``batch_size`` replaces the client's
-    (None: its own), ``sam_rho > 0`` makes every step a sharpness-aware one of that radius."""
+    (None: its own), ``sam_rho > 0`` makes every step a sharpness-aware one of that radius;
+    ``hook``: what the client does first (see :class:`ClientHook`)."""
 
     client: int
     steps: int
@@ -63,6 +77,7 @@ class Assignment:
     correction: np.ndarray | None = None
     batch_size: int | None = None
     sam_rho: float = 0.0
+    hook: ClientHook | None = None
 
 
 @dataclass

@@ -31,7 +31,8 @@ The client-time scenario of Fraboni et al. (the fastest client ``P`` % faster th
 ``robust`` replaces the buffer's weighted sum by a Byzantine-robust block
 (:class:`~adaptloop.distributed.aggregate.RobustBlock`) over the buffered deltas with the same
 weights ``d_i``, scaled to their total, so staleness weighting is kept; ``robust_fraction`` is the
-share of the buffer assumed Byzantine.
+share of the buffer assumed Byzantine; ``robust_bucket`` > 1 first averages the buffer in random
+buckets of that size (bucketing, see :class:`~adaptloop.distributed.aggregate.RobustBlock`).
 
 Deviations: FedBuff's client sampling to a target concurrency is replaced by "every alive client
 always works" (concurrency = number of clients); a client that delivers twice inside one buffer
@@ -89,11 +90,13 @@ class _Buffered(AggregationRule):
         average: Average,
         robust: Robust,
         robust_fraction: float,
+        robust_bucket: int,
     ) -> None:
         self.local_steps, self.server_lr = local_steps, server_lr
         self.staleness, self.exponent, self.average = staleness, exponent, average
         self.robust, self.robust_fraction = robust, robust_fraction
-        self._block = RobustBlock(robust, robust_fraction)
+        self.robust_bucket = robust_bucket
+        self._block = RobustBlock(robust, robust_fraction, robust_bucket)
         self._buffer: list[tuple[Update, float]] = []
 
     def _everyone(self, view: ServerView) -> list[Assignment]:
@@ -138,9 +141,17 @@ class FedBuff(_Buffered):
         average: Average = "buffer",
         robust: Robust = "mean",
         robust_fraction: RobustFraction = 0.25,
+        robust_bucket: Count = 1,
     ) -> None:
         super().__init__(
-            local_steps, server_lr, staleness, exponent, average, robust, robust_fraction
+            local_steps,
+            server_lr,
+            staleness,
+            exponent,
+            average,
+            robust,
+            robust_fraction,
+            robust_bucket,
         )
         self.buffer_size = buffer_size
 
@@ -167,9 +178,17 @@ class FedFix(_Buffered):
         average: Average = "data",
         robust: Robust = "mean",
         robust_fraction: RobustFraction = 0.25,
+        robust_bucket: Count = 1,
     ) -> None:
         super().__init__(
-            local_steps, server_lr, staleness, exponent, average, robust, robust_fraction
+            local_steps,
+            server_lr,
+            staleness,
+            exponent,
+            average,
+            robust,
+            robust_fraction,
+            robust_bucket,
         )
         self.window = window
 
