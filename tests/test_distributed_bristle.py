@@ -90,8 +90,9 @@ def test_the_integrator_gives_a_sign_flipped_peer_no_say_and_keeps_good_ones():
     good = _trained(client)
     own = client.split.flatten(client.split.template)  # an untrained receiver
     flipped = own - 4.0 * (good - own)
-    step = BristleStep((good, flipped), exploit=2, explore=0, tolerance=0.05)
-    integrated = step(client, own, 0.0)
+    step = BristleStep((good, flipped), exploit=2, explore=0, tolerance=0.05, sources=(3, 5))
+    integrated, report = step(client, own, 0.0)
+    assert dict(report) == {3: 1.0, 5: 0.0}
     X, y = client.own_data(0.0)
     accuracy = float((client.predict(integrated, X) == y).mean())
     assert accuracy > 0.8 > float((client.predict(flipped, X) == y).mean())
@@ -147,6 +148,27 @@ def test_bristle_holds_its_accuracy_under_sign_flipping_peers_where_gossip_does_
     gossip = LocalEngine().run(fed, Gossip(local_steps=5))
     assert accuracy["clean"] > 0.85 and accuracy["attacked"] > 0.8
     assert gossip.rows[-1]["accuracy"] < accuracy["attacked"] - 0.1
+
+
+def test_bristle_reports_the_byzantine_peers_its_receivers_gave_no_say():
+    fed, validation = _federation(Attack("sign_flip", fraction=0.25))
+    trace = LocalEngine().run(fed, Bristle(fanout=4, eval_samples=50, validation=validation))
+    byzantine = set(trace.byzantine)
+    assert len(byzantine) == 2
+
+    def down_weighted_share(members: set[int]) -> float:
+        said = [value for _, peer, value in trace.influence if peer in members]
+        return float(np.mean([value < 0.5 for value in said]))
+
+    honest = set(range(8)) - byzantine
+    assert down_weighted_share(byzantine) > 0.75
+    assert down_weighted_share(byzantine) > down_weighted_share(honest) + 0.25
+    by_client = trace.down_weighted_by_client
+    total = sum(by_client.values())
+    assert trace.rows[-1]["down_weighted"] == trace.counts["down_weighted"] == total
+    offered = {c: sum(1 for _, peer, _ in trace.influence if peer == c) for c in range(8)}
+    rate = {c: by_client.get(c, 0) / offered[c] for c in range(8)}
+    assert min(rate[c] for c in byzantine) > max(rate[c] for c in honest)
 
 
 def test_bristle_runs_on_its_own_data_without_a_validation_sample():

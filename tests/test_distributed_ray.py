@@ -161,3 +161,5 @@ def test_bristle_runs_its_client_hook_on_the_actors(engine):
     trace = engine.run(fed, rule)
     assert trace.counts["accepted"] > 5 and trace.failed_clients == []
     assert trace.rows[-1]["accuracy"] > 0.8 and len(rule.models) == 3
+    # the receivers' say over their peers travels back from the actors into the trace
+    assert trace.influence and {c for _, c, _ in trace.influence} <= {0, 1, 2}

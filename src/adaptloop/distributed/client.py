@@ -32,7 +32,7 @@ statistics advance once per step. With
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -74,6 +74,7 @@ class Client:
         self._order: dict[int, np.ndarray] = {}
         self._cursor: dict[int, int] = {}
         self.flip_classes = flip_classes
+        self.report: Any = None  # what the last task's hook reported
 
     def _batch(self, concept: int, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         X, y = self.shard.train[concept]
@@ -114,13 +115,19 @@ class Client:
         correction, a server-set local rate). For a learner stepping by plain SGD with rate
         ``lr``, ``scale`` makes it ``scale * lr``. A ``hook`` (see
         :class:`~adaptloop.distributed.rules.base.ClientHook`) first turns ``model`` into the
-        model the steps start from; the delta is still taken against ``model``.
+        model the steps start from; the delta is still taken against ``model``; what the hook
+        reported is kept in :attr:`report` (None: no hook, or no report), for the engine to send
+        back with the update.
         """
         steps = check_integer(steps, "steps", low=1)
         size = self.batch_size if batch_size is None else check_integer(batch_size, "batch_size", 1)
         sam_rho = check_number(sam_rho, "sam_rho", low=0.0)
         steered = scale != 1.0 or correction is not None
-        start = model if hook is None else hook(self, model, time)
+        start, self.report = model, None
+        if hook is not None:
+            start = hook(self, model, time)
+            if isinstance(start, tuple):
+                start, self.report = start
         self.learner.load_state_dict(self.split.compose(self._state, start))
         concept = self.shard.concept_at(time)
         for _ in range(steps):

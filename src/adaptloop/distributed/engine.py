@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -86,12 +87,15 @@ class RuleRun:
         """The model ``task``'s client receives (through the noisy link, if any)."""
         return self.adversary.downlink(task.model)
 
-    def receive(self, task_id: int, delta: np.ndarray, n_samples: int, now: float) -> list[Task]:
-        """An update arrives at the server, as its client's attack and the link made it."""
+    def receive(
+        self, task_id: int, delta: np.ndarray, n_samples: int, now: float, report: Any = None
+    ) -> list[Task]:
+        """An update arrives at the server, as its client's attack and the link made it (with
+        its task hook's ``report``)."""
         task = self.server.task(task_id)
         if task is not None:
             delta = self.adversary.uplink(task.client, delta, now)
-        return self.server.receive(task_id, delta, n_samples, now)
+        return self.server.receive(task_id, delta, n_samples, now, report)
 
     def evaluate(self, now: float) -> None:
         """Record the global model's scores at ``now`` (time, scores, version, counts so far,

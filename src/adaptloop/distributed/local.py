@@ -91,9 +91,10 @@ class _Simulation(RuleRun):
         if fault == "late":
             arrival = max(arrival, now + fed.timeout) + fed.latency
             del self.fault[c]
-        self.push(arrival, "arrive", (task, delta, n))
+        report = self.clients[c].report
+        self.push(arrival, "arrive", (task, delta, n, report))
         if fault == "duplicate":
-            self.push(arrival + fed.latency, "arrive", (task, delta, n))
+            self.push(arrival + fed.latency, "arrive", (task, delta, n, report))
             del self.fault[c]
         self._watch(task, now)
 
@@ -126,10 +127,10 @@ class _Simulation(RuleRun):
                 if now >= fed.duration:
                     break
             elif kind == "arrive":
-                task, delta, n = payload
+                task, delta, n, report = payload
                 if task.client in self.fault and self.fault[task.client] in ("hang", "die"):
                     continue  # lost with the process
-                self.send(self.receive(task.task_id, delta, n, now), now)
+                self.send(self.receive(task.task_id, delta, n, now, report), now)
             elif kind in ("timeout", "error"):
                 if (
                     kind == "error"

@@ -71,12 +71,12 @@ class _ClientActor:
 
     def run(
         self, task_id: int, model: np.ndarray, steps: int, at: float, seconds: float, options: dict
-    ) -> tuple[int, np.ndarray, int, float]:
+    ) -> tuple[int, np.ndarray, int, float, Any]:
         started = time.perf_counter()
         delta, n = self.client.run(model, steps, at, **options)
         compute = time.perf_counter() - started
         time.sleep(max(0.0, seconds - compute))
-        return task_id, delta, n, compute
+        return task_id, delta, n, compute, self.client.report
 
 
 def _actor_class(ray: Any) -> Any:
@@ -243,12 +243,12 @@ class _RayRun(RuleRun):
         if task is None:
             return
         try:
-            task_id, delta, n, compute = self.ray.get(ref)
+            task_id, delta, n, compute, report = self.ray.get(ref)
         except Exception:  # the task raised or the actor died: the client failed
             self.fail(task.client, now)
             return
         self.trace.learn_seconds += compute
-        self.send(self.receive(task_id, delta, n, now), now)
+        self.send(self.receive(task_id, delta, n, now, report), now)
 
     def _due(self, now: float, evals: list[float]) -> None:
         while self.timers and self.timers[0] <= now:

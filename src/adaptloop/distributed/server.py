@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -212,8 +213,11 @@ class Server:
         """The rule's first tasks."""
         return self._apply(self.rule.start(self.view(now)), now)
 
-    def receive(self, task_id: int, delta: np.ndarray, n_samples: int, now: float) -> list[Task]:
-        """An update for task ``task_id`` arrived; returns the tasks to send next."""
+    def receive(
+        self, task_id: int, delta: np.ndarray, n_samples: int, now: float, report: Any = None
+    ) -> list[Task]:
+        """An update for task ``task_id`` arrived (with its hook's ``report``, see
+        :attr:`Update.report`); returns the tasks to send next."""
         if not self.rule.decentralised:
             self.counts["messages"] += 1  # the update, to the server (counted or dropped)
         task = self._outstanding.pop(task_id, None)
@@ -238,6 +242,7 @@ class Server:
             task.steps,
             task.sent_at,
             now,
+            report,
         )
         return self._apply(self.rule.on_update(update, self.view(now)), now)
 

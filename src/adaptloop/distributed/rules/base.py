@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -38,7 +38,8 @@ class Update:
     """A client's result: ``delta`` = trained vector - the vector of version ``base_version``.
 
     ``update_id`` is the id of the task it answers (unique per run: the server counts each id
-    at most once); ``time`` is when it arrived, ``sent_at`` when its task was sent.
+    at most once); ``time`` is when it arrived, ``sent_at`` when its task was sent; ``report``
+    what its task's :class:`ClientHook` reported (None: no hook, or nothing to report).
     """
 
     update_id: int
@@ -49,15 +50,19 @@ class Update:
     steps: int
     sent_at: float
     time: float
+    report: Any = None
 
 
 class ClientHook(Protocol):
     """Work a decentralised rule asks the client to do on its own data before its local steps
     (e.g. Bristle's integration of its peers' models): ``hook(client, model, time)`` returns the
-    model the client trains from (its delta is still taken against ``model``). It travels with
-    the task, so it must be picklable (Ray)."""
+    model the client trains from (its delta is still taken against ``model``), or ``(model,
+    report)``: a picklable ``report`` of what it decided travels back with the update
+    (:attr:`Update.report`). It travels with the task, so it must be picklable (Ray)."""
 
-    def __call__(self, client: Client, model: np.ndarray, time: float) -> np.ndarray: ...
+    def __call__(
+        self, client: Client, model: np.ndarray, time: float
+    ) -> np.ndarray | tuple[np.ndarray, Any]: ...
 
 
 @dataclass(frozen=True)

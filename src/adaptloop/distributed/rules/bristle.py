@@ -204,10 +204,16 @@ class BristleStep:
     :class:`~adaptloop.distributed.rules.base.ClientHook`): ``peers`` are the output layers
     (shared vectors) it received; ``validation`` its small i.i.d. sample (None: its own
     training data); the others are :class:`Bristle`'s parameters; ``seed`` draws the explored
-    peers. The output layer is the state's ``learned.theta`` with one column per class
+    peers; ``sources`` the clients the peers' models come from (default: their indices). The
+    output layer is the state's ``learned.theta`` with one column per class
     (:class:`FrozenBodyClassifier`, or a softmax
     :class:`~adaptloop.learners.LogisticRegression`: no frozen body then); a single column (the
-    binary logistic) is integrated by the models' macro F1."""
+    binary logistic) is integrated by the models' macro F1.
+
+    Called, it returns ``(model to train from, report)``: the report gives every peer's say as
+    ``(source, influence)``, the share of the output columns its model was mixed into (0: not
+    kept by the prioritiser, no say on any class, or the integration undone), which the rule
+    hands the server as the peer's influence (see :class:`Bristle`)."""
 
     peers: tuple[np.ndarray, ...]
     validation: tuple[np.ndarray, np.ndarray] | None = None
@@ -217,6 +223,7 @@ class BristleStep:
     eval_samples: int = 200
     min_class_samples: int = 5
     seed: int = 0
+    sources: tuple[int, ...] = ()
 
     def prioritise(self, model: np.ndarray) -> list[int]:
         """The indices of the peers kept: the ``exploit`` nearest to ``model``, then
@@ -234,10 +241,14 @@ class BristleStep:
                 kept += [rest[i] for i in sorted(picked.tolist())]
         return kept
 
-    def __call__(self, client: Client, model: np.ndarray, time: float) -> np.ndarray:
+    def __call__(
+        self, client: Client, model: np.ndarray, time: float
+    ) -> tuple[np.ndarray, tuple[tuple[int, float], ...]]:
         if not self.peers:
-            return model
-        kept = [self.peers[j] for j in self.prioritise(model)]
+            return model, ()
+        sources = self.sources or tuple(range(len(self.peers)))
+        order = self.prioritise(model)
+        kept = [self.peers[j] for j in order]
         X, y = client.own_data(time) if self.validation is None else self.validation
         X, y = X[: self.eval_samples], y[: self.eval_samples]
         split = client.split
@@ -251,17 +262,22 @@ class BristleStep:
         thetas = [split.compose(split.template, v)["learned"]["theta"] for v in candidates]
         mixed = thetas[0].copy()
         per_class = mixed.shape[1] == k  # one output column per class (else: binary logistic)
+        say = np.zeros(len(candidates))  # output columns each candidate was mixed into
         for c in range(mixed.shape[1]):
             s = scores[:, c] if per_class and counts[c] >= self.min_class_samples else overall
             w = np.maximum(0.0, s - s[0] + self.tolerance) * trusted
             w[0] = self.tolerance
+            say += w > 0
             mixed[:, c] = sum(wj * t[:, c] for wj, t in zip(w, thetas, strict=True)) / w.sum()
         state = split.compose(split.template, model)
         state["learned"]["theta"] = mixed
         integrated = split.flatten(state)
+        influence = dict.fromkeys(range(len(self.peers)), 0.0)
         if per_class_f1(y, client.predict(integrated, X), k).mean() < overall[0] - self.tolerance:
-            return model  # the integration made it worse on the receiver's data: keep its own
-        return integrated
+            integrated = model  # the integration made it worse on the receiver's data: undone
+        else:
+            influence.update({j: say[i + 1] / mixed.shape[1] for i, j in enumerate(order)})
+        return integrated, tuple((sources[j], float(v)) for j, v in influence.items())
 
 
 @rules.register("bristle")
@@ -272,7 +288,14 @@ class Bristle(AggregationRule):
     data (``tolerance``, ``eval_samples``, ``min_class_samples``). ``validation``: a public
     i.i.d. sample ``(X, y)`` from which every peer holds its own ``eval_samples`` rows to score
     on, as the paper assumes each peer holds a small i.i.d. test set (None: each peer scores on
-    its own training data)."""
+    its own training data).
+
+    Which peers were given a say travels back with each update (the report of
+    :class:`BristleStep`) and becomes the influence of the *peers* whose models the receiver
+    weighed (:attr:`Plan.influence`), so a peer whose model its receivers keep rejecting
+    (influence below one half: not kept, or mixed into fewer than half of the output columns)
+    shows in the server's down-weighted counts and the trace like an update a robust block
+    rejected."""
 
     def __init__(
         self,
@@ -314,6 +337,7 @@ class Bristle(AggregationRule):
             self.eval_samples,
             self.min_class_samples,
             int(view.rng.integers(2**31)),
+            tuple(peers),
         )
         return Assignment(client, self.local_steps, self._models[client], hook=step)
 
@@ -333,7 +357,9 @@ class Bristle(AggregationRule):
         published = self._models[update.client] + update.delta
         if np.all(np.isfinite(published)):  # peers drop a model that is not finite
             self._models[update.client] = published
-        return self._send(self._task(update.client, view), model=self._merge())
+        plan = self._send(self._task(update.client, view), model=self._merge())
+        plan.influence = list(update.report or ())  # the say the receiver gave its peers
+        return plan
 
     def on_rejoin(self, client: int, view: ServerView) -> Plan:
         self._models[client] = view.model.copy()
