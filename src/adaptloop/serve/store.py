@@ -72,6 +72,7 @@ import threading
 import time
 import traceback
 import types
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -353,7 +354,7 @@ class _Batch:
                 pass
 
 
-class SqlStore:
+class SqlStore(ABC):
     """What the service needs from a database, and how it is written: one writer thread with
     group commit (see the module docstring). The backends fill in connecting, beginning a
     transaction and the clock: :class:`Store` (SQLite, embedded, the default) and
@@ -404,14 +405,14 @@ class SqlStore:
         )
 
     # -- what a backend provides -------------------------------------------------------------
+    @abstractmethod
     def _open(self) -> Any:
         """Connect (on the writer thread) and create the tables; ``StoreError`` when the
         database cannot be opened."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _begin(self, conn: Any, durable: bool) -> None:
         """Begin the transaction of one group (fsynced at commit when ``durable``)."""
-        raise NotImplementedError
 
     def _clock(self, conn: Any) -> float:
         """The database's time (Unix seconds): lease expiries are taken on one clock."""
@@ -419,10 +420,12 @@ class SqlStore:
 
     def _announce(self, conn: Any, version: int) -> None:
         """Tell followers (at commit) that a checkpoint of ``version`` is stored."""
+        return  # by default followers poll (SQLite); PostgreSQL notifies
 
     def _serialize_feedback(self, conn: Any) -> None:
         """Make ``seq`` order the commit order of feedback (a reader that has seen ``seq``
         must have seen every smaller one); SQLite has one writer at a time anyway."""
+        return  # nothing to do for one writer (SQLite); PostgreSQL takes a lock
 
     def wait_for_checkpoint(self, timeout: float) -> None:
         """Return when a checkpoint may have been stored by another process, or after

@@ -160,8 +160,9 @@ class Wrapper(BaseLearner):
         return self._checked_test_then_train
 
     def _sequential(self) -> bool:
-        """Whether :meth:`_test_then_train` can run around the served model (a subclass that
-        implements it says when)."""
+        """Whether this wrapper can run exact test-then-train around the served model. A
+        subclass that says so when it can also defines ``_test_then_train(X, X_learn, y_learn,
+        at, proba)`` on checked arrays (see :class:`~adaptloop.learners.base.Sequential`)."""
         return False
 
     def _checked_test_then_train(
@@ -176,12 +177,6 @@ class Wrapper(BaseLearner):
         if self.n_features_in_ is None and len(X_learn):
             self.n_features_in_ = X_learn.shape[1]
         return self._test_then_train(X, X_learn, y_learn, learn_at, proba)
-
-    def _test_then_train(
-        self, X: np.ndarray, X_learn: np.ndarray, y_learn: np.ndarray, at: np.ndarray, proba: bool
-    ) -> np.ndarray:
-        """Exact test-then-train on checked arrays (see :class:`Sequential`)."""
-        raise NotImplementedError
 
     def _served(
         self,
