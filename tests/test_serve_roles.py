@@ -141,6 +141,7 @@ def test_predictor_follows_new_versions_and_forwards_feedback(new_db):
         assert predictor.version == trainer.version == 1
         feed(predictor, 400)  # predictions logged and labels stored by the predictor
         until(lambda: trainer.samples_learned == 400)
+        trainer.snapshot()  # under the state lock: the last step's promotion decision is made
         assert trainer.version > 1, "no promotion: the test would not cover versions"
         until(lambda: predictor.version == trainer.version, 10)
         status = predictor.status()
