@@ -199,6 +199,37 @@ def test_hypernetwork_regulariser_keeps_past_tasks_weights():
     assert drift[1.0] < 0.5 * drift[0.0]
 
 
+def test_hypernetwork_look_ahead_changes_only_the_regularised_steps_and_keeps_past_tasks():
+    from adaptloop.learners.continual import HyperNetwork
+
+    X0, y0, X1, y1 = _two_permuted_tasks()
+
+    def run(look_ahead: bool, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        model = registry.create(
+            "hypernet",
+            hidden=(8,),
+            chunk_size=32,
+            epochs=20,
+            lr=0.01,
+            beta=beta,
+            look_ahead=look_ahead,
+        )
+        model.begin_task(0)
+        model.learn(X0, y0)
+        after_first = model.predict_proba_task(X0, 0)
+        model.begin_task(1)
+        model.learn(X1, 1 - y1)
+        return after_first, model.predict_proba_task(X0, 0), model.predict_proba_task(X1, 1)
+
+    plain, ahead = run(False, 1.0), run(True, 1.0)
+    np.testing.assert_array_equal(plain[0], ahead[0])  # task 0: nothing to regularise yet
+    assert not np.allclose(plain[1], ahead[1])  # task 1: the regulariser is looked ahead
+    free = run(True, 0.0)
+    assert float(abs(ahead[1] - ahead[0]).mean()) < 0.5 * float(abs(free[1] - free[0]).mean())
+    assert (ahead[2].argmax(1) == 1 - y1).mean() >= 0.85  # and the new task is learned
+    assert isinstance(HyperNetwork(look_ahead=True).look_ahead, bool)
+
+
 def test_hypernetwork_mip_output_ignores_embedding_magnitude_and_round_trips():
     import torch
 

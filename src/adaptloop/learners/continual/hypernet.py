@@ -9,9 +9,17 @@ one small embedding per task are stored.
   ``L_task + beta / (T - 1) * sum_{t < T} || h(e_t, Theta*) - h(e_t, Theta) ||^2``, where
   ``Theta*`` is the hypernetwork before task ``T`` and the past embeddings ``e_t`` are fixed
   (the targets ``h(e_t, Theta*)`` are computed once when task ``T`` begins; here tasks count
-  from 0, so the divisor is the number of past tasks). Deviation: no look-ahead (their
-  regulariser evaluates ``h(e_t, Theta + Delta Theta)``, ``Delta Theta`` the candidate step
-  of the task loss; here ``Delta Theta = 0``, the variant the authors also report).
+  from 0, so the divisor is the number of past tasks). With ``look_ahead = True`` the
+  regulariser is evaluated at ``h(e_t, Theta + Delta Theta)``, ``Delta Theta`` the step the
+  optimiser would take on the task loss alone (Adam's step, computed from its state without
+  changing it, and detached), as eq. (2) and the authors' code (``calc_delta_theta`` and
+  ``calc_fix_target_reg`` in ``chrhenning/hypercl``, ``backprop_dt`` off) do: the task loss is
+  back-propagated first, then the regulariser at the looked-ahead weights, and one step takes
+  the sum of both gradients. The default (``look_ahead = False``, ``Delta Theta = 0``) is the
+  variant the authors also report (their ``no_lookahead``). Deviation: one Adam optimiser holds
+  the hypernetwork and the current task embedding (the authors step the embedding with its own
+  optimiser, before the regulariser); the embedding does not enter the regulariser, so only
+  the hypernetwork's weights are looked ahead.
 - Dependency-preserving RNN generator: Chandra, Varshney, Srijith and Gupta, "Continual
   Learning with Dependency Preserving Hypernetworks", WACV 2023: an LSTM emits the target
   weights chunk by chunk (input: the task embedding and a learned chunk embedding), its
@@ -91,8 +99,9 @@ class HyperNetwork(BaseClassifier):
 
     ``hidden``: the target MLP's widths; ``embedding_dim``: task and chunk embeddings;
     ``chunk_size``: weights per LSTM step; ``rnn_hidden``: the LSTM's width; ``beta``: the
-    output regulariser's strength; ``mip``: magnitude-invariant parametrisation; ``lr``:
-    Adam's step; ``epochs``, ``batch_size``: passes and mini-batch size per ``learn`` call.
+    output regulariser's strength; ``look_ahead``: evaluate it at the task loss's candidate
+    step (see the module doc); ``mip``: magnitude-invariant parametrisation; ``lr``: Adam's step;
+    ``epochs``, ``batch_size``: passes and mini-batch size per ``learn`` call.
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class HyperNetwork(BaseClassifier):
         chunk_size: Count = 500,
         rnn_hidden: Count = 64,
         beta: NonNegativeReal = 0.01,
+        look_ahead: Flag = False,
         mip: Flag = False,
         lr: PositiveReal = 1e-3,
         epochs: Count = 1,
@@ -115,6 +125,7 @@ class HyperNetwork(BaseClassifier):
         self.chunk_size = chunk_size
         self.rnn_hidden = rnn_hidden
         self.beta = beta
+        self.look_ahead = look_ahead
         self.mip = mip
         self.lr = lr
         self.epochs = epochs
@@ -164,9 +175,19 @@ class HyperNetwork(BaseClassifier):
         self._opt = torch.optim.Adam([*self._net.parameters(), self._embeddings[task]], lr=self.lr)
 
     # -- the hypernetwork ---------------------------------------------------------------------
-    def _generate(self, task: int) -> Any:
-        """The flat target weights ``h(e_task)`` (``theta_0 +`` it under MIP)."""
+    def _generate(self, task: int, delta: dict[str, Any] | None = None) -> Any:
+        """The flat target weights ``h(e_task)`` (``theta_0 +`` it under MIP); with ``delta``
+        (a change per named parameter of the hypernetwork), ``h(e_task, Theta + delta)``."""
         import torch
+        from torch.func import functional_call
+
+        params = dict(self._net.named_parameters())
+        if delta is not None:
+            params = {name: value + delta[name] for name, value in params.items()}
+
+        def call(name: str, *args: Any) -> Any:
+            own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(name + ".")}
+            return functional_call(self._net[name], own, args)
 
         e = self._embeddings[task]
         if self.mip:
@@ -174,11 +195,38 @@ class HyperNetwork(BaseClassifier):
         h = torch.zeros(1, self.rnn_hidden)
         c = torch.zeros(1, self.rnn_hidden)
         out = []
-        for chunk in self._net.chunks:
-            h, c = self._net["lstm"](torch.cat([e, chunk])[None], (h, c))
-            out.append(self._net["out"](h)[0])
+        for chunk in params["chunks"]:
+            h, c = call("lstm", torch.cat([e, chunk])[None], (h, c))
+            out.append(call("out", h)[0])
         flat = torch.cat(out)[: self._total]
-        return self._net.theta0 + flat if self.mip else flat
+        return params["theta0"] + flat if self.mip else flat
+
+    def _adam_step(self) -> dict[str, Any]:
+        """The change Adam's next ``step()`` would make to each hypernetwork parameter, from
+        the gradients now accumulated and its state, without changing either (the authors'
+        ``adam_step`` in ``utils/optim_step.py`` does the same for their optimiser)."""
+        import torch
+
+        group = self._opt.param_groups[0]
+        (beta1, beta2), eps, lr = group["betas"], group["eps"], group["lr"]
+        delta = {}
+        for name, p in self._net.named_parameters():
+            g = torch.zeros_like(p) if p.grad is None else p.grad.detach()
+            state = self._opt.state.get(p, {})
+            t = float(state["step"]) + 1.0 if "step" in state else 1.0
+            m = beta1 * state.get("exp_avg", torch.zeros_like(p)) + (1 - beta1) * g
+            v = beta2 * state.get("exp_avg_sq", torch.zeros_like(p)) + (1 - beta2) * g * g
+            denom = (v / (1 - beta2**t)).sqrt() + eps
+            delta[name] = (-lr / (1 - beta1**t) * m / denom).detach()
+        return delta
+
+    def _regulariser(self, delta: dict[str, Any] | None = None) -> Any:
+        """``sum_t || h(e_t, Theta + delta) - h(e_t, Theta*) ||^2 / (number of past tasks)``."""
+        reg = sum(
+            ((self._generate(t, delta) - target) ** 2).sum()
+            for t, target in enumerate(self._targets)
+        )
+        return reg / len(self._targets)
 
     def _logits(self, flat: Any, X: Any) -> Any:
         import torch
@@ -238,14 +286,15 @@ class HyperNetwork(BaseClassifier):
                     mask[allowed] = 0.0
                     logits = logits + mask
                 loss = torch.nn.functional.cross_entropy(logits, yt[idx])
-                if self._targets and self.beta > 0:
-                    reg = sum(
-                        ((self._generate(t) - target) ** 2).sum()
-                        for t, target in enumerate(self._targets)
-                    )
-                    loss = loss + self.beta * reg / len(self._targets)
                 self._opt.zero_grad()
-                loss.backward()
+                regularised = bool(self._targets) and self.beta > 0
+                if regularised and self.look_ahead:
+                    loss.backward()  # the task loss's gradient gives Delta Theta
+                    (self.beta * self._regulariser(self._adam_step())).backward()
+                elif regularised:
+                    (loss + self.beta * self._regulariser()).backward()
+                else:
+                    loss.backward()
                 self._opt.step()
 
     # -- serving ------------------------------------------------------------------------------
