@@ -430,3 +430,5 @@ def test_the_example_compares_replay_and_replay_free_learners_in_one_run():
     assert list(summary) == list(names)
     assert all(0 <= s["min_acc"] <= 1 and 0 <= s["wc_acc"] <= 1 for s in summary.values())
     assert summary["dst"]["avg_acc"] > 0.6  # told each test set's task: its own sub-network
+    kept = {name: s["stored_samples"] for name, s in summary.items()}
+    assert kept == {"er": 200, "lines": 0, "fsa": 0, "dst": 0}  # the cost replay pays

@@ -64,6 +64,23 @@ def test_every_strategy_learns_both_tasks_and_er_beats_finetune_on_the_old_one(t
     assert summary["er"]["min_acc"] > summary["finetune"]["min_acc"]
 
 
+def test_the_summary_says_how_many_past_samples_each_learner_keeps(two_tasks):
+    learners = {name: registry.create(name, base=base(), **p) for name, p in STRATEGIES.items()}
+    learners["plain"] = base()  # says nothing: no capability
+    kept = {name: s["stored_samples"] for name, s in run(two_tasks, learners, epochs=1).items()}
+    sizes = [len(task.y_train) for task in two_tasks]
+    assert kept == {
+        "finetune": 0,
+        "joint": sum(sizes),  # every finished task's data
+        "er": 100,  # the reservoir, full
+        "ewc": 0,
+        "lwf": 0,
+        "agem": 2 * 50,  # memory_per_task of each finished task
+        "gem": 2 * 50,
+        "plain": None,
+    }
+
+
 def test_a_shorthand_is_the_continual_learner_with_one_plugin(two_tasks):
     first = two_tasks.tasks[0]
     a = registry.create("er", base=base(), memory=50, seed=3)

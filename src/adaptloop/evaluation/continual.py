@@ -71,7 +71,9 @@ task sequences, each over one or more seeds (a :class:`ContinualSuite`; a single
   ``"seeds": {"<seed>": {"task_boundaries", "learners": {learner: {...}}}}`` (each run)``}}``.
   A run's learner entry holds ``"avg_acc", "avg_acc_task_ends", "min_acc", "wc_acc", "wf":
   {"<w>": ...}, "wp": {"<w>": ...}, "final_task_acc", "gaps", "max_gap", "train_seconds",
-  "eval_seconds"``; the entry over seeds holds their means, with ``"std"`` (over seeds) of
+  "eval_seconds", "stored_samples"`` (past training samples the learner keeps at the end, see
+  :class:`~adaptloop.learners.base.KeepsPastData`; None for a learner that does not say); the
+  entry over seeds holds their means, with ``"std"`` (over seeds) of
   ``avg_acc``, ``min_acc``, ``wc_acc``, ``max_gap``, ``wf`` and ``wp``. The FIRST sequence's
   ``"tasks"``, ``"task_boundaries"``, ``"sequence"`` and ``"learners"`` are also at the top
   level, so readers of single-sequence runs keep working. Plus ``adaptloop_version``,
@@ -102,7 +104,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from adaptloop.learners.base import Learner, TaskAware, TaskConditioned
+from adaptloop.learners.base import KeepsPastData, Learner, TaskAware, TaskConditioned
 from adaptloop.results import (
     CONTINUAL_RECORD_COLUMNS,
     Table,
@@ -480,6 +482,9 @@ def continual_evaluation(
             "max_gap": max((g["drop"] for g in gaps), default=None),
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
+            "stored_samples": (
+                int(learner.stored_samples) if isinstance(learner, KeepsPastData) else None
+            ),
         }
     n_rows = len(columns["learner"])
     records = pa.table(

@@ -277,6 +277,16 @@ class TaskAware(Protocol, metaclass=_Capability):
 
 
 @runtime_checkable
+class KeepsPastData(Protocol, metaclass=_Capability):
+    """Says how many past training samples it keeps to learn from again (a replay buffer, an
+    episodic memory, every finished task's data): ``stored_samples``, 0 for a method that
+    keeps none. The cost a replay-free method avoids, in the continual summary."""
+
+    @property
+    def stored_samples(self) -> int: ...
+
+
+@runtime_checkable
 class TaskConditioned(Protocol, metaclass=_Capability):
     """Predicts with a given task's model when the task is known at test time (hypernetworks,
     per-task sub-networks): :func:`~adaptloop.evaluation.continual_evaluation` calls

@@ -240,6 +240,11 @@ class DynamicSparseNetwork(BaseClassifier):
         owner[grown], w[grown] = task, 0.0
 
     # -- serving ------------------------------------------------------------------------------
+    @property
+    def stored_samples(self) -> int:
+        """0: each task keeps its sparse mask, never samples."""
+        return 0
+
     def predict_proba_task(self, X: np.ndarray, task: int) -> np.ndarray:
         """Class probabilities of task ``task``'s sub-network."""
         import torch

@@ -161,6 +161,11 @@ class FirstSessionAdaptation(Wrapper):
         self.lda_: StreamingLDA | None = None
 
     @property
+    def stored_samples(self) -> int:
+        """0: the LDA head keeps per-class statistics, never samples."""
+        return 0
+
+    @property
     def adapted(self) -> bool:
         """Whether the first session ended: the body is frozen and the LDA head serves."""
         return self.lda_ is not None

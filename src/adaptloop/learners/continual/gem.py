@@ -63,6 +63,9 @@ class _EpisodicMemory(Plugin):
             self.memory_y_ = np.concatenate([self.memory_y_, y[idx]])
         self.memory_task_ = np.concatenate([self.memory_task_, task])
 
+    def stored_samples(self) -> int:
+        return len(self.memory_task_)
+
     def _memory(self, host: Host, idx: Any = slice(None)) -> tuple[Any, Any]:
         """Memory samples ``idx`` as the network's inputs and the loss's targets."""
         model = host.trainable

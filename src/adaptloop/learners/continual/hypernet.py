@@ -298,6 +298,11 @@ class HyperNetwork(BaseClassifier):
                 self._opt.step()
 
     # -- serving ------------------------------------------------------------------------------
+    @property
+    def stored_samples(self) -> int:
+        """0: the regulariser keeps past tasks' generated weights, never samples."""
+        return 0
+
     def predict_proba_task(self, X: np.ndarray, task: int) -> np.ndarray:
         """Class probabilities of task ``task``'s generated network."""
         import torch

@@ -165,6 +165,11 @@ class Continual(Wrapper):
 
     # -- task boundaries ---------------------------------------------------------------------------
     @property
+    def stored_samples(self) -> int:
+        """Past training samples its plugins keep (replay buffers, episodic memories)."""
+        return sum(plugin.stored_samples() for plugin in self.plugins_)
+
+    @property
     def alarms(self) -> list[int]:
         """Stream positions where the detector ended a task (``boundaries`` a detector)."""
         return list(self._alarms)

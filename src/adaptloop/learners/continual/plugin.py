@@ -109,6 +109,11 @@ class Plugin(Spec):
     def after_step(self, host: Host, X: np.ndarray, y: np.ndarray) -> None:
         """Called with the new samples of every mini-batch after its step."""
 
+    def stored_samples(self) -> int:
+        """How many past training samples the plugin keeps (rehearsal plugins: their
+        buffer); 0 for the others."""
+        return 0
+
     def state_dict(self) -> dict[str, Any]:
         """What the plugin learned, as plain Python, numpy and torch values."""
         return {}

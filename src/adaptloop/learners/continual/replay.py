@@ -186,6 +186,9 @@ class Replay(Plugin):
             self.n_offered_ += len(y)
         self.n_tasks_ended_ += 1
 
+    def stored_samples(self) -> int:
+        return self.buffer_size_
+
     def _draw(self, host: Host, k: int) -> np.ndarray:
         """Buffer rows to replay this step."""
         if self.draw == "independent":
@@ -256,6 +259,9 @@ class Joint(Plugin):
 
     def end_task(self, host: Host, X: np.ndarray, y: np.ndarray) -> None:
         self.tasks_data_.append((X.copy(), y.copy()))
+
+    def stored_samples(self) -> int:
+        return sum(len(y) for _, y in self.tasks_data_)
 
     def extra_batch(self, host: Host, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.tasks_data_:

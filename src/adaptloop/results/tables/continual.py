@@ -127,7 +127,7 @@ def _sequence_tables(name: str, entry: dict, eval_every: object, several: bool) 
     columns += [Column(header) for _, header, _ in SCORES]
     columns += [Column(f"WF {k}") for k in wf_keys]
     columns += [Column(f"WP {k}", terminal=False) for k in wp_keys]
-    columns += [Column("max gap"), Column("train s"), Column("eval s")]
+    columns += [Column("max gap"), Column("kept samples"), Column("train s"), Column("eval s")]
     best = {k: best_of({n: s.get(k) for n, s in stats.items()}, True) for k, _, _ in SCORES}
     rows: list[list[Cell | str]] = []
     for learner, s in stats.items():
@@ -144,6 +144,7 @@ def _sequence_tables(name: str, entry: dict, eval_every: object, several: bool) 
                 *(plus_minus(wf.get(k), (std.get("wf") or {}).get(k)) for k in wf_keys),
                 *(plus_minus(wp.get(k), (std.get("wp") or {}).get(k)) for k in wp_keys),
                 plus_minus(s.get("max_gap"), std.get("max_gap")),
+                format_number(s.get("stored_samples"), 0),
                 format_number(s.get("train_seconds"), 2),
                 format_number(s.get("eval_seconds"), 2),
             ]
@@ -167,7 +168,10 @@ def _sequence_tables(name: str, entry: dict, eval_every: object, several: bool) 
             note="avg acc: final accuracy averaged over tasks; min-ACC: average over earlier "
             "tasks of their lowest accuracy after being learned; WC-ACC: worst-case accuracy; "
             "WF / WP: windowed forgetting / plasticity over the given number of iterations; "
-            f"max gap: the largest stability gap of {tasks[0]} (best in bold).{over}",
+            f"max gap: the largest stability gap of {tasks[0]} (best in bold); kept samples: "
+            "past training samples the learner keeps to learn from again at the end (replay "
+            "buffers, episodic memories; 0: replay-free; –: the learner does not say)."
+            f"{over}",
             section=section,
         ),
         _final_table(stats, tasks, runs, section),
