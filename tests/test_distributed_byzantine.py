@@ -75,7 +75,10 @@ def test_centered_clip_bounds_each_inputs_pull_by_the_radius():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: RobustBlock("bulyan"), "robust must be mean, median"),
+        (
+            lambda: RobustBlock("bulyan"),
+            "robust must be one of mean, median, .*fltrust, got .bulyan.",
+        ),
         (lambda: RobustBlock("median", fraction=0.5), r"robust_fraction must be in \[0, 0.5\)"),
         (lambda: FedBuff(robust="bulyan"), "FedBuff.robust"),
         (lambda: FedAvg(robust_fraction=0.6), "FedAvg.robust_fraction"),

@@ -17,9 +17,10 @@ count; the arithmetic is here, once, and tested on its own:
 Byzantine-robust blocks, each with :func:`weighted_mean`'s signature (deltas and weights in)
 returning the direction and every input's *influence* (1: used as is, 0: rejected; which updates
 a rule down-weighted is recorded from it): :func:`coordinate_median`, :func:`trimmed_mean`,
-:func:`krum` (Krum and Multi-Krum) and :func:`centered_clip`. :class:`RobustBlock` picks one by
-name and keeps a rule's weights' total (staleness weighting), so every rule uses it in place of
-its weighted sum.
+:func:`krum` (Krum and Multi-Krum), :func:`centered_clip` and :func:`fltrust` (which also takes
+the server's own update on its small root dataset). :class:`RobustBlock` picks one by name and
+keeps a rule's weights' total (staleness weighting), so every rule uses it in place of its
+weighted sum.
 
 >>> import numpy as np
 >>> deltas = [np.array([1.0, 0.0]), np.array([4.0, 3.0])]
@@ -32,7 +33,7 @@ its weighted sum.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -195,8 +196,11 @@ def server_step(model: np.ndarray, direction: np.ndarray, server_lr: float = 1.0
     return model + server_lr * direction
 
 
-Robust = Literal["mean", "median", "trimmed_mean", "krum", "multi_krum", "clip"]
+Robust = Literal["mean", "median", "trimmed_mean", "krum", "multi_krum", "clip", "fltrust"]
 """A robust block by name (see :class:`RobustBlock`); ``"mean"``: the rule's own weighted sum."""
+
+ROBUST_KINDS: tuple[str, ...] = Robust.__args__  # type: ignore[attr-defined]
+"""The robust blocks' names, in the order of :data:`Robust`."""
 
 RobustFraction = Annotated[Real, Ge(0), Lt(0.5)]
 """The share of inputs a robust block assumes Byzantine: a number in [0, 0.5)."""
@@ -340,6 +344,46 @@ def centered_clip(
     return v, factors
 
 
+def fltrust(
+    deltas: Sequence[np.ndarray],
+    weights: Sequence[float],
+    reference: np.ndarray,
+    entries: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """FLTrust (Cao, Fang, Liu & Gong, "FLTrust: Byzantine-robust Federated Learning via Trust
+    Bootstrapping", NDSS 2021, Sec. IV, Algorithm 1): the server computes its own update
+    ``g0`` (``reference``) on a small clean root dataset; each input ``g_i`` gets the trust
+    score ``TS_i = ReLU(cos(g_i, g0))`` and is rescaled to ``g0``'s norm,
+    ``g_i * ||g0|| / ||g_i||``; the direction is the trust-weighted mean of the rescaled inputs
+    (all zeros when every score is 0). Weighted: ``weights`` multiply the trust scores (a rule's
+    staleness and data weights keep their effect; the paper's plain mean is equal weights).
+    ``entries``: the vector's entries that are model parameters (cosines, norms and rescaling
+    are computed on them; the other entries, counters, are the trust-weighted mean of the raw
+    values); None: all. Influence: the trust score.
+
+    >>> direction, influence = fltrust(
+    ...     [np.array([1.0, 1.0]), np.array([2.0, 2.1]), np.array([-8.0, -8.0])], [1, 1, 1],
+    ...     reference=np.array([1.0, 1.0]))
+    >>> direction.round(3).tolist(), influence.round(3).tolist()
+    ([0.988, 1.012], [1.0, 1.0, 0.0])
+    """
+    X, w = _stack(deltas, weights)
+    g0 = np.asarray(reference, dtype=np.float64)
+    if g0.shape != X.shape[1:]:
+        raise ValueError(f"reference has shape {g0.shape}, the deltas {X.shape[1:]}")
+    part = np.arange(X.shape[1]) if entries is None else np.asarray(entries, dtype=np.int64)
+    norms = np.sqrt((X[:, part] ** 2).sum(axis=1))
+    norm0 = float(np.sqrt((g0[part] ** 2).sum()))
+    cosines = X[:, part] @ g0[part] / np.maximum(norms * norm0, 1e-300)
+    trust = np.maximum(cosines, 0.0)
+    combined = trust * w
+    if not combined.sum() > 0:
+        return np.zeros_like(g0), trust
+    scaled = X.copy()
+    scaled[:, part] *= (norm0 / np.maximum(norms, 1e-300))[:, None]
+    return (combined / combined.sum()) @ scaled, trust
+
+
 @dataclass
 class RobustBlock:
     """A robust aggregate used inside a rule in place of its weighted sum ``sum_k c_k delta_k``:
@@ -349,7 +393,9 @@ class RobustBlock:
     Multi-Krum keeps ``n - byzantine``. Centred clipping starts from the block's previous
     direction (per unit of weight), as the paper's momentum. ``"mean"`` is the plain weighted
     sum (influence 1 for all). ``bucket`` > 1 runs the block on the means of random buckets of
-    that many inputs (see :meth:`_bucketed`; ``seed`` draws the buckets).
+    that many inputs (see :meth:`_bucketed`; ``seed`` draws the buckets). ``"fltrust"`` needs
+    the server's own update on its root data: the call's ``reference`` (a function, called only
+    by that block), and ``entries`` the parameter entries (see :func:`fltrust`).
 
     >>> block = RobustBlock("multi_krum", fraction=0.25)
     >>> deltas = [np.array([2.0]), np.array([2.0]), np.array([2.0]), np.array([-50.0])]
@@ -366,24 +412,32 @@ class RobustBlock:
     _rng: np.random.Generator | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("mean", "median", "trimmed_mean", "krum", "multi_krum", "clip"):
-            raise ValueError(
-                "robust must be mean, median, trimmed_mean, krum, multi_krum or clip, "
-                f"got {self.kind!r}"
-            )
+        if self.kind not in ROBUST_KINDS:
+            raise ValueError(f"robust must be one of {', '.join(ROBUST_KINDS)}, got {self.kind!r}")
         if not 0 <= self.fraction < 0.5:
             raise ValueError(f"robust_fraction must be in [0, 0.5), got {self.fraction!r}")
         if not (isinstance(self.bucket, (int, np.integer)) and self.bucket >= 1):
             raise ValueError(f"robust_bucket must be an integer >= 1, got {self.bucket!r}")
+        if self.kind == "fltrust" and self.bucket > 1:
+            raise ValueError("robust_bucket must be 1 with robust = 'fltrust' (no bucketing)")
         self._rng = np.random.default_rng([self.seed, 24])
 
     def __call__(
-        self, deltas: Sequence[np.ndarray], coefficients: Sequence[float]
+        self,
+        deltas: Sequence[np.ndarray],
+        coefficients: Sequence[float],
+        reference: Callable[[], np.ndarray] | None = None,
+        entries: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(direction, influence)``: ``sum(c) *`` the block's ``c``-weighted direction."""
         if self.kind == "mean":
             return weighted_sum(deltas, coefficients), np.ones(len(deltas))
         total = float(sum(coefficients))
+        if self.kind == "fltrust":
+            if reference is None:
+                raise ValueError("robust = 'fltrust' needs the server's update on its root data")
+            unit, influence = fltrust(deltas, coefficients, reference(), entries)
+            return total * unit, influence
         if self.bucket > 1:
             return self._bucketed(deltas, coefficients, total)
         n = len(deltas)

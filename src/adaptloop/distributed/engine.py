@@ -66,6 +66,11 @@ class RuleRun:
         engine: str,
     ) -> None:
         fed = federation
+        if getattr(rule, "robust", None) == "fltrust" and not fed.root_samples:
+            raise ValueError(
+                f"{name}: robust = 'fltrust' needs the server's root data: set the federation's "
+                "root_samples (rows of the stream no client holds)"
+            )
         self.fed, self.on_time = fed, on_time
         self.server = Server(
             rule,
@@ -75,6 +80,7 @@ class RuleRun:
             fed.split.statistics,
             fed.participation_schedule(),
             tuple(fed.split.codec.spans),
+            fed.root_trainer(),
         )
         self.rng = np.random.default_rng([fed.seed, 12])
         self.evaluator = Evaluator(fed)

@@ -8,7 +8,9 @@ latency, the task timeout and the restart delay of failed clients, the run's dur
 often the server evaluates, and which parts of the learner's state clients share (``share`` and
 ``local`` path patterns, see :mod:`~adaptloop.distributed.sharing`), the ``attack`` (Byzantine
 clients and noisy links, :mod:`~adaptloop.distributed.attacks`) and the ``participation`` model
-(which clients are available in each round, :mod:`~adaptloop.distributed.participation`). Time
+(which clients are available in each round, :mod:`~adaptloop.distributed.participation`) and
+``root_samples``, the size of the server's own small clean dataset (rows of the stream no client
+holds, the data's public rows; what FLTrust's robust block trains its reference update on). Time
 is simulated time in *units* (one local step of a fast client takes ``step_time`` units); the Ray
 engine maps a unit to ``time_unit_s`` wall-clock seconds.
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -38,7 +40,7 @@ from annotated_types import Ge, Lt
 
 from adaptloop.distributed.attacks import Adversary, Attack
 from adaptloop.distributed.client import Client
-from adaptloop.distributed.data import FederatedData
+from adaptloop.distributed.data import ClientShard, FederatedData
 from adaptloop.distributed.participation import Participation, ParticipationSchedule
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.learners.base import Learner
@@ -47,6 +49,7 @@ from adaptloop.validation import (
     Count,
     Fraction,
     Limit,
+    NonNegativeInt,
     NonNegativeReal,
     PositiveReal,
     Real,
@@ -187,6 +190,7 @@ class Federation:
     local: tuple[str, ...] = ()
     attack: Attack | None = None
     participation: Participation | None = None
+    root_samples: NonNegativeInt = 0
     step_times: np.ndarray = field(init=False)
     split: StateSplit = field(init=False)
 
@@ -249,6 +253,25 @@ class Federation:
             seed=self.seed * 1000 + generation,
             flip_classes=self.data.info.n_classes if flips else None,
         )
+
+    def root_trainer(self) -> Callable[[np.ndarray, int, float], np.ndarray] | None:
+        """The server's own training on its ``root_samples`` public rows (None without them):
+        ``(model, steps, time) -> delta``, ``steps`` local steps of the learner from ``model``
+        as a client's task takes them (the rows of the rules' part of the public data,
+        :class:`~adaptloop.distributed.data.PublicSamples`)."""
+        if not self.root_samples:
+            return None
+        if self.data.public is None:
+            raise ValueError("root_samples: the federation's data has no public rows to draw from")
+        X, y = self.data.public.split(2)[1](self.root_samples)
+        info = self.data.info
+        shard = ClientShard(((X, y),), ((X, y),), (), np.bincount(y, minlength=info.n_classes))
+        server = Client(self.n_clients, self.learner, shard, self.split, self.batch_size, self.seed)
+
+        def train(model: np.ndarray, steps: int, time: float) -> np.ndarray:
+            return server.run(model, steps, time)[0]
+
+        return train
 
     def task_duration(self, client: int, steps: int, rng: np.random.Generator) -> float:
         """Simulated time a task of ``steps`` local steps takes on ``client``, latency included."""

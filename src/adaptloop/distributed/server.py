@@ -29,6 +29,7 @@ gossip the statistics too).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,9 @@ class Server:
     client)``; ``messages`` the model-sized messages sent (a task's model to its client and
     every delivery of an update back, for a server rule; the nodes' own exchanges for a
     decentralised one), :attr:`bytes_sent` their bytes. ``layers`` are the parameter tensors'
-    spans in the vector (:attr:`ServerView.layers`).
+    spans in the vector (:attr:`ServerView.layers`); ``root`` the server's own trainer on its
+    root data (:attr:`ServerView.root`, see :meth:`Federation.root_trainer
+    <adaptloop.distributed.federation.Federation.root_trainer>`).
     """
 
     def __init__(
@@ -104,8 +107,10 @@ class Server:
         statistics: StatisticsBlocks | None = None,
         schedule: ParticipationSchedule | None = None,
         layers: tuple[tuple[int, int], ...] = (),
+        root: Callable[[np.ndarray, int, float], np.ndarray] | None = None,
     ) -> None:
         self.rule = rule
+        self.root = root
         self.schedule = schedule
         self.layers = tuple(layers)
         self.model = np.asarray(model, dtype=np.float64).copy()
@@ -139,6 +144,7 @@ class Server:
             self._rng,
             self.schedule,
             self.layers,
+            self.root,
         )
 
     @property

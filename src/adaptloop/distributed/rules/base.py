@@ -18,11 +18,13 @@ staleness weights, server steps) is in :mod:`~adaptloop.distributed.aggregate`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from adaptloop.distributed.aggregate import RobustBlock
 from adaptloop.distributed.participation import ParticipationSchedule
 from adaptloop.registry import Registry
 
@@ -109,7 +111,9 @@ class ServerView:
     participation model's schedule (None: every client in every round, see
     :mod:`~adaptloop.distributed.participation`); ``layers`` the ``(start, stop)`` spans of the
     model vector's parameter arrays (one per layer weight or bias; the vector's other entries
-    are scalar counters and pooled statistics; empty: unknown).
+    are scalar counters and pooled statistics; empty: unknown); ``root`` the server's own
+    trainer on its small root dataset (FLTrust's reference update, see :meth:`root_update`;
+    None: the federation has no root data).
     """
 
     now: float
@@ -121,6 +125,7 @@ class ServerView:
     rng: np.random.Generator
     schedule: ParticipationSchedule | None = None
     layers: tuple[tuple[int, int], ...] = ()
+    root: Callable[[np.ndarray, int, float], np.ndarray] | None = None
 
     @property
     def idle(self) -> list[int]:
@@ -144,6 +149,23 @@ class ServerView:
     def staleness(self, update: Update) -> int:
         """Server steps taken since the update's task was sent."""
         return self.version - update.base_version
+
+    def root_update(self, steps: int) -> np.ndarray:
+        """The server's own delta: ``steps`` local steps from the global model on its root
+        dataset, as a client's task takes them (``ValueError`` without root data)."""
+        if self.root is None:
+            raise ValueError(
+                "robust = 'fltrust' needs the server's root data: set the federation's "
+                "root_samples (rows of the stream no client holds)"
+            )
+        return self.root(self.model, steps, self.now)
+
+    @property
+    def parameter_entries(self) -> np.ndarray | None:
+        """The model vector's entries inside :attr:`layers` (None: unknown, all)."""
+        if not self.layers:
+            return None
+        return np.concatenate([np.arange(a, b) for a, b in self.layers])
 
 
 class AggregationRule(ABC):
@@ -190,6 +212,18 @@ class AggregationRule(ABC):
     def params(self) -> dict[str, object]:
         """The constructor arguments (for the results summary)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def robust_aggregate(
+    block: RobustBlock,
+    deltas: Sequence[np.ndarray],
+    coefficients: Sequence[float],
+    view: ServerView,
+    steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``block`` over ``deltas`` (see :class:`~adaptloop.distributed.aggregate.RobustBlock`),
+    FLTrust's reference being the server's ``steps``-step update on its root data."""
+    return block(deltas, coefficients, lambda: view.root_update(steps), view.parameter_entries)
 
 
 def robust_influence(

@@ -70,6 +70,7 @@ from adaptloop.distributed.rules.base import (
     Plan,
     ServerView,
     Update,
+    robust_aggregate,
     robust_influence,
 )
 from adaptloop.distributed.rules.base import registry as rules
@@ -120,7 +121,8 @@ class _Buffered(AggregationRule):
             for u, weight in self._buffer
         ]
         updates = [u for u, _ in self._buffer]
-        step, kept = self._block([u.delta for u in updates], coefficients)
+        deltas = [u.delta for u in updates]
+        step, kept = robust_aggregate(self._block, deltas, coefficients, view, self.local_steps)
         self._buffer = []
         plan.model = server_step(view.model, step, self.server_lr)
         plan.influence = robust_influence(updates, kept, self.robust)

@@ -70,6 +70,7 @@ from adaptloop.distributed.rules.base import (
     Plan,
     ServerView,
     Update,
+    robust_aggregate,
     robust_influence,
 )
 from adaptloop.distributed.rules.base import registry as rules
@@ -171,7 +172,8 @@ class FedCompass(AggregationRule):
         models = [self._sent.pop(u.client, view.model) + u.delta for u in updates]
         if self.robust == "mean":
             return compass_mix(view.model, models, weights)
-        step, kept = self._block([m - view.model for m in models], weights)
+        deltas = [m - view.model for m in models]
+        step, kept = robust_aggregate(self._block, deltas, weights, view, self.local_steps)
         plan.influence.extend(robust_influence(updates, kept, self.robust))
         return view.model + step
 

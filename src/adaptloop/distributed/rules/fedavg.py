@@ -56,6 +56,7 @@ from adaptloop.distributed.rules.base import (
     Plan,
     ServerView,
     Update,
+    robust_aggregate,
     robust_influence,
 )
 from adaptloop.distributed.rules.base import registry as rules
@@ -129,7 +130,8 @@ class FedAvg(AggregationRule):
         updates = self.contributions(self._received)
         if updates:
             deltas = [u.delta for u in updates]
-            step, kept = self._block(deltas, self.coefficients(updates, view))
+            coefficients = self.coefficients(updates, view)
+            step, kept = robust_aggregate(self._block, deltas, coefficients, view, self.local_steps)
             model = self.server_model(view, step)
             influence = robust_influence(updates, kept, self.robust)
         self.round_closed(self._chosen, self._received, view)
