@@ -12,6 +12,7 @@ from adaptloop.distributed.aggregate import (
     RobustBlock,
     centered_clip,
     coordinate_median,
+    fltrust,
     krum,
     trimmed_mean,
     weighted_sum,
@@ -72,6 +73,26 @@ def test_centered_clip_bounds_each_inputs_pull_by_the_radius():
     assert direction.tolist() == [0.5] and factors.tolist() == [1.0, 0.01]
 
 
+def test_fltrust_trusts_by_direction_rescales_to_the_reference_and_keeps_counters():
+    honest, bad = _honest_and_bad()
+    reference = np.array([2.0, -2.0, 1.0])  # the server's own update: the honest direction
+    block = RobustBlock("fltrust")
+    direction, trust = block(honest + bad, [1.0 / 12] * 12, lambda: reference)
+    assert np.all(trust[len(honest) :] == 0.0) and np.all(trust[: len(honest)] > 0.95)
+    assert np.isclose(np.linalg.norm(direction), np.linalg.norm(reference), rtol=0.02)
+    # the rule's weights multiply the trust; entries outside the parameters are not rescaled
+    deltas = [np.array([1.0, 0.0, 5.0]), np.array([0.0, 3.0, 7.0])]
+    direction, trust = fltrust(deltas, [3.0, 1.0], np.array([1.0, 1.0, 0.0]), np.array([0, 1]))
+    assert np.allclose(trust, np.sqrt(0.5))
+    assert np.allclose(direction, [0.75 * np.sqrt(2), 0.25 * np.sqrt(2), 5.5])
+    opposed, trust = fltrust([-reference], [1.0], reference)  # no one trusted: no step
+    assert trust.tolist() == [0.0] and not opposed.any()
+    with pytest.raises(ValueError, match="root data"):
+        block(honest, [1.0] * len(honest))
+    with pytest.raises(ValueError, match="reference has shape"):
+        fltrust(honest, [1.0] * len(honest), np.zeros(2))
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -80,6 +101,7 @@ def test_centered_clip_bounds_each_inputs_pull_by_the_radius():
             "robust must be one of mean, median, .*fltrust, got .bulyan.",
         ),
         (lambda: RobustBlock("median", fraction=0.5), r"robust_fraction must be in \[0, 0.5\)"),
+        (lambda: RobustBlock("fltrust", bucket=2), "robust_bucket must be 1 with"),
         (lambda: FedBuff(robust="bulyan"), "FedBuff.robust"),
         (lambda: FedAvg(robust_fraction=0.6), "FedAvg.robust_fraction"),
         (lambda: trimmed_mean([np.ones(1)], [1.0], trim=0.5), "trim must be"),
