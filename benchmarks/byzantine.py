@@ -43,7 +43,8 @@ from adaptloop.distributed import FedAvg, FedBuff, Federation, LocalEngine, make
 from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.federation import Evaluator, RunTrace
 from adaptloop.distributed.rules.admm import admm_wls, fedavg_wls, wls_problem
-from adaptloop.distributed.rules.bristle import Bristle, FrozenBodyClassifier, pretrain_body
+from adaptloop.distributed.rules.bristle import Bristle
+from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 from adaptloop.distributed.run import time_to
 from adaptloop.learners import LogisticRegression
 from adaptloop.streams import registry as streams

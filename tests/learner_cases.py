@@ -164,6 +164,20 @@ def _error_memory(task: str) -> Any:
 CASES["error_memory"] = Case(_error_memory, ("binary", "multiclass", "regression"))
 
 
+def _frozen_body(task: str) -> Any:
+    """Bristle's learner: a small body pretrained on other samples of the checks' data."""
+    from adaptloop.learners.checks import easy_data
+    from adaptloop.learners.models.frozen_body import frozen_body
+
+    X, y = easy_data(task, 200, seed=7)
+    return frozen_body(
+        public=lambda n: (X[:n], y[:n]), n_classes=CLASSES[task], body_hidden=8, body_samples=200
+    )
+
+
+CASES["frozen_body"] = Case(_frozen_body, ("binary", "multiclass"))
+
+
 def _continual(kind: str, **params: Any) -> Callable[[str], Any]:
     """A continual-learning strategy around the small MLP (learns like it without task hooks)."""
 

@@ -11,13 +11,8 @@ from adaptloop.distributed.aggregate import RobustBlock
 from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.rules import Gossip, registry
-from adaptloop.distributed.rules.bristle import (
-    Bristle,
-    BristleStep,
-    FrozenBodyClassifier,
-    per_class_f1,
-    pretrain_body,
-)
+from adaptloop.distributed.rules.bristle import Bristle, BristleStep, per_class_f1
+from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 from adaptloop.distributed.sharing import StateSplit
 from adaptloop.streams import registry as streams
 

@@ -151,7 +151,8 @@ def test_decentralised_rules_run_on_ray_and_count_their_messages(engine):
 
 
 def test_bristle_runs_its_client_hook_on_the_actors(engine):
-    from adaptloop.distributed.rules.bristle import Bristle, FrozenBodyClassifier, pretrain_body
+    from adaptloop.distributed.rules.bristle import Bristle
+    from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 
     fed = _federation(duration=150.0)
     X, y = fed.data.shards[0].train[0]

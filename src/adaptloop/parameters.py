@@ -129,6 +129,8 @@ def exact(annotation: Any) -> Any:
         return Any if inner is Any else Annotated[(inner, *annotation.__metadata__)]
     if origin is typing.Literal:
         return annotation
+    if origin is Callable:  # a function (e.g. a source of public rows): the component's to check
+        return Any
     inner = tuple(a if a is Ellipsis else exact(a) for a in args)
     if Any in inner:
         return Any

@@ -3,7 +3,10 @@ experiment's federation, rules and engine. Nothing here runs anything.
 
 ``seed`` (the experiment's), ``n_classes``, ``feature_names`` and ``categorical`` (the
 stream's) are filled in where a component declares them and the file does not set them, in
-nested learners (``base``) too. A component that
+nested learners (``base``) too; in a federated experiment, ``public`` (rows of its stream no
+client holds: :class:`~adaptloop.distributed.data.PublicSamples`, one part for the learner,
+another for the rules, so a frozen body and a rule's validation sample never share a row). A
+component that
 cannot be built (a missing data file, a constructor's own check) raises
 :class:`~adaptloop.config.schema.ExperimentError` naming its key path.
 
@@ -117,8 +120,14 @@ def build_all_tasks(
     return sequences
 
 
-def _learner(experiment: ExperimentFile, spec: object, where: str, info: StreamInfo) -> Learner:
-    fill: dict[str, Any] = {"seed": experiment.seed}
+def _learner(
+    experiment: ExperimentFile,
+    spec: object,
+    where: str,
+    info: StreamInfo,
+    fill: dict[str, Any] | None = None,
+) -> Learner:
+    fill = {"seed": experiment.seed, **(fill or {})}
     if info.n_classes is not None:
         fill["n_classes"] = info.n_classes
     # learners that take columns by name (pipelines, the CTR model) read them from the stream
@@ -156,10 +165,17 @@ def build_data(experiment: FederatedExperiment) -> FederatedData:
         )
 
 
+def _public(data: FederatedData, user: int) -> dict[str, Any]:
+    """``public`` for the learner (``user`` 0) or the rules (1): their own part of the public
+    rows."""
+    return {} if data.public is None else {"public": data.public.split(2)[user]}
+
+
 def build_federation(experiment: FederatedExperiment) -> Federation:
     """Shards, learner, speeds and clock settings of the experiment."""
     data = build_data(experiment)
-    learner = _learner(experiment, experiment.federation.learner, "federation.learner", data.info)
+    spec, where = experiment.federation.learner, "federation.learner"
+    learner = _learner(experiment, spec, where, data.info, _public(data, 0))
     settings = experiment.federation.arguments(Federation)
     with _named(experiment, "attack"):
         attack = Attack(**experiment.attack.arguments(Attack))
@@ -175,11 +191,15 @@ def build_federation(experiment: FederatedExperiment) -> Federation:
         )
 
 
-def build_rules(experiment: FederatedExperiment) -> dict[str, AggregationRule]:
-    """One fresh rule per ``[rules.NAME]`` section."""
+def build_rules(
+    experiment: FederatedExperiment, data: FederatedData | None = None
+) -> dict[str, AggregationRule]:
+    """One fresh rule per ``[rules.NAME]`` section; ``data``: the federation's (default: drawn
+    again), whose public rows a rule may take (Bristle's ``validation_samples``)."""
+    public = _public(build_data(experiment) if data is None else data, 1)
     with _named(experiment):
         return {
-            name: build_component(rules, table.spec(), f"rules.{name}", {})
+            name: build_component(rules, table.spec(), f"rules.{name}", public)
             for name, table in experiment.rules.items()
         }
 

@@ -146,7 +146,7 @@ def run_federated(
 ) -> FederatedResult:
     """Run every rule on the experiment's engine; ``on_batch`` gets the time units done."""
     federation = build_federation(experiment)
-    rules = build_rules(experiment)
+    rules = build_rules(experiment, federation.data)
     if on_start is not None:
         on_start(federation.data.info, int(round(federation.duration * len(rules))))
     engine = build_engine(experiment)

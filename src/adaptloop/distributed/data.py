@@ -7,7 +7,8 @@ each pool with its own class proportions (a Dirichlet draw with concentration ``
 small values give clients dominated by one or two classes) and switches from one concept to the
 next at its own time: the shared drift time plus a uniform offset in ``[-drift_jitter,
 drift_jitter]``. A fraction of every shard is held out; the server evaluates on the held-out
-samples of the concept each client is in at that time.
+samples of the concept each client is in at that time. The rows of the first concept's
+generator after the clients' pool are public: no client holds them (:class:`PublicSamples`).
 
 >>> data = make_federated_data("sea", clients=4, samples_per_client=200, concepts=[0, 3],
 ...                            drift_at=[50.0], drift_jitter=5.0, seed=1, noise=0.0)
@@ -23,7 +24,8 @@ samples of the concept each client is in at that time.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
@@ -61,12 +63,72 @@ class ClientShard:
         return len(self.train[0][1])
 
 
+def _pool(
+    kind: str, concept: int, n: int, seed: int, stream_params: Mapping[str, object]
+) -> tuple[np.ndarray, np.ndarray, StreamInfo]:
+    """The first ``n`` samples of concept ``concept`` of the generator ``kind`` (the same rows
+    for every larger ``n``) and the stream's info."""
+    stream = stream_registry.create(kind, n=n, concepts=[concept], seed=seed, **stream_params)
+    X, y = (np.concatenate(parts) for parts in zip(*stream.iter_batches(8192), strict=True))
+    return X, y, stream.info
+
+
+@dataclass(frozen=True)
+class PublicSamples:
+    """Public data: rows of the first concept's generator drawn after the clients' pool (row
+    ``start`` on), which no client holds. They are dealt out in turn to ``parts`` users: part
+    ``part`` gets rows ``start + part``, ``start + part + parts``, ..., so different parts never
+    share a row. Called with ``n``, it gives the part's first ``n`` rows ``(X, y)`` (what a
+    frozen body is pretrained on, or a rule's validation sample).
+
+    >>> data = make_federated_data("sea", clients=2, samples_per_client=50, concepts=[0])
+    >>> body, validation = data.public.split(2)
+    >>> X, y = body(3)
+    >>> X.shape, bool((X == validation(3)[0]).all())
+    ((3, 3), False)
+    """
+
+    kind: str
+    concept: int
+    start: int
+    seed: int
+    stream_params: Mapping[str, object] = field(default_factory=dict)
+    part: int = 0
+    parts: int = 1
+
+    def split(self, parts: int) -> tuple[PublicSamples, ...]:
+        """This part's rows dealt out in turn to ``parts`` users, one part each."""
+        step = self.parts * parts
+        return tuple(
+            PublicSamples(
+                self.kind,
+                self.concept,
+                self.start,
+                self.seed,
+                self.stream_params,
+                self.part + k * self.parts,
+                step,
+            )
+            for k in range(parts)
+        )
+
+    def __call__(self, n: int) -> Arrays:
+        if n < 1:
+            raise ValueError(f"n must be >= 1 public rows, got {n}")
+        first = self.start + self.part
+        end = first + self.parts * (n - 1) + 1
+        X, y, _ = _pool(self.kind, self.concept, end, self.seed, self.stream_params)
+        return X[first::self.parts], y[first::self.parts]
+
+
 @dataclass(frozen=True)
 class FederatedData:
-    """The shards of every client and what the evaluation needs to know about the data."""
+    """The shards of every client, what the evaluation needs to know about the data, and the
+    public rows no client holds (:class:`PublicSamples`)."""
 
     shards: tuple[ClientShard, ...]
     info: StreamInfo
+    public: PublicSamples | None = None
 
     @property
     def n_clients(self) -> int:
@@ -110,11 +172,7 @@ def make_federated_data(
     ):
         raise ValueError(f"drift_at must be increasing times >= 0, got {drift_at}")
     pool_size = clients * samples_per_client
-    pools = []
-    for c in concepts:
-        stream = stream_registry.create(kind, n=pool_size, concepts=[c], seed=seed, **stream_params)
-        X, y = (np.concatenate(parts) for parts in zip(*stream.iter_batches(8192), strict=True))
-        pools.append((X, y, stream.info))
+    pools = [_pool(kind, c, pool_size, seed, stream_params) for c in concepts]
     info = pools[0][2]
     n_classes = info.n_classes
     if n_classes is None:
@@ -142,7 +200,8 @@ def make_federated_data(
         n_samples=None,
         drifts=drifts,
     )
-    return FederatedData(tuple(shards), info)
+    public = PublicSamples(kind, concepts[0], pool_size, seed, stream_params)
+    return FederatedData(tuple(shards), info, public)
 
 
 def _draw(

@@ -5,11 +5,11 @@ Following "Bristle: Decentralized Federated Learning in Byzantine, Non-i.i.d. En
 describes them, are what this module builds:
 
 1. **Transfer learning** — the non-output layers of the network are fixed in advance (learned on
-   public data) and frozen; only the output layer is trained and exchanged.
-   :func:`pretrain_body` fits a one-hidden-layer tanh network on a public split and keeps its
-   hidden layer (:class:`Body`); :class:`FrozenBodyClassifier` is a learner whose state holds the
-   output layer only (a softmax layer ``theta``, one column per class, on ``[tanh(X W + b), 1]``):
-   the body is a constructor argument, so it is never sent, averaged or attacked.
+   public data) and frozen; only the output layer is trained and exchanged: the learner of
+   :mod:`adaptloop.learners.models.frozen_body` (:func:`pretrain_body` fits a one-hidden-layer
+   tanh network on a public split and keeps its hidden layer; :class:`FrozenBodyClassifier`'s
+   state holds the output layer only, so the body is never sent, averaged or attacked; in an
+   experiment file the learner ``frozen_body``, pretrained on rows no client holds).
 2. **Distance-based prioritiser** — a peer ranks the output layers it received by their distance
    to its own and keeps the ``exploit`` nearest plus ``explore`` others drawn at random (the
    explore-exploit trade-off), so far-off (e.g. sign-flipped) models rarely reach step 3.
@@ -56,132 +56,28 @@ built from that description):
   output layers (Byzantine ones included) — an evaluation convention of ours, since Bristle has
   no global model; :attr:`Bristle.models` gives every peer's own model.
 
->>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(400, 3)); y = (X[:, 0] > 0).astype(np.int64)
->>> body = pretrain_body(X, y, n_classes=2, hidden=8, seed=0)
->>> model = FrozenBodyClassifier(body, n_classes=2, lr=1.0)
->>> for _ in range(30):
-...     model.learn(X.astype(np.float32), y)
->>> float((model.predict(X.astype(np.float32)) == y).mean()) > 0.9
-True
->>> model.state_dict()["learned"]["theta"].shape  # the output layer: 8 units + bias, 2 classes
-(9, 2)
+>>> rule = Bristle(fanout=4, eval_samples=50, validation_samples=100,
+...                public=lambda n: (X[:n], y[:n]))  # 100 public rows, 50 per peer
+>>> rule.params()["validation_samples"]  # the arrays stay out of the results' summary
+100
+>>> step = BristleStep(peers=(np.zeros(2), np.full(2, 9.0), np.ones(2)), exploit=2, explore=0)
+>>> step.prioritise(np.zeros(2))  # the two nearest output layers
+[0, 2]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
 
 import numpy as np
-from annotated_types import Ge
 
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.rules.base import AggregationRule, Assignment, Plan, ServerView, Update
 from adaptloop.distributed.rules.base import registry as rules
-from adaptloop.learners.base import BaseClassifier, StateRoles
-from adaptloop.validation import Count, NonNegativeInt, PositiveReal, Seed
-
-
-@dataclass(frozen=True)
-class Body:
-    """The frozen non-output layers: features ``tanh(X @ weights + bias)``."""
-
-    weights: np.ndarray
-    bias: np.ndarray
-
-    def features(self, X: np.ndarray) -> np.ndarray:
-        """The body's output for ``X`` (shape ``(n, hidden)``)."""
-        return np.tanh(np.asarray(X, dtype=np.float64) @ self.weights + self.bias)
-
-
-def _softmax(Z: np.ndarray) -> np.ndarray:
-    Z = Z - Z.max(axis=1, keepdims=True)
-    E = np.exp(Z)
-    return E / E.sum(axis=1, keepdims=True)
-
-
-def pretrain_body(
-    X: np.ndarray,
-    y: np.ndarray,
-    n_classes: int,
-    hidden: Count = 32,
-    epochs: Count = 300,
-    lr: PositiveReal = 0.5,
-    seed: Seed = 0,
-) -> Body:
-    """Fit a one-hidden-layer tanh network with a softmax output on ``(X, y)`` (public data) by
-    full-batch gradient descent and keep its hidden layer: Bristle's transfer-learning step.
-
-    >>> rng = np.random.default_rng(1)
-    >>> X = rng.normal(size=(50, 4)); y = (X[:, 1] > 0).astype(np.int64)
-    >>> pretrain_body(X, y, n_classes=2, hidden=5, epochs=10).weights.shape
-    (4, 5)
-    """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or len(X) != len(y) or len(y) == 0:
-        raise ValueError(f"X must be (n, d) and y (n,) with n > 0, got {X.shape} and {y.shape}")
-    rng = np.random.default_rng([seed, 21])
-    n, d = X.shape
-    W = rng.normal(0.0, 1.0 / np.sqrt(d), (d, hidden))
-    b = np.zeros(hidden)
-    V = np.zeros((hidden + 1, n_classes))
-    Y = np.eye(n_classes)[y]
-    for _ in range(epochs):
-        H = np.tanh(X @ W + b)
-        Hb = np.hstack([H, np.ones((n, 1))])
-        G = (_softmax(Hb @ V) - Y) / n  # dLoss/dZ
-        dH = (G @ V[:-1].T) * (1.0 - H * H)
-        V -= lr * Hb.T @ G
-        W -= lr * X.T @ dH
-        b -= lr * dH.sum(axis=0)
-    return Body(W, b)
-
-
-class FrozenBodyClassifier(BaseClassifier):
-    """A softmax output layer on a frozen :class:`Body` (None: on the raw features); only the
-    output layer ``theta`` (``(hidden + 1, n_classes)``) is learned and in the state. Each
-    ``learn`` takes one gradient step of size ``lr`` on the batch's mean cross-entropy."""
-
-    def __init__(
-        self,
-        body: Body | None = None,
-        n_classes: Annotated[int, Ge(2)] = 2,
-        lr: PositiveReal = 0.5,
-    ) -> None:
-        super().__init__(task="binary" if n_classes == 2 else "multiclass", n_classes=n_classes)
-        self.body = body
-        self.lr = lr
-        self._theta: np.ndarray | None = None
-
-    def _hidden(self, X: np.ndarray) -> np.ndarray:
-        H = X.astype(np.float64) if self.body is None else self.body.features(X)
-        return np.hstack([H, np.ones((len(H), 1))])
-
-    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
-        H = self._hidden(X)
-        if self._theta is None:
-            self._theta = np.zeros((H.shape[1], self._n_classes))
-        G = (_softmax(H @ self._theta) - np.eye(self._n_classes)[y]) / len(y)
-        self._theta -= self.lr * H.T @ G
-
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if self._theta is None:
-            return np.full((len(X), self._n_classes), 1.0 / self._n_classes)
-        return _softmax(self._hidden(X) @ self._theta)
-
-    def _get_state(self) -> dict[str, Any]:
-        return {"theta": None if self._theta is None else self._theta.copy()}
-
-    def _set_state(self, state: Any) -> None:
-        theta = state["theta"]
-        self._theta = None if theta is None else np.array(theta, dtype=np.float64)
-
-    def state_roles(self) -> StateRoles:
-        """Federation: everything in the state (the output layer) is shared."""
-        return StateRoles()
+from adaptloop.learners.models.frozen_body import PublicRows
+from adaptloop.validation import Count, NonNegativeInt, PositiveReal
 
 
 def per_class_f1(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -288,7 +184,10 @@ class Bristle(AggregationRule):
     data (``tolerance``, ``eval_samples``, ``min_class_samples``). ``validation``: a public
     i.i.d. sample ``(X, y)`` from which every peer holds its own ``eval_samples`` rows to score
     on, as the paper assumes each peer holds a small i.i.d. test set (None: each peer scores on
-    its own training data).
+    its own training data); ``validation_samples`` (> 0) draws it from ``public`` instead (a
+    function giving ``n`` public rows, as :func:`~adaptloop.learners.models.frozen_body.frozen_body`
+    takes: a federated experiment file fills it with rows of its stream no client holds, none of
+    them the learner's).
 
     Which peers were given a say travels back with each update (the report of
     :class:`BristleStep`) and becomes the influence of the *peers* whose models the receiver
@@ -307,13 +206,26 @@ class Bristle(AggregationRule):
         eval_samples: Count = 200,
         min_class_samples: Count = 5,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
+        validation_samples: NonNegativeInt = 0,
+        public: PublicRows | None = None,
     ) -> None:
+        if validation_samples:
+            if validation is not None:
+                raise ValueError("give validation or validation_samples, not both")
+            if not callable(public):
+                raise ValueError(
+                    f"validation_samples: no function giving public rows to draw them from (got "
+                    f"public={public!r}); a federated experiment draws them from its stream, or "
+                    "pass validation=(X, y)"
+                )
+            validation = public(validation_samples)
         self.local_steps = local_steps
         self.fanout = fanout
         self.exploit, self.explore = exploit, explore
         self.tolerance = tolerance
         self.eval_samples, self.min_class_samples = eval_samples, min_class_samples
-        self.validation = validation
+        self.validation_samples = validation_samples
+        self._validation = validation  # arrays: not among the summary's parameters
         self._models: dict[int, np.ndarray] = {}
 
     @property
@@ -330,7 +242,7 @@ class Bristle(AggregationRule):
         peers = view.rng.choice(others, size=size, replace=False).tolist() if size else []
         step = BristleStep(
             tuple(self._models[j] for j in peers),
-            self._validation(client),
+            self._sample(client),
             self.exploit,
             self.explore,
             self.tolerance,
@@ -341,10 +253,11 @@ class Bristle(AggregationRule):
         )
         return Assignment(client, self.local_steps, self._models[client], hook=step)
 
-    def _validation(self, client: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.validation is None:
+    def _sample(self, client: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The peer's own ``eval_samples`` rows of the validation sample (None: none)."""
+        if self._validation is None:
             return None
-        X, y = self.validation
+        X, y = self._validation
         rng = np.random.default_rng([client, 23])
         rows = rng.choice(len(y), size=min(self.eval_samples, len(y)), replace=False)
         return X[rows], y[rows]
