@@ -118,7 +118,7 @@ class PublicSamples:
         first = self.start + self.part
         end = first + self.parts * (n - 1) + 1
         X, y, _ = _pool(self.kind, self.concept, end, self.seed, self.stream_params)
-        return X[first::self.parts], y[first::self.parts]
+        return X[first :: self.parts], y[first :: self.parts]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ rule: ``accuracy_batch``), ``time``, ``version`` (server steps), ``updates`` (ac
 ``messages`` and ``bytes_sent`` (model-sized messages sent so far and their bytes: to and from the
 server, or between the nodes), ``failed`` (clients down) and ``wall_seconds``.
 Per rule, ``federated["rules"]`` also lists the Byzantine clients of the attack (``byzantine``),
-the down-weighted updates per client (``down_weighted_by_client``), the ``bytes_sent`` in all and
+the down-weighted updates per client (``down_weighted_by_client``) and the times each client's
+update was weighed (``weighed_by_client``: by a robust block, or by Bristle's receiving peers),
+the ``bytes_sent`` in all and
 ``bytes_to_target`` (sent until the first evaluation at or above the target). Drift segments
 (before / after / recovery) are computed over time the same way.
 
@@ -35,6 +37,7 @@ True
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -192,6 +195,9 @@ def run_federation(
             "down_weighted": trace.counts.get("down_weighted", 0),
             "down_weighted_by_client": {
                 str(k): v for k, v in sorted(trace.down_weighted_by_client.items())
+            },
+            "weighed_by_client": {
+                str(k): v for k, v in sorted(Counter(c for _, c, _ in trace.influence).items())
             },
             "wall_seconds": trace.wall_seconds,
         }

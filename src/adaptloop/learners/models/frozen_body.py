@@ -144,8 +144,6 @@ class FrozenBodyClassifier(BaseClassifier):
         return StateRoles()
 
 
-
-
 @registry.register("frozen_body")
 def frozen_body(
     public: PublicRows | None = None,

@@ -2,11 +2,12 @@
 drifts, detector alarms and recovery points marked (``stream``); before / just after /
 recovered per drift and the recovery time (``drifts``, when the stream has known drifts); the
 other metrics (``metrics``); throughput (``throughput``); for a federated run, accuracy against
-simulated time and against bytes sent per rule (``communication``).
+simulated time and against bytes sent per rule (``communication``) and, under an attack, each
+rule's final accuracy and whose updates it down-weighted (``attack``).
 
 >>> from adaptloop.report.synthetic import example_results
 >>> [name for name, *_ in specs(example_results("prequential", records_per_learner=60))]
-['stream', 'drifts', 'metrics', 'communication', 'throughput']
+['stream', 'drifts', 'metrics', 'communication', 'attack', 'throughput']
 """
 
 from __future__ import annotations
@@ -428,6 +429,72 @@ def communication_figure(results: PrequentialResults) -> Figure | None:
     return finish(fig, "accuracy against time and against bytes sent, per rule", handles)
 
 
+def attack_figure(results: PrequentialResults) -> Figure | None:
+    """A federated run under attack: each rule's final accuracy (left) and, per client, the
+    share of the times the rule weighed the client's update that it down-weighted or rejected
+    it (right: Byzantine clients first; beside each row, the share over all Byzantine / all
+    honest clients; for Bristle, the times a receiving peer gave the client's model almost no
+    say); None for other runs.
+
+    >>> from adaptloop.report.synthetic import example_results
+    >>> attack_figure(example_results("prequential", records_per_learner=60)) is None
+    True
+    """
+    fed = results.summary.get("federated") or {}
+    if not fed.get("attack"):
+        return None
+    rules = list(fed["rules"])
+    clients = int(fed["clients"])
+    bad = sorted({int(c) for c in next(iter(fed["rules"].values())).get("byzantine", [])})
+    order = bad + [c for c in range(clients) if c not in set(bad)]
+
+    def per_client(rule: str, key: str) -> np.ndarray:
+        values = fed["rules"][rule].get(key, {})
+        return np.array([values.get(str(c), 0) for c in order], dtype=float)
+
+    down = np.array([per_client(rule, "down_weighted_by_client") for rule in rules])
+    weighed = "weighed_by_client"  # older runs: per update accepted
+    sent = [
+        per_client(r, weighed if weighed in fed["rules"][r] else "updates_by_client") for r in rules
+    ]
+    sent = np.maximum(np.array(sent), 1)
+    counts = down / sent  # the share of the times its update was weighed
+    fig = new_figure(1.6 + 0.32 * len(rules))
+    kept, whose = fig.subplots(1, 2, width_ratios=[1, 2.4])
+    final = [results.summary["learners"][rule].get("accuracy_final") or 0.0 for rule in rules]
+    rows = np.arange(len(rules))
+    kept.barh(rows, final, color=[style(i)["color"] for i in rows])
+    for row, value in zip(rows, final, strict=True):
+        kept.text(value, row, f" {value:.3f}", va="center", fontsize=8)
+    if fed.get("target") is not None:
+        kept.axvline(fed["target"], **Boundary.STYLE, lw=1.0)
+    kept.set(yticks=rows, yticklabels=rules, xlim=(0, 1.15), xlabel="final accuracy")
+    kept.invert_yaxis()
+    image = whose.imshow(
+        counts,
+        aspect="auto",
+        cmap="Reds",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    whose.set(yticks=rows, yticklabels=[])
+    whose.set_xticks([(len(bad) - 1) / 2, len(bad) + (clients - len(bad) - 1) / 2])
+    whose.set_xticklabels([f"{len(bad)} Byzantine", f"{clients - len(bad)} honest"])
+    whose.axvline(len(bad) - 0.5, color="#222222", lw=1.2)
+    whose.set_xlabel("clients: share of their weighed updates down-weighted")
+    n = len(bad)
+    for row, (d, u) in enumerate(zip(down, sent, strict=True)):
+        per = [d[:n].sum() / u[:n].sum() if n else 0.0, d[n:].sum() / u[n:].sum()]
+        label = "none" if not d.any() else f"{per[0]:.2f} / {per[1]:.2f}"
+        whose.text(clients - 0.4, row, f" {label}", va="center", fontsize=8, clip_on=False)
+    fig.colorbar(image, ax=whose, shrink=0.8, pad=0.12, label="share down-weighted")
+    kind = fed["attack"].get("kind", "attack")
+    return finish(
+        fig, f"under attack ({kind}): final accuracy and whose updates were rejected", handles=[]
+    )
+
+
 def specs(results: PrequentialResults) -> list[FigureSpec]:
     """The figures of a prequential run: name, how to draw it, title and caption."""
     metric, window = results.metric, int(results.summary["window"])
@@ -473,6 +540,20 @@ def specs(results: PrequentialResults) -> list[FigureSpec]:
             "panel reaches an accuracy with less communication. Dashed: the mean accuracy of "
             "the models a decentralised rule's nodes hold (solid: their average, or the "
             "latest aggregate).",
+            None,
+        ),
+        (
+            "attack",
+            lambda: attack_figure(results),
+            "Under attack",
+            "Left: each rule's accuracy at the end of the run (dashed: the target), under the "
+            "experiment's attack: a robust rule keeps its accuracy. Right: one row per rule, one "
+            "cell per client, Byzantine clients left of the line: how often the rule "
+            "down-weighted or rejected the client's update, as a share of the times it weighed "
+            "it (a robust block: influence below one half; Bristle: a receiving peer gave the "
+            "client's model almost no say); beside each row, the same share over all Byzantine "
+            '/ all honest clients. A plain mean weighs nothing ("none"). A rule that tells '
+            "the attackers apart has its left cells dark and its right ones light.",
             None,
         ),
         (
