@@ -44,9 +44,9 @@ from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.federation import Evaluator, RunTrace
 from adaptloop.distributed.rules.admm import admm_wls, fedavg_wls, wls_problem
 from adaptloop.distributed.rules.bristle import Bristle
-from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 from adaptloop.distributed.run import time_to
 from adaptloop.learners import LogisticRegression
+from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 from adaptloop.streams import registry as streams
 
 CLIENTS = 32
@@ -168,10 +168,12 @@ def updates_to(trace: RunTrace, target: float) -> int | None:
     return None
 
 
-def bristle_section(fedbuff_traces: dict[int, RunTrace]) -> tuple[dict, dict[str, list[float]]]:
+def bristle_section(
+    fedbuff_traces: dict[int, RunTrace],
+) -> tuple[dict, dict[str, list[float]], dict[str, RunTrace]]:
     """Bristle's output-layer step size chosen on the selection seed (worst attack), then
     clean and both attacks on the reported seeds; ``fedbuff_traces``: plain FedBuff clean runs
-    by seed (for the updates-to-90 % comparison)."""
+    by seed (for the updates-to-90 % comparison). Also its seed-0 traces (for the figure)."""
     worst = {
         lr: min(accuracy(bristle_run(SELECT_SEED, a, lr)[0]) for a in ATTACKS) for lr in BRISTLE_LRS
     }
@@ -180,9 +182,12 @@ def bristle_section(fedbuff_traces: dict[int, RunTrace]) -> tuple[dict, dict[str
     table: dict[str, list[float]] = {}
     own: dict[str, list[float]] = {}
     to90: dict[str, list[int | None]] = {"bristle": [], "fedbuff": []}
+    seed0: dict[str, RunTrace] = {}
     for seed in SEEDS:
         for attack in (None, *ATTACKS):
             trace, rule, fed = bristle_run(seed, attack, lr)
+            if seed == 0:
+                seed0[f"bristle/{attack}"] = trace
             table.setdefault(f"bristle/{attack}", []).append(accuracy(trace))
             honest = honest_own_accuracy(trace, rule, fed)
             own.setdefault(f"bristle_own/{attack}", []).append(honest)
@@ -201,7 +206,7 @@ def bristle_section(fedbuff_traces: dict[int, RunTrace]) -> tuple[dict, dict[str
         "bristle_updates_to_90": to90,
         "bristle_message_share_of_full_model": round(head / (head + body), 4),
     }
-    return out, {**table, **own}
+    return out, {**table, **own}, seed0
 
 
 def admm_section() -> dict:
@@ -320,8 +325,9 @@ def main() -> None:
                         down_honest.append(honest)
                     if seed == 0 and (block == "mean" or block == chosen[rule]):
                         seed0[trace.rule] = trace
-    bristle, bristle_table = bristle_section(clean_fedbuff)
+    bristle, bristle_table, bristle_seed0 = bristle_section(clean_fedbuff)
     table.update(bristle_table)
+    seed0.update(bristle_seed0)  # the figure draws Bristle beside the other rules
     print(f"accuracy over the last {LAST:.0f} time units, seeds {SEEDS} (mean, min)")
     for name, accs in table.items():
         print(f"{name:32s} {np.mean(accs):.3f} {np.min(accs):.3f}")

@@ -12,8 +12,8 @@ from adaptloop.distributed.attacks import Attack
 from adaptloop.distributed.client import Client
 from adaptloop.distributed.rules import Gossip, registry
 from adaptloop.distributed.rules.bristle import Bristle, BristleStep, per_class_f1
-from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 from adaptloop.distributed.sharing import StateSplit
+from adaptloop.learners.models.frozen_body import FrozenBodyClassifier, pretrain_body
 from adaptloop.streams import registry as streams
 
 STREAM = {"n_features": 4, "mag_change": 0.0, "noise": 0.05}
@@ -213,3 +213,123 @@ def test_fedbuff_takes_a_bucket_size():
     from adaptloop.distributed import FedBuff
 
     assert FedBuff(robust="median", robust_bucket=2).params()["robust_bucket"] == 2
+
+
+# -- Bristle from an experiment file ----------------------------------------------------------
+FILE = """
+seed = 2
+[stream]
+kind = "hyperplane"
+concepts = [0]
+n_features = 4
+mag_change = 0.0
+noise = 0.05
+[federation]
+clients = 8
+samples_per_client = 100
+class_skew = 0.5
+duration = 60.0
+eval_every = 10.0
+learner = { kind = "frozen_body", lr = 0.5, body_hidden = 6, body_samples = 80, body_epochs = 30 }
+[attack]
+kind = "sign_flip"
+fraction = 0.25
+scale = 4.0
+[rules.krum]
+kind = "fedbuff"
+buffer_size = 4
+robust = "krum"
+[rules.bristle]
+kind = "bristle"
+fanout = 4
+eval_samples = 20
+validation_samples = 40
+"""
+
+
+def _rows(X: np.ndarray) -> set[bytes]:
+    return {row.tobytes() for row in np.ascontiguousarray(X)}
+
+
+def test_an_experiment_file_pretrains_the_body_on_rows_no_client_holds():
+    from adaptloop.config import build_federation, build_rules, parse_experiment
+
+    experiment = parse_experiment(FILE, "bristle.toml")
+    federation = build_federation(experiment)
+    learner = federation.learner
+    assert isinstance(learner, FrozenBodyClassifier) and learner.lr == 0.5
+    body_rows, validation_rows = federation.data.public.split(2)
+    X, y = body_rows(80)
+    expected = pretrain_body(X, y, n_classes=2, hidden=6, epochs=30, seed=2)
+    assert np.array_equal(learner.body.weights, expected.weights)
+    held = set()
+    for shard in federation.data.shards:
+        for Xs, _ in (*shard.train, *shard.test):
+            held |= _rows(Xs)
+    rule = build_rules(experiment, federation.data)["bristle"]
+    Xv, _ = rule.validation
+    assert len(Xv) == 40 and np.array_equal(Xv, validation_rows(40)[0])
+    assert not _rows(X) & held and not _rows(Xv) & held  # no client holds them
+    assert not _rows(X) & _rows(Xv)  # the body's rows are not the validation sample's
+    again = build_rules(experiment)["bristle"]  # drawn again without the federation's data
+    assert np.array_equal(again.validation[0], Xv)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        ("body_samples = 0", "federation.learner.body_samples: must be >= 1"),
+        ('body_samples = "80"', "federation.learner.body_samples: must be an integer"),
+        ("body_samples = 80, body_hidden = 0", "federation.learner.body_hidden: must be >= 1"),
+    ],
+)
+def test_bad_frozen_body_settings_name_the_key(wrong, message):
+    from adaptloop.config import ExperimentError, parse_experiment
+
+    text = FILE.replace("body_hidden = 6, body_samples = 80", wrong)
+    with pytest.raises(ExperimentError, match=message):
+        parse_experiment(text, "bristle.toml")
+
+
+def test_bad_validation_samples_and_a_frozen_body_without_public_rows_name_the_key():
+    from adaptloop.config import ExperimentError, build_learners, parse_experiment
+
+    with pytest.raises(ExperimentError, match="rules.bristle.validation_samples: must be >= 0"):
+        parse_experiment(FILE.replace("validation_samples = 40", "validation_samples = -1"))
+    prequential = parse_experiment(
+        '[stream]\nkind = "sea"\n[learners.f]\nkind = "frozen_body"\n', "sea.toml"
+    )
+    with pytest.raises(ExperimentError, match="learners.f: public: no function giving public"):
+        build_learners(prequential, prequential_info())
+    with pytest.raises(ValueError, match="validation or validation_samples, not both"):
+        Bristle(validation=_public(), validation_samples=5, public=lambda n: _public())
+
+
+def prequential_info():
+    from adaptloop.streams import registry as stream_registry
+
+    return stream_registry.create("sea", n=10).info
+
+
+def test_the_report_draws_and_lists_bristles_down_weighted_peers(tmp_path):
+    from adaptloop.config import parse_experiment, run_experiment
+    from adaptloop.report import build_report, load_results
+    from adaptloop.report.figures.prequential import attack_figure
+    from adaptloop.results import write_results
+
+    experiment = parse_experiment(FILE, "bristle.toml")
+    result = run_experiment(experiment)
+    rules = result.federated["rules"]
+    bad = {str(c) for c in rules["bristle"]["byzantine"]}
+    weighed, down = (
+        rules["bristle"]["weighed_by_client"],
+        rules["bristle"]["down_weighted_by_client"],
+    )
+    assert bad and set(down) & bad and sum(weighed.values()) >= sum(down.values()) > 0
+    folder = write_results(result, tmp_path / "run", experiment.source, seed=2)
+    report = build_report(folder)
+    names = [figure.name for figure in report.figures]
+    assert "attack" in names
+    assert attack_figure(load_results(folder)).axes[1].get_images()[0].get_array().shape == (2, 8)
+    html = (folder / "report.html").read_text()
+    assert "down-weighted Byzantine / honest" in html and "bristle" in html

@@ -229,6 +229,11 @@ class Bristle(AggregationRule):
         self._models: dict[int, np.ndarray] = {}
 
     @property
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The public i.i.d. sample ``(X, y)`` the peers score on (None: their own data)."""
+        return self._validation
+
+    @property
     def models(self) -> dict[int, np.ndarray]:
         """Every peer's latest published output layer (shared vector), by client."""
         return dict(self._models)
