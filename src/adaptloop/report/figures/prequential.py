@@ -457,8 +457,8 @@ def attack_figure(results: PrequentialResults) -> Figure | None:
     sent = [
         per_client(r, weighed if weighed in fed["rules"][r] else "updates_by_client") for r in rules
     ]
-    sent = np.maximum(np.array(sent), 1)
-    counts = down / sent  # the share of the times its update was weighed
+    sent = np.array(sent)
+    counts = down / np.maximum(sent, 1)  # the share of the times its update was weighed
     fig = new_figure(1.6 + 0.32 * len(rules))
     kept, whose = fig.subplots(1, 2, width_ratios=[1, 2.4])
     final = [results.summary["learners"][rule].get("accuracy_final") or 0.0 for rule in rules]
@@ -485,7 +485,7 @@ def attack_figure(results: PrequentialResults) -> Figure | None:
     whose.set_xlabel("clients: share of their weighed updates down-weighted")
     n = len(bad)
     for row, (d, u) in enumerate(zip(down, sent, strict=True)):
-        per = [d[:n].sum() / u[:n].sum() if n else 0.0, d[n:].sum() / u[n:].sum()]
+        per = [d[k].sum() / max(u[k].sum(), 1) for k in (slice(0, n), slice(n, None))]
         label = "none" if not d.any() else f"{per[0]:.2f} / {per[1]:.2f}"
         whose.text(clients - 0.4, row, f" {label}", va="center", fontsize=8, clip_on=False)
     fig.colorbar(image, ax=whose, shrink=0.8, pad=0.12, label="share down-weighted")
