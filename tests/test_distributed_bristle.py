@@ -333,3 +333,17 @@ def test_the_report_draws_and_lists_bristles_down_weighted_peers(tmp_path):
     assert attack_figure(load_results(folder)).axes[1].get_images()[0].get_array().shape == (2, 8)
     html = (folder / "report.html").read_text()
     assert "down-weighted Byzantine / honest" in html and "bristle" in html
+
+
+def test_the_example_file_builds_bristle_on_its_frozen_body():
+    """examples/byzantine.toml (built, not run: tests/test_cli.py parses every example)."""
+    from pathlib import Path
+
+    from adaptloop.config import build_federation, build_rules, load_experiment
+
+    experiment = load_experiment(Path(__file__).resolve().parents[1] / "examples/byzantine.toml")
+    federation = build_federation(experiment)
+    rules = build_rules(experiment, federation.data)
+    assert isinstance(federation.learner, FrozenBodyClassifier) and federation.attack is not None
+    assert len(rules["bristle"].validation[1]) == 1000
+    assert {rules[name].robust for name in ("fedavg_median", "fedbuff_krum")} == {"median", "krum"}
