@@ -258,7 +258,8 @@ def test_an_experiment_file_pretrains_the_body_on_rows_no_client_holds():
     federation = build_federation(experiment)
     learner = federation.learner
     assert isinstance(learner, FrozenBodyClassifier) and learner.lr == 0.5
-    body_rows, validation_rows = federation.data.public.split(2)
+    body_rows = federation.data.public_part("learner")
+    validation_rows = federation.data.public_part("rules")
     X, y = body_rows(80)
     expected = pretrain_body(X, y, n_classes=2, hidden=6, epochs=30, seed=2)
     assert np.array_equal(learner.body.weights, expected.weights)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from adaptloop import learners, streams
 from adaptloop.config.schema import (
@@ -165,17 +165,17 @@ def build_data(experiment: FederatedExperiment) -> FederatedData:
         )
 
 
-def _public(data: FederatedData, user: int) -> dict[str, Any]:
-    """``public`` for the learner (``user`` 0) or the rules (1): their own part of the public
-    rows."""
-    return {} if data.public is None else {"public": data.public.split(2)[user]}
+def _public(data: FederatedData, user: Literal["learner", "rules"]) -> dict[str, Any]:
+    """``public`` for ``user``: its own part of the public rows (none without them)."""
+    part = data.public_part(user)
+    return {} if part is None else {"public": part}
 
 
 def build_federation(experiment: FederatedExperiment) -> Federation:
     """Shards, learner, speeds and clock settings of the experiment."""
     data = build_data(experiment)
     spec, where = experiment.federation.learner, "federation.learner"
-    learner = _learner(experiment, spec, where, data.info, _public(data, 0))
+    learner = _learner(experiment, spec, where, data.info, _public(data, "learner"))
     settings = experiment.federation.arguments(Federation)
     with _named(experiment, "attack"):
         attack = Attack(**experiment.attack.arguments(Attack))
@@ -196,7 +196,7 @@ def build_rules(
 ) -> dict[str, AggregationRule]:
     """One fresh rule per ``[rules.NAME]`` section; ``data``: the federation's (default: drawn
     again), whose public rows a rule may take (Bristle's ``validation_samples``)."""
-    public = _public(build_data(experiment) if data is None else data, 1)
+    public = _public(build_data(experiment) if data is None else data, "rules")
     with _named(experiment):
         return {
             name: build_component(rules, table.spec(), f"rules.{name}", public)

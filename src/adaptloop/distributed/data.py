@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from annotated_types import Ge, Gt, Lt, MinLen
@@ -82,7 +82,7 @@ class PublicSamples:
     frozen body is pretrained on, or a rule's validation sample).
 
     >>> data = make_federated_data("sea", clients=2, samples_per_client=50, concepts=[0])
-    >>> body, validation = data.public.split(2)
+    >>> body, validation = data.public_part("learner"), data.public_part("rules")
     >>> X, y = body(3)
     >>> X.shape, bool((X == validation(3)[0]).all())
     ((3, 3), False)
@@ -129,6 +129,13 @@ class FederatedData:
     shards: tuple[ClientShard, ...]
     info: StreamInfo
     public: PublicSamples | None = None
+
+    def public_part(self, user: Literal["learner", "rules"]) -> PublicSamples | None:
+        """``user``'s own part of the public rows (None without them): the ``learner``'s (what
+        a frozen body is pretrained on) or the ``rules``' (a rule's validation sample, the
+        server's root data); the two never share a row."""
+        users = ("learner", "rules")
+        return None if self.public is None else self.public.split(len(users))[users.index(user)]
 
     @property
     def n_clients(self) -> int:

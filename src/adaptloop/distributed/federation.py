@@ -261,9 +261,10 @@ class Federation:
         :class:`~adaptloop.distributed.data.PublicSamples`)."""
         if not self.root_samples:
             return None
-        if self.data.public is None:
+        public = self.data.public_part("rules")
+        if public is None:
             raise ValueError("root_samples: the federation's data has no public rows to draw from")
-        X, y = self.data.public.split(2)[1](self.root_samples)
+        X, y = public(self.root_samples)
         info = self.data.info
         shard = ClientShard(((X, y),), ((X, y),), (), np.bincount(y, minlength=info.n_classes))
         server = Client(self.n_clients, self.learner, shard, self.split, self.batch_size, self.seed)
