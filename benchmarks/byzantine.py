@@ -7,7 +7,8 @@ draw), seeds 0-2, the in-process engine (simulated clock). Attacks: sign flip x4
 ``1/sqrt(1+tau)``, the setting of ``benchmarks/async_vs_sync.py``) and FedAvg (8 clients a
 round), each with the plain mean and every robust block of
 :class:`adaptloop.distributed.aggregate.RobustBlock` (median, trimmed mean, Krum, Multi-Krum,
-centred clipping; ``robust_fraction`` 0.25).
+centred clipping; ``robust_fraction`` 0.25; and FLTrust, whose server trains its reference
+update on ``ROOT`` = 100 clean rows of the stream no client holds, the paper's default size).
 
 Accuracy is the global model's mean accuracy on every client's held-out data over the last
 ``LAST`` time units. The "best robust block" of each rule is chosen on a separate seed
@@ -20,7 +21,9 @@ FedBuff / FedAvg in the same run.
 
 The last line is one JSON object: ``fedbuff_clean_acc``, ``fedbuff_attacked_acc`` (plain FedBuff,
 worst of the two attacks), ``fedbuff_robust_attacked_acc`` (FedBuff with its chosen block,
-worst attack), ``fedavg_robust_attacked_acc``, ``robust_fedbuff_over_fedavg_time`` (simulated
+worst attack; FLTrust is one of the candidates), ``fedavg_robust_attacked_acc``,
+``fedbuff_robust_data_free_attacked_acc`` / ``fedavg_...`` (the same among the blocks that need
+no data at the server), ``robust_fedbuff_over_fedavg_time`` (simulated
 time to ``TARGET`` under sign flip, robust FedBuff over robust FedAvg; a run that never reaches
 it counts as the duration), ``down_weighted_share_byzantine`` / ``_honest`` (the share of each
 group's updates robust FedBuff down-weighted), ``bristle_attacked_acc``
@@ -59,7 +62,9 @@ ATTACKS = {
     "sign_flip": Attack("sign_flip", fraction=0.25, scale=4.0),
     "alie": Attack("alie", fraction=0.25),
 }
-BLOCKS = ("median", "trimmed_mean", "krum", "multi_krum", "clip")
+BLOCKS = ("median", "trimmed_mean", "krum", "multi_krum", "clip", "fltrust")
+DATA_FREE = BLOCKS[:-1]  # the blocks that need no data at the server
+ROOT = 100  # FLTrust's root dataset: the paper's default size (100 examples, Cao et al. 2021)
 SAMPLES = 500
 STREAM = {"n_features": 10, "mag_change": 0.0, "noise": 0.05}
 PUBLIC = 1000  # Bristle's public split: fresh samples of the same stream, no client holds them
@@ -100,6 +105,7 @@ def federation(
         slow_factor=10.0,
         seed=seed,
         attack=attack,
+        root_samples=ROOT,
     )
 
 
@@ -130,14 +136,16 @@ def share_down_weighted(trace: RunTrace) -> tuple[float, float]:
     return shares[0], shares[1]
 
 
-def choose_blocks() -> dict[str, str]:
-    """Each rule's block with the best worst-attack accuracy on the selection seed."""
-    chosen = {}
+def choose_blocks() -> tuple[dict[str, str], dict[str, str]]:
+    """Each rule's block with the best worst-attack accuracy on the selection seed: among all
+    blocks, and among those that need no data at the server (every block but FLTrust)."""
+    chosen, data_free = {}, {}
     for rule in ("fedbuff", "fedavg"):
         worst = {b: min(accuracy(run(SELECT_SEED, a, rule, b)) for a in ATTACKS) for b in BLOCKS}
         chosen[rule] = max(BLOCKS, key=lambda b: worst[b])
+        data_free[rule] = max(DATA_FREE, key=lambda b: worst[b])
         print(f"selection seed {SELECT_SEED}: {rule} worst-attack accuracy {worst}")
-    return chosen
+    return chosen, data_free
 
 
 def bristle_run(seed: int, attack: str | None, lr: float, duration: float = DURATION):
@@ -301,7 +309,7 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="add one Ray run")
     args = parser.parse_args()
     started = time.perf_counter()
-    chosen = choose_blocks()
+    chosen, data_free = choose_blocks()
     table: dict[str, list[float]] = {}
     ttt: dict[str, list[float | None]] = {"fedbuff": [], "fedavg": []}
     seed0: dict[str, RunTrace] = {}
@@ -323,7 +331,7 @@ def main() -> None:
                         bad, honest = share_down_weighted(trace)
                         down_bad.append(bad)
                         down_honest.append(honest)
-                    if seed == 0 and (block == "mean" or block == chosen[rule]):
+                    if seed == 0 and block in ("mean", chosen[rule], data_free[rule]):
                         seed0[trace.rule] = trace
     bristle, bristle_table, bristle_seed0 = bristle_section(clean_fedbuff)
     table.update(bristle_table)
@@ -347,10 +355,13 @@ def main() -> None:
         "fedbuff_attacked_acc": worst("fedbuff", "mean"),
         "fedbuff_robust_attacked_acc": worst("fedbuff", chosen["fedbuff"]),
         "fedavg_robust_attacked_acc": worst("fedavg", chosen["fedavg"]),
+        "fedbuff_robust_data_free_attacked_acc": worst("fedbuff", data_free["fedbuff"]),
+        "fedavg_robust_data_free_attacked_acc": worst("fedavg", data_free["fedavg"]),
         "fedavg_clean_acc": round(mean["fedavg/mean/None"], 4),
         "robust_fedbuff_over_fedavg_time": round(t_buff / t_avg, 4),
         "time_to_target": {"fedbuff": ttt["fedbuff"], "fedavg": ttt["fedavg"]},
         "chosen_blocks": chosen,
+        "chosen_data_free_blocks": data_free,
         "down_weighted_share_byzantine": round(float(np.mean(down_bad)), 4),
         "down_weighted_share_honest": round(float(np.mean(down_honest)), 4),
         **bristle,

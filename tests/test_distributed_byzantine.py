@@ -163,14 +163,16 @@ def test_communication_noise_has_the_set_snr_and_spares_the_statistics():
     assert adversary.uplink(1, signal, 0.0)[-1] == 1.0
 
 
-def _federation(attack: Attack | None, clients: int = 12, duration: float = 80.0) -> Federation:
+def _federation(
+    attack: Attack | None, clients: int = 12, duration: float = 80.0, root_samples: int = 0
+) -> Federation:
     data = make_federated_data(
         "hyperplane", clients=clients, samples_per_client=200, concepts=[0], seed=0,
         n_features=5, mag_change=0.0, noise=0.0,
     )  # fmt: skip
     learner = LogisticRegression(lr=0.1, standardize=False)
     return Federation(data, learner, duration=duration, eval_every=20.0, slow_fraction=0.0,
-                      attack=attack)  # fmt: skip
+                      attack=attack, root_samples=root_samples)  # fmt: skip
 
 
 def test_label_flipping_clients_train_on_flipped_labels():
@@ -221,6 +223,47 @@ def test_every_server_rule_takes_a_robust_block_and_records_influence(rule):
     assert trace.rows[-1]["accuracy"] > 0.6
 
 
+def test_fltrust_trusts_the_servers_root_data_over_a_byzantine_half():
+    """FLTrust's point: the server's own update on a few clean rows is the anchor, so even
+    half of the clients attacking cannot steer it (a median has no honest majority left)."""
+    clean = LocalEngine().run(_federation(None), FedBuff(buffer_size=6, local_steps=2))
+    attack = Attack("sign_flip", fraction=0.5, scale=4.0)
+    fed = _federation(attack, root_samples=50)
+    trusted = LocalEngine().run(fed, FedBuff(buffer_size=6, local_steps=2, robust="fltrust"))
+    median = LocalEngine().run(fed, FedBuff(buffer_size=6, local_steps=2, robust="median"))
+    final = clean.rows[-1]["accuracy"]
+    assert trusted.rows[-1]["accuracy"] > final - 0.05
+    assert median.rows[-1]["accuracy"] < trusted.rows[-1]["accuracy"] - 0.1
+    assert len(trusted.byzantine) == 6
+    byzantine, honest = _mean_trust(trusted)
+    assert byzantine < 0.5 * honest
+    rows = fed.data.public_part("rules")(50)[0]
+    held = np.concatenate([shard.train[0][0] for shard in fed.data.shards])
+    assert not (rows[:, None, :] == held[None, :, :]).all(axis=2).any()  # no client's rows
+
+
+def _mean_trust(trace) -> tuple[float, float]:
+    """The mean influence (FLTrust: trust score) of the Byzantine and of the honest updates."""
+    bad = set(trace.byzantine)
+    groups = ([k for _, c, k in trace.influence if c in bad], [k for _, c, k in trace.influence
+                                                               if c not in bad])  # fmt: skip
+    return float(np.mean(groups[0])), float(np.mean(groups[1]))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [FedAvg(clients_per_round=6, local_steps=2, robust="fltrust"), FedCompass(robust="fltrust")],
+    ids=["fedavg", "fedcompass"],
+)
+def test_fltrust_works_in_the_synchronous_and_grouped_rules_and_needs_root_data(rule):
+    trace = LocalEngine().run(_federation(Attack("sign_flip"), 12, 120.0, root_samples=50), rule)
+    assert trace.rows[-1]["accuracy"] > 0.85  # the plain mean ends at 0.38 under this attack
+    byzantine, honest = _mean_trust(trace)
+    assert byzantine < 0.5 * honest
+    with pytest.raises(ValueError, match="needs the server's root data: set the .*root_samples"):
+        LocalEngine().run(_federation(Attack("sign_flip")), rule)
+
+
 # -- the experiment file -------------------------------------------------------------------------
 EXPERIMENT = """
 seed = 3
@@ -249,6 +292,10 @@ def test_the_experiment_file_picks_the_attack_and_the_robust_block():
     federation = build_federation(parse_experiment(EXPERIMENT))
     assert federation.attack == Attack("alie", fraction=0.25, snr_db=20.0)
     assert len(federation.adversary().byzantine) == 2
+    text = EXPERIMENT.replace('robust = "krum"', 'robust = "fltrust"')
+    text = text.replace("duration = 30.0", "duration = 30.0\nroot_samples = 40")
+    federation = build_federation(parse_experiment(text))
+    assert federation.root_samples == 40 and federation.root_trainer() is not None
 
 
 @pytest.mark.parametrize(
@@ -258,6 +305,7 @@ def test_the_experiment_file_picks_the_attack_and_the_robust_block():
         (("snr_db = 20.0", "snr = 20.0"), "attack.snr: unknown key"),
         (('robust = "krum"', 'robust = "bulyan"'), "rules.robust.robust"),
         (("fraction = 0.25", "clients = [8]"), r"attack: clients \[8\] not in 0..7"),
+        (("duration = 30.0", "duration = 30.0\nroot_samples = -1"), "federation.root_samples"),
     ],
 )
 def test_attack_errors_name_the_key(change, message):
