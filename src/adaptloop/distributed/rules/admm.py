@@ -8,10 +8,13 @@ the clients over links that add noise. Write ``A_k = X_k^T Omega_k X_k``,
 ``b_k = X_k^T Omega_k y_k`` (so ``grad f_k(w) = A_k w - b_k``), ``z~`` the noisy global model a
 client receives, ``rho`` the penalty.
 
-**Standard ADMM** (the baseline; scaled form of Boyd et al. 2011, Sec. 7.1, each client's dual
-update deferred to the next time it is scheduled): ``u_k <- u_k + w_k - z~``;
-``w_k <- (A_k + rho I)^-1 (b_k + rho (z~ - u_k))``; send ``w_k + u_k``. A scheduled client uses
-the noisy global model twice (dual and local update), and the dual sums the noise it receives.
+**Standard ADMM** (the baseline; consensus ADMM in the scaled form of Boyd et al. 2011, Sec.
+7.1, with partial participation: only the scheduled clients update): a scheduled client receives
+the global model ``z~^t``, updates ``w_k <- (A_k + rho I)^-1 (b_k + rho (z~^t - u_k))`` and sends
+``w_k + u_k``; the server's ``z^{t+1}`` is the mean of every client's latest message; the client
+then receives ``z~^{t+1}`` and updates its dual ``u_k <- u_k + w_k - z~^{t+1}``. So it uses two
+noisy global models per participation, and the dual, a running sum, accumulates the noise of the
+second (what the paper's modification removes).
 
 **Noise-robust ADMM** (:func:`admm_wls` with ``variant="noise_robust"``). The three changes the
 paper's abstract names, as we derive them:
@@ -26,6 +29,11 @@ paper's abstract names, as we derive them:
    dual). The fixed point is the WLS solution (``w_k = z``, ``sum_k (b_k - A_k z) = 0``);
 3. *local updates of unscheduled clients* (``local_updates``): an unscheduled client applies the
    same local update with the last global model it received.
+
+Deferring the standard variant's dual update to the client's next participation, so that one
+received model serves both updates (as an earlier version of this module did), makes it
+numerically the noise-robust variant without local updates at steady state: the comparison needs
+the textbook order above.
 
 Derived, not taken from the paper (only its abstract could be consulted here): the exact form
 of the new local update and of the message in 2 and 3 above, the server's mean over the latest
@@ -129,7 +137,6 @@ def admm_wls(
             if scheduled[k]:
                 received[k] = links.downlink(z)
                 if variant == "standard":
-                    u[k] = u[k] + w[k] - received[k]
                     w[k] = solve[k] @ (b + rho * (received[k] - u[k]))
                     message = w[k] + u[k]
                 else:
@@ -139,6 +146,9 @@ def admm_wls(
             elif local_updates and variant == "noise_robust":
                 w[k] = solve[k] @ (A @ w[k] + rho * received[k])
         z = np.mean(sent, axis=0)
+        if variant == "standard":  # the dual update, with a second noisy global model
+            for k in np.flatnonzero(scheduled):
+                u[k] = u[k] + w[k] - links.downlink(z)
         rmse[t] = _rmse(z, problem)
     return rmse
 
