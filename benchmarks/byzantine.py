@@ -280,6 +280,7 @@ def figure(traces: dict[str, RunTrace], path: str) -> None:
     fig, axes = plt.subplots(2, len(ATTACKS), figsize=(12, 7), sharex=True)
     for col, attack in enumerate(ATTACKS):
         top, bottom = axes[0, col], axes[1, col]
+        colors = iter(plt.get_cmap("tab10").colors * 2)  # one colour per rule, both lines
         for name, trace in traces.items():
             if not (name.endswith(f"/{attack}") or name.endswith("/None")):
                 continue
@@ -290,9 +291,11 @@ def figure(traces: dict[str, RunTrace], path: str) -> None:
                 times = np.array([x[0] for x in trace.influence])
                 down = np.array([x[2] < 0.5 for x in trace.influence])
                 is_bad = np.array([x[1] in bad for x in trace.influence])
+                rule = name.split("/" + attack)[0].replace("/None", " clean")
+                color = next(colors)
                 for mask, style, who in ((is_bad, "-", "Byzantine"), (~is_bad, ":", "honest")):
                     counts = [int(np.sum(down & mask & (times <= s))) for s in t]
-                    bottom.plot(t, counts, style, label=f"{name.split('/' + attack)[0]} {who}")
+                    bottom.plot(t, counts, style, color=color, label=f"{rule} {who}")
         top.set_title(f"{attack}, 25 % Byzantine (seed 0)")
         top.set_ylabel("accuracy")
         bottom.set_ylabel("updates down-weighted (cumulative)")
