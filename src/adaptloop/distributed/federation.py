@@ -266,7 +266,8 @@ class Federation:
             raise ValueError("root_samples: the federation's data has no public rows to draw from")
         X, y = public(self.root_samples)
         info = self.data.info
-        shard = ClientShard(((X, y),), ((X, y),), (), np.bincount(y, minlength=info.n_classes))
+        mix = np.bincount(y, minlength=info.n_classes) / len(y)
+        shard = ClientShard(((X, y),), ((X, y),), (), mix)
         server = Client(self.n_clients, self.learner, shard, self.split, self.batch_size, self.seed)
 
         def train(model: np.ndarray, steps: int, time: float) -> np.ndarray:
