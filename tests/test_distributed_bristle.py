@@ -104,6 +104,28 @@ def test_the_prioritiser_keeps_the_nearest_and_explores_by_distance():
     assert kept[:2] == [1, 2] and kept[2] == 0  # the 1e9-away model has no odds to be explored
 
 
+def test_the_prioritiser_gives_no_say_to_a_model_far_larger_than_the_receivers():
+    model = np.ones(3)
+    peers = (np.full(3, 2.0), np.full(3, -30.0), np.full(3, 0.5))  # norms 3.5, 52, 0.9
+    assert BristleStep(peers, exploit=3, explore=0).prioritise(model) == [2, 0]  # 52 > 10 x 1.7
+    assert BristleStep(peers, exploit=3, explore=0, max_scale=50.0).prioritise(model) == [2, 0, 1]
+
+
+def test_sign_flipped_peers_blow_up_but_honest_models_stay_bounded_under_jittered_timing():
+    """A sign-flipping peer that integrates and flips grows its model geometrically; under
+    strongly jittered task times honest peers weighed such models and passed them on, until a
+    model far larger than the receiver's got no say (``max_scale``)."""
+    fed, validation = _federation(Attack("sign_flip", fraction=0.25), seed=2, jitter=1.0)
+    rule = Bristle(fanout=6, exploit=4, explore=2, eval_samples=50, validation=validation)
+    trace = LocalEngine().run(fed, rule)
+    bad = set(trace.byzantine)
+    honest = [np.linalg.norm(v) for c, v in rule.models.items() if c not in bad]
+    byzantine = [np.linalg.norm(v) for c, v in rule.models.items() if c in bad]
+    assert max(byzantine) > 1e6 * max(honest)  # the attackers' models did blow up ...
+    assert max(honest) < 2 * np.median(honest)  # ... the honest ones did not (without: 80x)
+    assert trace.rows[-1]["accuracy_local"] > 0.8
+
+
 def test_a_hooked_task_returns_its_delta_against_the_model_it_was_sent():
     client = _client()
     sent = client.split.flatten(client.split.template)
@@ -113,7 +135,9 @@ def test_a_hooked_task_returns_its_delta_against_the_model_it_was_sent():
     assert np.linalg.norm(sent + delta - shifted) < np.linalg.norm(delta)
 
 
-def _federation(attack: Attack | None, seed: int = 1) -> tuple[Federation, tuple]:
+def _federation(
+    attack: Attack | None, seed: int = 1, jitter: float = 0.1, duration: float = 150.0
+) -> tuple[Federation, tuple]:
     data = make_federated_data(
         "hyperplane",
         clients=8,
@@ -125,10 +149,10 @@ def _federation(attack: Attack | None, seed: int = 1) -> tuple[Federation, tuple
     )
     X, y = _public(seed)
     learner = FrozenBodyClassifier(pretrain_body(X, y, 2, hidden=8, seed=seed), 2, lr=0.5)
-    return Federation(data, learner, duration=150.0, eval_every=10.0, seed=seed, attack=attack), (
-        X,
-        y,
+    fed = Federation(
+        data, learner, duration=duration, eval_every=10.0, seed=seed, attack=attack, jitter=jitter
     )
+    return fed, (X, y)
 
 
 def test_bristle_holds_its_accuracy_under_sign_flipping_peers_where_gossip_does_not():

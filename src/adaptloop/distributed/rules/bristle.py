@@ -46,6 +46,13 @@ built from that description):
   ``min_class_samples`` samples there is integrated by the models' macro F1 (the mean of the
   per-class scores);
 * a peer's explored models are drawn with odds ``exp(-distance / median distance)`` (ours);
+* a received model whose norm is more than ``max_scale`` times the receiver's own (or than the
+  smallest received one, if larger) gets no say
+  (ours: the integrator mixes output columns linearly, so even a small weight on a huge model
+  makes the result huge; a sign-flipping peer that keeps integrating and flipping grows its
+  model about five-fold per task, and without this guard one honest peer that once weighs
+  such a model passes it on: under strongly jittered task times every honest peer's model
+  blew up within 600 time units, accuracy 0.93 -> 0.39);
   a published model that is not finite is dropped by every peer (the publisher's last finite
   one stays in circulation), and an integration that lowers the receiver's macro F1 by more
   than ``tolerance`` is undone;
@@ -120,12 +127,17 @@ class BristleStep:
     min_class_samples: int = 5
     seed: int = 0
     sources: tuple[int, ...] = ()
+    max_scale: float = 10.0
 
     def prioritise(self, model: np.ndarray) -> list[int]:
         """The indices of the peers kept: the ``exploit`` nearest to ``model``, then
-        ``explore`` of the others at random."""
+        ``explore`` of the others at random; none whose norm is over ``max_scale`` times
+        ``model``'s (or the smallest received norm, if larger: an untrained zero model)."""
         distance = [float(np.linalg.norm(p - model)) for p in self.peers]
-        order = sorted(range(len(self.peers)), key=lambda j: distance[j])
+        norms = [float(np.linalg.norm(p)) for p in self.peers]
+        limit = self.max_scale * max(float(np.linalg.norm(model)), min(norms))
+        sane = [j for j in range(len(self.peers)) if norms[j] <= limit]
+        order = sorted(sane, key=lambda j: distance[j])
         kept, rest = order[: self.exploit], order[self.exploit :]
         if rest and self.explore:
             scale = float(np.median(distance)) or 1.0
@@ -181,7 +193,8 @@ class Bristle(AggregationRule):
     """Decentralised Bristle (see the module docstring): every peer trains its output layer,
     publishes it, and before each task integrates the output layers of ``fanout`` random peers,
     prioritised (``exploit`` nearest, ``explore`` random) and weighted per class on its own
-    data (``tolerance``, ``eval_samples``, ``min_class_samples``). ``validation``: a public
+    data (``tolerance``, ``eval_samples``, ``min_class_samples``; a model over ``max_scale``
+    times the receiver's norm gets no say). ``validation``: a public
     i.i.d. sample ``(X, y)`` from which every peer holds its own ``eval_samples`` rows to score
     on, as the paper assumes each peer holds a small i.i.d. test set (None: each peer scores on
     its own training data); ``validation_samples`` (> 0) draws it from ``public`` instead (a
@@ -205,6 +218,7 @@ class Bristle(AggregationRule):
         tolerance: PositiveReal = 0.05,
         eval_samples: Count = 200,
         min_class_samples: Count = 5,
+        max_scale: PositiveReal = 10.0,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         validation_samples: NonNegativeInt = 0,
         public: PublicRows | None = None,
@@ -224,6 +238,7 @@ class Bristle(AggregationRule):
         self.exploit, self.explore = exploit, explore
         self.tolerance = tolerance
         self.eval_samples, self.min_class_samples = eval_samples, min_class_samples
+        self.max_scale = max_scale
         self.validation_samples = validation_samples
         self._validation = validation  # arrays: not among the summary's parameters
         self._models: dict[int, np.ndarray] = {}
@@ -255,6 +270,7 @@ class Bristle(AggregationRule):
             self.min_class_samples,
             int(view.rng.integers(2**31)),
             tuple(peers),
+            self.max_scale,
         )
         return Assignment(client, self.local_steps, self._models[client], hook=step)
 
