@@ -46,8 +46,8 @@ built from that description):
   ``min_class_samples`` samples there is integrated by the models' macro F1 (the mean of the
   per-class scores);
 * a peer's explored models are drawn with odds ``exp(-distance / median distance)`` (ours);
-* a received model whose norm is more than ``max_scale`` times the receiver's own (or than the
-  smallest received one, if larger) gets no say
+* a received model whose norm is more than ``max_scale`` times the receiver's own (a receiver
+  still all zeros sets no limit) gets no say
   (ours: the integrator mixes output columns linearly, so even a small weight on a huge model
   makes the result huge; a sign-flipping peer that keeps integrating and flipping grows its
   model about five-fold per task, and without this guard one honest peer that once weighs
@@ -132,11 +132,10 @@ class BristleStep:
     def prioritise(self, model: np.ndarray) -> list[int]:
         """The indices of the peers kept: the ``exploit`` nearest to ``model``, then
         ``explore`` of the others at random; none whose norm is over ``max_scale`` times
-        ``model``'s (or the smallest received norm, if larger: an untrained zero model)."""
+        ``model``'s (no limit while ``model`` is all zeros: nothing learned yet)."""
         distance = [float(np.linalg.norm(p - model)) for p in self.peers]
-        norms = [float(np.linalg.norm(p)) for p in self.peers]
-        limit = self.max_scale * max(float(np.linalg.norm(model)), min(norms))
-        sane = [j for j in range(len(self.peers)) if norms[j] <= limit]
+        limit = self.max_scale * float(np.linalg.norm(model)) or np.inf
+        sane = [j for j, p in enumerate(self.peers) if float(np.linalg.norm(p)) <= limit]
         order = sorted(sane, key=lambda j: distance[j])
         kept, rest = order[: self.exploit], order[self.exploit :]
         if rest and self.explore:
