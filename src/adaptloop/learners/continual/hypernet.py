@@ -185,9 +185,13 @@ class HyperNetwork(BaseClassifier):
         if delta is not None:
             params = {name: value + delta[name] for name, value in params.items()}
 
+        own = {  # each module's parameters, under its own names
+            name: {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(name + ".")}
+            for name in ("lstm", "out")
+        }
+
         def call(name: str, *args: Any) -> Any:
-            own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(name + ".")}
-            return functional_call(self._net[name], own, args)
+            return functional_call(self._net[name], own[name], args)
 
         e = self._embeddings[task]
         if self.mip:

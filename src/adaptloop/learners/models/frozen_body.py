@@ -33,6 +33,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from annotated_types import Ge
+from scipy.special import softmax
 
 from adaptloop.learners.base import BaseClassifier, StateRoles, registry
 from adaptloop.validation import Count, PositiveReal, Seed
@@ -54,12 +55,6 @@ class Body:
     def features(self, X: np.ndarray) -> np.ndarray:
         """The body's output for ``X`` (shape ``(n, hidden)``)."""
         return np.tanh(np.asarray(X, dtype=np.float64) @ self.weights + self.bias)
-
-
-def _softmax(Z: np.ndarray) -> np.ndarray:
-    Z = Z - Z.max(axis=1, keepdims=True)
-    E = np.exp(Z)
-    return E / E.sum(axis=1, keepdims=True)
 
 
 def pretrain_body(
@@ -92,7 +87,7 @@ def pretrain_body(
     for _ in range(epochs):
         H = np.tanh(X @ W + b)
         Hb = np.hstack([H, np.ones((n, 1))])
-        G = (_softmax(Hb @ V) - Y) / n  # dLoss/dZ
+        G = (softmax(Hb @ V, axis=1) - Y) / n  # dLoss/dZ
         dH = (G @ V[:-1].T) * (1.0 - H * H)
         V -= lr * Hb.T @ G
         W -= lr * X.T @ dH
@@ -124,13 +119,13 @@ class FrozenBodyClassifier(BaseClassifier):
         H = self._hidden(X)
         if self._theta is None:
             self._theta = np.zeros((H.shape[1], self._n_classes))
-        G = (_softmax(H @ self._theta) - np.eye(self._n_classes)[y]) / len(y)
+        G = (softmax(H @ self._theta, axis=1) - np.eye(self._n_classes)[y]) / len(y)
         self._theta -= self.lr * H.T @ G
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self._theta is None:
             return np.full((len(X), self._n_classes), 1.0 / self._n_classes)
-        return _softmax(self._hidden(X) @ self._theta)
+        return softmax(self._hidden(X) @ self._theta, axis=1)
 
     def _get_state(self) -> dict[str, Any]:
         return {"theta": None if self._theta is None else self._theta.copy()}
